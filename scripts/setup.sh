@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what affectd needs beside Rust, from package registries only, into ./.venv:
+# - onnxruntime (its libonnxruntime.so is loaded by affectd at run time);
+# - with --dev: the Python packages the tests and reference scripts use.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ONNXRUNTIME_VERSION=1.31.1
+PYTHON=${PYTHON:-python3}
+
+if ! command -v "$PYTHON" >/dev/null; then
+  echo "setup: $PYTHON not found; install Python 3 (Debian: apt-get install python3 python3-venv)" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+
+want=("onnxruntime==$ONNXRUNTIME_VERSION")
+if [ "${1:-}" = "--dev" ]; then
+  want+=("grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "grpcio-reflection==1.85.1" "numpy<3")
+fi
+
+# pip's own resolver is the check: it does nothing when every requirement is met.
+.venv/bin/python -m pip install --disable-pip-version-check -q "${want[@]}"
+
+lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
+echo "setup: ONNX Runtime library: $lib"

@@ -1,0 +1,362 @@
+//! One configuration struct, layered: built-in defaults < TOML file < `AFFECTD_*`
+//! environment variables < command-line flags.
+//!
+//! The file is the base; clap reads each flag and, when the flag is absent, its
+//! `AFFECTD_*` variable (clap's `env` feature), so a flag always beats the environment.
+//! [`Overrides`] carries the result of that and is applied on top of the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Default gRPC listen address: loopback only, so a lab PC is not exposed by accident.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub models: ModelsConfig,
+    pub onnx: OnnxConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port the gRPC server binds to.
+    pub listen: SocketAddr,
+    /// Largest gRPC message accepted or sent, bytes (frames and signal chunks).
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive, e.g. "info" or "affectd=debug,tower=warn".
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Folder holding `manifest.toml` and the vendored ONNX models.
+    pub dir: PathBuf,
+    /// Folder where `affectd models fetch` puts large models (GGUF).
+    pub cache_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnnxConfig {
+    /// Path to `libonnxruntime.so`. Empty: `ORT_DYLIB_PATH`, then the project's `.venv`.
+    pub library: PathBuf,
+    /// Threads ONNX Runtime may use inside one model run.
+    pub intra_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            max_message_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_models_dir(),
+            cache_dir: default_cache_dir(),
+        }
+    }
+}
+
+impl Default for OnnxConfig {
+    fn default() -> Self {
+        Self {
+            library: PathBuf::new(),
+            intra_threads: 1,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            models: ModelsConfig::default(),
+            onnx: OnnxConfig::default(),
+        }
+    }
+}
+
+/// The vendored models ship in the source tree; a binary built from it finds them there.
+/// An installed binary points `models.dir` elsewhere.
+pub fn default_models_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
+}
+
+/// `$XDG_CACHE_HOME/affectd`, else `~/.cache/affectd`, else `./.cache/affectd`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("affectd");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".cache").join("affectd");
+    }
+    PathBuf::from(".cache/affectd")
+}
+
+/// Values from flags or `AFFECTD_*` variables; `None` leaves the file's value.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Address to listen on [env: AFFECTD_LISTEN] [default: 127.0.0.1:50051]
+    #[arg(long, env = "AFFECTD_LISTEN", global = true, hide_env = true)]
+    pub listen: Option<SocketAddr>,
+    /// Largest gRPC message, bytes [env: AFFECTD_MAX_MESSAGE_BYTES]
+    #[arg(long, env = "AFFECTD_MAX_MESSAGE_BYTES", global = true, hide_env = true)]
+    pub max_message_bytes: Option<usize>,
+    /// Log format [env: AFFECTD_LOG_FORMAT]
+    #[arg(long, value_enum, env = "AFFECTD_LOG_FORMAT", global = true, hide_env = true)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. info or affectd=debug [env: AFFECTD_LOG_LEVEL]
+    #[arg(long, env = "AFFECTD_LOG_LEVEL", global = true, hide_env = true)]
+    pub log_level: Option<String>,
+    /// Folder with manifest.toml and vendored models [env: AFFECTD_MODELS_DIR]
+    #[arg(long, env = "AFFECTD_MODELS_DIR", global = true, hide_env = true)]
+    pub models_dir: Option<PathBuf>,
+    /// Cache folder for fetched models [env: AFFECTD_CACHE_DIR]
+    #[arg(long, env = "AFFECTD_CACHE_DIR", global = true, hide_env = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Path to libonnxruntime.so [env: AFFECTD_ONNXRUNTIME_LIBRARY]
+    #[arg(long, env = "AFFECTD_ONNXRUNTIME_LIBRARY", global = true, hide_env = true)]
+    pub onnxruntime_library: Option<PathBuf>,
+    /// ONNX Runtime threads per model run [env: AFFECTD_ONNX_THREADS]
+    #[arg(long, env = "AFFECTD_ONNX_THREADS", global = true, hide_env = true)]
+    pub onnx_threads: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}, line {line}, column {column}, key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("invalid setting {name}: {message}")]
+    Value { name: &'static str, message: String },
+}
+
+impl Config {
+    /// Reads a TOML file. Unknown keys are errors, so that a typo does not silently fall
+    /// back to a default.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Parses TOML text; `path` is only used in error messages.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |key: String, span: Option<std::ops::Range<usize>>, message: String| {
+            let (line, column) = span.map_or((1, 1), |s| line_and_column(text, s.start));
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                line,
+                column,
+                message,
+            }
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| invalid(String::from("(syntax)"), e.span(), e.message().to_owned()))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            invalid(key, inner.span(), inner.message().to_owned())
+        })
+    }
+
+    /// Applies flag/env overrides on top of this (file or default) configuration.
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = o.listen {
+            self.server.listen = v;
+        }
+        if let Some(v) = o.max_message_bytes {
+            self.server.max_message_bytes = v;
+        }
+        if let Some(v) = o.log_format {
+            self.log.format = v;
+        }
+        if let Some(v) = &o.log_level {
+            self.log.level = v.clone();
+        }
+        if let Some(v) = &o.models_dir {
+            self.models.dir = v.clone();
+        }
+        if let Some(v) = &o.cache_dir {
+            self.models.cache_dir = v.clone();
+        }
+        if let Some(v) = &o.onnxruntime_library {
+            self.onnx.library = v.clone();
+        }
+        if let Some(v) = o.onnx_threads {
+            self.onnx.intra_threads = v;
+        }
+    }
+
+    /// Default < file (when given) < overrides, then checked.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.max_message_bytes < 64 * 1024 {
+            return Err(ConfigError::Value {
+                name: "server.max_message_bytes",
+                message: format!(
+                    "{} is below the 65536-byte minimum a camera frame needs",
+                    self.server.max_message_bytes
+                ),
+            });
+        }
+        if self.onnx.intra_threads == 0 {
+            return Err(ConfigError::Value {
+                name: "onnx.intra_threads",
+                message: "must be at least 1".into(),
+            });
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::Value {
+                name: "log.level",
+                message: format!("`{}` is not a tracing filter: {e}", self.log.level),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+        assert_eq!(Config::default().server.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn file_values_are_read() {
+        let c = parse("[server]\nlisten = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(c.server.listen.port(), 6000);
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let err = parse("[log]\nlevel = \"info\"\n\n[server]\nlisten = 5\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("server.listen"), "{text}");
+        assert!(text.contains("line 5"), "{text}");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 3"), "{text}");
+        assert!(text.contains("lisen"), "{text}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\n").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_address_is_rejected_with_key() {
+        let err = parse("[server]\nlisten = \"not an address\"\n").unwrap_err();
+        assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn overrides_beat_file() {
+        let mut c = parse("[server]\nlisten = \"127.0.0.1:6000\"\n[onnx]\nintra_threads = 2\n").unwrap();
+        c.apply(&Overrides {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        });
+        assert_eq!(c.server.listen.port(), 7000);
+        assert_eq!(c.onnx.intra_threads, 2, "untouched keys keep the file's value");
+    }
+
+    #[test]
+    fn validation_rejects_nonsense() {
+        let mut c = Config::default();
+        c.onnx.intra_threads = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("onnx.intra_threads"));
+        let mut c = Config::default();
+        c.log.level = "info,=[".into();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = Config::default();
+        assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    }
+}

@@ -1,0 +1,15 @@
+//! affectd: a streaming affective-computing server. The CLI (`main.rs`) and the gRPC
+//! server (`server/`) are thin front ends over these libraries.
+
+pub mod config;
+pub mod models;
+pub mod onnx;
+pub mod server;
+
+/// Generated affect.v1 wire types and services.
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("affect.v1");
+    /// Encoded descriptors of every affect.v1 file, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("affect_v1_descriptor");
+}

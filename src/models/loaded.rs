@@ -1,0 +1,155 @@
+//! The models a running server holds: every ONNX model verified, loaded into ONNX Runtime
+//! and run once at start-up; large GGUF models verified on disk (loaded on first use).
+//! Whatever fails is kept with its reason, so `GetServerInfo` can say why a capability is
+//! unavailable.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use ort::session::Session;
+
+use super::manifest::{Format, Manifest, ModelEntry};
+use super::verify::{self, VerifyError};
+use crate::onnx::{self, OnnxError, Runtime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Verified, loaded and ran once.
+    Loaded,
+    /// Verified on disk; loaded on first use.
+    Available,
+    Missing,
+    Corrupt,
+    LoadFailed,
+}
+
+pub struct ModelState {
+    pub entry: ModelEntry,
+    pub path: PathBuf,
+    pub status: Status,
+    /// Why the model is not usable, and what to do about it.
+    pub reason: String,
+    pub load_ms: f64,
+    pub session: Option<Mutex<Session>>,
+}
+
+pub struct ModelSet {
+    pub runtime: Result<Runtime, OnnxError>,
+    pub models: Vec<ModelState>,
+}
+
+/// What a user can ask for, and the models it needs.
+pub const CAPABILITIES: &[(&str, &[&str])] = &[
+    ("face_detection", &["face-detector-retinaface"]),
+    ("face_landmarks", &["face-detector-retinaface", "face-landmarks-478"]),
+    (
+        "face_blendshapes",
+        &["face-detector-retinaface", "face-landmarks-478", "face-blendshapes-52"],
+    ),
+    ("face_expression", &["face-detector-retinaface", "expression-fer7"]),
+];
+
+impl ModelSet {
+    /// Verifies every model; loads and warms up the ONNX ones when ONNX Runtime is usable.
+    pub fn load(manifest: &Manifest, runtime: Result<Runtime, OnnxError>, intra_threads: usize) -> Self {
+        let models = manifest
+            .models
+            .iter()
+            .map(|entry| load_one(manifest, entry, runtime.as_ref().ok(), runtime.as_ref().err(), intra_threads))
+            .collect();
+        Self { runtime, models }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ModelState> {
+        self.models.iter().find(|m| m.entry.id == id)
+    }
+
+    /// Whether a capability can serve, and if not, why.
+    pub fn capability(&self, needs: &[&str]) -> Result<(), String> {
+        let reasons: Vec<String> = needs
+            .iter()
+            .filter_map(|id| match self.get(id) {
+                Some(m) if m.status == Status::Loaded || m.status == Status::Available => None,
+                Some(m) => Some(format!("model {id}: {}", m.reason)),
+                None => Some(format!("model {id} is not in the manifest")),
+            })
+            .collect();
+        if reasons.is_empty() { Ok(()) } else { Err(reasons.join("; ")) }
+    }
+
+    pub fn capabilities(&self) -> HashMap<&'static str, Result<(), String>> {
+        CAPABILITIES
+            .iter()
+            .map(|(name, needs)| (*name, self.capability(needs)))
+            .collect()
+    }
+}
+
+fn load_one(
+    manifest: &Manifest,
+    entry: &ModelEntry,
+    runtime: Option<&Runtime>,
+    runtime_error: Option<&OnnxError>,
+    intra_threads: usize,
+) -> ModelState {
+    let path = manifest.path_of(entry);
+    let mut state = ModelState {
+        entry: entry.clone(),
+        path: path.clone(),
+        status: Status::Available,
+        reason: String::new(),
+        load_ms: 0.0,
+        session: None,
+    };
+    let started = Instant::now();
+    let verified = match entry.format {
+        Format::Onnx => verify::read_verified(&path, &entry.sha256).map(Some),
+        Format::Gguf => verify::verify_file(&path, &entry.sha256).map(|()| None),
+    };
+    let bytes = match verified {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            state.status = match e {
+                VerifyError::Missing { .. } => Status::Missing,
+                VerifyError::Mismatch { .. } => Status::Corrupt,
+                VerifyError::Read { .. } => Status::LoadFailed,
+            };
+            state.reason = match (&e, entry.format) {
+                (VerifyError::Missing { .. }, Format::Gguf) => {
+                    format!("{e}; run `affectd models fetch {}`", entry.id)
+                }
+                _ => e.to_string(),
+            };
+            tracing::warn!(model = %entry.id, "{}", state.reason);
+            return state;
+        }
+    };
+    let Some(bytes) = bytes else {
+        return state; // GGUF: verified on disk, loaded by its backend on first use.
+    };
+    let Some(runtime) = runtime else {
+        state.status = Status::LoadFailed;
+        state.reason = runtime_error.map_or_else(|| "ONNX Runtime is not loaded".into(), |e| e.to_string());
+        return state;
+    };
+    let loaded = onnx::session_from_bytes(runtime, &entry.id, &bytes, intra_threads).and_then(|mut session| {
+        onnx::warm_up(&entry.id, &mut session)?;
+        Ok(session)
+    });
+    match loaded {
+        Ok(session) => {
+            state.status = Status::Loaded;
+            state.load_ms = started.elapsed().as_secs_f64() * 1e3;
+            state.session = Some(Mutex::new(session));
+            tracing::info!(model = %entry.id, load_ms = format!("{:.1}", state.load_ms), "model loaded and warmed up");
+        }
+        Err(e) => {
+            state.status = Status::LoadFailed;
+            state.reason = e.to_string();
+            tracing::warn!(model = %entry.id, "{}", state.reason);
+        }
+    }
+    state
+}

@@ -1,0 +1,101 @@
+//! `GetServerInfo`: version, models with their verified status, capabilities, backends.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::state::ServerState;
+use crate::models::loaded::{CAPABILITIES, Status};
+use crate::proto::{BackendInfo, Capability, ModelInfo, ModelStatus, ServerInfo};
+
+/// Server clock: seconds since the Unix epoch.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub fn server_info(state: &ServerState) -> ServerInfo {
+    let models = &state.models;
+    let model_infos = models
+        .models
+        .iter()
+        .map(|m| ModelInfo {
+            id: m.entry.id.clone(),
+            task: m.entry.task.clone(),
+            file: m.path.display().to_string(),
+            sha256: m.entry.sha256.clone(),
+            source: m.entry.source.as_str().into(),
+            license: m.entry.license.clone(),
+            status: match m.status {
+                Status::Loaded => ModelStatus::Loaded,
+                Status::Available => ModelStatus::Available,
+                Status::Missing => ModelStatus::Missing,
+                Status::Corrupt => ModelStatus::Corrupt,
+                Status::LoadFailed => ModelStatus::LoadFailed,
+            } as i32,
+            reason: m.reason.clone(),
+            size_bytes: m.entry.size_bytes,
+            load_ms: m.load_ms,
+        })
+        .collect();
+
+    let mut capabilities: Vec<Capability> = CAPABILITIES
+        .iter()
+        .map(|(name, needs)| {
+            let result = models.capability(needs);
+            Capability {
+                name: (*name).into(),
+                available: result.is_ok(),
+                reason: result.err().unwrap_or_default(),
+                models: needs.iter().map(|s| (*s).into()).collect(),
+            }
+        })
+        .collect();
+    // Capabilities whose code is not built yet are listed, honestly unavailable.
+    for (name, what) in [
+        ("signals", "signal feature extraction"),
+        ("explanation", "SoVTP explanation with a local LLM"),
+        ("live_sessions", "the live Stream session"),
+        ("recordings", "the session recording store"),
+    ] {
+        capabilities.push(Capability {
+            name: name.into(),
+            available: false,
+            reason: format!("{what} is not implemented in this version"),
+            models: Vec::new(),
+        });
+    }
+
+    let default_llm = models
+        .models
+        .iter()
+        .find(|m| m.entry.task == "explanation-llm" && m.entry.default)
+        .map(|m| m.entry.id.clone())
+        .unwrap_or_default();
+    let backends = ["candle", "openai"]
+        .into_iter()
+        .map(|name| BackendInfo {
+            name: name.into(),
+            available: false,
+            reason: "LLM backends are not implemented in this version".into(),
+            default_model: if name == "candle" { default_llm.clone() } else { String::new() },
+        })
+        .collect();
+
+    let (onnxruntime_version, onnxruntime_library) = match &models.runtime {
+        Ok(rt) => (rt.version.clone(), rt.library.display().to_string()),
+        Err(_) => (String::new(), String::new()),
+    };
+
+    ServerInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        proto_package: "affect.v1".into(),
+        models: model_infos,
+        capabilities,
+        backends,
+        onnxruntime_version,
+        onnxruntime_library,
+        server_time: unix_now(),
+        max_message_bytes: state.config.server.max_message_bytes as u64,
+    }
+}
