@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// Default gRPC listen address: loopback only, so a lab PC is not exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -100,16 +100,6 @@ impl Default for OnnxConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            log: LogConfig::default(),
-            models: ModelsConfig::default(),
-            onnx: OnnxConfig::default(),
-        }
-    }
-}
 
 /// The vendored models ship in the source tree; a binary built from it finds them there.
 /// An installed binary points `models.dir` elsewhere.
@@ -135,10 +125,21 @@ pub struct Overrides {
     #[arg(long, env = "AFFECTD_LISTEN", global = true, hide_env = true)]
     pub listen: Option<SocketAddr>,
     /// Largest gRPC message, bytes [env: AFFECTD_MAX_MESSAGE_BYTES]
-    #[arg(long, env = "AFFECTD_MAX_MESSAGE_BYTES", global = true, hide_env = true)]
+    #[arg(
+        long,
+        env = "AFFECTD_MAX_MESSAGE_BYTES",
+        global = true,
+        hide_env = true
+    )]
     pub max_message_bytes: Option<usize>,
     /// Log format [env: AFFECTD_LOG_FORMAT]
-    #[arg(long, value_enum, env = "AFFECTD_LOG_FORMAT", global = true, hide_env = true)]
+    #[arg(
+        long,
+        value_enum,
+        env = "AFFECTD_LOG_FORMAT",
+        global = true,
+        hide_env = true
+    )]
     pub log_format: Option<LogFormat>,
     /// Log filter, e.g. info or affectd=debug [env: AFFECTD_LOG_LEVEL]
     #[arg(long, env = "AFFECTD_LOG_LEVEL", global = true, hide_env = true)]
@@ -150,7 +151,12 @@ pub struct Overrides {
     #[arg(long, env = "AFFECTD_CACHE_DIR", global = true, hide_env = true)]
     pub cache_dir: Option<PathBuf>,
     /// Path to libonnxruntime.so [env: AFFECTD_ONNXRUNTIME_LIBRARY]
-    #[arg(long, env = "AFFECTD_ONNXRUNTIME_LIBRARY", global = true, hide_env = true)]
+    #[arg(
+        long,
+        env = "AFFECTD_ONNXRUNTIME_LIBRARY",
+        global = true,
+        hide_env = true
+    )]
     pub onnxruntime_library: Option<PathBuf>,
     /// ONNX Runtime threads per model run [env: AFFECTD_ONNX_THREADS]
     #[arg(long, env = "AFFECTD_ONNX_THREADS", global = true, hide_env = true)]
@@ -280,7 +286,10 @@ impl Config {
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, column)
 }
 
@@ -335,20 +344,29 @@ mod tests {
 
     #[test]
     fn overrides_beat_file() {
-        let mut c = parse("[server]\nlisten = \"127.0.0.1:6000\"\n[onnx]\nintra_threads = 2\n").unwrap();
+        let mut c =
+            parse("[server]\nlisten = \"127.0.0.1:6000\"\n[onnx]\nintra_threads = 2\n").unwrap();
         c.apply(&Overrides {
             listen: Some("127.0.0.1:7000".parse().unwrap()),
             ..Default::default()
         });
         assert_eq!(c.server.listen.port(), 7000);
-        assert_eq!(c.onnx.intra_threads, 2, "untouched keys keep the file's value");
+        assert_eq!(
+            c.onnx.intra_threads, 2,
+            "untouched keys keep the file's value"
+        );
     }
 
     #[test]
     fn validation_rejects_nonsense() {
         let mut c = Config::default();
         c.onnx.intra_threads = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("onnx.intra_threads"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("onnx.intra_threads")
+        );
         let mut c = Config::default();
         c.log.level = "info,=[".into();
         assert!(c.validate().is_err());

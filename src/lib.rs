@@ -11,5 +11,6 @@ pub mod proto {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("affect.v1");
     /// Encoded descriptors of every affect.v1 file, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("affect_v1_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("affect_v1_descriptor");
 }

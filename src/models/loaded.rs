@@ -43,21 +43,43 @@ pub struct ModelSet {
 /// What a user can ask for, and the models it needs.
 pub const CAPABILITIES: &[(&str, &[&str])] = &[
     ("face_detection", &["face-detector-retinaface"]),
-    ("face_landmarks", &["face-detector-retinaface", "face-landmarks-478"]),
+    (
+        "face_landmarks",
+        &["face-detector-retinaface", "face-landmarks-478"],
+    ),
     (
         "face_blendshapes",
-        &["face-detector-retinaface", "face-landmarks-478", "face-blendshapes-52"],
+        &[
+            "face-detector-retinaface",
+            "face-landmarks-478",
+            "face-blendshapes-52",
+        ],
     ),
-    ("face_expression", &["face-detector-retinaface", "expression-fer7"]),
+    (
+        "face_expression",
+        &["face-detector-retinaface", "expression-fer7"],
+    ),
 ];
 
 impl ModelSet {
     /// Verifies every model; loads and warms up the ONNX ones when ONNX Runtime is usable.
-    pub fn load(manifest: &Manifest, runtime: Result<Runtime, OnnxError>, intra_threads: usize) -> Self {
+    pub fn load(
+        manifest: &Manifest,
+        runtime: Result<Runtime, OnnxError>,
+        intra_threads: usize,
+    ) -> Self {
         let models = manifest
             .models
             .iter()
-            .map(|entry| load_one(manifest, entry, runtime.as_ref().ok(), runtime.as_ref().err(), intra_threads))
+            .map(|entry| {
+                load_one(
+                    manifest,
+                    entry,
+                    runtime.as_ref().ok(),
+                    runtime.as_ref().err(),
+                    intra_threads,
+                )
+            })
             .collect();
         Self { runtime, models }
     }
@@ -76,7 +98,11 @@ impl ModelSet {
                 None => Some(format!("model {id} is not in the manifest")),
             })
             .collect();
-        if reasons.is_empty() { Ok(()) } else { Err(reasons.join("; ")) }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons.join("; "))
+        }
     }
 
     pub fn capabilities(&self) -> HashMap<&'static str, Result<(), String>> {
@@ -131,13 +157,16 @@ fn load_one(
     };
     let Some(runtime) = runtime else {
         state.status = Status::LoadFailed;
-        state.reason = runtime_error.map_or_else(|| "ONNX Runtime is not loaded".into(), |e| e.to_string());
+        state.reason =
+            runtime_error.map_or_else(|| "ONNX Runtime is not loaded".into(), |e| e.to_string());
         return state;
     };
-    let loaded = onnx::session_from_bytes(runtime, &entry.id, &bytes, intra_threads).and_then(|mut session| {
-        onnx::warm_up(&entry.id, &mut session)?;
-        Ok(session)
-    });
+    let loaded = onnx::session_from_bytes(runtime, &entry.id, &bytes, intra_threads).and_then(
+        |mut session| {
+            onnx::warm_up(&entry.id, &mut session)?;
+            Ok(session)
+        },
+    );
     match loaded {
         Ok(session) => {
             state.status = Status::Loaded;

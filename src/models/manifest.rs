@@ -120,7 +120,9 @@ impl Manifest {
         })?;
         manifest.models_dir = models_dir.to_owned();
         manifest.cache_dir = cache_dir.to_owned();
-        manifest.check().map_err(|message| ManifestError::Invalid { path, message })?;
+        manifest
+            .check()
+            .map_err(|message| ManifestError::Invalid { path, message })?;
         Ok(manifest)
     }
 
@@ -134,15 +136,24 @@ impl Manifest {
                 return Err(format!("model `{}`: sha256 must be 64 hex digits", m.id));
             }
             if m.file.contains("..") || Path::new(&m.file).is_absolute() {
-                return Err(format!("model `{}`: file must be a plain relative name", m.id));
+                return Err(format!(
+                    "model `{}`: file must be a plain relative name",
+                    m.id
+                ));
             }
             match m.source {
                 Source::Vendored => {}
                 Source::Registry if m.registry.is_empty() => {
-                    return Err(format!("model `{}`: source registry needs `registry` parts", m.id));
+                    return Err(format!(
+                        "model `{}`: source registry needs `registry` parts",
+                        m.id
+                    ));
                 }
                 Source::Huggingface if m.huggingface.is_none() => {
-                    return Err(format!("model `{}`: source huggingface needs `huggingface`", m.id));
+                    return Err(format!(
+                        "model `{}`: source huggingface needs `huggingface`",
+                        m.id
+                    ));
                 }
                 _ => {}
             }
@@ -156,7 +167,12 @@ impl Manifest {
             .find(|m| m.id == id)
             .ok_or_else(|| ManifestError::UnknownId {
                 id: id.to_owned(),
-                known: self.models.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "),
+                known: self
+                    .models
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -182,16 +198,30 @@ mod tests {
     fn the_shipped_manifest_is_valid() {
         let dir = crate::config::default_models_dir();
         let m = Manifest::load(&dir, Path::new("/cache")).unwrap();
-        assert_eq!(m.models.iter().filter(|m| m.source == Source::Vendored).count(), 4);
+        assert_eq!(
+            m.models
+                .iter()
+                .filter(|m| m.source == Source::Vendored)
+                .count(),
+            4
+        );
         let llm = m.default_for("explanation-llm").unwrap();
         assert_eq!(llm.format, Format::Gguf);
         assert_eq!(m.path_of(llm), Path::new("/cache").join(&llm.file));
-        assert!(m.get("nope").unwrap_err().to_string().contains("face-detector-retinaface"));
+        assert!(
+            m.get("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("face-detector-retinaface")
+        );
     }
 
     #[test]
     fn unreadable_dir_names_the_path() {
         let err = Manifest::load(Path::new("/no/such/models"), Path::new("/c")).unwrap_err();
-        assert!(err.to_string().contains("/no/such/models/manifest.toml"), "{err}");
+        assert!(
+            err.to_string().contains("/no/such/models/manifest.toml"),
+            "{err}"
+        );
     }
 }

@@ -24,18 +24,27 @@ impl CheckedModel<'_> {
 }
 
 /// Verifies the given models (all when `ids` is empty).
-pub fn check<'a>(manifest: &'a Manifest, ids: &[String]) -> Result<Vec<CheckedModel<'a>>, manifest::ManifestError> {
+pub fn check<'a>(
+    manifest: &'a Manifest,
+    ids: &[String],
+) -> Result<Vec<CheckedModel<'a>>, manifest::ManifestError> {
     let entries: Vec<&ModelEntry> = if ids.is_empty() {
         manifest.models.iter().collect()
     } else {
-        ids.iter().map(|id| manifest.get(id)).collect::<Result<_, _>>()?
+        ids.iter()
+            .map(|id| manifest.get(id))
+            .collect::<Result<_, _>>()?
     };
     Ok(entries
         .into_iter()
         .map(|entry| {
             let path = manifest.path_of(entry);
             let result = verify::verify_file(&path, &entry.sha256);
-            CheckedModel { entry, path, result }
+            CheckedModel {
+                entry,
+                path,
+                result,
+            }
         })
         .collect())
 }

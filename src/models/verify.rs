@@ -118,13 +118,21 @@ mod tests {
         let err = verify_file(&p, ABC).unwrap_err().to_string();
         assert!(err.contains("model.onnx") && err.contains(ABC), "{err}");
         assert!(err.contains(&sha256_hex(b"abd")), "{err}");
-        assert!(matches!(read_verified(&p, ABC), Err(VerifyError::Mismatch { .. })));
+        assert!(matches!(
+            read_verified(&p, ABC),
+            Err(VerifyError::Mismatch { .. })
+        ));
     }
 
     #[test]
     fn missing_file_is_named() {
-        let err = verify_file(Path::new("/nope/x.onnx"), ABC).unwrap_err().to_string();
-        assert!(err.contains("/nope/x.onnx") && err.contains("not found"), "{err}");
+        let err = verify_file(Path::new("/nope/x.onnx"), ABC)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nope/x.onnx") && err.contains("not found"),
+            "{err}"
+        );
         assert!(matches!(
             read_verified(Path::new("/nope/x.onnx"), ABC),
             Err(VerifyError::Missing { .. })

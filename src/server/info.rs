@@ -78,7 +78,11 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
             name: name.into(),
             available: false,
             reason: "LLM backends are not implemented in this version".into(),
-            default_model: if name == "candle" { default_llm.clone() } else { String::new() },
+            default_model: if name == "candle" {
+                default_llm.clone()
+            } else {
+                String::new()
+            },
         })
         .collect();
 

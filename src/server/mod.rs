@@ -23,7 +23,9 @@ use state::ServerState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: the address is already in use (another affectd?); stop that process or choose another with --listen / AFFECTD_LISTEN")]
+    #[error(
+        "cannot listen on {addr}: the address is already in use (another affectd?); stop that process or choose another with --listen / AFFECTD_LISTEN"
+    )]
     AddressInUse { addr: SocketAddr },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -73,8 +75,12 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let max = state.config.server.max_message_bytes;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<AffectServer<affect::AffectService>>().await;
-    health_reporter.set_serving::<RecordingsServer<recordings::RecordingsService>>().await;
+    health_reporter
+        .set_serving::<AffectServer<affect::AffectService>>()
+        .await;
+    health_reporter
+        .set_serving::<RecordingsServer<recordings::RecordingsService>>()
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)

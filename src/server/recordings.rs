@@ -33,7 +33,8 @@ impl Recordings for RecordingsService {
         Err(not_built("GetSession"))
     }
 
-    type ExportSessionStream = Pin<Box<dyn Stream<Item = Result<ExportChunk, Status>> + Send + 'static>>;
+    type ExportSessionStream =
+        Pin<Box<dyn Stream<Item = Result<ExportChunk, Status>> + Send + 'static>>;
 
     async fn export_session(
         &self,

@@ -22,7 +22,8 @@ pub fn affectd(cache: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("AFFECTD_CACHE_DIR", cache).env("AFFECTD_LOG_LEVEL", "warn");
+    cmd.env("AFFECTD_CACHE_DIR", cache)
+        .env("AFFECTD_LOG_LEVEL", "warn");
     cmd
 }
 
