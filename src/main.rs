@@ -1,5 +1,7 @@
 //! The `affectd` command line.
 
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,6 +32,8 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Analyse faces in images or videos (JSON lines or OpenFace-style CSV).
+    Analyze(cli::analyze::AnalyzeArgs),
     /// Print the effective configuration (after file, env and flags) as TOML.
     Config,
 }
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve(config),
         Command::Models { command } => run_models(&config, command),
+        Command::Analyze(args) => cli::analyze::run(&config, args).map(|()| ExitCode::SUCCESS),
         Command::Config => {
             print!("{}", config.to_toml());
             Ok(ExitCode::SUCCESS)

@@ -250,3 +250,58 @@ mod tests {
         );
     }
 }
+
+/// A loaded ONNX model behind the vision stages' [`Inference`] trait. ONNX Runtime
+/// sessions need `&mut` to run, so calls are serialised per model; the pipeline runs
+/// different models concurrently.
+pub struct OnnxModel {
+    id: String,
+    input: String,
+    session: std::sync::Mutex<Session>,
+}
+
+impl OnnxModel {
+    pub fn new(id: &str, session: Session) -> Result<Self, OnnxError> {
+        let input = session
+            .inputs()
+            .first()
+            .map(|i| i.name().to_owned())
+            .ok_or_else(|| OnnxError::Model {
+                model: id.to_owned(),
+                message: "the model has no inputs".into(),
+            })?;
+        Ok(Self {
+            id: id.to_owned(),
+            input,
+            session: std::sync::Mutex::new(session),
+        })
+    }
+}
+
+impl crate::vision::backend::Inference for OnnxModel {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn run(
+        &self,
+        input: ndarray::ArrayD<f32>,
+    ) -> Result<Vec<(String, ndarray::ArrayD<f32>)>, crate::vision::backend::InferenceError> {
+        let fail = |message: String| crate::vision::backend::InferenceError::Run {
+            model: self.id.clone(),
+            message,
+        };
+        let tensor = Tensor::from_array(input).map_err(|e| fail(e.to_string()))?;
+        let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let outputs = session
+            .run(ort::inputs![self.input.as_str() => tensor])
+            .map_err(|e| fail(e.to_string()))?;
+        outputs
+            .iter()
+            .map(|(name, value)| {
+                let array = value.try_extract_array::<f32>().map_err(|e| fail(e.to_string()))?;
+                Ok((name.to_owned(), array.to_owned()))
+            })
+            .collect()
+    }
+}

@@ -5,14 +5,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Instant;
-
-use ort::session::Session;
 
 use super::manifest::{Format, Manifest, ModelEntry};
 use super::verify::{self, VerifyError};
-use crate::onnx::{self, OnnxError, Runtime};
+use crate::onnx::{self, OnnxError, OnnxModel, Runtime};
+use crate::vision::FaceModels;
+use crate::vision::backend::Inference;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -32,13 +32,18 @@ pub struct ModelState {
     /// Why the model is not usable, and what to do about it.
     pub reason: String,
     pub load_ms: f64,
-    pub session: Option<Mutex<Session>>,
+    pub model: Option<Arc<OnnxModel>>,
 }
 
 pub struct ModelSet {
     pub runtime: Result<Runtime, OnnxError>,
     pub models: Vec<ModelState>,
 }
+
+pub const DETECTOR: &str = "face-detector-retinaface";
+pub const MESH: &str = "face-landmarks-478";
+pub const BLENDSHAPES: &str = "face-blendshapes-52";
+pub const EXPRESSION: &str = "expression-fer7";
 
 /// What a user can ask for, and the models it needs.
 pub const CAPABILITIES: &[(&str, &[&str])] = &[
@@ -88,6 +93,22 @@ impl ModelSet {
         self.models.iter().find(|m| m.entry.id == id)
     }
 
+    fn inference(&self, id: &str) -> Option<Arc<dyn Inference>> {
+        self.get(id)
+            .and_then(|m| m.model.clone())
+            .map(|m| m as Arc<dyn Inference>)
+    }
+
+    /// The face networks that loaded; None without a detector.
+    pub fn face_models(&self) -> Option<FaceModels> {
+        Some(FaceModels {
+            detector: self.inference(DETECTOR)?,
+            mesh: self.inference(MESH),
+            blendshapes: self.inference(BLENDSHAPES),
+            expression: self.inference(EXPRESSION),
+        })
+    }
+
     /// Whether a capability can serve, and if not, why.
     pub fn capability(&self, needs: &[&str]) -> Result<(), String> {
         let reasons: Vec<String> = needs
@@ -127,7 +148,7 @@ fn load_one(
         status: Status::Available,
         reason: String::new(),
         load_ms: 0.0,
-        session: None,
+        model: None,
     };
     let started = Instant::now();
     let verified = match entry.format {
@@ -164,14 +185,14 @@ fn load_one(
     let loaded = onnx::session_from_bytes(runtime, &entry.id, &bytes, intra_threads).and_then(
         |mut session| {
             onnx::warm_up(&entry.id, &mut session)?;
-            Ok(session)
+            OnnxModel::new(&entry.id, session)
         },
     );
     match loaded {
-        Ok(session) => {
+        Ok(model) => {
             state.status = Status::Loaded;
             state.load_ms = started.elapsed().as_secs_f64() * 1e3;
-            state.session = Some(Mutex::new(session));
+            state.model = Some(Arc::new(model));
             tracing::info!(model = %entry.id, load_ms = format!("{:.1}", state.load_ms), "model loaded and warmed up");
         }
         Err(e) => {

@@ -1,0 +1,209 @@
+//! `affectd analyze PATH...`: faces in images and videos, as JSON lines or OpenFace-style
+//! CSV, optionally with SoVTP-marked images.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use affectd::config::Config;
+use affectd::models::Manifest;
+use affectd::models::loaded::ModelSet;
+use affectd::vision::export;
+use affectd::vision::marks::{self, Encoding, Layers};
+use affectd::vision::{AnalyzeOptions, FaceModels, FrameResult, Tracker};
+
+use super::video;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MarkFormat {
+    Png,
+    Jpeg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Images (JPEG, PNG) or videos (anything ffmpeg reads: mp4, mov, ...).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
+    pub format: OutputFormat,
+    /// Write results here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Write SoVTP-marked images into this folder (one per image / video frame).
+    #[arg(long)]
+    pub marks_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = MarkFormat::Png)]
+    pub marks_format: MarkFormat,
+    /// Detector input: longest side in pixels.
+    #[arg(long)]
+    pub max_side: Option<u32>,
+    /// Minimum detection score, [0,1].
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Video: run the detector every N frames and track in between (1 = detect every frame).
+    #[arg(long, default_value_t = 10)]
+    pub detect_every: u32,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+struct Sink {
+    out: Box<dyn Write>,
+    format: OutputFormat,
+    wrote_header: bool,
+}
+
+impl Sink {
+    fn write(&mut self, source: &str, frame: u64, timestamp: f64, result: &FrameResult) -> anyhow::Result<()> {
+        match self.format {
+            OutputFormat::Jsonl => {
+                serde_json::to_writer(&mut self.out, &export::frame_json(source, frame, timestamp, result))?;
+                writeln!(self.out)?;
+            }
+            OutputFormat::Csv => {
+                if !self.wrote_header {
+                    writeln!(self.out, "{}", export::csv_line(&export::csv_header()))?;
+                    self.wrote_header = true;
+                }
+                for row in export::csv_rows(source, frame, timestamp, result) {
+                    writeln!(self.out, "{}", export::csv_line(&row))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn load_face_models(config: &Config) -> anyhow::Result<FaceModels> {
+    let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir)?;
+    let runtime = affectd::onnx::init(&config.onnx.library);
+    if let Err(e) = &runtime {
+        bail!("{e}");
+    }
+    let set = ModelSet::load_formats(&manifest, runtime, config.onnx.intra_threads, &[affectd::models::Format::Onnx]);
+    for state in &set.models {
+        if state.entry.format == affectd::models::Format::Onnx && state.model.is_none() {
+            eprintln!("affectd: warning: {}: {}", state.entry.id, state.reason);
+        }
+    }
+    set.face_models()
+        .context("the face detector is unavailable (see the warning above); run `affectd models verify`")
+}
+
+pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
+    let models = load_face_models(config)?;
+    let mut options = AnalyzeOptions::default();
+    if let Some(side) = args.max_side {
+        options.detector.max_side = side.max(32);
+    }
+    if let Some(score) = args.min_score {
+        if !(0.0..=1.0).contains(&score) {
+            bail!("--min-score must be in [0,1], got {score}");
+        }
+        options.detector.min_score = score;
+    }
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut sink = Sink {
+        out,
+        format: args.format,
+        wrote_header: false,
+    };
+    if let Some(dir) = &args.marks_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let encoding = match args.marks_format {
+        MarkFormat::Png => Encoding::Png,
+        MarkFormat::Jpeg => Encoding::Jpeg,
+    };
+    let write_marks = |stem: &str, frame: Option<u64>, image: &image::RgbImage, result: &FrameResult| -> anyhow::Result<()> {
+        if let Some(dir) = &args.marks_dir {
+            let ext = if encoding == Encoding::Png { "png" } else { "jpg" };
+            let name = match frame {
+                Some(f) => format!("{stem}_{f:06}.{ext}"),
+                None => format!("{stem}.marked.{ext}"),
+            };
+            let marked = marks::render(image, &result.faces, &Layers::default());
+            std::fs::write(dir.join(&name), marks::encode(&marked, encoding))
+                .with_context(|| format!("writing {}", dir.join(&name).display()))?;
+        }
+        Ok(())
+    };
+
+    let mut failures = 0;
+    for path in &args.paths {
+        let source = path.display().to_string();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("frame").to_owned();
+        let result = if is_image(path) {
+            (|| -> anyhow::Result<()> {
+                let bytes = std::fs::read(path).with_context(|| format!("reading {source}"))?;
+                let image = affectd::vision::image::decode(&bytes, affectd::vision::image::DEFAULT_MAX_PIXELS)
+                    .with_context(|| source.clone())?;
+                let result = models.analyze(&image, &options)?;
+                sink.write(&source, 0, 0.0, &result)?;
+                write_marks(&stem, None, &image, &result)
+            })()
+        } else {
+            (|| -> anyhow::Result<()> {
+                let info = video::probe(path)?;
+                let mut frames = video::Frames::open(path, info.clone())?;
+                let bar = if args.quiet {
+                    ProgressBar::hidden()
+                } else {
+                    let bar = ProgressBar::new(info.frames);
+                    bar.set_style(
+                        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} frames {per_sec} eta {eta}")
+                            .expect("valid template"),
+                    );
+                    bar.set_message(stem.clone());
+                    bar
+                };
+                let mut tracker = Tracker::new(args.detect_every);
+                let mut index = 0u64;
+                while let Some(image) = frames.next_frame()? {
+                    let result = tracker.process(&models, &image, &options)?;
+                    sink.write(&source, index, index as f64 / info.fps, &result)?;
+                    write_marks(&stem, Some(index), &image, &result)?;
+                    index += 1;
+                    bar.inc(1);
+                }
+                bar.finish_and_clear();
+                if index == 0 {
+                    bail!("{source}: the video has no decodable frames");
+                }
+                Ok(())
+            })()
+        };
+        if let Err(e) = result {
+            failures += 1;
+            eprintln!("affectd: {e:#}");
+        }
+    }
+    sink.out.flush()?;
+    if failures > 0 {
+        bail!("{failures} of {} input(s) failed", args.paths.len());
+    }
+    Ok(())
+}

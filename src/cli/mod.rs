@@ -1,0 +1,2 @@
+pub mod analyze;
+pub mod video;

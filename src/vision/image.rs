@@ -1,0 +1,208 @@
+//! Turning client bytes into an 8-bit RGB frame, with every way it can go wrong reported
+//! as a clear error (the gRPC layer maps these to INVALID_ARGUMENT).
+
+use image::{ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+/// Default limit: 4096 x 4096 pixels. Larger images are refused before decoding, so a
+/// decompression bomb (a tiny PNG that claims a huge size) costs nothing.
+pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelLayout {
+    Rgb8,
+    Bgr8,
+    Rgba8,
+    Bgra8,
+    Gray8,
+}
+
+impl PixelLayout {
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            PixelLayout::Rgb8 | PixelLayout::Bgr8 => 3,
+            PixelLayout::Rgba8 | PixelLayout::Bgra8 => 4,
+            PixelLayout::Gray8 => 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ImageError {
+    #[error("the image is empty (0 bytes)")]
+    Empty,
+    #[error("the bytes are not a JPEG or PNG image ({0})")]
+    UnknownFormat(String),
+    #[error("the image could not be decoded: {0}")]
+    Corrupt(String),
+    #[error("the image has zero size ({width}x{height})")]
+    ZeroSized { width: u32, height: u32 },
+    #[error("the image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels")]
+    TooLarge {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
+    #[error(
+        "raw pixel buffer has {actual} bytes, but {width}x{height} {layout:?} with a stride of {stride} bytes needs {expected}"
+    )]
+    RawLength {
+        width: u32,
+        height: u32,
+        layout: PixelLayout,
+        stride: usize,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("raw stride {stride} bytes is smaller than one row ({row} bytes)")]
+    RawStride { stride: usize, row: usize },
+    #[error("raw pixel format is not set (RGB8, BGR8, RGBA8, BGRA8 or GRAY8)")]
+    RawFormat,
+}
+
+fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<(), ImageError> {
+    if width == 0 || height == 0 {
+        return Err(ImageError::ZeroSized { width, height });
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(ImageError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes JPEG or PNG bytes to RGB8. Grayscale, 16-bit and alpha images are converted
+/// (alpha is dropped, 16-bit is scaled to 8-bit) rather than refused.
+pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let format = image::guess_format(bytes).map_err(|e| ImageError::UnknownFormat(e.to_string()))?;
+    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
+        return Err(ImageError::UnknownFormat(format!("{format:?} is not supported")));
+    }
+    let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    // The image crate's own allocation limit is a second guard behind ours.
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    check_size(width, height, max_pixels)?;
+    let image = image::DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    Ok(image.into_rgb8())
+}
+
+/// Copies a raw buffer (rows top to bottom, `stride` bytes apart; 0 = packed) to RGB8.
+pub fn from_raw(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    layout: PixelLayout,
+    stride: usize,
+    max_pixels: u64,
+) -> Result<RgbImage, ImageError> {
+    check_size(width, height, max_pixels)?;
+    let bpp = layout.bytes_per_pixel();
+    let row = width as usize * bpp;
+    let stride = if stride == 0 { row } else { stride };
+    if stride < row {
+        return Err(ImageError::RawStride { stride, row });
+    }
+    // The last row need not be padded to a full stride.
+    let expected = stride * (height as usize - 1) + row;
+    if pixels.len() != expected && pixels.len() != stride * height as usize {
+        return Err(ImageError::RawLength {
+            width,
+            height,
+            layout,
+            stride,
+            expected,
+            actual: pixels.len(),
+        });
+    }
+    let mut out = RgbImage::new(width, height);
+    for (y, out_row) in out.chunks_exact_mut(width as usize * 3).enumerate() {
+        let src = &pixels[y * stride..y * stride + row];
+        for (dst, px) in out_row.chunks_exact_mut(3).zip(src.chunks_exact(bpp)) {
+            let rgb = match layout {
+                PixelLayout::Rgb8 | PixelLayout::Rgba8 => [px[0], px[1], px[2]],
+                PixelLayout::Bgr8 | PixelLayout::Bgra8 => [px[2], px[1], px[0]],
+                PixelLayout::Gray8 => [px[0]; 3],
+            };
+            dst.copy_from_slice(&rgb);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(image: image::DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image.write_to(&mut std::io::Cursor::new(&mut bytes), format).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn decodes_rgb_gray_16bit_and_alpha() {
+        let rgb = image::RgbImage::from_fn(5, 4, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 7]));
+        let back = decode(&encode(rgb.clone().into(), ImageFormat::Png), DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(back, rgb);
+
+        let gray = image::GrayImage::from_fn(3, 2, |x, _| image::Luma([x as u8 * 50]));
+        let back = decode(&encode(gray.into(), ImageFormat::Png), DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(back.get_pixel(2, 1).0, [100, 100, 100]);
+
+        let gray16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(2, 2, |_, _| image::Luma([65535u16]));
+        let back = decode(&encode(image::DynamicImage::ImageLuma16(gray16), ImageFormat::Png), DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(back.get_pixel(0, 0).0, [255, 255, 255]);
+
+        let rgba = image::RgbaImage::from_fn(2, 2, |_, _| image::Rgba([1, 2, 3, 0]));
+        let back = decode(&encode(rgba.into(), ImageFormat::Png), DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(back.get_pixel(1, 1).0, [1, 2, 3]);
+
+        let jpeg = encode(image::RgbImage::from_pixel(16, 16, image::Rgb([200, 100, 50])).into(), ImageFormat::Jpeg);
+        let back = decode(&jpeg, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(back.dimensions(), (16, 16));
+    }
+
+    #[test]
+    fn refuses_garbage_truncation_and_bombs() {
+        assert_eq!(decode(b"", DEFAULT_MAX_PIXELS), Err(ImageError::Empty));
+        assert!(matches!(decode(b"hello world", DEFAULT_MAX_PIXELS), Err(ImageError::UnknownFormat(_))));
+        let png = encode(image::RgbImage::from_pixel(64, 64, image::Rgb([9, 9, 9])).into(), ImageFormat::Png);
+        assert!(matches!(decode(&png[..png.len() / 2], DEFAULT_MAX_PIXELS), Err(ImageError::Corrupt(_))));
+        assert!(matches!(decode(&png, 64 * 63), Err(ImageError::TooLarge { .. })));
+        // A PNG header that claims 100000 x 100000 pixels: refused from the header alone.
+        let mut bomb = png.clone();
+        bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        assert!(matches!(decode(&bomb, DEFAULT_MAX_PIXELS), Err(ImageError::TooLarge { .. }) | Err(ImageError::Corrupt(_))));
+    }
+
+    #[test]
+    fn raw_buffers_are_checked_and_converted() {
+        let bgr = [1u8, 2, 3, 4, 5, 6];
+        let image = from_raw(&bgr, 2, 1, PixelLayout::Bgr8, 0, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(image.as_raw(), &[3, 2, 1, 6, 5, 4]);
+        let padded = [1u8, 2, 3, 0, 4, 5, 6, 0];
+        let image = from_raw(&padded, 1, 2, PixelLayout::Rgb8, 4, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(image.as_raw(), &[1, 2, 3, 4, 5, 6]);
+        let gray = from_raw(&[7, 8], 2, 1, PixelLayout::Gray8, 0, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(gray.as_raw(), &[7, 7, 7, 8, 8, 8]);
+        assert!(matches!(
+            from_raw(&bgr[..5], 2, 1, PixelLayout::Bgr8, 0, DEFAULT_MAX_PIXELS),
+            Err(ImageError::RawLength { expected: 6, actual: 5, .. })
+        ));
+        assert!(matches!(from_raw(&[], 0, 1, PixelLayout::Rgb8, 0, DEFAULT_MAX_PIXELS), Err(ImageError::ZeroSized { .. })));
+        assert!(matches!(from_raw(&bgr, 2, 1, PixelLayout::Bgr8, 3, DEFAULT_MAX_PIXELS), Err(ImageError::RawStride { .. })));
+    }
+}

@@ -1,0 +1,197 @@
+//! SoVTP marks (Set-of-Vision-Text Prompting, arXiv 2504.17224): the full frame with a
+//! numbered box per face, a landmark subset, and AU tags, so a vision-language model can
+//! refer to "face 2" and see which cues were measured. Layers are switchable.
+
+use font8x8::UnicodeFonts;
+use image::{ImageFormat, Rgb, RgbImage};
+use imageproc::drawing::{draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_rect_mut};
+use imageproc::rect::Rect;
+
+use super::pipeline::FaceResult;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layers {
+    pub boxes: bool,
+    pub face_ids: bool,
+    pub landmarks: bool,
+    pub au_tags: bool,
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Self {
+            boxes: true,
+            face_ids: true,
+            landmarks: true,
+            au_tags: true,
+        }
+    }
+}
+
+/// Contours of the face mesh (MediaPipe FACEMESH_* index lists): oval, brows, eyes, nose
+/// bridge, outer lips. Enough to show the face's shape without hiding it.
+pub const LANDMARK_SUBSET: &[usize] = &[
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150,
+    136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109, // oval
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300, // brows
+    33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246, // right eye
+    263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466, // left eye
+    168, 6, 197, 195, 5, 4, 1, // nose
+    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185, // lips
+];
+
+/// Distinct, saturated colours so neighbouring faces are told apart.
+const PALETTE: [[u8; 3]; 6] = [
+    [255, 64, 64],
+    [64, 200, 255],
+    [255, 200, 0],
+    [120, 255, 80],
+    [255, 90, 255],
+    [255, 140, 40],
+];
+
+/// How many AU tags per face (strongest present AUs first).
+pub const AU_TAGS_PER_FACE: usize = 3;
+
+fn colour(face_id: u32) -> Rgb<u8> {
+    Rgb(PALETTE[(face_id as usize).wrapping_sub(1) % PALETTE.len()])
+}
+
+/// Text from the public-domain 8x8 bitmap font (font8x8), scaled; no font file needed.
+fn draw_text(image: &mut RgbImage, x: i32, y: i32, scale: i32, text: &str, fg: Rgb<u8>, bg: Rgb<u8>) {
+    let width = (text.chars().count() as i32 * 8 * scale + 4) as u32;
+    let height = (8 * scale + 4) as u32;
+    draw_filled_rect_mut(image, Rect::at(x, y).of_size(width, height), bg);
+    for (i, ch) in text.chars().enumerate() {
+        let glyph = font8x8::BASIC_FONTS.get(ch).unwrap_or([0; 8]);
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..8 {
+                if bits & (1 << col) != 0 {
+                    let px = x + 2 + (i as i32 * 8 + col) * scale;
+                    let py = y + 2 + row as i32 * scale;
+                    draw_filled_rect_mut(image, Rect::at(px, py).of_size(scale as u32, scale as u32), fg);
+                }
+            }
+        }
+    }
+}
+
+/// Draws the chosen layers onto a copy of the frame.
+pub fn render(frame: &RgbImage, faces: &[FaceResult], layers: &Layers) -> RgbImage {
+    let mut image = frame.clone();
+    // Line and text size follow the frame size so marks stay legible on large photos.
+    let scale = ((frame.width().max(frame.height()) as f32 / 640.0).round() as i32).clamp(1, 4);
+    let black = Rgb([0, 0, 0]);
+    for face in faces {
+        let c = colour(face.face_id);
+        let d = &face.detection;
+        if layers.landmarks {
+            if let Some(mesh) = &face.mesh {
+                for &i in LANDMARK_SUBSET {
+                    let p = mesh.points[i];
+                    draw_filled_circle_mut(&mut image, (p[0].round() as i32, p[1].round() as i32), scale, c);
+                }
+            }
+        }
+        if layers.boxes {
+            for t in 0..(2 * scale) {
+                let rect = Rect::at(d.x.round() as i32 - t, d.y.round() as i32 - t)
+                    .of_size((d.width.round() as u32).max(1) + 2 * t as u32, (d.height.round() as u32).max(1) + 2 * t as u32);
+                draw_hollow_rect_mut(&mut image, rect, c);
+            }
+        }
+        if layers.face_ids {
+            let label = face.face_id.to_string();
+            let y = (d.y.round() as i32 - (8 * 2 * scale + 4) - 2 * scale).max(0);
+            draw_text(&mut image, d.x.round() as i32, y, 2 * scale, &label, black, c);
+        }
+        if layers.au_tags {
+            let mut present: Vec<_> = face.action_units.iter().filter(|u| u.present).collect();
+            present.sort_by(|a, b| b.intensity.total_cmp(&a.intensity));
+            let mut y = (d.y + d.height).round() as i32 + 2 * scale + 2;
+            for au in present.into_iter().take(AU_TAGS_PER_FACE) {
+                let tag = format!("AU{} {:.1}", au.number, au.intensity);
+                draw_text(&mut image, d.x.round() as i32, y, scale, &tag, black, c);
+                y += 8 * scale + 6;
+            }
+        }
+    }
+    image
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Png,
+    Jpeg,
+}
+
+impl Encoding {
+    pub fn mime(self) -> &'static str {
+        match self {
+            Encoding::Png => "image/png",
+            Encoding::Jpeg => "image/jpeg",
+        }
+    }
+}
+
+pub fn encode(image: &RgbImage, encoding: Encoding) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let format = match encoding {
+        Encoding::Png => ImageFormat::Png,
+        Encoding::Jpeg => ImageFormat::Jpeg,
+    };
+    image
+        .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .expect("encoding an RGB8 image into memory cannot fail");
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::detector::Detection;
+
+    fn face(id: u32) -> FaceResult {
+        FaceResult {
+            face_id: id,
+            detection: Detection {
+                score: 0.99,
+                x: 20.0,
+                y: 30.0,
+                width: 40.0,
+                height: 50.0,
+                keypoints: [[0.0; 2]; 5],
+            },
+            tracked: false,
+            mesh: None,
+            head_pose: None,
+            blendshapes: None,
+            action_units: vec![crate::vision::action_units::ActionUnit {
+                number: 12,
+                intensity: 4.0,
+                present: true,
+            }],
+            expression: None,
+        }
+    }
+
+    #[test]
+    fn layers_draw_only_what_is_switched_on() {
+        let frame = RgbImage::from_pixel(120, 120, Rgb([128, 128, 128]));
+        let none = Layers {
+            boxes: false,
+            face_ids: false,
+            landmarks: false,
+            au_tags: false,
+        };
+        assert_eq!(render(&frame, &[face(1)], &none), frame);
+        let boxes = render(&frame, &[face(1)], &Layers { boxes: true, ..none });
+        assert_eq!(boxes.get_pixel(20, 30), &colour(1), "box edge drawn");
+        assert_eq!(boxes.get_pixel(40, 55), &Rgb([128, 128, 128]), "inside untouched");
+        let tags = render(&frame, &[face(1)], &Layers { au_tags: true, ..none });
+        assert_ne!(tags, frame);
+        let png = encode(&boxes, Encoding::Png);
+        assert_eq!(&png[1..4], b"PNG");
+        assert_eq!(&encode(&boxes, Encoding::Jpeg)[..2], &[0xFF, 0xD8]);
+    }
+}

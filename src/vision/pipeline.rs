@@ -1,0 +1,346 @@
+//! The face pipeline: detect (or track) -> mesh + head pose -> blendshapes -> AU estimates
+//! -> expression, with per-stage timings.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use image::RgbImage;
+
+use super::action_units::{self, ActionUnit};
+use super::backend::{Inference, InferenceError};
+use super::blendshapes;
+use super::detector::{self, Detection, DetectorConfig};
+use super::expression::{self, Expression};
+use super::mesh::{self, CropRegion, HeadPose, Mesh};
+
+/// The four networks. Only the detector is required; a missing stage is skipped.
+#[derive(Clone)]
+pub struct FaceModels {
+    pub detector: Arc<dyn Inference>,
+    pub mesh: Option<Arc<dyn Inference>>,
+    pub blendshapes: Option<Arc<dyn Inference>>,
+    pub expression: Option<Arc<dyn Inference>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnalyzeOptions {
+    pub detector: DetectorConfig,
+    pub landmarks: bool,
+    pub blendshapes: bool,
+    pub expression: bool,
+    /// Minimum face-presence probability for a tracked face to count as still there.
+    pub min_presence: f32,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        Self {
+            detector: DetectorConfig::default(),
+            landmarks: true,
+            blendshapes: true,
+            expression: true,
+            min_presence: 0.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceResult {
+    pub face_id: u32,
+    /// The detector's box and key points; for a tracked face, derived from the mesh.
+    pub detection: Detection,
+    pub tracked: bool,
+    pub mesh: Option<Mesh>,
+    pub head_pose: Option<HeadPose>,
+    pub blendshapes: Option<[f32; 52]>,
+    pub action_units: Vec<ActionUnit>,
+    pub expression: Option<Expression>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FrameResult {
+    pub faces: Vec<FaceResult>,
+    pub width: u32,
+    pub height: u32,
+    /// (stage, milliseconds), summed over faces.
+    pub timings: Vec<(&'static str, f64)>,
+}
+
+#[derive(Default)]
+struct Timer(Vec<(&'static str, f64)>);
+
+impl Timer {
+    fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        match self.0.iter_mut().find(|(s, _)| *s == stage) {
+            Some((_, total)) => *total += ms,
+            None => self.0.push((stage, ms)),
+        }
+        out
+    }
+}
+
+impl FaceModels {
+    /// One image, no tracking: faces numbered 1..n by descending detection score.
+    pub fn analyze(&self, image: &RgbImage, options: &AnalyzeOptions) -> Result<FrameResult, InferenceError> {
+        let mut timer = Timer::default();
+        let detections = timer.time("detect", || detector::detect(self.detector.as_ref(), image, &options.detector))?;
+        let mut faces = Vec::with_capacity(detections.len());
+        for (i, detection) in detections.into_iter().enumerate() {
+            let region = CropRegion::from_detection(
+                detection.x,
+                detection.y,
+                detection.width,
+                detection.height,
+                detection.keypoints[0],
+                detection.keypoints[1],
+            );
+            faces.push(self.describe(image, i as u32 + 1, detection, false, region, options, &mut timer)?);
+        }
+        Ok(FrameResult {
+            faces,
+            width: image.width(),
+            height: image.height(),
+            timings: timer.0,
+        })
+    }
+
+    /// Runs the mesh on `region`; None when the landmark stage is off or unavailable.
+    pub(crate) fn mesh_at(&self, image: &RgbImage, region: &CropRegion) -> Result<Option<Mesh>, InferenceError> {
+        match &self.mesh {
+            Some(model) => mesh::run(model.as_ref(), image, region).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Everything after detection for one face.
+    #[allow(clippy::too_many_arguments)]
+    fn describe(
+        &self,
+        image: &RgbImage,
+        face_id: u32,
+        detection: Detection,
+        tracked: bool,
+        region: CropRegion,
+        options: &AnalyzeOptions,
+        timer: &mut Timer,
+    ) -> Result<FaceResult, InferenceError> {
+        let mesh = if options.landmarks {
+            timer.time("landmarks", || self.mesh_at(image, &region))?
+        } else {
+            None
+        };
+        self.describe_with_mesh(image, face_id, detection, tracked, mesh, options, timer)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn describe_with_mesh(
+        &self,
+        image: &RgbImage,
+        face_id: u32,
+        detection: Detection,
+        tracked: bool,
+        mesh: Option<Mesh>,
+        options: &AnalyzeOptions,
+        timer: &mut Timer,
+    ) -> Result<FaceResult, InferenceError> {
+        let head_pose = mesh.as_ref().map(|m| timer.time("head_pose", || mesh::head_pose(&m.points)));
+        let blendshapes = match (&mesh, &self.blendshapes) {
+            (Some(m), Some(model)) if options.blendshapes => {
+                Some(timer.time("blendshapes", || blendshapes::run(model.as_ref(), &m.points))?)
+            }
+            _ => None,
+        };
+        let action_units = match (&blendshapes, &mesh) {
+            (Some(b), Some(m)) => timer.time("action_units", || action_units::estimate(b, &m.points)),
+            _ => Vec::new(),
+        };
+        let fer = match &self.expression {
+            Some(model) if options.expression => Some(timer.time("expression", || {
+                expression::run_fer(model.as_ref(), image, detection.x, detection.y, detection.width, detection.height)
+            })?),
+            _ => None,
+        };
+        let prototypes = (!action_units.is_empty()).then(|| expression::prototype_distribution(&action_units));
+        let expression = if options.expression { expression::combine(fer, prototypes) } else { None };
+        Ok(FaceResult {
+            face_id,
+            detection,
+            tracked,
+            mesh,
+            head_pose,
+            blendshapes,
+            action_units,
+            expression,
+        })
+    }
+}
+
+/// A face box and key points derived from a mesh (tracking frames have no detector output).
+pub fn detection_from_mesh(mesh: &Mesh) -> Detection {
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for p in mesh.points.iter().take(468) {
+        x0 = x0.min(p[0]);
+        y0 = y0.min(p[1]);
+        x1 = x1.max(p[0]);
+        y1 = y1.max(p[1]);
+    }
+    let pt = |i: usize| [mesh.points[i][0], mesh.points[i][1]];
+    Detection {
+        score: mesh.presence,
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+        // Iris centres, nose tip, mouth corners: the detector's five points.
+        keypoints: [pt(mesh::RIGHT_IRIS), pt(mesh::LEFT_IRIS), pt(1), pt(61), pt(291)],
+    }
+}
+
+/// Stable face ids over a stream, and MediaPipe-style detect-or-track: the previous frame's
+/// landmarks give the next frame's crop, and the detector runs only every `detect_every`
+/// frames or when a tracked face is lost.
+pub struct Tracker {
+    pub detect_every: u32,
+    /// A face unseen for more than this many detector runs is forgotten.
+    pub max_missed: u32,
+    /// Minimum IoU for a detection to continue an existing track.
+    pub min_iou: f32,
+    next_id: u32,
+    frames_since_detection: u32,
+    tracks: Vec<Track>,
+}
+
+struct Track {
+    id: u32,
+    box_xywh: [f32; 4],
+    /// Crop for the next frame, from this frame's landmarks.
+    next_region: Option<CropRegion>,
+    missed: u32,
+}
+
+impl Tracker {
+    pub fn new(detect_every: u32) -> Self {
+        Self {
+            detect_every: detect_every.max(1),
+            max_missed: 3,
+            min_iou: 0.3,
+            next_id: 1,
+            frames_since_detection: 0,
+            tracks: Vec::new(),
+        }
+    }
+
+    /// Analyses the next frame of the stream.
+    pub fn process(&mut self, models: &FaceModels, image: &RgbImage, options: &AnalyzeOptions) -> Result<FrameResult, InferenceError> {
+        let can_track = options.landmarks && models.mesh.is_some();
+        let all_trackable = !self.tracks.is_empty() && self.tracks.iter().all(|t| t.missed == 0 && t.next_region.is_some());
+        if can_track && all_trackable && self.frames_since_detection < self.detect_every {
+            if let Some(result) = self.track(models, image, options)? {
+                self.frames_since_detection += 1;
+                return Ok(result);
+            }
+        }
+        self.frames_since_detection = 1;
+        self.detect(models, image, options)
+    }
+
+    /// Tracking frame; None when any face was lost (the caller detects on this frame).
+    fn track(&mut self, models: &FaceModels, image: &RgbImage, options: &AnalyzeOptions) -> Result<Option<FrameResult>, InferenceError> {
+        let mut timer = Timer::default();
+        let mut meshes = Vec::with_capacity(self.tracks.len());
+        for track in &self.tracks {
+            let region = track.next_region.expect("checked by caller");
+            let mesh = timer.time("landmarks", || models.mesh_at(image, &region))?.expect("can_track");
+            if mesh.presence < options.min_presence {
+                return Ok(None);
+            }
+            meshes.push(mesh);
+        }
+        let mut faces = Vec::with_capacity(meshes.len());
+        for (track, mesh) in self.tracks.iter_mut().zip(meshes) {
+            let detection = detection_from_mesh(&mesh);
+            track.box_xywh = [detection.x, detection.y, detection.width, detection.height];
+            track.next_region = Some(CropRegion::from_landmarks(&mesh.points));
+            faces.push(models.describe_with_mesh(image, track.id, detection, true, Some(mesh), options, &mut timer)?);
+        }
+        Ok(Some(FrameResult {
+            faces,
+            width: image.width(),
+            height: image.height(),
+            timings: timer.0,
+        }))
+    }
+
+    fn detect(&mut self, models: &FaceModels, image: &RgbImage, options: &AnalyzeOptions) -> Result<FrameResult, InferenceError> {
+        let mut timer = Timer::default();
+        let detections = timer.time("detect", || detector::detect(models.detector.as_ref(), image, &options.detector))?;
+        // Greedy association by IoU, best pairs first; ids are never reused, so a face that
+        // enters where another left gets a new id once the old track is forgotten.
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (t, track) in self.tracks.iter().enumerate() {
+            for (d, det) in detections.iter().enumerate() {
+                let overlap = detector::iou(track.box_xywh, [det.x, det.y, det.width, det.height]);
+                if overlap >= self.min_iou {
+                    pairs.push((overlap, t, d));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut track_of_detection: Vec<Option<usize>> = vec![None; detections.len()];
+        let mut track_used = vec![false; self.tracks.len()];
+        for (_, t, d) in pairs {
+            if !track_used[t] && track_of_detection[d].is_none() {
+                track_used[t] = true;
+                track_of_detection[d] = Some(t);
+            }
+        }
+        for (t, used) in track_used.iter().enumerate() {
+            if !used {
+                self.tracks[t].missed += 1;
+                self.tracks[t].next_region = None;
+            }
+        }
+        let mut faces = Vec::with_capacity(detections.len());
+        for (d, detection) in detections.into_iter().enumerate() {
+            let t = match track_of_detection[d] {
+                Some(t) => t,
+                None => {
+                    self.tracks.push(Track {
+                        id: self.next_id,
+                        box_xywh: [0.0; 4],
+                        next_region: None,
+                        missed: 0,
+                    });
+                    self.next_id += 1;
+                    self.tracks.len() - 1
+                }
+            };
+            let region = CropRegion::from_detection(
+                detection.x,
+                detection.y,
+                detection.width,
+                detection.height,
+                detection.keypoints[0],
+                detection.keypoints[1],
+            );
+            let face = models.describe(image, self.tracks[t].id, detection, false, region, options, &mut timer)?;
+            let track = &mut self.tracks[t];
+            track.missed = 0;
+            track.box_xywh = [detection.x, detection.y, detection.width, detection.height];
+            track.next_region = face.mesh.as_ref().map(|m| CropRegion::from_landmarks(&m.points));
+            faces.push(face);
+        }
+        let max_missed = self.max_missed;
+        self.tracks.retain(|t| t.missed <= max_missed);
+        faces.sort_by_key(|f| f.face_id);
+        Ok(FrameResult {
+            faces,
+            width: image.width(),
+            height: image.height(),
+            timings: timer.0,
+        })
+    }
+}
