@@ -100,7 +100,6 @@ impl Default for OnnxConfig {
     }
 }
 
-
 /// The vendored models ship in the source tree; a binary built from it finds them there.
 /// An installed binary points `models.dir` elsewhere.
 pub fn default_models_dir() -> PathBuf {

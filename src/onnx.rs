@@ -292,14 +292,19 @@ impl crate::vision::backend::Inference for OnnxModel {
             message,
         };
         let tensor = Tensor::from_array(input).map_err(|e| fail(e.to_string()))?;
-        let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let outputs = session
             .run(ort::inputs![self.input.as_str() => tensor])
             .map_err(|e| fail(e.to_string()))?;
         outputs
             .iter()
             .map(|(name, value)| {
-                let array = value.try_extract_array::<f32>().map_err(|e| fail(e.to_string()))?;
+                let array = value
+                    .try_extract_array::<f32>()
+                    .map_err(|e| fail(e.to_string()))?;
                 Ok((name.to_owned(), array.to_owned()))
             })
             .collect()

@@ -72,10 +72,19 @@ struct Sink {
 }
 
 impl Sink {
-    fn write(&mut self, source: &str, frame: u64, timestamp: f64, result: &FrameResult) -> anyhow::Result<()> {
+    fn write(
+        &mut self,
+        source: &str,
+        frame: u64,
+        timestamp: f64,
+        result: &FrameResult,
+    ) -> anyhow::Result<()> {
         match self.format {
             OutputFormat::Jsonl => {
-                serde_json::to_writer(&mut self.out, &export::frame_json(source, frame, timestamp, result))?;
+                serde_json::to_writer(
+                    &mut self.out,
+                    &export::frame_json(source, frame, timestamp, result),
+                )?;
                 writeln!(self.out)?;
             }
             OutputFormat::Csv => {
@@ -98,14 +107,20 @@ pub fn load_face_models(config: &Config) -> anyhow::Result<FaceModels> {
     if let Err(e) = &runtime {
         bail!("{e}");
     }
-    let set = ModelSet::load_formats(&manifest, runtime, config.onnx.intra_threads, &[affectd::models::Format::Onnx]);
+    let set = ModelSet::load_formats(
+        &manifest,
+        runtime,
+        config.onnx.intra_threads,
+        &[affectd::models::Format::Onnx],
+    );
     for state in &set.models {
         if state.entry.format == affectd::models::Format::Onnx && state.model.is_none() {
             eprintln!("affectd: warning: {}: {}", state.entry.id, state.reason);
         }
     }
-    set.face_models()
-        .context("the face detector is unavailable (see the warning above); run `affectd models verify`")
+    set.face_models().context(
+        "the face detector is unavailable (see the warning above); run `affectd models verify`",
+    )
 }
 
 pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
@@ -138,9 +153,17 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
         MarkFormat::Png => Encoding::Png,
         MarkFormat::Jpeg => Encoding::Jpeg,
     };
-    let write_marks = |stem: &str, frame: Option<u64>, image: &image::RgbImage, result: &FrameResult| -> anyhow::Result<()> {
+    let write_marks = |stem: &str,
+                       frame: Option<u64>,
+                       image: &image::RgbImage,
+                       result: &FrameResult|
+     -> anyhow::Result<()> {
         if let Some(dir) = &args.marks_dir {
-            let ext = if encoding == Encoding::Png { "png" } else { "jpg" };
+            let ext = if encoding == Encoding::Png {
+                "png"
+            } else {
+                "jpg"
+            };
             let name = match frame {
                 Some(f) => format!("{stem}_{f:06}.{ext}"),
                 None => format!("{stem}.marked.{ext}"),
@@ -155,12 +178,19 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
     let mut failures = 0;
     for path in &args.paths {
         let source = path.display().to_string();
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("frame").to_owned();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("frame")
+            .to_owned();
         let result = if is_image(path) {
             (|| -> anyhow::Result<()> {
                 let bytes = std::fs::read(path).with_context(|| format!("reading {source}"))?;
-                let image = affectd::vision::image::decode(&bytes, affectd::vision::image::DEFAULT_MAX_PIXELS)
-                    .with_context(|| source.clone())?;
+                let image = affectd::vision::image::decode(
+                    &bytes,
+                    affectd::vision::image::DEFAULT_MAX_PIXELS,
+                )
+                .with_context(|| source.clone())?;
                 let result = models.analyze(&image, &options)?;
                 sink.write(&source, 0, 0.0, &result)?;
                 write_marks(&stem, None, &image, &result)
@@ -174,8 +204,10 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
                 } else {
                     let bar = ProgressBar::new(info.frames);
                     bar.set_style(
-                        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} frames {per_sec} eta {eta}")
-                            .expect("valid template"),
+                        ProgressStyle::with_template(
+                            "{msg} {bar:40} {pos}/{len} frames {per_sec} eta {eta}",
+                        )
+                        .expect("valid template"),
                     );
                     bar.set_message(stem.clone());
                     bar

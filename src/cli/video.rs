@@ -27,15 +27,33 @@ fn parse_rate(rate: &str) -> Option<f64> {
 
 pub fn probe(path: &Path) -> anyhow::Result<VideoInfo> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height,avg_frame_rate,nb_frames", "-of", "default=noprint_wrappers=1"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,avg_frame_rate,nb_frames",
+            "-of",
+            "default=noprint_wrappers=1",
+        ])
         .arg(path)
         .output()
-        .context("running ffprobe (install ffmpeg: `apt-get install ffmpeg`, or run scripts/setup.sh)")?;
+        .context(
+            "running ffprobe (install ffmpeg: `apt-get install ffmpeg`, or run scripts/setup.sh)",
+        )?;
     if !out.status.success() {
-        bail!("{}: not a video ffmpeg can read: {}", path.display(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{}: not a video ffmpeg can read: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::trim));
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::trim))
+    };
     let width: u32 = field("width").and_then(|v| v.parse().ok()).unwrap_or(0);
     let height: u32 = field("height").and_then(|v| v.parse().ok()).unwrap_or(0);
     if width == 0 || height == 0 {
@@ -100,9 +118,16 @@ impl Frames {
             return Ok(None);
         }
         if filled < len {
-            bail!("{}: the last frame is truncated ({filled} of {len} bytes)", self.path);
+            bail!(
+                "{}: the last frame is truncated ({filled} of {len} bytes)",
+                self.path
+            );
         }
-        Ok(RgbImage::from_raw(self.info.width, self.info.height, buffer))
+        Ok(RgbImage::from_raw(
+            self.info.width,
+            self.info.height,
+            buffer,
+        ))
     }
 }
 
@@ -119,7 +144,10 @@ mod tests {
 
     #[test]
     fn frame_rates() {
-        assert_eq!(parse_rate("30000/1001").map(|r| (r * 1000.0).round()), Some(29970.0));
+        assert_eq!(
+            parse_rate("30000/1001").map(|r| (r * 1000.0).round()),
+            Some(29970.0)
+        );
         assert_eq!(parse_rate("25"), Some(25.0));
         assert_eq!(parse_rate("0/0"), None);
     }

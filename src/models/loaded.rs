@@ -73,9 +73,26 @@ impl ModelSet {
         runtime: Result<Runtime, OnnxError>,
         intra_threads: usize,
     ) -> Self {
+        Self::load_formats(
+            manifest,
+            runtime,
+            intra_threads,
+            &[Format::Onnx, Format::Gguf],
+        )
+    }
+
+    /// Like [`ModelSet::load`], for the models of the given formats only (the face CLI
+    /// need not hash half a gigabyte of GGUF).
+    pub fn load_formats(
+        manifest: &Manifest,
+        runtime: Result<Runtime, OnnxError>,
+        intra_threads: usize,
+        formats: &[Format],
+    ) -> Self {
         let models = manifest
             .models
             .iter()
+            .filter(|entry| formats.contains(&entry.format))
             .map(|entry| {
                 load_one(
                     manifest,

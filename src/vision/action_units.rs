@@ -26,28 +26,93 @@ pub enum Source {
 /// (AU number, FACS name, source).
 pub const TABLE: &[(u32, &str, Source)] = &[
     (1, "inner brow raiser", Source::Mean(&["browInnerUp"])),
-    (2, "outer brow raiser", Source::Mean(&["browOuterUpLeft", "browOuterUpRight"])),
-    (4, "brow lowerer", Source::Mean(&["browDownLeft", "browDownRight"])),
-    (5, "upper lid raiser", Source::Mean(&["eyeWideLeft", "eyeWideRight"])),
-    (6, "cheek raiser", Source::Mean(&["cheekSquintLeft", "cheekSquintRight"])),
-    (7, "lid tightener", Source::Mean(&["eyeSquintLeft", "eyeSquintRight"])),
-    (9, "nose wrinkler", Source::Mean(&["noseSneerLeft", "noseSneerRight"])),
-    (10, "upper lip raiser", Source::Mean(&["mouthUpperUpLeft", "mouthUpperUpRight"])),
-    (12, "lip corner puller", Source::Mean(&["mouthSmileLeft", "mouthSmileRight"])),
-    (14, "dimpler", Source::Mean(&["mouthDimpleLeft", "mouthDimpleRight"])),
-    (15, "lip corner depressor", Source::Mean(&["mouthFrownLeft", "mouthFrownRight"])),
+    (
+        2,
+        "outer brow raiser",
+        Source::Mean(&["browOuterUpLeft", "browOuterUpRight"]),
+    ),
+    (
+        4,
+        "brow lowerer",
+        Source::Mean(&["browDownLeft", "browDownRight"]),
+    ),
+    (
+        5,
+        "upper lid raiser",
+        Source::Mean(&["eyeWideLeft", "eyeWideRight"]),
+    ),
+    (
+        6,
+        "cheek raiser",
+        Source::Mean(&["cheekSquintLeft", "cheekSquintRight"]),
+    ),
+    (
+        7,
+        "lid tightener",
+        Source::Mean(&["eyeSquintLeft", "eyeSquintRight"]),
+    ),
+    (
+        9,
+        "nose wrinkler",
+        Source::Mean(&["noseSneerLeft", "noseSneerRight"]),
+    ),
+    (
+        10,
+        "upper lip raiser",
+        Source::Mean(&["mouthUpperUpLeft", "mouthUpperUpRight"]),
+    ),
+    (
+        12,
+        "lip corner puller",
+        Source::Mean(&["mouthSmileLeft", "mouthSmileRight"]),
+    ),
+    (
+        14,
+        "dimpler",
+        Source::Mean(&["mouthDimpleLeft", "mouthDimpleRight"]),
+    ),
+    (
+        15,
+        "lip corner depressor",
+        Source::Mean(&["mouthFrownLeft", "mouthFrownRight"]),
+    ),
     (17, "chin raiser", Source::Mean(&["mouthShrugLower"])),
-    (20, "lip stretcher", Source::Mean(&["mouthStretchLeft", "mouthStretchRight"])),
+    (
+        20,
+        "lip stretcher",
+        Source::Mean(&["mouthStretchLeft", "mouthStretchRight"]),
+    ),
     // AU23 narrows and tightens the lips; ARKit has no single shape for it: pressing plus
     // rolling of the lips is the closest visible movement.
-    (23, "lip tightener", Source::Mean(&["mouthPressLeft", "mouthPressRight", "mouthRollLower", "mouthRollUpper"])),
-    (24, "lip pressor", Source::Mean(&["mouthPressLeft", "mouthPressRight"])),
+    (
+        23,
+        "lip tightener",
+        Source::Mean(&[
+            "mouthPressLeft",
+            "mouthPressRight",
+            "mouthRollLower",
+            "mouthRollUpper",
+        ]),
+    ),
+    (
+        24,
+        "lip pressor",
+        Source::Mean(&["mouthPressLeft", "mouthPressRight"]),
+    ),
     // Lips part is better measured on the mesh than from jawOpen (lips can part with the jaw closed).
     (25, "lips part", Source::LipGap),
     (26, "jaw drop", Source::Mean(&["jawOpen"])),
-    (28, "lip suck", Source::Max(&["mouthRollLower", "mouthRollUpper"])),
+    (
+        28,
+        "lip suck",
+        Source::Max(&["mouthRollLower", "mouthRollUpper"]),
+    ),
     // MediaPipe cannot tell a blink (AU45) from closed eyes (AU43) in one frame; one estimate.
-    (45, "blink / eyes closed (AU43/45)", Source::Mean(&["eyeBlinkLeft", "eyeBlinkRight"])),
+    (
+        45,
+        "blink / eyes closed (AU43/45)",
+        Source::Mean(&["eyeBlinkLeft", "eyeBlinkRight"]),
+    ),
 ];
 
 pub const PRESENCE_THRESHOLD: f32 = 1.0;
@@ -72,8 +137,13 @@ pub fn estimate(blendshapes: &[f32; 52], points: &[[f32; 3]]) -> Vec<ActionUnit>
         .iter()
         .map(|(number, _, source)| {
             let score = match source {
-                Source::Mean(names) => names.iter().map(|n| blendshapes[index(n)]).sum::<f32>() / names.len() as f32,
-                Source::Max(names) => names.iter().map(|n| blendshapes[index(n)]).fold(0.0, f32::max),
+                Source::Mean(names) => {
+                    names.iter().map(|n| blendshapes[index(n)]).sum::<f32>() / names.len() as f32
+                }
+                Source::Max(names) => names
+                    .iter()
+                    .map(|n| blendshapes[index(n)])
+                    .fold(0.0, f32::max),
                 Source::LipGap => lip_gap(points),
             };
             let intensity = (5.0 * score).clamp(0.0, 5.0);
@@ -88,7 +158,10 @@ pub fn estimate(blendshapes: &[f32; 52], points: &[[f32; 3]]) -> Vec<ActionUnit>
 
 /// Intensity of one AU from an estimate list (0 when absent).
 pub fn intensity(units: &[ActionUnit], number: u32) -> f32 {
-    units.iter().find(|u| u.number == number).map_or(0.0, |u| u.intensity)
+    units
+        .iter()
+        .find(|u| u.number == number)
+        .map_or(0.0, |u| u.intensity)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@ use ndarray::ArrayD;
 pub enum InferenceError {
     #[error("model {model}: {message}")]
     Run { model: String, message: String },
-    #[error("model {model}: output `{output}` is missing or has shape {shape:?}, expected {expected}")]
+    #[error(
+        "model {model}: output `{output}` is missing or has shape {shape:?}, expected {expected}"
+    )]
     Output {
         model: String,
         output: String,

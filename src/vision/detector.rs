@@ -86,7 +86,14 @@ pub fn input_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
 
 /// NCHW, BGR minus the channel means, from a (possibly downscaled) copy of the image.
 pub fn preprocess(image: &RgbImage, in_w: u32, in_h: u32) -> Array4<f32> {
-    let map = Affine::from_box(0.0, 0.0, image.width() as f32, image.height() as f32, in_w, in_h);
+    let map = Affine::from_box(
+        0.0,
+        0.0,
+        image.width() as f32,
+        image.height() as f32,
+        in_w,
+        in_h,
+    );
     let pixels = sample_rgb(image, &map, in_w, in_h);
     let (w, h) = (in_w as usize, in_h as usize);
     let mut tensor = Array4::<f32>::zeros((1, 3, h, w));
@@ -119,7 +126,11 @@ pub fn anchors(in_w: u32, in_h: u32) -> Vec<[f32; 4]> {
     out
 }
 
-pub fn detect(model: &dyn Inference, image: &RgbImage, config: &DetectorConfig) -> Result<Vec<Detection>, InferenceError> {
+pub fn detect(
+    model: &dyn Inference,
+    image: &RgbImage,
+    config: &DetectorConfig,
+) -> Result<Vec<Detection>, InferenceError> {
     let (in_w, in_h) = input_size(image.width(), image.height(), config.max_side);
     let outputs = model.run(preprocess(image, in_w, in_h).into_dyn())?;
     let anchors = anchors(in_w, in_h);

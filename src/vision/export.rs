@@ -19,17 +19,27 @@ pub fn face_json(face: &FaceResult) -> Value {
     obj.insert("face_id".into(), json!(face.face_id));
     obj.insert("confidence".into(), json!(d.score));
     obj.insert("tracked".into(), json!(face.tracked));
-    obj.insert("box".into(), json!({"x": d.x, "y": d.y, "width": d.width, "height": d.height}));
+    obj.insert(
+        "box".into(),
+        json!({"x": d.x, "y": d.y, "width": d.width, "height": d.height}),
+    );
     obj.insert("keypoints".into(), json!(d.keypoints));
     if let Some(mesh) = &face.mesh {
         obj.insert("presence".into(), json!(mesh.presence));
         obj.insert("landmarks".into(), json!(mesh.points));
     }
     if let Some(p) = &face.head_pose {
-        obj.insert("head_pose".into(), json!({"yaw_deg": p.yaw, "pitch_deg": p.pitch, "roll_deg": p.roll}));
+        obj.insert(
+            "head_pose".into(),
+            json!({"yaw_deg": p.yaw, "pitch_deg": p.pitch, "roll_deg": p.roll}),
+        );
     }
     if let Some(b) = &face.blendshapes {
-        let map: Map<String, Value> = NAMES.iter().zip(b).map(|(n, v)| ((*n).to_owned(), json!(v))).collect();
+        let map: Map<String, Value> = NAMES
+            .iter()
+            .zip(b)
+            .map(|(n, v)| ((*n).to_owned(), json!(v)))
+            .collect();
         obj.insert("blendshapes".into(), Value::Object(map));
     }
     if !face.action_units.is_empty() {
@@ -42,7 +52,13 @@ pub fn face_json(face: &FaceResult) -> Value {
     }
     if let Some(e) = &face.expression {
         let dist = |p: &[f32; 7]| -> Value {
-            Value::Object(LABELS.iter().zip(p).map(|(l, v)| ((*l).to_owned(), json!(v))).collect())
+            Value::Object(
+                LABELS
+                    .iter()
+                    .zip(p)
+                    .map(|(l, v)| ((*l).to_owned(), json!(v)))
+                    .collect(),
+            )
         };
         obj.insert(
             "expression".into(),
@@ -74,9 +90,17 @@ pub fn frame_json(source: &str, frame: u64, timestamp: f64, result: &FrameResult
 /// (x_i, y_i, z_i in pixels), pose_Rx/Ry/Rz (radians: pitch, yaw, roll, as OpenFace),
 /// AUxx_r, AUxx_c, expression probabilities (combined), valence, arousal.
 pub fn csv_header() -> Vec<String> {
-    let mut h: Vec<String> = ["source", "frame", "timestamp", "face_id", "confidence", "success", "tracked"]
-        .map(String::from)
-        .to_vec();
+    let mut h: Vec<String> = [
+        "source",
+        "frame",
+        "timestamp",
+        "face_id",
+        "confidence",
+        "success",
+        "tracked",
+    ]
+    .map(String::from)
+    .to_vec();
     h.extend(["face_x", "face_y", "face_width", "face_height"].map(String::from));
     for axis in ["x", "y", "z"] {
         h.extend((0..LANDMARK_COUNT).map(|i| format!("{axis}_{i}")));
@@ -90,7 +114,12 @@ pub fn csv_header() -> Vec<String> {
 }
 
 /// One CSV row per face; empty cells where a stage did not run.
-pub fn csv_rows(source: &str, frame: u64, timestamp: f64, result: &FrameResult) -> Vec<Vec<String>> {
+pub fn csv_rows(
+    source: &str,
+    frame: u64,
+    timestamp: f64,
+    result: &FrameResult,
+) -> Vec<Vec<String>> {
     let blank = |n: usize| std::iter::repeat_n(String::new(), n);
     result
         .faces
@@ -116,14 +145,23 @@ pub fn csv_rows(source: &str, frame: u64, timestamp: f64, result: &FrameResult) 
                 None => row.extend(blank(3 * LANDMARK_COUNT)),
             }
             match &face.head_pose {
-                Some(p) => row.extend([p.pitch, p.yaw, p.roll].map(|deg| format!("{:.4}", deg.to_radians()))),
+                Some(p) => row
+                    .extend([p.pitch, p.yaw, p.roll].map(|deg| format!("{:.4}", deg.to_radians()))),
                 None => row.extend(blank(3)),
             }
             if face.action_units.is_empty() {
                 row.extend(blank(2 * TABLE.len()));
             } else {
-                row.extend(face.action_units.iter().map(|u| format!("{:.3}", u.intensity)));
-                row.extend(face.action_units.iter().map(|u| u8::from(u.present).to_string()));
+                row.extend(
+                    face.action_units
+                        .iter()
+                        .map(|u| format!("{:.3}", u.intensity)),
+                );
+                row.extend(
+                    face.action_units
+                        .iter()
+                        .map(|u| u8::from(u.present).to_string()),
+                );
             }
             match &face.expression {
                 Some(e) => {

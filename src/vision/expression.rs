@@ -12,7 +12,9 @@ use super::backend::{Inference, InferenceError, output};
 use super::geometry::{Affine, sample_rgb};
 
 /// The FER model's classes, in its output order.
-pub const LABELS: [&str; 7] = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
+pub const LABELS: [&str; 7] = [
+    "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+];
 pub const INPUT_SIZE: u32 = 64;
 /// Pixels added on every side of the detector box before the crop (the `fer` package's).
 pub const CROP_PADDING: f32 = 10.0;
@@ -70,7 +72,12 @@ pub fn preprocess(image: &RgbImage, x: f32, y: f32, w: f32, h: f32) -> Array4<f3
     let pixels = sample_rgb(image, &map, INPUT_SIZE, INPUT_SIZE);
     let n = INPUT_SIZE as usize;
     let mut tensor = Array4::<f32>::zeros((1, n, n, 1));
-    for (dst, rgb) in tensor.as_slice_mut().expect("contiguous").iter_mut().zip(&pixels) {
+    for (dst, rgb) in tensor
+        .as_slice_mut()
+        .expect("contiguous")
+        .iter_mut()
+        .zip(&pixels)
+    {
         // ITU-R BT.601 luma, as OpenCV's RGB->GRAY.
         let gray = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
         *dst = (gray / 255.0 - 0.5) * 2.0;
@@ -78,7 +85,14 @@ pub fn preprocess(image: &RgbImage, x: f32, y: f32, w: f32, h: f32) -> Array4<f3
     tensor
 }
 
-pub fn run_fer(model: &dyn Inference, image: &RgbImage, x: f32, y: f32, w: f32, h: f32) -> Result<[f32; 7], InferenceError> {
+pub fn run_fer(
+    model: &dyn Inference,
+    image: &RgbImage,
+    x: f32,
+    y: f32,
+    w: f32,
+    h: f32,
+) -> Result<[f32; 7], InferenceError> {
     let outputs = model.run(preprocess(image, x, y, w, h).into_dyn())?;
     let probs = output(model.id(), &outputs, "predictions", Some(7))?;
     let mut out = [0.0; 7];
@@ -89,7 +103,10 @@ pub fn run_fer(model: &dyn Inference, image: &RgbImage, x: f32, y: f32, w: f32, 
 }
 
 fn label_index(label: &str) -> usize {
-    LABELS.iter().position(|l| *l == label).expect("known label")
+    LABELS
+        .iter()
+        .position(|l| *l == label)
+        .expect("known label")
 }
 
 /// Prototype scores normalised to a distribution. Neutral gets 1 - the strongest prototype,
@@ -153,7 +170,10 @@ pub fn valence_arousal(p: &[f32; 7]) -> (f32, f32) {
     let mut v = 0.0;
     let mut a = 0.0;
     for (i, label) in LABELS.iter().enumerate() {
-        let (_, cv, ca) = CIRCUMPLEX.iter().find(|(l, _, _)| l == label).expect("every label placed");
+        let (_, cv, ca) = CIRCUMPLEX
+            .iter()
+            .find(|(l, _, _)| l == label)
+            .expect("every label placed");
         v += p[i] * cv;
         a += p[i] * ca;
     }

@@ -25,7 +25,10 @@ pub struct Affine {
 
 impl Affine {
     pub fn apply(&self, x: f32, y: f32) -> (f32, f32) {
-        (self.a * x + self.b * y + self.tx, self.c * x + self.d * y + self.ty)
+        (
+            self.a * x + self.b * y + self.tx,
+            self.c * x + self.d * y + self.ty,
+        )
     }
 
     /// Output of `out_w x out_h` covering the axis-aligned source box.

@@ -82,19 +82,25 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
-    let format = image::guess_format(bytes).map_err(|e| ImageError::UnknownFormat(e.to_string()))?;
+    let format =
+        image::guess_format(bytes).map_err(|e| ImageError::UnknownFormat(e.to_string()))?;
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
-        return Err(ImageError::UnknownFormat(format!("{format:?} is not supported")));
+        return Err(ImageError::UnknownFormat(format!(
+            "{format:?} is not supported"
+        )));
     }
     let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
     // The image crate's own allocation limit is a second guard behind ours.
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
     reader.limits(limits);
-    let decoder = reader.into_decoder().map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     let (width, height) = decoder.dimensions();
     check_size(width, height, max_pixels)?;
-    let image = image::DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let image = image::DynamicImage::from_decoder(decoder)
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     Ok(image.into_rgb8())
 }
 
@@ -147,29 +153,45 @@ mod tests {
 
     fn encode(image: image::DynamicImage, format: ImageFormat) -> Vec<u8> {
         let mut bytes = Vec::new();
-        image.write_to(&mut std::io::Cursor::new(&mut bytes), format).unwrap();
+        image
+            .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+            .unwrap();
         bytes
     }
 
     #[test]
     fn decodes_rgb_gray_16bit_and_alpha() {
-        let rgb = image::RgbImage::from_fn(5, 4, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 7]));
-        let back = decode(&encode(rgb.clone().into(), ImageFormat::Png), DEFAULT_MAX_PIXELS).unwrap();
+        let rgb =
+            image::RgbImage::from_fn(5, 4, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 7]));
+        let back = decode(
+            &encode(rgb.clone().into(), ImageFormat::Png),
+            DEFAULT_MAX_PIXELS,
+        )
+        .unwrap();
         assert_eq!(back, rgb);
 
         let gray = image::GrayImage::from_fn(3, 2, |x, _| image::Luma([x as u8 * 50]));
         let back = decode(&encode(gray.into(), ImageFormat::Png), DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!(back.get_pixel(2, 1).0, [100, 100, 100]);
 
-        let gray16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(2, 2, |_, _| image::Luma([65535u16]));
-        let back = decode(&encode(image::DynamicImage::ImageLuma16(gray16), ImageFormat::Png), DEFAULT_MAX_PIXELS).unwrap();
+        let gray16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(2, 2, |_, _| {
+            image::Luma([65535u16])
+        });
+        let back = decode(
+            &encode(image::DynamicImage::ImageLuma16(gray16), ImageFormat::Png),
+            DEFAULT_MAX_PIXELS,
+        )
+        .unwrap();
         assert_eq!(back.get_pixel(0, 0).0, [255, 255, 255]);
 
         let rgba = image::RgbaImage::from_fn(2, 2, |_, _| image::Rgba([1, 2, 3, 0]));
         let back = decode(&encode(rgba.into(), ImageFormat::Png), DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!(back.get_pixel(1, 1).0, [1, 2, 3]);
 
-        let jpeg = encode(image::RgbImage::from_pixel(16, 16, image::Rgb([200, 100, 50])).into(), ImageFormat::Jpeg);
+        let jpeg = encode(
+            image::RgbImage::from_pixel(16, 16, image::Rgb([200, 100, 50])).into(),
+            ImageFormat::Jpeg,
+        );
         let back = decode(&jpeg, DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!(back.dimensions(), (16, 16));
     }
@@ -177,15 +199,30 @@ mod tests {
     #[test]
     fn refuses_garbage_truncation_and_bombs() {
         assert_eq!(decode(b"", DEFAULT_MAX_PIXELS), Err(ImageError::Empty));
-        assert!(matches!(decode(b"hello world", DEFAULT_MAX_PIXELS), Err(ImageError::UnknownFormat(_))));
-        let png = encode(image::RgbImage::from_pixel(64, 64, image::Rgb([9, 9, 9])).into(), ImageFormat::Png);
-        assert!(matches!(decode(&png[..png.len() / 2], DEFAULT_MAX_PIXELS), Err(ImageError::Corrupt(_))));
-        assert!(matches!(decode(&png, 64 * 63), Err(ImageError::TooLarge { .. })));
+        assert!(matches!(
+            decode(b"hello world", DEFAULT_MAX_PIXELS),
+            Err(ImageError::UnknownFormat(_))
+        ));
+        let png = encode(
+            image::RgbImage::from_pixel(64, 64, image::Rgb([9, 9, 9])).into(),
+            ImageFormat::Png,
+        );
+        assert!(matches!(
+            decode(&png[..png.len() / 2], DEFAULT_MAX_PIXELS),
+            Err(ImageError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode(&png, 64 * 63),
+            Err(ImageError::TooLarge { .. })
+        ));
         // A PNG header that claims 100000 x 100000 pixels: refused from the header alone.
         let mut bomb = png.clone();
         bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-        assert!(matches!(decode(&bomb, DEFAULT_MAX_PIXELS), Err(ImageError::TooLarge { .. }) | Err(ImageError::Corrupt(_))));
+        assert!(matches!(
+            decode(&bomb, DEFAULT_MAX_PIXELS),
+            Err(ImageError::TooLarge { .. }) | Err(ImageError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -200,9 +237,19 @@ mod tests {
         assert_eq!(gray.as_raw(), &[7, 7, 7, 8, 8, 8]);
         assert!(matches!(
             from_raw(&bgr[..5], 2, 1, PixelLayout::Bgr8, 0, DEFAULT_MAX_PIXELS),
-            Err(ImageError::RawLength { expected: 6, actual: 5, .. })
+            Err(ImageError::RawLength {
+                expected: 6,
+                actual: 5,
+                ..
+            })
         ));
-        assert!(matches!(from_raw(&[], 0, 1, PixelLayout::Rgb8, 0, DEFAULT_MAX_PIXELS), Err(ImageError::ZeroSized { .. })));
-        assert!(matches!(from_raw(&bgr, 2, 1, PixelLayout::Bgr8, 3, DEFAULT_MAX_PIXELS), Err(ImageError::RawStride { .. })));
+        assert!(matches!(
+            from_raw(&[], 0, 1, PixelLayout::Rgb8, 0, DEFAULT_MAX_PIXELS),
+            Err(ImageError::ZeroSized { .. })
+        ));
+        assert!(matches!(
+            from_raw(&bgr, 2, 1, PixelLayout::Bgr8, 3, DEFAULT_MAX_PIXELS),
+            Err(ImageError::RawStride { .. })
+        ));
     }
 }

@@ -31,13 +31,15 @@ impl Default for Layers {
 /// Contours of the face mesh (MediaPipe FACEMESH_* index lists): oval, brows, eyes, nose
 /// bridge, outer lips. Enough to show the face's shape without hiding it.
 pub const LANDMARK_SUBSET: &[usize] = &[
-    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150,
-    136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109, // oval
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+    148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109, // oval
     70, 63, 105, 66, 107, 336, 296, 334, 293, 300, // brows
     33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246, // right eye
-    263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466, // left eye
+    263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388,
+    466, // left eye
     168, 6, 197, 195, 5, 4, 1, // nose
-    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185, // lips
+    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40,
+    185, // lips
 ];
 
 /// Distinct, saturated colours so neighbouring faces are told apart.
@@ -58,7 +60,15 @@ fn colour(face_id: u32) -> Rgb<u8> {
 }
 
 /// Text from the public-domain 8x8 bitmap font (font8x8), scaled; no font file needed.
-fn draw_text(image: &mut RgbImage, x: i32, y: i32, scale: i32, text: &str, fg: Rgb<u8>, bg: Rgb<u8>) {
+fn draw_text(
+    image: &mut RgbImage,
+    x: i32,
+    y: i32,
+    scale: i32,
+    text: &str,
+    fg: Rgb<u8>,
+    bg: Rgb<u8>,
+) {
     let width = (text.chars().count() as i32 * 8 * scale + 4) as u32;
     let height = (8 * scale + 4) as u32;
     draw_filled_rect_mut(image, Rect::at(x, y).of_size(width, height), bg);
@@ -69,7 +79,11 @@ fn draw_text(image: &mut RgbImage, x: i32, y: i32, scale: i32, text: &str, fg: R
                 if bits & (1 << col) != 0 {
                     let px = x + 2 + (i as i32 * 8 + col) * scale;
                     let py = y + 2 + row as i32 * scale;
-                    draw_filled_rect_mut(image, Rect::at(px, py).of_size(scale as u32, scale as u32), fg);
+                    draw_filled_rect_mut(
+                        image,
+                        Rect::at(px, py).of_size(scale as u32, scale as u32),
+                        fg,
+                    );
                 }
             }
         }
@@ -89,21 +103,36 @@ pub fn render(frame: &RgbImage, faces: &[FaceResult], layers: &Layers) -> RgbIma
             if let Some(mesh) = &face.mesh {
                 for &i in LANDMARK_SUBSET {
                     let p = mesh.points[i];
-                    draw_filled_circle_mut(&mut image, (p[0].round() as i32, p[1].round() as i32), scale, c);
+                    draw_filled_circle_mut(
+                        &mut image,
+                        (p[0].round() as i32, p[1].round() as i32),
+                        scale,
+                        c,
+                    );
                 }
             }
         }
         if layers.boxes {
             for t in 0..(2 * scale) {
-                let rect = Rect::at(d.x.round() as i32 - t, d.y.round() as i32 - t)
-                    .of_size((d.width.round() as u32).max(1) + 2 * t as u32, (d.height.round() as u32).max(1) + 2 * t as u32);
+                let rect = Rect::at(d.x.round() as i32 - t, d.y.round() as i32 - t).of_size(
+                    (d.width.round() as u32).max(1) + 2 * t as u32,
+                    (d.height.round() as u32).max(1) + 2 * t as u32,
+                );
                 draw_hollow_rect_mut(&mut image, rect, c);
             }
         }
         if layers.face_ids {
             let label = face.face_id.to_string();
             let y = (d.y.round() as i32 - (8 * 2 * scale + 4) - 2 * scale).max(0);
-            draw_text(&mut image, d.x.round() as i32, y, 2 * scale, &label, black, c);
+            draw_text(
+                &mut image,
+                d.x.round() as i32,
+                y,
+                2 * scale,
+                &label,
+                black,
+                c,
+            );
         }
         if layers.au_tags {
             let mut present: Vec<_> = face.action_units.iter().filter(|u| u.present).collect();
@@ -185,10 +214,28 @@ mod tests {
             au_tags: false,
         };
         assert_eq!(render(&frame, &[face(1)], &none), frame);
-        let boxes = render(&frame, &[face(1)], &Layers { boxes: true, ..none });
+        let boxes = render(
+            &frame,
+            &[face(1)],
+            &Layers {
+                boxes: true,
+                ..none
+            },
+        );
         assert_eq!(boxes.get_pixel(20, 30), &colour(1), "box edge drawn");
-        assert_eq!(boxes.get_pixel(40, 55), &Rgb([128, 128, 128]), "inside untouched");
-        let tags = render(&frame, &[face(1)], &Layers { au_tags: true, ..none });
+        assert_eq!(
+            boxes.get_pixel(40, 55),
+            &Rgb([128, 128, 128]),
+            "inside untouched"
+        );
+        let tags = render(
+            &frame,
+            &[face(1)],
+            &Layers {
+                au_tags: true,
+                ..none
+            },
+        );
         assert_ne!(tags, frame);
         let png = encode(&boxes, Encoding::Png);
         assert_eq!(&png[1..4], b"PNG");

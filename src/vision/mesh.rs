@@ -34,7 +34,14 @@ pub struct CropRegion {
 
 impl CropRegion {
     /// From a detector box and its two eye key points.
-    pub fn from_detection(x: f32, y: f32, w: f32, h: f32, right_eye: [f32; 2], left_eye: [f32; 2]) -> Self {
+    pub fn from_detection(
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        right_eye: [f32; 2],
+        left_eye: [f32; 2],
+    ) -> Self {
         CropRegion {
             cx: x + w / 2.0,
             cy: y + h / 2.0,
@@ -89,7 +96,11 @@ pub fn preprocess(image: &RgbImage, region: &CropRegion) -> Array4<f32> {
     tensor
 }
 
-pub fn run(model: &dyn Inference, image: &RgbImage, region: &CropRegion) -> Result<Mesh, InferenceError> {
+pub fn run(
+    model: &dyn Inference,
+    image: &RgbImage,
+    region: &CropRegion,
+) -> Result<Mesh, InferenceError> {
     let outputs = model.run(preprocess(image, region).into_dyn())?;
     let raw = output(model.id(), &outputs, "Identity", Some(LANDMARK_COUNT * 3))?;
     let presence_logit = output(model.id(), &outputs, "Identity_1", Some(1))?;
@@ -103,7 +114,11 @@ pub fn run(model: &dyn Inference, image: &RgbImage, region: &CropRegion) -> Resu
             [x, y, p[2] * z_scale]
         })
         .collect();
-    let logit = presence_logit.iter().next().copied().unwrap_or(f32::NEG_INFINITY);
+    let logit = presence_logit
+        .iter()
+        .next()
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
     Ok(Mesh {
         points,
         presence: 1.0 / (1.0 + (-logit).exp()),
@@ -134,7 +149,11 @@ pub fn head_pose(points: &[[f32; 3]]) -> HeadPose {
     let x = norm(sub(points[LEFT_EYE_OUTER], points[RIGHT_EYE_OUTER]));
     let down = sub(points[CHIN], points[FOREHEAD]);
     let along = dot(down, x);
-    let y = norm([down[0] - along * x[0], down[1] - along * x[1], down[2] - along * x[2]]);
+    let y = norm([
+        down[0] - along * x[0],
+        down[1] - along * x[1],
+        down[2] - along * x[2],
+    ]);
     let z = [
         x[1] * y[2] - x[2] * y[1],
         x[2] * y[0] - x[0] * y[2],
@@ -167,7 +186,10 @@ mod tests {
     #[test]
     fn frontal_face_has_zero_pose() {
         let p = head_pose(&face(|p| p));
-        assert!(p.yaw.abs() < 1e-3 && p.pitch.abs() < 1e-3 && p.roll.abs() < 1e-3, "{p:?}");
+        assert!(
+            p.yaw.abs() < 1e-3 && p.pitch.abs() < 1e-3 && p.roll.abs() < 1e-3,
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -175,12 +197,27 @@ mod tests {
         let t = 20f32.to_radians();
         // Turn to the subject's left: points rotate about the vertical axis so the face
         // looks toward image +x.
-        let yawed = head_pose(&face(|[x, y, z]| [x * t.cos() - z * t.sin(), y, x * t.sin() + z * t.cos()]));
-        assert!((yawed.yaw - 20.0).abs() < 0.5 && yawed.pitch.abs() < 0.5, "{yawed:?}");
-        let rolled = head_pose(&face(|[x, y, z]| [x * t.cos() - y * t.sin(), x * t.sin() + y * t.cos(), z]));
-        assert!((rolled.roll - 20.0).abs() < 0.5 && rolled.yaw.abs() < 0.5, "{rolled:?}");
+        let yawed = head_pose(&face(|[x, y, z]| {
+            [x * t.cos() - z * t.sin(), y, x * t.sin() + z * t.cos()]
+        }));
+        assert!(
+            (yawed.yaw - 20.0).abs() < 0.5 && yawed.pitch.abs() < 0.5,
+            "{yawed:?}"
+        );
+        let rolled = head_pose(&face(|[x, y, z]| {
+            [x * t.cos() - y * t.sin(), x * t.sin() + y * t.cos(), z]
+        }));
+        assert!(
+            (rolled.roll - 20.0).abs() < 0.5 && rolled.yaw.abs() < 0.5,
+            "{rolled:?}"
+        );
         // Tilt up: the chin moves toward the camera (-z) and the forehead away.
-        let pitched = head_pose(&face(|[x, y, z]| [x, y * t.cos() + z * t.sin(), -y * t.sin() + z * t.cos()]));
-        assert!((pitched.pitch - 20.0).abs() < 0.5 && pitched.yaw.abs() < 0.5, "{pitched:?}");
+        let pitched = head_pose(&face(|[x, y, z]| {
+            [x, y * t.cos() + z * t.sin(), -y * t.sin() + z * t.cos()]
+        }));
+        assert!(
+            (pitched.pitch - 20.0).abs() < 0.5 && pitched.yaw.abs() < 0.5,
+            "{pitched:?}"
+        );
     }
 }

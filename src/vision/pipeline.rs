@@ -84,9 +84,15 @@ impl Timer {
 
 impl FaceModels {
     /// One image, no tracking: faces numbered 1..n by descending detection score.
-    pub fn analyze(&self, image: &RgbImage, options: &AnalyzeOptions) -> Result<FrameResult, InferenceError> {
+    pub fn analyze(
+        &self,
+        image: &RgbImage,
+        options: &AnalyzeOptions,
+    ) -> Result<FrameResult, InferenceError> {
         let mut timer = Timer::default();
-        let detections = timer.time("detect", || detector::detect(self.detector.as_ref(), image, &options.detector))?;
+        let detections = timer.time("detect", || {
+            detector::detect(self.detector.as_ref(), image, &options.detector)
+        })?;
         let mut faces = Vec::with_capacity(detections.len());
         for (i, detection) in detections.into_iter().enumerate() {
             let region = CropRegion::from_detection(
@@ -97,7 +103,15 @@ impl FaceModels {
                 detection.keypoints[0],
                 detection.keypoints[1],
             );
-            faces.push(self.describe(image, i as u32 + 1, detection, false, region, options, &mut timer)?);
+            faces.push(self.describe(
+                image,
+                i as u32 + 1,
+                detection,
+                false,
+                region,
+                options,
+                &mut timer,
+            )?);
         }
         Ok(FrameResult {
             faces,
@@ -108,7 +122,11 @@ impl FaceModels {
     }
 
     /// Runs the mesh on `region`; None when the landmark stage is off or unavailable.
-    pub(crate) fn mesh_at(&self, image: &RgbImage, region: &CropRegion) -> Result<Option<Mesh>, InferenceError> {
+    pub(crate) fn mesh_at(
+        &self,
+        image: &RgbImage,
+        region: &CropRegion,
+    ) -> Result<Option<Mesh>, InferenceError> {
         match &self.mesh {
             Some(model) => mesh::run(model.as_ref(), image, region).map(Some),
             None => Ok(None),
@@ -146,25 +164,43 @@ impl FaceModels {
         options: &AnalyzeOptions,
         timer: &mut Timer,
     ) -> Result<FaceResult, InferenceError> {
-        let head_pose = mesh.as_ref().map(|m| timer.time("head_pose", || mesh::head_pose(&m.points)));
+        let head_pose = mesh
+            .as_ref()
+            .map(|m| timer.time("head_pose", || mesh::head_pose(&m.points)));
         let blendshapes = match (&mesh, &self.blendshapes) {
             (Some(m), Some(model)) if options.blendshapes => {
-                Some(timer.time("blendshapes", || blendshapes::run(model.as_ref(), &m.points))?)
+                Some(timer.time("blendshapes", || {
+                    blendshapes::run(model.as_ref(), &m.points)
+                })?)
             }
             _ => None,
         };
         let action_units = match (&blendshapes, &mesh) {
-            (Some(b), Some(m)) => timer.time("action_units", || action_units::estimate(b, &m.points)),
+            (Some(b), Some(m)) => {
+                timer.time("action_units", || action_units::estimate(b, &m.points))
+            }
             _ => Vec::new(),
         };
         let fer = match &self.expression {
             Some(model) if options.expression => Some(timer.time("expression", || {
-                expression::run_fer(model.as_ref(), image, detection.x, detection.y, detection.width, detection.height)
+                expression::run_fer(
+                    model.as_ref(),
+                    image,
+                    detection.x,
+                    detection.y,
+                    detection.width,
+                    detection.height,
+                )
             })?),
             _ => None,
         };
-        let prototypes = (!action_units.is_empty()).then(|| expression::prototype_distribution(&action_units));
-        let expression = if options.expression { expression::combine(fer, prototypes) } else { None };
+        let prototypes =
+            (!action_units.is_empty()).then(|| expression::prototype_distribution(&action_units));
+        let expression = if options.expression {
+            expression::combine(fer, prototypes)
+        } else {
+            None
+        };
         Ok(FaceResult {
             face_id,
             detection,
@@ -195,7 +231,13 @@ pub fn detection_from_mesh(mesh: &Mesh) -> Detection {
         width: x1 - x0,
         height: y1 - y0,
         // Iris centres, nose tip, mouth corners: the detector's five points.
-        keypoints: [pt(mesh::RIGHT_IRIS), pt(mesh::LEFT_IRIS), pt(1), pt(61), pt(291)],
+        keypoints: [
+            pt(mesh::RIGHT_IRIS),
+            pt(mesh::LEFT_IRIS),
+            pt(1),
+            pt(61),
+            pt(291),
+        ],
     }
 }
 
@@ -234,9 +276,18 @@ impl Tracker {
     }
 
     /// Analyses the next frame of the stream.
-    pub fn process(&mut self, models: &FaceModels, image: &RgbImage, options: &AnalyzeOptions) -> Result<FrameResult, InferenceError> {
+    pub fn process(
+        &mut self,
+        models: &FaceModels,
+        image: &RgbImage,
+        options: &AnalyzeOptions,
+    ) -> Result<FrameResult, InferenceError> {
         let can_track = options.landmarks && models.mesh.is_some();
-        let all_trackable = !self.tracks.is_empty() && self.tracks.iter().all(|t| t.missed == 0 && t.next_region.is_some());
+        let all_trackable = !self.tracks.is_empty()
+            && self
+                .tracks
+                .iter()
+                .all(|t| t.missed == 0 && t.next_region.is_some());
         if can_track && all_trackable && self.frames_since_detection < self.detect_every {
             if let Some(result) = self.track(models, image, options)? {
                 self.frames_since_detection += 1;
@@ -248,12 +299,19 @@ impl Tracker {
     }
 
     /// Tracking frame; None when any face was lost (the caller detects on this frame).
-    fn track(&mut self, models: &FaceModels, image: &RgbImage, options: &AnalyzeOptions) -> Result<Option<FrameResult>, InferenceError> {
+    fn track(
+        &mut self,
+        models: &FaceModels,
+        image: &RgbImage,
+        options: &AnalyzeOptions,
+    ) -> Result<Option<FrameResult>, InferenceError> {
         let mut timer = Timer::default();
         let mut meshes = Vec::with_capacity(self.tracks.len());
         for track in &self.tracks {
             let region = track.next_region.expect("checked by caller");
-            let mesh = timer.time("landmarks", || models.mesh_at(image, &region))?.expect("can_track");
+            let mesh = timer
+                .time("landmarks", || models.mesh_at(image, &region))?
+                .expect("can_track");
             if mesh.presence < options.min_presence {
                 return Ok(None);
             }
@@ -264,7 +322,15 @@ impl Tracker {
             let detection = detection_from_mesh(&mesh);
             track.box_xywh = [detection.x, detection.y, detection.width, detection.height];
             track.next_region = Some(CropRegion::from_landmarks(&mesh.points));
-            faces.push(models.describe_with_mesh(image, track.id, detection, true, Some(mesh), options, &mut timer)?);
+            faces.push(models.describe_with_mesh(
+                image,
+                track.id,
+                detection,
+                true,
+                Some(mesh),
+                options,
+                &mut timer,
+            )?);
         }
         Ok(Some(FrameResult {
             faces,
@@ -274,9 +340,16 @@ impl Tracker {
         }))
     }
 
-    fn detect(&mut self, models: &FaceModels, image: &RgbImage, options: &AnalyzeOptions) -> Result<FrameResult, InferenceError> {
+    fn detect(
+        &mut self,
+        models: &FaceModels,
+        image: &RgbImage,
+        options: &AnalyzeOptions,
+    ) -> Result<FrameResult, InferenceError> {
         let mut timer = Timer::default();
-        let detections = timer.time("detect", || detector::detect(models.detector.as_ref(), image, &options.detector))?;
+        let detections = timer.time("detect", || {
+            detector::detect(models.detector.as_ref(), image, &options.detector)
+        })?;
         // Greedy association by IoU, best pairs first; ids are never reused, so a face that
         // enters where another left gets a new id once the old track is forgotten.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
@@ -326,11 +399,22 @@ impl Tracker {
                 detection.keypoints[0],
                 detection.keypoints[1],
             );
-            let face = models.describe(image, self.tracks[t].id, detection, false, region, options, &mut timer)?;
+            let face = models.describe(
+                image,
+                self.tracks[t].id,
+                detection,
+                false,
+                region,
+                options,
+                &mut timer,
+            )?;
             let track = &mut self.tracks[t];
             track.missed = 0;
             track.box_xywh = [detection.x, detection.y, detection.width, detection.height];
-            track.next_region = face.mesh.as_ref().map(|m| CropRegion::from_landmarks(&m.points));
+            track.next_region = face
+                .mesh
+                .as_ref()
+                .map(|m| CropRegion::from_landmarks(&m.points));
             faces.push(face);
         }
         let max_missed = self.max_missed;
