@@ -20,6 +20,7 @@ pub struct Config {
     pub log: LogConfig,
     pub models: ModelsConfig,
     pub onnx: OnnxConfig,
+    pub vision: VisionConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +54,32 @@ pub struct ModelsConfig {
     pub dir: PathBuf,
     /// Folder where `affectd models fetch` puts large models (GGUF).
     pub cache_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisionConfig {
+    /// Largest image accepted, in pixels (width x height); larger ones are refused before
+    /// decoding (decompression bombs).
+    pub max_image_pixels: u64,
+    /// Longest side of the detector's downscaled copy, pixels.
+    pub detector_max_side: u32,
+    /// Minimum face detection score, [0,1].
+    pub min_face_score: f32,
+    /// In streams and videos, run the detector every this many frames and track between.
+    pub detect_every_n_frames: u32,
+}
+
+impl Default for VisionConfig {
+    fn default() -> Self {
+        let detector = crate::vision::detector::DetectorConfig::default();
+        Self {
+            max_image_pixels: crate::vision::image::DEFAULT_MAX_PIXELS,
+            detector_max_side: detector.max_side,
+            min_face_score: detector.min_score,
+            detect_every_n_frames: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -260,6 +287,18 @@ impl Config {
                     "{} is below the 65536-byte minimum a camera frame needs",
                     self.server.max_message_bytes
                 ),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.vision.min_face_score) {
+            return Err(ConfigError::Value {
+                name: "vision.min_face_score",
+                message: format!("{} is outside [0,1]", self.vision.min_face_score),
+            });
+        }
+        if self.vision.detector_max_side < 32 || self.vision.max_image_pixels == 0 || self.vision.detect_every_n_frames == 0 {
+            return Err(ConfigError::Value {
+                name: "vision",
+                message: "detector_max_side must be >= 32, max_image_pixels and detect_every_n_frames >= 1".into(),
             });
         }
         if self.onnx.intra_threads == 0 {

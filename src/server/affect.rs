@@ -8,7 +8,8 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::info;
+use super::{convert, info};
+use crate::vision::marks;
 use super::state::ServerState;
 use crate::proto::affect_server::Affect;
 use crate::proto::*;
@@ -46,10 +47,54 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 impl Affect for AffectService {
     async fn analyze_frame(
         &self,
-        _request: Request<AnalyzeFrameRequest>,
+        request: Request<AnalyzeFrameRequest>,
     ) -> Result<Response<AnalyzeFrameResponse>, Status> {
         self.require("face_detection")?;
-        Err(not_built("AnalyzeFrame", "face analysis (vision pipeline)"))
+        let models = self
+            .state
+            .face_models
+            .clone()
+            .ok_or_else(|| Status::failed_precondition("face_detection is unavailable"))?;
+        let state = self.state.clone();
+        let request = request.into_inner();
+        // Decoding and the networks are CPU-bound: keep them off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let vision = &state.config.vision;
+            let started = std::time::Instant::now();
+            let image = convert::decode_image(request.image.as_ref(), vision.max_image_pixels)?;
+            let decode_ms = started.elapsed().as_secs_f64() * 1e3;
+            let options = convert::analyze_options(request.options.as_ref(), vision)?;
+            let result = models
+                .analyze(&image, &options)
+                .map_err(|e| Status::internal(format!("face analysis failed: {e}")))?;
+            let mut timings = vec![StageTiming {
+                stage: "decode".into(),
+                ms: decode_ms,
+            }];
+            timings.extend(result.timings.iter().map(|(stage, ms)| StageTiming {
+                stage: (*stage).into(),
+                ms: *ms,
+            }));
+            let (marked_image, marked_image_mime) = match request.options.as_ref() {
+                Some(o) if o.return_marked_image => {
+                    let (layers, encoding) = convert::mark_options(Some(o));
+                    let marked = marks::render(&image, &result.faces, &layers);
+                    (marks::encode(&marked, encoding), encoding.mime().to_owned())
+                }
+                _ => (Vec::new(), String::new()),
+            };
+            Ok(Response::new(AnalyzeFrameResponse {
+                faces: result.faces.iter().map(convert::face).collect(),
+                image_width: result.width,
+                image_height: result.height,
+                timestamp: request.timestamp,
+                timings,
+                marked_image,
+                marked_image_mime,
+            }))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("face analysis task failed: {e}")))?
     }
 
     async fn analyze_signals(

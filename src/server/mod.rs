@@ -2,6 +2,7 @@
 //! grpcurl, v1alpha for older clients such as Python's grpcio-reflection).
 
 mod affect;
+mod convert;
 pub mod info;
 mod recordings;
 pub mod state;
@@ -60,7 +61,12 @@ pub async fn load_state(config: Config) -> Result<Arc<ServerState>, ServeError> 
             tracing::error!("{e}");
         }
         let models = ModelSet::load(&manifest, runtime, config.onnx.intra_threads);
-        Ok(ServerState { config, models })
+        let face_models = models.face_models();
+        Ok(ServerState {
+            config,
+            models,
+            face_models,
+        })
     })
     .await
     .expect("model loading task panicked")?;
