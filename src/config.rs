@@ -295,7 +295,10 @@ impl Config {
                 message: format!("{} is outside [0,1]", self.vision.min_face_score),
             });
         }
-        if self.vision.detector_max_side < 32 || self.vision.max_image_pixels == 0 || self.vision.detect_every_n_frames == 0 {
+        if self.vision.detector_max_side < 32
+            || self.vision.max_image_pixels == 0
+            || self.vision.detect_every_n_frames == 0
+        {
             return Err(ConfigError::Value {
                 name: "vision",
                 message: "detector_max_side must be >= 32, max_image_pixels and detect_every_n_frames >= 1".into(),

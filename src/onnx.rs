@@ -214,43 +214,6 @@ pub fn warm_up(model_id: &str, session: &mut Session) -> Result<(), OnnxError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_build_version() {
-        assert_eq!(
-            build_version(
-                "ORT Build Info: git-branch=rel-1.31.1, git-commit-id=abc, build type=Release"
-            )
-            .as_deref(),
-            Some("1.31.1")
-        );
-        assert_eq!(build_version("nothing"), None);
-        assert_eq!(build_version("ORT Build Info: git-branch=HEAD, x"), None);
-        assert_eq!(
-            version_from_file_name(Path::new("/x/libonnxruntime.so.1.31.1")).as_deref(),
-            Some("1.31.1")
-        );
-        assert_eq!(
-            version_from_file_name(Path::new("/x/libonnxruntime.so")),
-            None
-        );
-    }
-
-    #[test]
-    fn missing_configured_library_is_explained() {
-        let err = locate_library(Path::new("/no/libonnxruntime.so"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("/no/libonnxruntime.so") && err.contains("pip install"),
-            "{err}"
-        );
-    }
-}
-
 /// A loaded ONNX model behind the vision stages' [`Inference`] trait. ONNX Runtime
 /// sessions need `&mut` to run, so calls are serialised per model; the pipeline runs
 /// different models concurrently.
@@ -308,5 +271,42 @@ impl crate::vision::backend::Inference for OnnxModel {
                 Ok((name.to_owned(), array.to_owned()))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_build_version() {
+        assert_eq!(
+            build_version(
+                "ORT Build Info: git-branch=rel-1.31.1, git-commit-id=abc, build type=Release"
+            )
+            .as_deref(),
+            Some("1.31.1")
+        );
+        assert_eq!(build_version("nothing"), None);
+        assert_eq!(build_version("ORT Build Info: git-branch=HEAD, x"), None);
+        assert_eq!(
+            version_from_file_name(Path::new("/x/libonnxruntime.so.1.31.1")).as_deref(),
+            Some("1.31.1")
+        );
+        assert_eq!(
+            version_from_file_name(Path::new("/x/libonnxruntime.so")),
+            None
+        );
+    }
+
+    #[test]
+    fn missing_configured_library_is_explained() {
+        let err = locate_library(Path::new("/no/libonnxruntime.so"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/no/libonnxruntime.so") && err.contains("pip install"),
+            "{err}"
+        );
     }
 }

@@ -189,14 +189,6 @@ async fn rpcs_not_built_yet_answer_unimplemented_with_their_capability() {
     let mut affect = AffectClient::new(server.channel().await);
     let cases = [
         (
-            "AnalyzeFrame",
-            affect
-                .analyze_frame(AnalyzeFrameRequest::default())
-                .await
-                .map(|_| ()),
-            "face analysis",
-        ),
-        (
             "AnalyzeSignals",
             affect
                 .analyze_signals(AnalyzeSignalsRequest::default())

@@ -24,20 +24,31 @@ fn models() -> &'static FaceModels {
         let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir).unwrap();
         let runtime = affectd::onnx::init(&config.onnx.library);
         let set = ModelSet::load_formats(&manifest, runtime, 1, &[affectd::models::Format::Onnx]);
-        set.face_models().expect("face models load (run scripts/setup.sh)")
+        set.face_models()
+            .expect("face models load (run scripts/setup.sh)")
     })
 }
 
 fn testdata(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata").join(name);
-    assert!(path.exists(), "{} is missing: run scripts/fetch-testdata.sh (scripts/test.sh does)", path.display());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".testdata")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-testdata.sh (scripts/test.sh does)",
+        path.display()
+    );
     path
 }
 
 fn golden() -> &'static Value {
     static GOLDEN: OnceLock<Value> = OnceLock::new();
     GOLDEN.get_or_init(|| {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/golden/faces.json")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/reference/golden/faces.json"
+        ))
+        .unwrap();
         serde_json::from_str(&text).unwrap()
     })
 }
@@ -58,7 +69,10 @@ fn floats(v: &Value) -> Vec<f32> {
 /// Largest |a - b| over two equally long lists.
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -79,16 +93,39 @@ fn every_stage_matches_the_python_reference() {
         let (mut worst_box, mut worst_lm, mut worst_bs, mut worst_fer) = (0f32, 0f32, 0f32, 0f32);
         for (detection, face) in detections.iter().zip(faces) {
             let b = floats(&face["box"]);
-            let box_diff = max_abs(&[detection.x, detection.y, detection.width, detection.height], &b);
+            let box_diff = max_abs(
+                &[detection.x, detection.y, detection.width, detection.height],
+                &b,
+            );
             assert!(box_diff <= 1.0, "{name}: box differs by {box_diff} px");
-            assert!((detection.score - f(&face["score"])).abs() <= 0.01, "{name}: score");
+            assert!(
+                (detection.score - f(&face["score"])).abs() <= 0.01,
+                "{name}: score"
+            );
             worst_box = worst_box.max(box_diff);
 
             // Landmarks from the reference's own crop.
-            let kps: Vec<Vec<f32>> = face["keypoints"].as_array().unwrap().iter().map(floats).collect();
-            let region = CropRegion::from_detection(b[0], b[1], b[2], b[3], [kps[0][0], kps[0][1]], [kps[1][0], kps[1][1]]);
+            let kps: Vec<Vec<f32>> = face["keypoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(floats)
+                .collect();
+            let region = CropRegion::from_detection(
+                b[0],
+                b[1],
+                b[2],
+                b[3],
+                [kps[0][0], kps[0][1]],
+                [kps[1][0], kps[1][1]],
+            );
             let mesh = mesh::run(models.mesh.as_deref().unwrap(), &image, &region).unwrap();
-            let reference: Vec<Vec<f32>> = face["landmarks"].as_array().unwrap().iter().map(floats).collect();
+            let reference: Vec<Vec<f32>> = face["landmarks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(floats)
+                .collect();
             let mean_abs: f32 = mesh
                 .points
                 .iter()
@@ -96,8 +133,14 @@ fn every_stage_matches_the_python_reference() {
                 .map(|(p, r)| ((p[0] - r[0]).abs() + (p[1] - r[1]).abs()) / 2.0)
                 .sum::<f32>()
                 / reference.len() as f32;
-            assert!(mean_abs < 0.5, "{name}: landmarks mean abs diff {mean_abs} px");
-            assert!((mesh.presence - f(&face["presence"])).abs() <= 0.01, "{name}: presence");
+            assert!(
+                mean_abs < 0.5,
+                "{name}: landmarks mean abs diff {mean_abs} px"
+            );
+            assert!(
+                (mesh.presence - f(&face["presence"])).abs() <= 0.01,
+                "{name}: presence"
+            );
             worst_lm = worst_lm.max(mean_abs);
 
             // Blendshapes from the reference's landmarks.
@@ -108,9 +151,20 @@ fn every_stage_matches_the_python_reference() {
             worst_bs = worst_bs.max(bs_diff);
 
             // FER from the reference's box.
-            let probs = expression::run_fer(models.expression.as_deref().unwrap(), &image, b[0], b[1], b[2], b[3]).unwrap();
+            let probs = expression::run_fer(
+                models.expression.as_deref().unwrap(),
+                &image,
+                b[0],
+                b[1],
+                b[2],
+                b[3],
+            )
+            .unwrap();
             let fer_diff = max_abs(&probs, &floats(&face["fer"]));
-            assert!(fer_diff <= 0.01, "{name}: FER probabilities differ by {fer_diff}");
+            assert!(
+                fer_diff <= 0.01,
+                "{name}: FER probabilities differ by {fer_diff}"
+            );
             worst_fer = worst_fer.max(fer_diff);
         }
         report.push(format!(
@@ -125,14 +179,22 @@ fn every_stage_matches_the_python_reference() {
 fn every_face_in_the_group_photos_is_found_and_none_in_a_landscape() {
     let models = models();
     let options = AnalyzeOptions::default();
-    for (name, expected) in [("multi_face.jpg", 5), ("t1.jpg", 6), ("free-mountain-vector-01.jpg", 0), ("single_face.jpg", 1)] {
+    for (name, expected) in [
+        ("multi_face.jpg", 5),
+        ("t1.jpg", 6),
+        ("free-mountain-vector-01.jpg", 0),
+        ("single_face.jpg", 1),
+    ] {
         let result = models.analyze(&load(name), &options).unwrap();
         assert_eq!(result.faces.len(), expected, "{name}");
         for face in &result.faces {
             let mesh = face.mesh.as_ref().unwrap();
             assert_eq!(mesh.points.len(), 478);
             assert!(mesh.presence > 0.5, "{name}: presence {}", mesh.presence);
-            assert_eq!(face.action_units.len(), affectd::vision::action_units::TABLE.len());
+            assert_eq!(
+                face.action_units.len(),
+                affectd::vision::action_units::TABLE.len()
+            );
             let e = face.expression.as_ref().unwrap();
             assert!((e.combined.iter().sum::<f32>() - 1.0).abs() < 1e-4);
             assert!((-1.0..=1.0).contains(&e.valence) && (0.0..=1.0).contains(&e.arousal));
@@ -145,7 +207,9 @@ fn grayscale_and_alpha_photos_are_analysed() {
     // BWPictureHuman.jpg is a 1-channel JPEG, Image_with_alpha.png an RGBA PNG.
     let models = models();
     for name in ["BWPictureHuman.jpg", "Image_with_alpha.png"] {
-        let result = models.analyze(&load(name), &AnalyzeOptions::default()).unwrap();
+        let result = models
+            .analyze(&load(name), &AnalyzeOptions::default())
+            .unwrap();
         assert!(!result.faces.is_empty(), "{name}: a face is found");
     }
 }
@@ -153,14 +217,21 @@ fn grayscale_and_alpha_photos_are_analysed() {
 #[test]
 fn posed_smile_reads_as_happy_with_au12() {
     let models = models();
-    let result = models.analyze(&load("0-f15-hao-ph.jpg"), &AnalyzeOptions::default()).unwrap();
+    let result = models
+        .analyze(&load("0-f15-hao-ph.jpg"), &AnalyzeOptions::default())
+        .unwrap();
     let face = &result.faces[0];
     let au12 = affectd::vision::action_units::intensity(&face.action_units, 12);
     assert!(au12 >= 2.5, "AU12 {au12}");
     let e = face.expression.as_ref().unwrap();
-    let top = (0..7).max_by(|&a, &b| e.combined[a].total_cmp(&e.combined[b])).unwrap();
+    let top = (0..7)
+        .max_by(|&a, &b| e.combined[a].total_cmp(&e.combined[b]))
+        .unwrap();
     assert_eq!(expression::LABELS[top], "happy");
     assert!(e.valence > 0.2);
     let pose = face.head_pose.unwrap();
-    assert!(pose.yaw.abs() < 20.0 && pose.roll.abs() < 20.0, "posed photos are near-frontal: {pose:?}");
+    assert!(
+        pose.yaw.abs() < 20.0 && pose.roll.abs() < 20.0,
+        "posed photos are near-frontal: {pose:?}"
+    );
 }

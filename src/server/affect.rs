@@ -8,11 +8,11 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, info};
-use crate::vision::marks;
 use super::state::ServerState;
+use super::{convert, info};
 use crate::proto::affect_server::Affect;
 use crate::proto::*;
+use crate::vision::marks;
 
 pub struct AffectService {
     state: Arc<ServerState>,

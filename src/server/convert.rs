@@ -12,11 +12,18 @@ use crate::vision::marks::{Encoding, Layers};
 use crate::vision::{AnalyzeOptions, FaceResult};
 
 /// Decodes the request's image (JPEG/PNG bytes or raw pixels) to RGB8.
-pub fn decode_image(input: Option<&proto::ImageInput>, max_pixels: u64) -> Result<image::RgbImage, Status> {
+pub fn decode_image(
+    input: Option<&proto::ImageInput>,
+    max_pixels: u64,
+) -> Result<image::RgbImage, Status> {
     let invalid = |e: vimage::ImageError| Status::invalid_argument(format!("image: {e}"));
     match input.and_then(|i| i.data.as_ref()) {
-        None => Err(Status::invalid_argument("image is required (encoded bytes or raw pixels)")),
-        Some(proto::image_input::Data::Encoded(bytes)) => vimage::decode(bytes, max_pixels).map_err(invalid),
+        None => Err(Status::invalid_argument(
+            "image is required (encoded bytes or raw pixels)",
+        )),
+        Some(proto::image_input::Data::Encoded(bytes)) => {
+            vimage::decode(bytes, max_pixels).map_err(invalid)
+        }
         Some(proto::image_input::Data::Raw(raw)) => {
             let layout = match proto::PixelFormat::try_from(raw.format) {
                 Ok(proto::PixelFormat::Rgb8) => PixelLayout::Rgb8,
@@ -26,14 +33,24 @@ pub fn decode_image(input: Option<&proto::ImageInput>, max_pixels: u64) -> Resul
                 Ok(proto::PixelFormat::Gray8) => PixelLayout::Gray8,
                 _ => return Err(invalid(vimage::ImageError::RawFormat)),
             };
-            vimage::from_raw(&raw.pixels, raw.width, raw.height, layout, raw.stride_bytes as usize, max_pixels)
-                .map_err(invalid)
+            vimage::from_raw(
+                &raw.pixels,
+                raw.width,
+                raw.height,
+                layout,
+                raw.stride_bytes as usize,
+                max_pixels,
+            )
+            .map_err(invalid)
         }
     }
 }
 
 /// Request options over the server's defaults.
-pub fn analyze_options(options: Option<&proto::FrameOptions>, defaults: &VisionConfig) -> Result<AnalyzeOptions, Status> {
+pub fn analyze_options(
+    options: Option<&proto::FrameOptions>,
+    defaults: &VisionConfig,
+) -> Result<AnalyzeOptions, Status> {
     let mut out = AnalyzeOptions::default();
     out.detector.max_side = defaults.detector_max_side;
     out.detector.min_score = defaults.min_face_score;
@@ -96,7 +113,11 @@ fn distribution(p: &[f32; 7]) -> Vec<proto::LabelProbability> {
 fn expression(e: &Expression) -> proto::Expression {
     proto::Expression {
         fer: e.fer.as_ref().map(distribution).unwrap_or_default(),
-        au_prototypes: e.au_prototypes.as_ref().map(distribution).unwrap_or_default(),
+        au_prototypes: e
+            .au_prototypes
+            .as_ref()
+            .map(distribution)
+            .unwrap_or_default(),
         combined: distribution(&e.combined),
         valence: e.valence,
         arousal: e.arousal,
@@ -114,11 +135,24 @@ pub fn face(f: &FaceResult) -> proto::Face {
             width: d.width,
             height: d.height,
         }),
-        keypoints: d.keypoints.iter().map(|p| proto::Point2 { x: p[0], y: p[1] }).collect(),
+        keypoints: d
+            .keypoints
+            .iter()
+            .map(|p| proto::Point2 { x: p[0], y: p[1] })
+            .collect(),
         landmarks: f
             .mesh
             .as_ref()
-            .map(|m| m.points.iter().map(|p| proto::Point3 { x: p[0], y: p[1], z: p[2] }).collect())
+            .map(|m| {
+                m.points
+                    .iter()
+                    .map(|p| proto::Point3 {
+                        x: p[0],
+                        y: p[1],
+                        z: p[2],
+                    })
+                    .collect()
+            })
             .unwrap_or_default(),
         presence_score: f.mesh.as_ref().map_or(0.0, |m| m.presence),
         head_pose: f.head_pose.map(|p| proto::HeadPose {

@@ -89,6 +89,9 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
             "{format:?} is not supported"
         )));
     }
+    if format == ImageFormat::Jpeg {
+        check_jpeg_complete(bytes)?;
+    }
     let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
     // The image crate's own allocation limit is a second guard behind ours.
     let mut limits = image::Limits::default();
@@ -102,6 +105,52 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
     let image = image::DynamicImage::from_decoder(decoder)
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     Ok(image.into_rgb8())
+}
+
+/// The JPEG decoder fills a truncated scan with grey rather than failing; a frame cut off
+/// in transit must be an error, not a half-grey face. Walks the marker segments to the
+/// first scan, then requires the end-of-image marker after it. (Inside entropy-coded data
+/// 0xFF is always stuffed, so FF D9 there can only be the real EOI; a thumbnail's EOI sits
+/// inside an APPn segment, which the walk skips.)
+fn check_jpeg_complete(bytes: &[u8]) -> Result<(), ImageError> {
+    let truncated = || {
+        ImageError::Corrupt("truncated JPEG: the data ends before the end-of-image marker".into())
+    };
+    let mut pos = 2; // after SOI
+    loop {
+        // Skip fill bytes before a marker.
+        while bytes.get(pos) == Some(&0xFF) && bytes.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        if bytes.get(pos) != Some(&0xFF) {
+            return Err(if pos >= bytes.len() {
+                truncated()
+            } else {
+                ImageError::Corrupt("malformed JPEG marker".into())
+            });
+        }
+        let marker = *bytes.get(pos + 1).ok_or_else(truncated)?;
+        match marker {
+            0xD9 => {
+                return Err(ImageError::Corrupt(
+                    "JPEG ends before any image scan".into(),
+                ));
+            }
+            0xDA => {
+                let scan = &bytes[pos..];
+                return if scan.windows(2).any(|w| w == [0xFF, 0xD9]) {
+                    Ok(())
+                } else {
+                    Err(truncated())
+                };
+            }
+            0x01 | 0xD0..=0xD7 => pos += 2,
+            _ => {
+                let len = bytes.get(pos + 2..pos + 4).ok_or_else(truncated)?;
+                pos += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+            }
+        }
+    }
 }
 
 /// Copies a raw buffer (rows top to bottom, `stride` bytes apart; 0 = packed) to RGB8.

@@ -99,17 +99,17 @@ pub fn render(frame: &RgbImage, faces: &[FaceResult], layers: &Layers) -> RgbIma
     for face in faces {
         let c = colour(face.face_id);
         let d = &face.detection;
-        if layers.landmarks {
-            if let Some(mesh) = &face.mesh {
-                for &i in LANDMARK_SUBSET {
-                    let p = mesh.points[i];
-                    draw_filled_circle_mut(
-                        &mut image,
-                        (p[0].round() as i32, p[1].round() as i32),
-                        scale,
-                        c,
-                    );
-                }
+        if layers.landmarks
+            && let Some(mesh) = &face.mesh
+        {
+            for &i in LANDMARK_SUBSET {
+                let p = mesh.points[i];
+                draw_filled_circle_mut(
+                    &mut image,
+                    (p[0].round() as i32, p[1].round() as i32),
+                    scale,
+                    c,
+                );
             }
         }
         if layers.boxes {

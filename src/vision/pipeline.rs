@@ -288,11 +288,13 @@ impl Tracker {
                 .tracks
                 .iter()
                 .all(|t| t.missed == 0 && t.next_region.is_some());
-        if can_track && all_trackable && self.frames_since_detection < self.detect_every {
-            if let Some(result) = self.track(models, image, options)? {
-                self.frames_since_detection += 1;
-                return Ok(result);
-            }
+        if can_track
+            && all_trackable
+            && self.frames_since_detection < self.detect_every
+            && let Some(result) = self.track(models, image, options)?
+        {
+            self.frames_since_detection += 1;
+            return Ok(result);
         }
         self.frames_since_detection = 1;
         self.detect(models, image, options)
