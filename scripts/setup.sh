@@ -13,6 +13,16 @@ if ! command -v "$PYTHON" >/dev/null; then
   echo "setup: $PYTHON not found; install Python 3 (Debian: apt-get install python3 python3-venv)" >&2
   exit 1
 fi
+# ffmpeg (Debian package) decodes videos for `affectd analyze clip.mp4`.
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ffmpeg from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+  else
+    echo "setup: ffmpeg is missing; video input needs it: sudo apt-get install ffmpeg" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
@@ -25,6 +35,10 @@ fi
 
 # pip's own resolver is the check: it does nothing when every requirement is met.
 .venv/bin/python -m pip install --disable-pip-version-check -q "${want[@]}"
+
+if [ "${1:-}" = "--dev" ]; then
+  PYTHON=.venv/bin/python scripts/fetch-testdata.sh
+fi
 
 lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
 echo "setup: ONNX Runtime library: $lib"

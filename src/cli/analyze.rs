@@ -52,6 +52,9 @@ pub struct AnalyzeArgs {
     /// Video: run the detector every N frames and track in between (1 = detect every frame).
     #[arg(long, default_value_t = 10)]
     pub detect_every: u32,
+    /// Video: stop after this many frames (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub max_frames: u64,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -202,7 +205,12 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
                 let bar = if args.quiet {
                     ProgressBar::hidden()
                 } else {
-                    let bar = ProgressBar::new(info.frames);
+                    let total = if args.max_frames > 0 {
+                        info.frames.min(args.max_frames)
+                    } else {
+                        info.frames
+                    };
+                    let bar = ProgressBar::new(total);
                     bar.set_style(
                         ProgressStyle::with_template(
                             "{msg} {bar:40} {pos}/{len} frames {per_sec} eta {eta}",
@@ -214,7 +222,10 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
                 };
                 let mut tracker = Tracker::new(args.detect_every);
                 let mut index = 0u64;
-                while let Some(image) = frames.next_frame()? {
+                while args.max_frames == 0 || index < args.max_frames {
+                    let Some(image) = frames.next_frame()? else {
+                        break;
+                    };
                     let result = tracker.process(&models, &image, &options)?;
                     sink.write(&source, index, index as f64 / info.fps, &result)?;
                     write_marks(&stem, Some(index), &image, &result)?;

