@@ -6,7 +6,7 @@ use image::RgbImage;
 use ndarray::Array4;
 
 use super::backend::{Inference, InferenceError, output};
-use super::geometry::{Affine, sample_rgb};
+use super::geometry::{Affine, sample_into};
 
 /// BGR channel means subtracted by the reference package.
 const MEAN_BGR: [f32; 3] = [104.0, 117.0, 127.0];
@@ -86,24 +86,27 @@ pub fn input_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
 
 /// NCHW, BGR minus the channel means, from a (possibly downscaled) copy of the image.
 pub fn preprocess(image: &RgbImage, in_w: u32, in_h: u32) -> Array4<f32> {
-    let map = Affine::from_box(
-        0.0,
-        0.0,
-        image.width() as f32,
-        image.height() as f32,
-        in_w,
-        in_h,
-    );
-    let pixels = sample_rgb(image, &map, in_w, in_h);
     let (w, h) = (in_w as usize, in_h as usize);
-    let mut tensor = Array4::<f32>::zeros((1, 3, h, w));
-    for (i, rgb) in pixels.iter().enumerate() {
-        let (y, x) = (i / w, i % w);
-        tensor[[0, 0, y, x]] = rgb[2] - MEAN_BGR[0];
-        tensor[[0, 1, y, x]] = rgb[1] - MEAN_BGR[1];
-        tensor[[0, 2, y, x]] = rgb[0] - MEAN_BGR[2];
+    let plane = w * h;
+    let mut data = vec![0f32; 3 * plane];
+    if (in_w, in_h) == image.dimensions() {
+        // No scaling: sampling at pixel centres is the identity, so copy directly.
+        for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
+            data[i] = px[2] as f32 - MEAN_BGR[0];
+            data[plane + i] = px[1] as f32 - MEAN_BGR[1];
+            data[2 * plane + i] = px[0] as f32 - MEAN_BGR[2];
+        }
+    } else {
+        let map = Affine::from_box(0.0, 0.0, image.width() as f32, image.height() as f32, in_w, in_h);
+        let (b, rest) = data.split_at_mut(plane);
+        let (g, r) = rest.split_at_mut(plane);
+        sample_into(image, &map, in_w, in_h, |i, rgb| {
+            b[i] = rgb[2] - MEAN_BGR[0];
+            g[i] = rgb[1] - MEAN_BGR[1];
+            r[i] = rgb[0] - MEAN_BGR[2];
+        });
     }
-    tensor
+    Array4::from_shape_vec((1, 3, h, w), data).expect("shape matches length")
 }
 
 /// Anchor centres and sizes, normalised to the input size, in the model's output order.

@@ -9,7 +9,7 @@ use ndarray::Array4;
 
 use super::action_units::{ActionUnit, intensity};
 use super::backend::{Inference, InferenceError, output};
-use super::geometry::{Affine, sample_rgb};
+use super::geometry::{Affine, sample_into};
 
 /// The FER model's classes, in its output order.
 pub const LABELS: [&str; 7] = [
@@ -69,20 +69,14 @@ pub fn preprocess(image: &RgbImage, x: f32, y: f32, w: f32, h: f32) -> Array4<f3
         INPUT_SIZE,
         INPUT_SIZE,
     );
-    let pixels = sample_rgb(image, &map, INPUT_SIZE, INPUT_SIZE);
     let n = INPUT_SIZE as usize;
-    let mut tensor = Array4::<f32>::zeros((1, n, n, 1));
-    for (dst, rgb) in tensor
-        .as_slice_mut()
-        .expect("contiguous")
-        .iter_mut()
-        .zip(&pixels)
-    {
+    let mut data = vec![0f32; n * n];
+    sample_into(image, &map, INPUT_SIZE, INPUT_SIZE, |i, rgb| {
         // ITU-R BT.601 luma, as OpenCV's RGB->GRAY.
         let gray = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
-        *dst = (gray / 255.0 - 0.5) * 2.0;
-    }
-    tensor
+        data[i] = (gray / 255.0 - 0.5) * 2.0;
+    });
+    Array4::from_shape_vec((1, n, n, 1), data).expect("shape matches length")
 }
 
 pub fn run_fer(

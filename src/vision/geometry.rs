@@ -62,39 +62,60 @@ impl Affine {
     }
 }
 
-/// Samples `out_w x out_h` RGB pixels (0..255 as f32), row-major.
-pub fn sample_rgb(src: &RgbImage, map: &Affine, out_w: u32, out_h: u32) -> Vec<[f32; 3]> {
+/// Samples `out_w x out_h` RGB pixels (0..255 as f32) and hands each to `sink` with its
+/// row-major index, so callers write straight into their tensor layout.
+#[inline]
+pub fn sample_into(src: &RgbImage, map: &Affine, out_w: u32, out_h: u32, mut sink: impl FnMut(usize, [f32; 3])) {
     let (w, h) = (src.width() as i64, src.height() as i64);
-    let raw = src.as_raw();
+    let raw = src.as_raw().as_slice();
+    let stride = w as usize * 3;
     let pixel = |x: i64, y: i64| -> [f32; 3] {
         if x < 0 || y < 0 || x >= w || y >= h {
             return [0.0; 3];
         }
-        let i = ((y * w + x) * 3) as usize;
+        let i = y as usize * stride + x as usize * 3;
         [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
     };
-    let mut out = Vec::with_capacity((out_w * out_h) as usize);
+    let mut index = 0;
     for v in 0..out_h {
+        let vy = v as f32 + 0.5;
         for u in 0..out_w {
-            let (sx, sy) = map.apply(u as f32 + 0.5, v as f32 + 0.5);
+            let (sx, sy) = map.apply(u as f32 + 0.5, vy);
             // Back to pixel-index coordinates, then bilinear between the four neighbours.
             let (fx, fy) = (sx - 0.5, sy - 0.5);
-            let (x0, y0) = (fx.floor(), fy.floor());
-            let (wx, wy) = (fx - x0, fy - y0);
-            let (x0, y0) = (x0 as i64, y0 as i64);
-            let p00 = pixel(x0, y0);
-            let p10 = pixel(x0 + 1, y0);
-            let p01 = pixel(x0, y0 + 1);
-            let p11 = pixel(x0 + 1, y0 + 1);
+            let (x0f, y0f) = (fx.floor(), fy.floor());
+            let (wx, wy) = (fx - x0f, fy - y0f);
+            let (x0, y0) = (x0f as i64, y0f as i64);
+            let (p00, p10, p01, p11) = if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+                // Fast path: all four neighbours inside, no per-pixel border checks.
+                let i = y0 as usize * stride + x0 as usize * 3;
+                let row0 = &raw[i..i + 6];
+                let row1 = &raw[i + stride..i + stride + 6];
+                (
+                    [row0[0] as f32, row0[1] as f32, row0[2] as f32],
+                    [row0[3] as f32, row0[4] as f32, row0[5] as f32],
+                    [row1[0] as f32, row1[1] as f32, row1[2] as f32],
+                    [row1[3] as f32, row1[4] as f32, row1[5] as f32],
+                )
+            } else {
+                (pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1))
+            };
             let mut rgb = [0.0; 3];
             for k in 0..3 {
                 let top = p00[k] + (p10[k] - p00[k]) * wx;
                 let bottom = p01[k] + (p11[k] - p01[k]) * wx;
                 rgb[k] = top + (bottom - top) * wy;
             }
-            out.push(rgb);
+            sink(index, rgb);
+            index += 1;
         }
     }
+}
+
+/// Samples `out_w x out_h` RGB pixels (0..255 as f32), row-major.
+pub fn sample_rgb(src: &RgbImage, map: &Affine, out_w: u32, out_h: u32) -> Vec<[f32; 3]> {
+    let mut out = vec![[0.0; 3]; (out_w * out_h) as usize];
+    sample_into(src, map, out_w, out_h, |i, rgb| out[i] = rgb);
     out
 }
 
