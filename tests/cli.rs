@@ -160,7 +160,7 @@ fn models_verify_passes_on_the_vendored_models() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("ok ").count(), 4, "{stdout}");
+    assert_eq!(stdout.matches("ok ").count(), 5, "{stdout}");
     assert!(
         stdout.contains("not fetched  qwen2.5-coder-0.5b-instruct-q4km"),
         "{stdout}"

@@ -393,6 +393,7 @@ mod tests {
             source: Source::Registry,
             origin: String::new(),
             default: false,
+            load: true,
             huggingface: None,
             registry: vec![
                 RegistryPart {

@@ -193,6 +193,9 @@ fn load_one(
     let Some(bytes) = bytes else {
         return state; // GGUF: verified on disk, loaded by its backend on first use.
     };
+    if !entry.load {
+        return state; // verified; kept as the source of a derived model
+    }
     let Some(runtime) = runtime else {
         state.status = Status::LoadFailed;
         state.reason =

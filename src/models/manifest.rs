@@ -42,6 +42,10 @@ pub struct HuggingFaceFile {
     pub revision: String,
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn main_revision() -> String {
     "main".into()
 }
@@ -71,6 +75,10 @@ pub struct ModelEntry {
     /// The default model for its task.
     #[serde(default)]
     pub default: bool,
+    /// Load it into a runtime at start-up (false: only verified, e.g. the source of a
+    /// derived model).
+    #[serde(default = "yes")]
+    pub load: bool,
     #[serde(default)]
     pub huggingface: Option<HuggingFaceFile>,
     #[serde(default)]
@@ -198,13 +206,9 @@ mod tests {
     fn the_shipped_manifest_is_valid() {
         let dir = crate::config::default_models_dir();
         let m = Manifest::load(&dir, Path::new("/cache")).unwrap();
-        assert_eq!(
-            m.models
-                .iter()
-                .filter(|m| m.source == Source::Vendored)
-                .count(),
-            4
-        );
+        let vendored = m.models.iter().filter(|m| m.source == Source::Vendored);
+        assert_eq!(vendored.clone().count(), 5);
+        assert_eq!(vendored.filter(|m| m.load).count(), 4);
         let llm = m.default_for("explanation-llm").unwrap();
         assert_eq!(llm.format, Format::Gguf);
         assert_eq!(m.path_of(llm), Path::new("/cache").join(&llm.file));
