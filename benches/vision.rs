@@ -39,7 +39,14 @@ fn models() -> FaceModels {
     let config = Config::default();
     let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir).unwrap();
     let runtime = affectd::onnx::init(&config.onnx.library);
-    ModelSet::load_formats(&manifest, runtime, 1, &[affectd::models::Format::Onnx])
+    // The same AFFECTD_ONNX_THREADS / AFFECTD_ONNX_SPINNING settings as the server.
+    let mut onnx = config.onnx.clone();
+    if let Some(t) = std::env::var("AFFECTD_ONNX_THREADS").ok().and_then(|v| v.parse().ok()) {
+        onnx.intra_threads = t;
+    }
+    onnx.spinning = std::env::var("AFFECTD_ONNX_SPINNING").is_ok_and(|v| v == "true");
+    eprintln!("ONNX Runtime: {} intra-op thread(s), spinning {}", onnx.intra_threads, onnx.spinning);
+    ModelSet::load_formats(&manifest, runtime, &onnx, &[affectd::models::Format::Onnx])
         .face_models()
         .expect("face models (run scripts/setup.sh)")
 }

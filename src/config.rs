@@ -89,6 +89,9 @@ pub struct OnnxConfig {
     pub library: PathBuf,
     /// Threads ONNX Runtime may use inside one model run.
     pub intra_threads: usize,
+    /// Let idle worker threads spin (lower latency with intra_threads > 1 on an otherwise
+    /// idle machine; wasted CPU when several streams share the cores).
+    pub spinning: bool,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +126,7 @@ impl Default for OnnxConfig {
         Self {
             library: PathBuf::new(),
             intra_threads: 1,
+            spinning: false,
         }
     }
 }
@@ -184,6 +188,9 @@ pub struct Overrides {
         hide_env = true
     )]
     pub onnxruntime_library: Option<PathBuf>,
+    /// Let ONNX Runtime worker threads spin while waiting [env: AFFECTD_ONNX_SPINNING]
+    #[arg(long, env = "AFFECTD_ONNX_SPINNING", global = true, hide_env = true)]
+    pub onnx_spinning: Option<bool>,
     /// ONNX Runtime threads per model run [env: AFFECTD_ONNX_THREADS]
     #[arg(long, env = "AFFECTD_ONNX_THREADS", global = true, hide_env = true)]
     pub onnx_threads: Option<usize>,
@@ -265,6 +272,9 @@ impl Config {
         }
         if let Some(v) = o.onnx_threads {
             self.onnx.intra_threads = v;
+        }
+        if let Some(v) = o.onnx_spinning {
+            self.onnx.spinning = v;
         }
     }
 

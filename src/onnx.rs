@@ -151,7 +151,7 @@ pub fn session_from_bytes(
     runtime: &Runtime,
     model_id: &str,
     bytes: &[u8],
-    intra_threads: usize,
+    options: &crate::config::OnnxConfig,
 ) -> Result<Session, OnnxError> {
     let model_error = |e: ort::Error| OnnxError::Model {
         model: model_id.to_owned(),
@@ -159,7 +159,11 @@ pub fn session_from_bytes(
     };
     Session::builder(&runtime.environment)
         .map_err(model_error)?
-        .with_intra_threads(intra_threads)
+        .with_intra_threads(options.intra_threads)
+        .map_err(|e| model_error(e.into()))?
+        // Spinning workers would steal the CPU from the other models' runs and from
+        // concurrent requests on a small lab machine.
+        .with_intra_op_spinning(options.spinning)
         .map_err(|e| model_error(e.into()))?
         .commit_from_memory(bytes)
         .map_err(model_error)

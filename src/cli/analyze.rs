@@ -113,7 +113,7 @@ pub fn load_face_models(config: &Config) -> anyhow::Result<FaceModels> {
     let set = ModelSet::load_formats(
         &manifest,
         runtime,
-        config.onnx.intra_threads,
+        &config.onnx,
         &[affectd::models::Format::Onnx],
     );
     for state in &set.models {

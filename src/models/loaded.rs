@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use super::manifest::{Format, Manifest, ModelEntry};
 use super::verify::{self, VerifyError};
+use crate::config::OnnxConfig;
 use crate::onnx::{self, OnnxError, OnnxModel, Runtime};
 use crate::vision::FaceModels;
 use crate::vision::backend::Inference;
@@ -71,12 +72,12 @@ impl ModelSet {
     pub fn load(
         manifest: &Manifest,
         runtime: Result<Runtime, OnnxError>,
-        intra_threads: usize,
+        options: &OnnxConfig,
     ) -> Self {
         Self::load_formats(
             manifest,
             runtime,
-            intra_threads,
+            options,
             &[Format::Onnx, Format::Gguf],
         )
     }
@@ -86,7 +87,7 @@ impl ModelSet {
     pub fn load_formats(
         manifest: &Manifest,
         runtime: Result<Runtime, OnnxError>,
-        intra_threads: usize,
+        options: &OnnxConfig,
         formats: &[Format],
     ) -> Self {
         let models = manifest
@@ -99,7 +100,7 @@ impl ModelSet {
                     entry,
                     runtime.as_ref().ok(),
                     runtime.as_ref().err(),
-                    intra_threads,
+                    options,
                 )
             })
             .collect();
@@ -156,7 +157,7 @@ fn load_one(
     entry: &ModelEntry,
     runtime: Option<&Runtime>,
     runtime_error: Option<&OnnxError>,
-    intra_threads: usize,
+    options: &OnnxConfig,
 ) -> ModelState {
     let path = manifest.path_of(entry);
     let mut state = ModelState {
@@ -202,7 +203,7 @@ fn load_one(
             runtime_error.map_or_else(|| "ONNX Runtime is not loaded".into(), |e| e.to_string());
         return state;
     };
-    let loaded = onnx::session_from_bytes(runtime, &entry.id, &bytes, intra_threads).and_then(
+    let loaded = onnx::session_from_bytes(runtime, &entry.id, &bytes, options).and_then(
         |mut session| {
             onnx::warm_up(&entry.id, &mut session)?;
             OnnxModel::new(&entry.id, session)

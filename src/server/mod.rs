@@ -60,7 +60,7 @@ pub async fn load_state(config: Config) -> Result<Arc<ServerState>, ServeError> 
         if let Err(e) = &runtime {
             tracing::error!("{e}");
         }
-        let models = ModelSet::load(&manifest, runtime, config.onnx.intra_threads);
+        let models = ModelSet::load(&manifest, runtime, &config.onnx);
         let face_models = models.face_models();
         Ok(ServerState {
             config,

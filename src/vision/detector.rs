@@ -31,7 +31,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
             // Chosen by measurement (README, "Detector input size").
-            max_side: 640,
+            max_side: 384,
             min_score: 0.9,
             nms_iou: 0.4,
             max_faces: 0,
