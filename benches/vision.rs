@@ -20,7 +20,8 @@ fn repo() -> PathBuf {
 }
 
 fn photo(name: &str) -> RgbImage {
-    let bytes = std::fs::read(repo().join(".testdata").join(name)).expect("run scripts/fetch-testdata.sh first");
+    let bytes = std::fs::read(repo().join(".testdata").join(name))
+        .expect("run scripts/fetch-testdata.sh first");
     affectd::vision::image::decode(&bytes, 1 << 30).unwrap()
 }
 
@@ -28,10 +29,18 @@ fn photo(name: &str) -> RgbImage {
 fn frame_640x480(name: &str) -> RgbImage {
     let p = photo(name);
     let scale = (640.0 / p.width() as f32).min(480.0 / p.height() as f32);
-    let (w, h) = ((p.width() as f32 * scale).round() as u32, (p.height() as f32 * scale).round() as u32);
+    let (w, h) = (
+        (p.width() as f32 * scale).round() as u32,
+        (p.height() as f32 * scale).round() as u32,
+    );
     let resized = imageops::resize(&p, w, h, imageops::FilterType::Triangle);
     let mut canvas = RgbImage::from_pixel(640, 480, image::Rgb([110, 110, 110]));
-    imageops::overlay(&mut canvas, &resized, i64::from((640 - w) / 2), i64::from((480 - h) / 2));
+    imageops::overlay(
+        &mut canvas,
+        &resized,
+        i64::from((640 - w) / 2),
+        i64::from((480 - h) / 2),
+    );
     canvas
 }
 
@@ -41,11 +50,17 @@ fn models() -> FaceModels {
     let runtime = affectd::onnx::init(&config.onnx.library);
     // The same AFFECTD_ONNX_THREADS / AFFECTD_ONNX_SPINNING settings as the server.
     let mut onnx = config.onnx.clone();
-    if let Some(t) = std::env::var("AFFECTD_ONNX_THREADS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(t) = std::env::var("AFFECTD_ONNX_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         onnx.intra_threads = t;
     }
     onnx.spinning = std::env::var("AFFECTD_ONNX_SPINNING").is_ok_and(|v| v == "true");
-    eprintln!("ONNX Runtime: {} intra-op thread(s), spinning {}", onnx.intra_threads, onnx.spinning);
+    eprintln!(
+        "ONNX Runtime: {} intra-op thread(s), spinning {}",
+        onnx.intra_threads, onnx.spinning
+    );
     ModelSet::load_formats(&manifest, runtime, &onnx, &[affectd::models::Format::Onnx])
         .face_models()
         .expect("face models (run scripts/setup.sh)")
@@ -57,7 +72,10 @@ fn save(frame: &RgbImage, name: &str) -> Vec<u8> {
     frame.save(dir.join(name)).unwrap();
     let mut jpeg = Vec::new();
     frame
-        .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
         .unwrap();
     jpeg
 }
@@ -77,19 +95,28 @@ fn bench_faces(c: &mut Criterion) {
         b.iter(|| affectd::vision::image::decode(&one_jpeg, 1 << 30).unwrap())
     });
     let config = DetectorConfig::default();
-    stages.bench_function("detect_preprocess", |b| b.iter(|| detector::preprocess(&one, 640, 480)));
+    stages.bench_function("detect_preprocess", |b| {
+        b.iter(|| detector::preprocess(&one, 640, 480))
+    });
     stages.bench_function("detect", |b| {
         b.iter(|| detector::detect(models.detector.as_ref(), &one, &config).unwrap())
     });
     let d = detector::detect(models.detector.as_ref(), &one, &config).unwrap()[0];
-    let region = CropRegion::from_detection(d.x, d.y, d.width, d.height, d.keypoints[0], d.keypoints[1]);
+    let region =
+        CropRegion::from_detection(d.x, d.y, d.width, d.height, d.keypoints[0], d.keypoints[1]);
     let mesh_model = models.mesh.as_deref().unwrap();
-    stages.bench_function("landmarks_preprocess", |b| b.iter(|| mesh::preprocess(&one, &region)));
-    stages.bench_function("landmarks", |b| b.iter(|| mesh::run(mesh_model, &one, &region).unwrap()));
+    stages.bench_function("landmarks_preprocess", |b| {
+        b.iter(|| mesh::preprocess(&one, &region))
+    });
+    stages.bench_function("landmarks", |b| {
+        b.iter(|| mesh::run(mesh_model, &one, &region).unwrap())
+    });
     let m = mesh::run(mesh_model, &one, &region).unwrap();
     stages.bench_function("head_pose", |b| b.iter(|| mesh::head_pose(&m.points)));
     let bs_model = models.blendshapes.as_deref().unwrap();
-    stages.bench_function("blendshapes", |b| b.iter(|| blendshapes::run(bs_model, &m.points).unwrap()));
+    stages.bench_function("blendshapes", |b| {
+        b.iter(|| blendshapes::run(bs_model, &m.points).unwrap())
+    });
     let scores = blendshapes::run(bs_model, &m.points).unwrap();
     stages.bench_function("action_units", |b| {
         b.iter(|| affectd::vision::action_units::estimate(&scores, &m.points))
@@ -101,8 +128,12 @@ fn bench_faces(c: &mut Criterion) {
     stages.finish();
 
     let mut pipeline = c.benchmark_group("face_pipeline_640x480");
-    pipeline.bench_function("single_image_1face", |b| b.iter(|| models.analyze(&one, &options).unwrap()));
-    pipeline.bench_function("single_image_5faces", |b| b.iter(|| models.analyze(&five, &options).unwrap()));
+    pipeline.bench_function("single_image_1face", |b| {
+        b.iter(|| models.analyze(&one, &options).unwrap())
+    });
+    pipeline.bench_function("single_image_5faces", |b| {
+        b.iter(|| models.analyze(&five, &options).unwrap())
+    });
     let mut tracker = Tracker::new(10);
     pipeline.bench_function("tracking_1face_detect_every_10", |b| {
         b.iter(|| {
@@ -116,7 +147,9 @@ fn bench_faces(c: &mut Criterion) {
 
 fn config() -> Criterion {
     // Noisy 2-core machines: more samples, quoted as medians by compare_faces.py.
-    Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4))
+    Criterion::default()
+        .sample_size(30)
+        .measurement_time(std::time::Duration::from_secs(4))
 }
 
 criterion_group! {

@@ -89,6 +89,9 @@ pub struct OnnxConfig {
     pub library: PathBuf,
     /// Threads ONNX Runtime may use inside one model run.
     pub intra_threads: usize,
+    /// Sessions per model: how many runs of one model can proceed at once (faces of a frame,
+    /// concurrent requests). Default: the number of CPU cores (at most 4).
+    pub sessions_per_model: usize,
     /// Let idle worker threads spin (lower latency with intra_threads > 1 on an otherwise
     /// idle machine; wasted CPU when several streams share the cores).
     pub spinning: bool,
@@ -126,6 +129,7 @@ impl Default for OnnxConfig {
         Self {
             library: PathBuf::new(),
             intra_threads: 1,
+            sessions_per_model: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             spinning: false,
         }
     }
@@ -312,6 +316,12 @@ impl Config {
             return Err(ConfigError::Value {
                 name: "vision",
                 message: "detector_max_side must be >= 32, max_image_pixels and detect_every_n_frames >= 1".into(),
+            });
+        }
+        if self.onnx.sessions_per_model == 0 {
+            return Err(ConfigError::Value {
+                name: "onnx.sessions_per_model",
+                message: "must be at least 1".into(),
             });
         }
         if self.onnx.intra_threads == 0 {

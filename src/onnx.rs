@@ -218,18 +218,23 @@ pub fn warm_up(model_id: &str, session: &mut Session) -> Result<(), OnnxError> {
     Ok(())
 }
 
-/// A loaded ONNX model behind the vision stages' [`Inference`] trait. ONNX Runtime
-/// sessions need `&mut` to run, so calls are serialised per model; the pipeline runs
-/// different models concurrently.
+/// A loaded ONNX model behind the vision stages' [`Inference`] trait. A session runs one
+/// call at a time (`ort` needs `&mut` to run), so each model keeps a small pool of
+/// sessions: faces of one frame, and concurrent requests, run in parallel up to its size.
 pub struct OnnxModel {
     id: String,
     input: String,
-    session: std::sync::Mutex<Session>,
+    sessions: Vec<std::sync::Mutex<Session>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl OnnxModel {
-    pub fn new(id: &str, session: Session) -> Result<Self, OnnxError> {
-        let input = session
+    pub fn new(id: &str, sessions: Vec<Session>) -> Result<Self, OnnxError> {
+        let first = sessions.first().ok_or_else(|| OnnxError::Model {
+            model: id.to_owned(),
+            message: "no session".into(),
+        })?;
+        let input = first
             .inputs()
             .first()
             .map(|i| i.name().to_owned())
@@ -240,7 +245,8 @@ impl OnnxModel {
         Ok(Self {
             id: id.to_owned(),
             input,
-            session: std::sync::Mutex::new(session),
+            sessions: sessions.into_iter().map(std::sync::Mutex::new).collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 }
@@ -259,10 +265,18 @@ impl crate::vision::backend::Inference for OnnxModel {
             message,
         };
         let tensor = Tensor::from_array(input).map_err(|e| fail(e.to_string()))?;
+        // A free session if there is one, else wait for the next in round-robin order.
         let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .sessions
+            .iter()
+            .find_map(|s| s.try_lock().ok())
+            .unwrap_or_else(|| {
+                let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    % self.sessions.len();
+                self.sessions[i]
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+            });
         let outputs = session
             .run(ort::inputs![self.input.as_str() => tensor])
             .map_err(|e| fail(e.to_string()))?;

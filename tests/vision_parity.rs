@@ -23,7 +23,12 @@ fn models() -> &'static FaceModels {
         let config = Config::default();
         let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir).unwrap();
         let runtime = affectd::onnx::init(&config.onnx.library);
-        let set = ModelSet::load_formats(&manifest, runtime, &config.onnx, &[affectd::models::Format::Onnx]);
+        let set = ModelSet::load_formats(
+            &manifest,
+            runtime,
+            &config.onnx,
+            &[affectd::models::Format::Onnx],
+        );
         set.face_models()
             .expect("face models load (run scripts/setup.sh)")
     })

@@ -16,9 +16,14 @@ fn models() -> &'static FaceModels {
         let config = Config::default();
         let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir).unwrap();
         let runtime = affectd::onnx::init(&config.onnx.library);
-        ModelSet::load_formats(&manifest, runtime, &config.onnx, &[affectd::models::Format::Onnx])
-            .face_models()
-            .expect("face models load")
+        ModelSet::load_formats(
+            &manifest,
+            runtime,
+            &config.onnx,
+            &[affectd::models::Format::Onnx],
+        )
+        .face_models()
+        .expect("face models load")
     })
 }
 

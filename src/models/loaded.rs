@@ -74,12 +74,7 @@ impl ModelSet {
         runtime: Result<Runtime, OnnxError>,
         options: &OnnxConfig,
     ) -> Self {
-        Self::load_formats(
-            manifest,
-            runtime,
-            options,
-            &[Format::Onnx, Format::Gguf],
-        )
+        Self::load_formats(manifest, runtime, options, &[Format::Onnx, Format::Gguf])
     }
 
     /// Like [`ModelSet::load`], for the models of the given formats only (the face CLI
@@ -203,12 +198,14 @@ fn load_one(
             runtime_error.map_or_else(|| "ONNX Runtime is not loaded".into(), |e| e.to_string());
         return state;
     };
-    let loaded = onnx::session_from_bytes(runtime, &entry.id, &bytes, options).and_then(
-        |mut session| {
+    let loaded = (0..options.sessions_per_model.max(1))
+        .map(|_| {
+            let mut session = onnx::session_from_bytes(runtime, &entry.id, &bytes, options)?;
             onnx::warm_up(&entry.id, &mut session)?;
-            OnnxModel::new(&entry.id, session)
-        },
-    );
+            Ok(session)
+        })
+        .collect::<Result<Vec<_>, OnnxError>>()
+        .and_then(|sessions| OnnxModel::new(&entry.id, sessions));
     match loaded {
         Ok(model) => {
             state.status = Status::Loaded;

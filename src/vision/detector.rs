@@ -32,7 +32,7 @@ impl Default for DetectorConfig {
         Self {
             // Chosen by measurement (README, "Detector input size").
             max_side: 384,
-            min_score: 0.9,
+            min_score: 0.7,
             nms_iou: 0.4,
             max_faces: 0,
         }
@@ -97,7 +97,14 @@ pub fn preprocess(image: &RgbImage, in_w: u32, in_h: u32) -> Array4<f32> {
             data[2 * plane + i] = px[0] as f32 - MEAN_BGR[2];
         }
     } else {
-        let map = Affine::from_box(0.0, 0.0, image.width() as f32, image.height() as f32, in_w, in_h);
+        let map = Affine::from_box(
+            0.0,
+            0.0,
+            image.width() as f32,
+            image.height() as f32,
+            in_w,
+            in_h,
+        );
         let (b, rest) = data.split_at_mut(plane);
         let (g, r) = rest.split_at_mut(plane);
         sample_into(image, &map, in_w, in_h, |i, rgb| {

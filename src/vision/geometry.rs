@@ -65,7 +65,13 @@ impl Affine {
 /// Samples `out_w x out_h` RGB pixels (0..255 as f32) and hands each to `sink` with its
 /// row-major index, so callers write straight into their tensor layout.
 #[inline]
-pub fn sample_into(src: &RgbImage, map: &Affine, out_w: u32, out_h: u32, mut sink: impl FnMut(usize, [f32; 3])) {
+pub fn sample_into(
+    src: &RgbImage,
+    map: &Affine,
+    out_w: u32,
+    out_h: u32,
+    mut sink: impl FnMut(usize, [f32; 3]),
+) {
     let (w, h) = (src.width() as i64, src.height() as i64);
     let raw = src.as_raw().as_slice();
     let stride = w as usize * 3;
@@ -98,7 +104,12 @@ pub fn sample_into(src: &RgbImage, map: &Affine, out_w: u32, out_h: u32, mut sin
                     [row1[3] as f32, row1[4] as f32, row1[5] as f32],
                 )
             } else {
-                (pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1))
+                (
+                    pixel(x0, y0),
+                    pixel(x0 + 1, y0),
+                    pixel(x0, y0 + 1),
+                    pixel(x0 + 1, y0 + 1),
+                )
             };
             let mut rgb = [0.0; 3];
             for k in 0..3 {

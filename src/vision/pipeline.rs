@@ -70,6 +70,15 @@ pub struct FrameResult {
 struct Timer(Vec<(&'static str, f64)>);
 
 impl Timer {
+    fn merge(&mut self, other: Timer) {
+        for (stage, ms) in other.0 {
+            match self.0.iter_mut().find(|(s, _)| *s == stage) {
+                Some((_, total)) => *total += ms,
+                None => self.0.push((stage, ms)),
+            }
+        }
+    }
+
     fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
         let start = Instant::now();
         let out = f();
@@ -93,8 +102,29 @@ impl FaceModels {
         let detections = timer.time("detect", || {
             detector::detect(self.detector.as_ref(), image, &options.detector)
         })?;
-        let mut faces = Vec::with_capacity(detections.len());
-        for (i, detection) in detections.into_iter().enumerate() {
+        let jobs = detections
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (i as u32 + 1, d))
+            .collect();
+        let faces = self.describe_detections(image, jobs, options, &mut timer)?;
+        Ok(FrameResult {
+            faces,
+            width: image.width(),
+            height: image.height(),
+            timings: timer.0,
+        })
+    }
+
+    /// Everything after detection for each (face id, detection), faces in parallel.
+    fn describe_detections(
+        &self,
+        image: &RgbImage,
+        jobs: Vec<(u32, Detection)>,
+        options: &AnalyzeOptions,
+        timer: &mut Timer,
+    ) -> Result<Vec<FaceResult>, InferenceError> {
+        parallel_map(jobs, timer, |(face_id, detection), timer| {
             let region = CropRegion::from_detection(
                 detection.x,
                 detection.y,
@@ -103,22 +133,10 @@ impl FaceModels {
                 detection.keypoints[0],
                 detection.keypoints[1],
             );
-            faces.push(self.describe(
-                image,
-                i as u32 + 1,
-                detection,
-                false,
-                region,
-                options,
-                &mut timer,
-            )?);
-        }
-        Ok(FrameResult {
-            faces,
-            width: image.width(),
-            height: image.height(),
-            timings: timer.0,
+            self.describe(image, face_id, detection, false, region, options, timer)
         })
+        .into_iter()
+        .collect()
     }
 
     /// Runs the mesh on `region`; None when the landmark stage is off or unavailable.
@@ -212,6 +230,49 @@ impl FaceModels {
             expression,
         })
     }
+}
+
+/// Maps `f` over `items` on up to one scoped thread per core, keeping their order; each
+/// thread times its stages on its own timer, merged (summed) into `timer` afterwards.
+fn parallel_map<T: Send, R: Send>(
+    items: Vec<T>,
+    timer: &mut Timer,
+    f: impl Fn(T, &mut Timer) -> R + Sync,
+) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if workers <= 1 {
+        return items.into_iter().map(|item| f(item, timer)).collect();
+    }
+    let mut buckets: Vec<Vec<(usize, T)>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        buckets[i % workers].push((i, item));
+    }
+    let f = &f;
+    let mut results: Vec<(usize, R)> = Vec::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = buckets
+            .into_iter()
+            .map(|bucket| {
+                scope.spawn(move || {
+                    let mut local = Timer::default();
+                    let out: Vec<(usize, R)> = bucket
+                        .into_iter()
+                        .map(|(i, item)| (i, f(item, &mut local)))
+                        .collect();
+                    (out, local)
+                })
+            })
+            .collect();
+        for handle in handles {
+            let (out, local) = handle.join().expect("a face worker panicked");
+            results.extend(out);
+            timer.merge(local);
+        }
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// A face box and key points derived from a mesh (tracking frames have no detector output).
@@ -308,32 +369,30 @@ impl Tracker {
         options: &AnalyzeOptions,
     ) -> Result<Option<FrameResult>, InferenceError> {
         let mut timer = Timer::default();
-        let mut meshes = Vec::with_capacity(self.tracks.len());
-        for track in &self.tracks {
-            let region = track.next_region.expect("checked by caller");
-            let mesh = timer
-                .time("landmarks", || models.mesh_at(image, &region))?
-                .expect("can_track");
+        let regions: Vec<CropRegion> = self
+            .tracks
+            .iter()
+            .map(|t| t.next_region.expect("checked by caller"))
+            .collect();
+        let meshes = parallel_map(regions, &mut timer, |region, timer| {
+            timer.time("landmarks", || models.mesh_at(image, &region))
+        });
+        let mut jobs = Vec::with_capacity(meshes.len());
+        for (track, mesh) in self.tracks.iter_mut().zip(meshes) {
+            let mesh = mesh?.expect("can_track");
             if mesh.presence < options.min_presence {
                 return Ok(None);
             }
-            meshes.push(mesh);
-        }
-        let mut faces = Vec::with_capacity(meshes.len());
-        for (track, mesh) in self.tracks.iter_mut().zip(meshes) {
             let detection = detection_from_mesh(&mesh);
             track.box_xywh = [detection.x, detection.y, detection.width, detection.height];
             track.next_region = Some(CropRegion::from_landmarks(&mesh.points));
-            faces.push(models.describe_with_mesh(
-                image,
-                track.id,
-                detection,
-                true,
-                Some(mesh),
-                options,
-                &mut timer,
-            )?);
+            jobs.push((track.id, detection, mesh));
         }
+        let faces = parallel_map(jobs, &mut timer, |(id, detection, mesh), timer| {
+            models.describe_with_mesh(image, id, detection, true, Some(mesh), options, timer)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(FrameResult {
             faces,
             width: image.width(),
@@ -378,7 +437,8 @@ impl Tracker {
                 self.tracks[t].next_region = None;
             }
         }
-        let mut faces = Vec::with_capacity(detections.len());
+        let mut jobs = Vec::with_capacity(detections.len());
+        let mut track_index = Vec::with_capacity(detections.len());
         for (d, detection) in detections.into_iter().enumerate() {
             let t = match track_of_detection[d] {
                 Some(t) => t,
@@ -393,31 +453,19 @@ impl Tracker {
                     self.tracks.len() - 1
                 }
             };
-            let region = CropRegion::from_detection(
-                detection.x,
-                detection.y,
-                detection.width,
-                detection.height,
-                detection.keypoints[0],
-                detection.keypoints[1],
-            );
-            let face = models.describe(
-                image,
-                self.tracks[t].id,
-                detection,
-                false,
-                region,
-                options,
-                &mut timer,
-            )?;
+            jobs.push((self.tracks[t].id, detection));
+            track_index.push(t);
+        }
+        let mut faces = models.describe_detections(image, jobs, options, &mut timer)?;
+        for (face, t) in faces.iter().zip(track_index) {
+            let d = &face.detection;
             let track = &mut self.tracks[t];
             track.missed = 0;
-            track.box_xywh = [detection.x, detection.y, detection.width, detection.height];
+            track.box_xywh = [d.x, d.y, d.width, d.height];
             track.next_region = face
                 .mesh
                 .as_ref()
                 .map(|m| CropRegion::from_landmarks(&m.points));
-            faces.push(face);
         }
         let max_missed = self.max_missed;
         self.tracks.retain(|t| t.missed <= max_missed);
