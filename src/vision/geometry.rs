@@ -84,14 +84,18 @@ pub fn sample_into(
     };
     let mut index = 0;
     for v in 0..out_h {
-        let vy = v as f32 + 0.5;
+        // Source position of this row's first pixel centre, back in pixel-index coordinates;
+        // stepping along the row adds (a, c) per pixel.
+        let (row_x, row_y) = map.apply(0.5, v as f32 + 0.5);
+        let (row_x, row_y) = (row_x - 0.5, row_y - 0.5);
         for u in 0..out_w {
-            let (sx, sy) = map.apply(u as f32 + 0.5, vy);
-            // Back to pixel-index coordinates, then bilinear between the four neighbours.
-            let (fx, fy) = (sx - 0.5, sy - 0.5);
-            let (x0f, y0f) = (fx.floor(), fy.floor());
-            let (wx, wy) = (fx - x0f, fy - y0f);
-            let (x0, y0) = (x0f as i64, y0f as i64);
+            let (fx, fy) = (row_x + map.a * u as f32, row_y + map.c * u as f32);
+            // floor() without a libm call (baseline x86-64 has no SSE4.1 round): truncate and
+            // step down for negatives. At an exact negative integer this picks the cell to the
+            // left with weight 1 on its right edge: the same value.
+            let x0 = fx as i64 - i64::from(fx < 0.0);
+            let y0 = fy as i64 - i64::from(fy < 0.0);
+            let (wx, wy) = (fx - x0 as f32, fy - y0 as f32);
             let (p00, p10, p01, p11) = if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
                 // Fast path: all four neighbours inside, no per-pixel border checks.
                 let i = y0 as usize * stride + x0 as usize * 3;

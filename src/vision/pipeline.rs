@@ -163,12 +163,54 @@ impl FaceModels {
         options: &AnalyzeOptions,
         timer: &mut Timer,
     ) -> Result<FaceResult, InferenceError> {
-        let mesh = if options.landmarks {
-            timer.time("landmarks", || self.mesh_at(image, &region))?
-        } else {
-            None
-        };
-        self.describe_with_mesh(image, face_id, detection, tracked, mesh, options, timer)
+        // The FER crop needs only the box: run it beside the mesh on another core.
+        let (mesh, fer) = std::thread::scope(|scope| {
+            let fer_job = self.wants_fer(options).then(|| {
+                scope.spawn(|| {
+                    let mut local = Timer::default();
+                    let fer = self.fer(image, &detection, &mut local);
+                    (fer, local)
+                })
+            });
+            let mesh = if options.landmarks {
+                timer.time("landmarks", || self.mesh_at(image, &region))
+            } else {
+                Ok(None)
+            };
+            let fer = fer_job.map(|job| {
+                let (fer, local) = job.join().expect("the FER worker panicked");
+                timer.merge(local);
+                fer
+            });
+            (mesh, fer)
+        });
+        let (mesh, fer) = (mesh?, fer.transpose()?);
+        self.finish(
+            image,
+            face_id,
+            detection,
+            tracked,
+            mesh,
+            Some(fer),
+            options,
+            timer,
+        )
+    }
+
+    fn wants_fer(&self, options: &AnalyzeOptions) -> bool {
+        options.expression && self.expression.is_some()
+    }
+
+    fn fer(
+        &self,
+        image: &RgbImage,
+        d: &Detection,
+        timer: &mut Timer,
+    ) -> Result<[f32; 7], InferenceError> {
+        let model = self.expression.as_ref().expect("checked by wants_fer");
+        timer.time("expression", || {
+            expression::run_fer(model.as_ref(), image, d.x, d.y, d.width, d.height)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -179,6 +221,25 @@ impl FaceModels {
         detection: Detection,
         tracked: bool,
         mesh: Option<Mesh>,
+        options: &AnalyzeOptions,
+        timer: &mut Timer,
+    ) -> Result<FaceResult, InferenceError> {
+        self.finish(
+            image, face_id, detection, tracked, mesh, None, options, timer,
+        )
+    }
+
+    /// Everything after the mesh. `fer`: Some(result) when already computed (None inside
+    /// means "not wanted"); None to compute it here.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        image: &RgbImage,
+        face_id: u32,
+        detection: Detection,
+        tracked: bool,
+        mesh: Option<Mesh>,
+        fer: Option<Option<[f32; 7]>>,
         options: &AnalyzeOptions,
         timer: &mut Timer,
     ) -> Result<FaceResult, InferenceError> {
@@ -199,18 +260,10 @@ impl FaceModels {
             }
             _ => Vec::new(),
         };
-        let fer = match &self.expression {
-            Some(model) if options.expression => Some(timer.time("expression", || {
-                expression::run_fer(
-                    model.as_ref(),
-                    image,
-                    detection.x,
-                    detection.y,
-                    detection.width,
-                    detection.height,
-                )
-            })?),
-            _ => None,
+        let fer = match fer {
+            Some(done) => done,
+            None if self.wants_fer(options) => Some(self.fer(image, &detection, timer)?),
+            None => None,
         };
         let prototypes =
             (!action_units.is_empty()).then(|| expression::prototype_distribution(&action_units));
