@@ -80,21 +80,35 @@ fn a_face_leaving_and_another_entering_do_not_swap_ids() {
     let b = face("45-m7-di-ph.jpg");
     let options = AnalyzeOptions::default();
     let mut tracker = Tracker::new(3);
-    let ids = |tracker: &mut Tracker, faces: &[(&RgbImage, i64, i64)]| -> Vec<u32> {
+    // (face id, left or right half of the frame), left to right.
+    let ids = |tracker: &mut Tracker, faces: &[(&RgbImage, i64, i64)]| -> Vec<(u32, bool)> {
         let result = tracker.process(models(), &frame(faces), &options).unwrap();
-        result.faces.iter().map(|f| f.face_id).collect()
+        let mut out: Vec<(u32, bool, f32)> = result
+            .faces
+            .iter()
+            .map(|f| (f.face_id, f.detection.x + f.detection.width / 2.0 < 320.0, f.detection.x))
+            .collect();
+        out.sort_by(|x, y| x.2.total_cmp(&y.2));
+        out.into_iter().map(|(id, left, _)| (id, left)).collect()
     };
-    // A and B side by side.
-    for _ in 0..4 {
-        assert_eq!(ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]), [1, 2]);
+    // A (left) and B (right) side by side: two ids, the same on every frame.
+    let first = ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]);
+    assert_eq!(first.len(), 2);
+    let (id_a, id_b) = (first[0].0, first[1].0);
+    assert!(first[0].1 && !first[1].1);
+    assert_ne!(id_a, id_b);
+    for _ in 0..3 {
+        assert_eq!(ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]), [(id_a, true), (id_b, false)]);
     }
-    // A leaves: B keeps id 2, whether tracked or detected.
+    // A leaves: B keeps its id, whether tracked or detected.
     for _ in 0..6 {
-        assert_eq!(ids(&mut tracker, &[(&b, 380, 130)]), [2]);
+        assert_eq!(ids(&mut tracker, &[(&b, 380, 130)]), [(id_b, false)]);
     }
-    // Another face (A's photo again, a new person to the tracker) enters where A was: new id.
+    // Another face (A's photo again, a new person to the tracker) enters where A was:
+    // it gets a new id, and B's does not change.
+    let id_new = id_a.max(id_b) + 1;
     for _ in 0..4 {
-        assert_eq!(ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]), [2, 3]);
+        assert_eq!(ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]), [(id_new, true), (id_b, false)]);
     }
     // Everyone leaves; the tracker notices at once (tracking lost -> detection).
     assert!(ids(&mut tracker, &[]).is_empty());
