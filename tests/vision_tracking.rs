@@ -86,7 +86,13 @@ fn a_face_leaving_and_another_entering_do_not_swap_ids() {
         let mut out: Vec<(u32, bool, f32)> = result
             .faces
             .iter()
-            .map(|f| (f.face_id, f.detection.x + f.detection.width / 2.0 < 320.0, f.detection.x))
+            .map(|f| {
+                (
+                    f.face_id,
+                    f.detection.x + f.detection.width / 2.0 < 320.0,
+                    f.detection.x,
+                )
+            })
             .collect();
         out.sort_by(|x, y| x.2.total_cmp(&y.2));
         out.into_iter().map(|(id, left, _)| (id, left)).collect()
@@ -98,7 +104,10 @@ fn a_face_leaving_and_another_entering_do_not_swap_ids() {
     assert!(first[0].1 && !first[1].1);
     assert_ne!(id_a, id_b);
     for _ in 0..3 {
-        assert_eq!(ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]), [(id_a, true), (id_b, false)]);
+        assert_eq!(
+            ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]),
+            [(id_a, true), (id_b, false)]
+        );
     }
     // A leaves: B keeps its id, whether tracked or detected.
     for _ in 0..6 {
@@ -108,7 +117,10 @@ fn a_face_leaving_and_another_entering_do_not_swap_ids() {
     // it gets a new id, and B's does not change.
     let id_new = id_a.max(id_b) + 1;
     for _ in 0..4 {
-        assert_eq!(ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]), [(id_new, true), (id_b, false)]);
+        assert_eq!(
+            ids(&mut tracker, &[(&a, 40, 130), (&b, 380, 130)]),
+            [(id_new, true), (id_b, false)]
+        );
     }
     // Everyone leaves; the tracker notices at once (tracking lost -> detection).
     assert!(ids(&mut tracker, &[]).is_empty());

@@ -49,9 +49,10 @@ pub struct AnalyzeArgs {
     /// Minimum detection score, [0,1].
     #[arg(long)]
     pub min_score: Option<f32>,
-    /// Video: run the detector every N frames and track in between (1 = detect every frame).
-    #[arg(long, default_value_t = 10)]
-    pub detect_every: u32,
+    /// Video: run the detector every N frames and track in between (1 = detect every frame)
+    /// [default: vision.detect_every_n_frames, 10].
+    #[arg(long)]
+    pub detect_every: Option<u32>,
     /// Video: stop after this many frames (0 = all).
     #[arg(long, default_value_t = 0)]
     pub max_frames: u64,
@@ -128,7 +129,13 @@ pub fn load_face_models(config: &Config) -> anyhow::Result<FaceModels> {
 
 pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
     let models = load_face_models(config)?;
+    let max_pixels = config.vision.max_image_pixels;
     let mut options = AnalyzeOptions::default();
+    options.detector.max_side = config.vision.detector_max_side;
+    options.detector.min_score = config.vision.min_face_score;
+    let detect_every = args
+        .detect_every
+        .unwrap_or(config.vision.detect_every_n_frames);
     if let Some(side) = args.max_side {
         options.detector.max_side = side.max(32);
     }
@@ -189,11 +196,8 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
         let result = if is_image(path) {
             (|| -> anyhow::Result<()> {
                 let bytes = std::fs::read(path).with_context(|| format!("reading {source}"))?;
-                let image = affectd::vision::image::decode(
-                    &bytes,
-                    affectd::vision::image::DEFAULT_MAX_PIXELS,
-                )
-                .with_context(|| source.clone())?;
+                let image = affectd::vision::image::decode(&bytes, max_pixels)
+                    .with_context(|| source.clone())?;
                 let result = models.analyze(&image, &options)?;
                 sink.write(&source, 0, 0.0, &result)?;
                 write_marks(&stem, None, &image, &result)
@@ -220,7 +224,7 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
                     bar.set_message(stem.clone());
                     bar
                 };
-                let mut tracker = Tracker::new(args.detect_every);
+                let mut tracker = Tracker::new(detect_every);
                 let mut index = 0u64;
                 while args.max_frames == 0 || index < args.max_frames {
                     let Some(image) = frames.next_frame()? else {
