@@ -5,6 +5,7 @@ pub mod config;
 pub mod models;
 pub mod onnx;
 pub mod server;
+pub mod signals;
 pub mod vision;
 
 /// Generated affect.v1 wire types and services.

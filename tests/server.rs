@@ -452,3 +452,54 @@ fn json_logs_are_json() {
         assert!(value.get("level").is_some(), "{line}");
     }
 }
+
+/// A real old ONNX Runtime (1.22.1 from its PyPI wheel) is refused with the command to run.
+#[tokio::test]
+async fn an_old_onnxruntime_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = repo().join(".venv/bin/python");
+    let status = std::process::Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "onnxruntime==1.22.1",
+            "-d",
+        ])
+        .arg(dir.path())
+        .status()
+        .expect("run scripts/setup.sh first");
+    assert!(status.success(), "pip download onnxruntime==1.22.1");
+    let wheel = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .unwrap();
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&wheel).unwrap()).unwrap();
+    let lib = dir.path().join("libonnxruntime.so.1.22.1");
+    let mut member = archive
+        .by_name("onnxruntime/capi/libonnxruntime.so.1.22.1")
+        .unwrap();
+    std::io::copy(&mut member, &mut std::fs::File::create(&lib).unwrap()).unwrap();
+
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_ONNXRUNTIME_LIBRARY", &lib);
+    });
+    let info = info(&server).await;
+    let detector = model(&info, "face-detector-retinaface");
+    assert_eq!(detector.status, ModelStatus::LoadFailed as i32);
+    assert!(detector.reason.contains("1.22.1"), "{}", detector.reason);
+    assert!(
+        detector.reason.contains("pip install onnxruntime==1.31.1"),
+        "{}",
+        detector.reason
+    );
+    let status = AffectClient::new(server.channel().await)
+        .analyze_frame(AnalyzeFrameRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+}

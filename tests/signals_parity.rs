@@ -1,0 +1,106 @@
+//! The DSP core against scipy.signal (golden file from tests/reference/signals_reference.py):
+//! Butterworth SOS design, sosfilt, sosfilt_zi and sosfiltfilt within 1e-9 relative error.
+//!
+//! Relative error of a value b is |a - b| / max(|b|, rms of the whole reference output), so
+//! that samples crossing zero are judged against the signal's scale, not against ~0.
+
+use affectd::signals::dsp::{BandType, butter_sos, sosfilt, sosfilt_zi, sosfiltfilt};
+use serde_json::Value;
+
+const TOLERANCE: f64 = 1e-9;
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn worst_relative(actual: &[f64], expected: &[f64]) -> f64 {
+    assert_eq!(actual.len(), expected.len());
+    let rms = (expected.iter().map(|v| v * v).sum::<f64>() / expected.len() as f64).sqrt();
+    actual
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(rms).max(f64::MIN_POSITIVE))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn butterworth_filters_equal_scipy() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/golden/dsp.json"
+    ))
+    .unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let x = floats(&golden["x"]);
+    let mut report = Vec::new();
+    for case in golden["cases"].as_array().unwrap() {
+        let order = case["order"].as_u64().unwrap() as usize;
+        let fs = case["fs"].as_f64().unwrap();
+        let cutoff = floats(&case["cutoff"]);
+        let band = match case["btype"].as_str().unwrap() {
+            "lowpass" => BandType::Lowpass(cutoff[0]),
+            "highpass" => BandType::Highpass(cutoff[0]),
+            "bandpass" => BandType::Bandpass(cutoff[0], cutoff[1]),
+            "bandstop" => BandType::Bandstop(cutoff[0], cutoff[1]),
+            other => panic!("unknown band type {other}"),
+        };
+        let name = format!("{band:?} order {order} at {fs} Hz");
+        let sos = butter_sos(order, band, fs).unwrap();
+        let expected_sos: Vec<Vec<f64>> =
+            case["sos"].as_array().unwrap().iter().map(floats).collect();
+        assert_eq!(sos.len(), expected_sos.len(), "{name}: sections");
+        let flat: Vec<f64> = sos.iter().flatten().copied().collect();
+        let expected_flat: Vec<f64> = expected_sos.iter().flatten().copied().collect();
+        let sos_err = flat
+            .iter()
+            .zip(&expected_flat)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1e-12))
+            .filter(|e| e.is_finite())
+            .fold(0.0, f64::max);
+        let zero_mismatch = flat
+            .iter()
+            .zip(&expected_flat)
+            .any(|(a, b)| (a.abs() < 1e-15) != (b.abs() < 1e-15) && (a - b).abs() > 1e-12);
+        assert!(
+            sos_err <= TOLERANCE && !zero_mismatch,
+            "{name}: SOS coefficients differ by {sos_err:e}\n{sos:?}\n{expected_sos:?}"
+        );
+
+        let zi: Vec<f64> = sosfilt_zi(&sos).iter().flatten().copied().collect();
+        let expected_zi: Vec<f64> = case["sosfilt_zi"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(floats)
+            .collect();
+        let zi_err = worst_relative(&zi, &expected_zi);
+        assert!(
+            zi_err <= TOLERANCE,
+            "{name}: sosfilt_zi differs by {zi_err:e}"
+        );
+
+        let (y, _) = sosfilt(&sos, &x, None);
+        let filt_err = worst_relative(&y, &floats(&case["sosfilt"]));
+        assert!(
+            filt_err <= TOLERANCE,
+            "{name}: sosfilt differs by {filt_err:e}"
+        );
+
+        let yy = sosfiltfilt(&sos, &x).unwrap();
+        let filtfilt_err = worst_relative(&yy, &floats(&case["sosfiltfilt"]));
+        assert!(
+            filtfilt_err <= TOLERANCE,
+            "{name}: sosfiltfilt differs by {filtfilt_err:e}"
+        );
+        report.push(format!("{name}: sos {sos_err:.1e}, zi {zi_err:.1e}, sosfilt {filt_err:.1e}, sosfiltfilt {filtfilt_err:.1e}"));
+    }
+    eprintln!(
+        "largest relative errors vs scipy {}:\n  {}",
+        golden["scipy"],
+        report.join("\n  ")
+    );
+}
