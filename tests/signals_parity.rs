@@ -104,3 +104,57 @@ fn butterworth_filters_equal_scipy() {
         report.join("\n  ")
     );
 }
+
+#[test]
+fn welch_and_band_power_equal_scipy() {
+    use affectd::signals::dsp::{Detrend, WelchConfig, band_power, welch};
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/golden/dsp.json"
+    ))
+    .unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let x = floats(&golden["x"]);
+    let mut report = Vec::new();
+    for case in golden["welch"].as_array().unwrap() {
+        let fs = case["fs"].as_f64().unwrap();
+        let config = WelchConfig {
+            nperseg: case["nperseg"].as_u64().unwrap() as usize,
+            noverlap: case["noverlap"].as_u64().map(|v| v as usize),
+            detrend: match case["detrend"].as_str().unwrap() {
+                "constant" => Detrend::Constant,
+                "linear" => Detrend::Linear,
+                _ => Detrend::None,
+            },
+        };
+        let s = welch(&x, fs, config).unwrap();
+        let freq_err = worst_relative(&s.freqs, &floats(&case["freqs"]));
+        let psd_err = worst_relative(&s.psd, &floats(&case["psd"]));
+        let name = format!("{config:?} at {fs} Hz");
+        assert!(
+            freq_err <= TOLERANCE && psd_err <= TOLERANCE,
+            "{name}: freqs {freq_err:e}, psd {psd_err:e}"
+        );
+        let mut band_err: f64 = 0.0;
+        for (band, (lo, hi)) in [
+            ("delta", (1.0, 4.0)),
+            ("theta", (4.0, 8.0)),
+            ("alpha", (8.0, 13.0)),
+            ("beta", (13.0, 30.0)),
+            ("gamma", (30.0, 45.0)),
+        ] {
+            let expected = case["band_power"][band].as_f64().unwrap();
+            let actual = band_power(&s, lo, hi);
+            let err = (actual - expected).abs() / expected.abs().max(1e-300);
+            assert!(
+                err <= TOLERANCE || (expected == 0.0 && actual == 0.0),
+                "{name}: {band} power {actual} vs {expected}"
+            );
+            band_err = band_err.max(if expected == 0.0 { 0.0 } else { err });
+        }
+        report.push(format!(
+            "{name}: psd {psd_err:.1e}, band power {band_err:.1e}"
+        ));
+    }
+    eprintln!("Welch vs scipy:\n  {}", report.join("\n  "));
+}

@@ -50,7 +50,15 @@ def main():
                 "sosfiltfilt": signal.sosfiltfilt(sos, x).tolist(),
             }
         )
-    golden = {"generator": "tests/reference/signals_reference.py", "scipy": scipy.__version__, "x": x.tolist(), "cases": cases}
+    welch_cases = []
+    for fs, nperseg, noverlap, detrend in [(250.0, 256, None, "constant"), (1000.0, 512, 384, "linear"), (128.0, 100, 25, False), (250.0, 4096, None, "constant")]:
+        f, p = signal.welch(x, fs=fs, window="hann", nperseg=nperseg, noverlap=noverlap, detrend=detrend)
+        bands = {}
+        for name, lo, hi in [("delta", 1, 4), ("theta", 4, 8), ("alpha", 8, 13), ("beta", 13, 30), ("gamma", 30, 45)]:
+            mask = (f >= lo) & (f <= hi)
+            bands[name] = float(scipy.integrate.trapezoid(p[mask], f[mask])) if mask.sum() > 1 else 0.0
+        welch_cases.append({"fs": fs, "nperseg": nperseg, "noverlap": noverlap, "detrend": detrend or "none", "freqs": f.tolist(), "psd": p.tolist(), "band_power": bands})
+    golden = {"generator": "tests/reference/signals_reference.py", "scipy": scipy.__version__, "x": x.tolist(), "cases": cases, "welch": welch_cases}
     with open(out_path, "w") as f:
         json.dump(golden, f)
         f.write("\n")
