@@ -110,7 +110,7 @@ impl Welch {
         for (k, p) in psd.iter_mut().enumerate() {
             *p *= self.scale / count;
             // One-sided: double everything but DC and (for even n) Nyquist.
-            let nyquist = n % 2 == 0 && k == n / 2;
+            let nyquist = n.is_multiple_of(2) && k == n / 2;
             if k != 0 && !nyquist {
                 *p *= 2.0;
             }
