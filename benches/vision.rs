@@ -9,8 +9,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use image::{RgbImage, imageops};
 
 use affectd::config::Config;
-use affectd::models::Manifest;
-use affectd::models::loaded::ModelSet;
 use affectd::vision::detector::{self, DetectorConfig};
 use affectd::vision::mesh::{self, CropRegion};
 use affectd::vision::{AnalyzeOptions, FaceModels, Tracker, blendshapes, expression};
@@ -45,25 +43,20 @@ fn frame_640x480(name: &str) -> RgbImage {
 }
 
 fn models() -> FaceModels {
-    let config = Config::default();
-    let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir).unwrap();
-    let runtime = affectd::onnx::init(&config.onnx.library);
     // The same AFFECTD_ONNX_THREADS / AFFECTD_ONNX_SPINNING settings as the server.
-    let mut onnx = config.onnx.clone();
+    let mut config = Config::default();
     if let Some(t) = std::env::var("AFFECTD_ONNX_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        onnx.intra_threads = t;
+        config.onnx.intra_threads = t;
     }
-    onnx.spinning = std::env::var("AFFECTD_ONNX_SPINNING").is_ok_and(|v| v == "true");
+    config.onnx.spinning = std::env::var("AFFECTD_ONNX_SPINNING").is_ok_and(|v| v == "true");
     eprintln!(
         "ONNX Runtime: {} intra-op thread(s), spinning {}",
-        onnx.intra_threads, onnx.spinning
+        config.onnx.intra_threads, config.onnx.spinning
     );
-    ModelSet::load_formats(&manifest, runtime, &onnx, &[affectd::models::Format::Onnx])
-        .face_models()
-        .expect("face models (run scripts/setup.sh)")
+    affectd::models::loaded::load_face_models(&config).expect("face models (run scripts/setup.sh)")
 }
 
 fn save(frame: &RgbImage, name: &str) -> Vec<u8> {

@@ -10,8 +10,6 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use affectd::config::Config;
-use affectd::models::Manifest;
-use affectd::models::loaded::ModelSet;
 use affectd::vision::detector::{self, DetectorConfig};
 use affectd::vision::mesh::{self, CropRegion};
 use affectd::vision::{AnalyzeOptions, FaceModels, blendshapes, expression};
@@ -20,17 +18,7 @@ use serde_json::Value;
 fn models() -> &'static FaceModels {
     static MODELS: OnceLock<FaceModels> = OnceLock::new();
     MODELS.get_or_init(|| {
-        let config = Config::default();
-        let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir).unwrap();
-        let runtime = affectd::onnx::init(&config.onnx.library);
-        let set = ModelSet::load_formats(
-            &manifest,
-            runtime,
-            &config.onnx,
-            &[affectd::models::Format::Onnx],
-        );
-        set.face_models()
-            .expect("face models load (run scripts/setup.sh)")
+        affectd::models::loaded::load_face_models(&Config::default()).expect("run scripts/setup.sh")
     })
 }
 

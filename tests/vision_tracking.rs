@@ -5,25 +5,13 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use affectd::config::Config;
-use affectd::models::Manifest;
-use affectd::models::loaded::ModelSet;
 use affectd::vision::{AnalyzeOptions, FaceModels, Tracker};
 use image::{RgbImage, imageops};
 
 fn models() -> &'static FaceModels {
     static MODELS: OnceLock<FaceModels> = OnceLock::new();
     MODELS.get_or_init(|| {
-        let config = Config::default();
-        let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir).unwrap();
-        let runtime = affectd::onnx::init(&config.onnx.library);
-        ModelSet::load_formats(
-            &manifest,
-            runtime,
-            &config.onnx,
-            &[affectd::models::Format::Onnx],
-        )
-        .face_models()
-        .expect("face models load")
+        affectd::models::loaded::load_face_models(&Config::default()).expect("run scripts/setup.sh")
     })
 }
 

@@ -8,11 +8,9 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use affectd::config::Config;
-use affectd::models::Manifest;
-use affectd::models::loaded::ModelSet;
 use affectd::vision::export;
 use affectd::vision::marks::{self, Encoding, Layers};
-use affectd::vision::{AnalyzeOptions, FaceModels, FrameResult, Tracker};
+use affectd::vision::{AnalyzeOptions, FrameResult, Tracker};
 
 use super::video;
 
@@ -105,30 +103,8 @@ impl Sink {
     }
 }
 
-pub fn load_face_models(config: &Config) -> anyhow::Result<FaceModels> {
-    let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir)?;
-    let runtime = affectd::onnx::init(&config.onnx.library);
-    if let Err(e) = &runtime {
-        bail!("{e}");
-    }
-    let set = ModelSet::load_formats(
-        &manifest,
-        runtime,
-        &config.onnx,
-        &[affectd::models::Format::Onnx],
-    );
-    for state in &set.models {
-        if state.entry.format == affectd::models::Format::Onnx && state.model.is_none() {
-            eprintln!("affectd: warning: {}: {}", state.entry.id, state.reason);
-        }
-    }
-    set.face_models().context(
-        "the face detector is unavailable (see the warning above); run `affectd models verify`",
-    )
-}
-
 pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
-    let models = load_face_models(config)?;
+    let models = affectd::models::loaded::load_face_models(config).map_err(anyhow::Error::msg)?;
     let max_pixels = config.vision.max_image_pixels;
     let mut options = AnalyzeOptions::default();
     options.detector.max_side = config.vision.detector_max_side;

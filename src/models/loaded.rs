@@ -147,6 +147,27 @@ impl ModelSet {
     }
 }
 
+/// The face networks for offline use (the CLI, tests, benches): the ONNX models only.
+/// A model that fails is logged; without the detector this is an error that says what to run.
+pub fn load_face_models(config: &crate::config::Config) -> Result<FaceModels, String> {
+    let manifest =
+        Manifest::load(&config.models.dir, &config.models.cache_dir).map_err(|e| e.to_string())?;
+    let runtime = onnx::init(&config.onnx.library);
+    if let Err(e) = &runtime {
+        return Err(e.to_string());
+    }
+    let set = ModelSet::load_formats(&manifest, runtime, &config.onnx, &[Format::Onnx]);
+    for state in &set.models {
+        if state.entry.load && state.status != Status::Loaded {
+            tracing::warn!(model = %state.entry.id, "{}", state.reason);
+        }
+    }
+    set.face_models().ok_or_else(|| {
+        "the face detector is unavailable (see the warnings above); run `affectd models verify`"
+            .into()
+    })
+}
+
 fn load_one(
     manifest: &Manifest,
     entry: &ModelEntry,

@@ -52,13 +52,7 @@ impl CropRegion {
 
     /// From the previous frame's landmarks (tracking): their bounding box and eye line.
     pub fn from_landmarks(points: &[[f32; 3]]) -> Self {
-        let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-        for p in points.iter().take(468) {
-            x0 = x0.min(p[0]);
-            y0 = y0.min(p[1]);
-            x1 = x1.max(p[0]);
-            y1 = y1.max(p[1]);
-        }
+        let [x0, y0, x1, y1] = hull(points);
         let (r, l) = (points[RIGHT_EYE_OUTER], points[LEFT_EYE_OUTER]);
         // The mesh hull is tighter than a detector box; 1.5 x hull matches MediaPipe's
         // tracking ROI well enough to keep the face inside the crop at 30 fps.
@@ -73,6 +67,14 @@ impl CropRegion {
     pub fn affine(&self) -> Affine {
         Affine::rotated_square(self.cx, self.cy, self.side, self.angle, INPUT_SIZE)
     }
+}
+
+/// [x0, y0, x1, y1] of the 468 mesh points (irises excluded), image pixels.
+pub fn hull(points: &[[f32; 3]]) -> [f32; 4] {
+    points.iter().take(468).fold(
+        [f32::MAX, f32::MAX, f32::MIN, f32::MIN],
+        |[x0, y0, x1, y1], p| [x0.min(p[0]), y0.min(p[1]), x1.max(p[0]), y1.max(p[1])],
+    )
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -330,13 +330,7 @@ fn parallel_map<T: Send, R: Send>(
 
 /// A face box and key points derived from a mesh (tracking frames have no detector output).
 pub fn detection_from_mesh(mesh: &Mesh) -> Detection {
-    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-    for p in mesh.points.iter().take(468) {
-        x0 = x0.min(p[0]);
-        y0 = y0.min(p[1]);
-        x1 = x1.max(p[0]);
-        y1 = y1.max(p[1]);
-    }
+    let [x0, y0, x1, y1] = mesh::hull(&mesh.points);
     let pt = |i: usize| [mesh.points[i][0], mesh.points[i][1]];
     Detection {
         score: mesh.presence,
