@@ -158,3 +158,36 @@ fn welch_and_band_power_equal_scipy() {
     }
     eprintln!("Welch vs scipy:\n  {}", report.join("\n  "));
 }
+
+#[test]
+fn mains_notch_equals_scipy_iirnotch() {
+    use affectd::signals::dsp::notch_sos;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/golden/dsp.json"
+    ))
+    .unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let x = floats(&golden["x"]);
+    for case in golden["notch"].as_array().unwrap() {
+        let (freq, quality, fs) = (
+            case["freq"].as_f64().unwrap(),
+            case["quality"].as_f64().unwrap(),
+            case["fs"].as_f64().unwrap(),
+        );
+        let section = notch_sos(freq, quality, fs).unwrap();
+        let expected = floats(&case["sos"][0]);
+        let coef_err = worst_relative(&section, &expected);
+        assert!(
+            coef_err <= TOLERANCE,
+            "notch {freq} Hz Q {quality} at {fs} Hz: coefficients differ by {coef_err:e}"
+        );
+        let (y, _) = sosfilt(&[section], &x, None);
+        let err = worst_relative(&y, &floats(&case["sosfilt"]));
+        assert!(
+            err <= TOLERANCE,
+            "notch {freq} Hz: output differs by {err:e}"
+        );
+    }
+    assert!(notch_sos(50.0, 0.0, 250.0).is_err() && notch_sos(200.0, 30.0, 250.0).is_err());
+}

@@ -58,7 +58,12 @@ def main():
             mask = (f >= lo) & (f <= hi)
             bands[name] = float(scipy.integrate.trapezoid(p[mask], f[mask])) if mask.sum() > 1 else 0.0
         welch_cases.append({"fs": fs, "nperseg": nperseg, "noverlap": noverlap, "detrend": detrend or "none", "freqs": f.tolist(), "psd": p.tolist(), "band_power": bands})
-    golden = {"generator": "tests/reference/signals_reference.py", "scipy": scipy.__version__, "x": x.tolist(), "cases": cases, "welch": welch_cases}
+    notch_cases = []
+    for w0, q, fs in [(50.0, 30.0, 250.0), (60.0, 30.0, 1000.0), (50.0, 10.0, 512.0)]:
+        b, a = signal.iirnotch(w0, q, fs=fs)
+        sos = np.concatenate([b, a])[None]
+        notch_cases.append({"freq": w0, "quality": q, "fs": fs, "sos": sos.tolist(), "sosfilt": signal.sosfilt(sos, x).tolist()})
+    golden = {"generator": "tests/reference/signals_reference.py", "scipy": scipy.__version__, "x": x.tolist(), "cases": cases, "welch": welch_cases, "notch": notch_cases}
     with open(out_path, "w") as f:
         json.dump(golden, f)
         f.write("\n")

@@ -8,7 +8,7 @@ pub mod butter;
 pub mod sosfilt;
 pub mod welch;
 
-pub use butter::{BandType, DesignError, butter_sos};
+pub use butter::{BandType, DesignError, butter_sos, notch_sos};
 pub use sosfilt::{SosFilter, sosfilt, sosfilt_zi, sosfiltfilt};
 pub use welch::{Detrend, Spectrum, Welch, WelchConfig, band_power, differential_entropy, welch};
 
