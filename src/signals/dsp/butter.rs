@@ -271,6 +271,38 @@ fn poly(roots: &[C; 2]) -> [f64; 3] {
     [1.0, -(r1 + r2).re, (r1 * r2).re]
 }
 
+/// scipy.signal.iirnotch(w0, Q, fs) as one second-order section: a notch at `freq` Hz
+/// whose -3 dB width is freq / quality (mains interference: 50 or 60 Hz, Q about 30).
+pub fn notch_sos(freq: f64, quality: f64, fs: f64) -> Result<Section, DesignError> {
+    if !(fs.is_finite() && fs > 0.0) {
+        return Err(DesignError::SampleRate(fs));
+    }
+    let nyquist = fs / 2.0;
+    if !(freq > 0.0 && freq < nyquist) {
+        return Err(DesignError::Cutoff {
+            cutoff: freq,
+            nyquist,
+        });
+    }
+    if !(quality.is_finite() && quality > 0.0) {
+        return Err(DesignError::Quality(quality));
+    }
+    let w0 = freq / nyquist * std::f64::consts::PI;
+    let bandwidth = (freq / nyquist / quality) * std::f64::consts::PI;
+    // Gain at the band edges: -3 dB, so beta = tan(bw / 2) * sqrt(1 - gb^2) / gb = tan(bw / 2).
+    let beta = (bandwidth / 2.0).tan();
+    let gain = 1.0 / (1.0 + beta);
+    let c = w0.cos();
+    Ok([
+        gain,
+        -2.0 * gain * c,
+        gain,
+        1.0,
+        -2.0 * gain * c,
+        2.0 * gain - 1.0,
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,36 +339,4 @@ mod tests {
             assert!((gain - 1.0).abs() < 1e-9, "order {order}: {gain}");
         }
     }
-}
-
-/// scipy.signal.iirnotch(w0, Q, fs) as one second-order section: a notch at `freq` Hz
-/// whose -3 dB width is freq / quality (mains interference: 50 or 60 Hz, Q about 30).
-pub fn notch_sos(freq: f64, quality: f64, fs: f64) -> Result<Section, DesignError> {
-    if !(fs.is_finite() && fs > 0.0) {
-        return Err(DesignError::SampleRate(fs));
-    }
-    let nyquist = fs / 2.0;
-    if !(freq > 0.0 && freq < nyquist) {
-        return Err(DesignError::Cutoff {
-            cutoff: freq,
-            nyquist,
-        });
-    }
-    if !(quality.is_finite() && quality > 0.0) {
-        return Err(DesignError::Quality(quality));
-    }
-    let w0 = freq / nyquist * std::f64::consts::PI;
-    let bandwidth = (freq / nyquist / quality) * std::f64::consts::PI;
-    // Gain at the band edges: -3 dB, so beta = tan(bw / 2) * sqrt(1 - gb^2) / gb = tan(bw / 2).
-    let beta = (bandwidth / 2.0).tan();
-    let gain = 1.0 / (1.0 + beta);
-    let c = w0.cos();
-    Ok([
-        gain,
-        -2.0 * gain * c,
-        gain,
-        1.0,
-        -2.0 * gain * c,
-        2.0 * gain - 1.0,
-    ])
 }
