@@ -191,3 +191,29 @@ fn mains_notch_equals_scipy_iirnotch() {
     }
     assert!(notch_sos(50.0, 0.0, 250.0).is_err() && notch_sos(200.0, 30.0, 250.0).is_err());
 }
+
+#[test]
+fn polyphase_resampling_equals_scipy_resample_poly() {
+    use affectd::signals::dsp::resample_poly;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/golden/dsp.json"
+    ))
+    .unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let x = floats(&golden["x"]);
+    let mut report = Vec::new();
+    for case in golden["resample_poly"].as_array().unwrap() {
+        let (up, down) = (
+            case["up"].as_u64().unwrap() as usize,
+            case["down"].as_u64().unwrap() as usize,
+        );
+        let y = resample_poly(&x, up, down).unwrap();
+        let expected = floats(&case["y"]);
+        assert_eq!(y.len(), expected.len(), "{up}/{down}: length");
+        let err = worst_relative(&y, &expected);
+        assert!(err <= TOLERANCE, "resample {up}/{down} differs by {err:e}");
+        report.push(format!("{up}/{down}: {err:.1e}"));
+    }
+    eprintln!("resample_poly vs scipy: {}", report.join(", "));
+}

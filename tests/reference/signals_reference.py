@@ -63,7 +63,8 @@ def main():
         b, a = signal.iirnotch(w0, q, fs=fs)
         sos = np.concatenate([b, a])[None]
         notch_cases.append({"freq": w0, "quality": q, "fs": fs, "sos": sos.tolist(), "sosfilt": signal.sosfilt(sos, x).tolist()})
-    golden = {"generator": "tests/reference/signals_reference.py", "scipy": scipy.__version__, "x": x.tolist(), "cases": cases, "welch": welch_cases, "notch": notch_cases}
+    resample_cases = [{"up": up, "down": down, "y": signal.resample_poly(x, up, down).tolist()} for up, down in [(2, 1), (1, 4), (2, 3), (5, 4), (250, 1000), (3, 7)]]
+    golden = {"generator": "tests/reference/signals_reference.py", "scipy": scipy.__version__, "x": x.tolist(), "cases": cases, "welch": welch_cases, "notch": notch_cases, "resample_poly": resample_cases}
     with open(out_path, "w") as f:
         json.dump(golden, f)
         f.write("\n")

@@ -5,10 +5,12 @@
 //! it to scipy's numbers.
 
 pub mod butter;
+pub mod resample;
 pub mod sosfilt;
 pub mod welch;
 
 pub use butter::{BandType, DesignError, butter_sos, notch_sos};
+pub use resample::resample_poly;
 pub use sosfilt::{SosFilter, sosfilt, sosfilt_zi, sosfiltfilt};
 pub use welch::{Detrend, Spectrum, Welch, WelchConfig, band_power, differential_entropy, welch};
 
