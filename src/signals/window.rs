@@ -62,7 +62,7 @@ impl Windower {
     /// returns the windows they complete, in order.
     pub fn push(&mut self, interleaved: &[f64]) -> Result<Vec<Window>, WindowError> {
         let channels = self.buffers.len();
-        if interleaved.len() % channels != 0 {
+        if !interleaved.len().is_multiple_of(channels) {
             return Err(WindowError::Ragged {
                 samples: interleaved.len(),
                 channels,
