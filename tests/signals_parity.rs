@@ -9,6 +9,15 @@ use serde_json::Value;
 
 const TOLERANCE: f64 = 1e-9;
 
+/// tests/reference/golden/dsp.json, made by tests/reference/signals_reference.py.
+fn golden() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/golden/dsp.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn floats(v: &Value) -> Vec<f64> {
     v.as_array()
         .unwrap()
@@ -29,12 +38,7 @@ fn worst_relative(actual: &[f64], expected: &[f64]) -> f64 {
 
 #[test]
 fn butterworth_filters_equal_scipy() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/reference/golden/dsp.json"
-    ))
-    .unwrap();
-    let golden: Value = serde_json::from_str(&text).unwrap();
+    let golden = golden();
     let x = floats(&golden["x"]);
     let mut report = Vec::new();
     for case in golden["cases"].as_array().unwrap() {
@@ -108,12 +112,7 @@ fn butterworth_filters_equal_scipy() {
 #[test]
 fn welch_and_band_power_equal_scipy() {
     use affectd::signals::dsp::{Detrend, WelchConfig, band_power, welch};
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/reference/golden/dsp.json"
-    ))
-    .unwrap();
-    let golden: Value = serde_json::from_str(&text).unwrap();
+    let golden = golden();
     let x = floats(&golden["x"]);
     let mut report = Vec::new();
     for case in golden["welch"].as_array().unwrap() {
@@ -162,12 +161,7 @@ fn welch_and_band_power_equal_scipy() {
 #[test]
 fn mains_notch_equals_scipy_iirnotch() {
     use affectd::signals::dsp::notch_sos;
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/reference/golden/dsp.json"
-    ))
-    .unwrap();
-    let golden: Value = serde_json::from_str(&text).unwrap();
+    let golden = golden();
     let x = floats(&golden["x"]);
     for case in golden["notch"].as_array().unwrap() {
         let (freq, quality, fs) = (
@@ -195,12 +189,7 @@ fn mains_notch_equals_scipy_iirnotch() {
 #[test]
 fn polyphase_resampling_equals_scipy_resample_poly() {
     use affectd::signals::dsp::resample_poly;
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/reference/golden/dsp.json"
-    ))
-    .unwrap();
-    let golden: Value = serde_json::from_str(&text).unwrap();
+    let golden = golden();
     let x = floats(&golden["x"]);
     let mut report = Vec::new();
     for case in golden["resample_poly"].as_array().unwrap() {

@@ -127,8 +127,9 @@ pub fn sample_into(
     }
 }
 
-/// Samples `out_w x out_h` RGB pixels (0..255 as f32), row-major.
-pub fn sample_rgb(src: &RgbImage, map: &Affine, out_w: u32, out_h: u32) -> Vec<[f32; 3]> {
+/// Samples `out_w x out_h` RGB pixels (0..255 as f32), row-major (for the tests).
+#[cfg(test)]
+fn sample_rgb(src: &RgbImage, map: &Affine, out_w: u32, out_h: u32) -> Vec<[f32; 3]> {
     let mut out = vec![[0.0; 3]; (out_w * out_h) as usize];
     sample_into(src, map, out_w, out_h, |i, rgb| out[i] = rgb);
     out

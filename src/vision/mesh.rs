@@ -5,7 +5,7 @@ use image::RgbImage;
 use ndarray::Array4;
 
 use super::backend::{Inference, InferenceError, output};
-use super::geometry::{Affine, sample_rgb};
+use super::geometry::{Affine, sample_into};
 
 pub const INPUT_SIZE: u32 = 256;
 pub const LANDMARK_COUNT: usize = 478;
@@ -86,16 +86,14 @@ pub struct Mesh {
 }
 
 pub fn preprocess(image: &RgbImage, region: &CropRegion) -> Array4<f32> {
-    let pixels = sample_rgb(image, &region.affine(), INPUT_SIZE, INPUT_SIZE);
     let n = INPUT_SIZE as usize;
-    let mut tensor = Array4::<f32>::zeros((1, n, n, 3));
-    let flat = tensor.as_slice_mut().expect("contiguous");
-    for (dst, rgb) in flat.chunks_exact_mut(3).zip(&pixels) {
-        dst[0] = rgb[0] / 255.0;
-        dst[1] = rgb[1] / 255.0;
-        dst[2] = rgb[2] / 255.0;
-    }
-    tensor
+    let mut data = vec![0f32; n * n * 3];
+    sample_into(image, &region.affine(), INPUT_SIZE, INPUT_SIZE, |i, rgb| {
+        data[i * 3] = rgb[0] / 255.0;
+        data[i * 3 + 1] = rgb[1] / 255.0;
+        data[i * 3 + 2] = rgb[2] / 255.0;
+    });
+    Array4::from_shape_vec((1, n, n, 3), data).expect("shape matches length")
 }
 
 pub fn run(
