@@ -1,8 +1,11 @@
-//! Physiological signals. This version holds the DSP core (Butterworth design in
-//! second-order sections, causal streaming and zero-phase filtering, notch, resampling,
-//! Welch PSD and band power), checked against scipy.signal, and the chunk-size independent
-//! windowing that the stream encoders will use. Readers, feature encoders and the
-//! AnalyzeSignals RPC are not built yet.
+//! Physiological signals: the DSP core (Butterworth SOS design, causal streaming and
+//! zero-phase filtering, notch, resampling, Welch PSD and band power) checked against
+//! scipy.signal; NeuroKit2 ports for ECG, PPG, EDA and respiration; the EEG encoder; and
+//! chunk-size independent windowing for streams.
 
+pub mod cardiac;
 pub mod dsp;
+pub mod eda;
+pub mod peaks;
+pub mod respiration;
 pub mod window;
