@@ -6,6 +6,8 @@
 pub mod cardiac;
 pub mod dsp;
 pub mod eda;
+pub mod eeg;
 pub mod peaks;
+pub mod quality;
 pub mod respiration;
 pub mod window;

@@ -12,7 +12,9 @@ pub mod welch;
 pub use butter::{BandType, DesignError, butter_sos, notch_sos};
 pub use resample::resample_poly;
 pub use sosfilt::{SosFilter, sosfilt, sosfilt_zi, sosfiltfilt};
-pub use welch::{Detrend, Spectrum, Welch, WelchConfig, band_power, differential_entropy, welch};
+pub use welch::{
+    Detrend, Spectrum, Welch, WelchConfig, WelchError, band_power, differential_entropy, welch,
+};
 
 /// One second-order section: [b0, b1, b2, a0, a1, a2] with a0 = 1, as scipy's `sos` rows.
 pub type Section = [f64; 6];

@@ -85,6 +85,18 @@ impl Welch {
     }
 
     pub fn spectrum(&self, x: &[f64]) -> Spectrum {
+        self.averaged(x, false).0
+    }
+
+    /// The spectrum averaged over only those segments that hold no NaN/Inf sample, with
+    /// how many segments were used out of how many; None when no segment is clean. This is
+    /// how the EEG encoder keeps a dropout from poisoning a whole window.
+    pub fn spectrum_of_finite_segments(&self, x: &[f64]) -> Option<(Spectrum, usize, usize)> {
+        let (spectrum, used, total) = self.averaged(x, true);
+        (used > 0).then_some((spectrum, used, total))
+    }
+
+    fn averaged(&self, x: &[f64], skip_non_finite: bool) -> (Spectrum, usize, usize) {
         let n = self.nperseg;
         let bins = n / 2 + 1;
         let mut psd = vec![0.0; bins];
@@ -93,9 +105,14 @@ impl Welch {
         } else {
             0
         };
+        let mut used = 0;
         let mut buffer = vec![Complex64::new(0.0, 0.0); n];
         for s in 0..segments {
             let seg = &x[s * self.step..s * self.step + n];
+            if skip_non_finite && seg.iter().any(|v| !v.is_finite()) {
+                continue;
+            }
+            used += 1;
             let trend = fit_trend(seg, self.detrend);
             for (i, (b, v)) in buffer.iter_mut().zip(seg).enumerate() {
                 let t = trend.0 + trend.1 * i as f64;
@@ -106,7 +123,7 @@ impl Welch {
                 *p += buffer[k].norm_sqr();
             }
         }
-        let count = segments.max(1) as f64;
+        let count = if skip_non_finite { used } else { segments }.max(1) as f64;
         for (k, p) in psd.iter_mut().enumerate() {
             *p *= self.scale / count;
             // One-sided: double everything but DC and (for even n) Nyquist.
@@ -116,7 +133,7 @@ impl Welch {
             }
         }
         let freqs = (0..bins).map(|k| k as f64 * self.fs / n as f64).collect();
-        Spectrum { freqs, psd }
+        (Spectrum { freqs, psd }, used, segments)
     }
 }
 

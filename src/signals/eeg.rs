@@ -1,0 +1,455 @@
+//! The EEG encoder: per window, Welch band powers (absolute, relative) and differential
+//! entropy per channel, frontal alpha asymmetry, the beta/alpha arousal and
+//! beta/(alpha+theta) engagement indices, channel quality, and an interpretable
+//! valence/arousal estimate.
+
+use serde::Serialize;
+
+use super::dsp::{
+    Detrend, Spectrum, Welch, WelchConfig, WelchError, band_power, differential_entropy,
+};
+use super::quality::{ChannelQuality, QualityThresholds, assess};
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Band {
+    pub name: String,
+    pub low_hz: f64,
+    pub high_hz: f64,
+}
+
+impl Band {
+    pub fn new(name: &str, low_hz: f64, high_hz: f64) -> Self {
+        Self {
+            name: name.to_string(),
+            low_hz,
+            high_hz,
+        }
+    }
+
+    /// delta 1-4, theta 4-8, alpha 8-13, beta 13-30, gamma 30-45 Hz.
+    pub fn defaults() -> Vec<Band> {
+        vec![
+            Band::new("delta", 1.0, 4.0),
+            Band::new("theta", 4.0, 8.0),
+            Band::new("alpha", 8.0, 13.0),
+            Band::new("beta", 13.0, 30.0),
+            Band::new("gamma", 30.0, 45.0),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BandPower {
+    pub channel: String,
+    pub band: String,
+    /// Integrated Welch PSD over the band, unit^2 (uV^2 for EEG).
+    pub absolute: f64,
+    /// absolute / power over the span of all bands (1-45 Hz by default), [0,1].
+    pub relative: f64,
+    /// 0.5 * ln(2*pi*e*absolute), nats.
+    pub differential_entropy: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Asymmetry {
+    /// "F4-F3": right minus left.
+    pub pair: String,
+    /// ln(alpha right) - ln(alpha left). Alpha power is inversely related to cortical
+    /// activity, so > 0 means relatively more left-frontal activity (approach motivation,
+    /// Davidson 1992; Coan & Allen 2004).
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct EegFeatures {
+    pub band_powers: Vec<BandPower>,
+    pub asymmetry: Vec<Asymmetry>,
+    /// beta / alpha, mean over usable channels; None without usable channels or without
+    /// bands named "alpha" and "beta".
+    pub arousal_index: Option<f64>,
+    /// beta / (alpha + theta), mean over usable channels (Pope et al. 1995).
+    pub engagement_index: Option<f64>,
+}
+
+/// Valence/arousal with how much to trust it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AffectEstimate {
+    /// [-1,1].
+    pub valence: f64,
+    /// [0,1].
+    pub arousal: f64,
+    /// [0,1]; 0 = no usable evidence.
+    pub reliability: f64,
+    pub method: String,
+}
+
+/// The documented EEG valence/arousal model, version 1 (no training, every step readable):
+/// - valence = tanh(2 * mean frontal alpha asymmetry over the available pairs): an FAA of
+///   +0.25 (a typical between-state difference) maps to +0.46;
+/// - arousal = logistic(ln(beta/alpha index)) = index / (1 + index): 0.5 when beta and alpha
+///   power are equal, rising with relative beta;
+/// - reliability = usable-channel fraction, halved when no asymmetry pair was usable (then
+///   valence is 0 and carries no information).
+pub const EEG_VA_METHOD: &str = "eeg-faa-beta-alpha-v1";
+
+pub fn eeg_affect_estimate(features: &EegFeatures, quality: &[ChannelQuality]) -> AffectEstimate {
+    let usable = quality.iter().filter(|q| q.usable).count() as f64 / quality.len().max(1) as f64;
+    let Some(index) = features.arousal_index else {
+        return AffectEstimate {
+            valence: 0.0,
+            arousal: 0.5,
+            reliability: 0.0,
+            method: EEG_VA_METHOD.to_string(),
+        };
+    };
+    let (valence, pair_factor) = if features.asymmetry.is_empty() {
+        (0.0, 0.5)
+    } else {
+        let faa = features.asymmetry.iter().map(|a| a.value).sum::<f64>()
+            / features.asymmetry.len() as f64;
+        ((2.0 * faa).tanh(), 1.0)
+    };
+    AffectEstimate {
+        valence,
+        arousal: index / (1.0 + index),
+        reliability: usable * pair_factor,
+        method: EEG_VA_METHOD.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EegConfig {
+    pub bands: Vec<Band>,
+    /// Mains frequency, Hz (50 or 60).
+    pub line_hz: f64,
+    /// Welch segment length, s (shortened to the window).
+    pub segment_s: f64,
+    pub thresholds: QualityThresholds,
+}
+
+impl Default for EegConfig {
+    fn default() -> Self {
+        Self {
+            bands: Band::defaults(),
+            line_hz: 50.0,
+            segment_s: 2.0,
+            thresholds: QualityThresholds::EEG_MICROVOLTS,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EegConfigError {
+    #[error(
+        "band {name:?}: edges must satisfy 0 <= low < high <= Nyquist ({nyquist} Hz), got {low}-{high} Hz"
+    )]
+    Band {
+        name: String,
+        low: f64,
+        high: f64,
+        nyquist: f64,
+    },
+    #[error("at least one EEG band is needed")]
+    NoBands,
+    #[error(transparent)]
+    Welch(#[from] WelchError),
+}
+
+/// Frontal pairs for asymmetry, (right, left), located by 10-20/10-10 label.
+const ASYMMETRY_PAIRS: [(&str, &str); 2] = [("F4", "F3"), ("F8", "F7")];
+
+/// Reduces a recording's channel label to its 10-20 name: "EEG F3-REF" -> "F3",
+/// "Fp1." -> "FP1".
+pub fn ten_twenty_name(label: &str) -> String {
+    let upper = label.trim().to_ascii_uppercase();
+    let upper = upper
+        .strip_prefix("EEG")
+        .map(str::trim_start)
+        .unwrap_or(&upper);
+    let head = upper.split(['-', ' ', ':']).next().unwrap_or("");
+    head.trim_end_matches('.').to_string()
+}
+
+pub struct EegEncoder {
+    labels: Vec<String>,
+    config: EegConfig,
+    welch: Welch,
+    /// (pair name, right index, left index).
+    pairs: Vec<(String, usize, usize)>,
+    span: (f64, f64),
+}
+
+impl EegEncoder {
+    pub fn new(
+        labels: Vec<String>,
+        fs: f64,
+        window_len: usize,
+        config: EegConfig,
+    ) -> Result<Self, EegConfigError> {
+        if config.bands.is_empty() {
+            return Err(EegConfigError::NoBands);
+        }
+        let nyquist = fs / 2.0;
+        for b in &config.bands {
+            if !(b.low_hz >= 0.0 && b.low_hz < b.high_hz && b.high_hz <= nyquist) {
+                return Err(EegConfigError::Band {
+                    name: b.name.clone(),
+                    low: b.low_hz,
+                    high: b.high_hz,
+                    nyquist,
+                });
+            }
+        }
+        let nperseg = ((config.segment_s * fs).round() as usize).max(1);
+        let welch = Welch::new(
+            WelchConfig {
+                nperseg,
+                noverlap: None,
+                detrend: Detrend::Constant,
+            },
+            fs,
+            window_len,
+        )?;
+        let names: Vec<String> = labels.iter().map(|l| ten_twenty_name(l)).collect();
+        let find = |n: &str| names.iter().position(|x| x == n);
+        let pairs = ASYMMETRY_PAIRS
+            .iter()
+            .filter_map(|(r, l)| Some((format!("{r}-{l}"), find(r)?, find(l)?)))
+            .collect();
+        let span = (
+            config
+                .bands
+                .iter()
+                .map(|b| b.low_hz)
+                .fold(f64::INFINITY, f64::min),
+            config
+                .bands
+                .iter()
+                .map(|b| b.high_hz)
+                .fold(f64::NEG_INFINITY, f64::max),
+        );
+        Ok(Self {
+            labels,
+            config,
+            welch,
+            pairs,
+            span,
+        })
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn bands(&self) -> &[Band] {
+        &self.config.bands
+    }
+
+    /// Features of one window (channel-major samples). Channels that are not usable are
+    /// reported in quality and left out of every feature.
+    pub fn encode(&self, window: &[Vec<f64>]) -> (Vec<ChannelQuality>, EegFeatures) {
+        let mut quality = Vec::with_capacity(window.len());
+        let mut features = EegFeatures::default();
+        // Per channel: the band powers when usable.
+        let mut powers: Vec<Option<Vec<f64>>> = Vec::with_capacity(window.len());
+        for (label, x) in self.labels.iter().zip(window) {
+            let mut q = assess(label, x, self.config.thresholds);
+            let spectrum = self.welch.spectrum_of_finite_segments(x).map(|(s, _, _)| s);
+            let Some(spectrum) = spectrum else {
+                q.usable = false;
+                quality.push(q);
+                powers.push(None);
+                continue;
+            };
+            let total = band_power(&spectrum, self.span.0, self.span.1);
+            q.line_noise_ratio = line_noise_ratio(&spectrum, self.config.line_hz, total);
+            let band_values: Vec<f64> = self
+                .config
+                .bands
+                .iter()
+                .map(|b| band_power(&spectrum, b.low_hz, b.high_hz))
+                .collect();
+            if q.usable {
+                for (b, &absolute) in self.config.bands.iter().zip(&band_values) {
+                    features.band_powers.push(BandPower {
+                        channel: label.clone(),
+                        band: b.name.clone(),
+                        absolute,
+                        relative: if total > 0.0 { absolute / total } else { 0.0 },
+                        differential_entropy: differential_entropy(absolute),
+                    });
+                }
+                powers.push(Some(band_values));
+            } else {
+                powers.push(None);
+            }
+            quality.push(q);
+        }
+        let band = |name: &str| self.config.bands.iter().position(|b| b.name == name);
+        if let Some(alpha) = band("alpha") {
+            for (pair, right, left) in &self.pairs {
+                if let (Some(r), Some(l)) = (&powers[*right], &powers[*left])
+                    && r[alpha] > 0.0
+                    && l[alpha] > 0.0
+                {
+                    features.asymmetry.push(Asymmetry {
+                        pair: pair.clone(),
+                        value: r[alpha].ln() - l[alpha].ln(),
+                    });
+                }
+            }
+            if let Some(beta) = band("beta") {
+                let usable: Vec<&Vec<f64>> =
+                    powers.iter().flatten().filter(|p| p[alpha] > 0.0).collect();
+                if !usable.is_empty() {
+                    let n = usable.len() as f64;
+                    features.arousal_index =
+                        Some(usable.iter().map(|p| p[beta] / p[alpha]).sum::<f64>() / n);
+                    if let Some(theta) = band("theta") {
+                        features.engagement_index = Some(
+                            usable
+                                .iter()
+                                .map(|p| p[beta] / (p[alpha] + p[theta]))
+                                .sum::<f64>()
+                                / n,
+                        );
+                    }
+                }
+            }
+        }
+        (quality, features)
+    }
+
+    /// The classifier's input: ln band power per (channel, band) in channel order, then the
+    /// asymmetry pairs; None when a channel or pair is missing (unusable) in this window.
+    pub fn feature_vector(&self, features: &EegFeatures) -> Option<Vec<f64>> {
+        let expected = self.labels.len() * self.config.bands.len();
+        if features.band_powers.len() != expected || features.asymmetry.len() != self.pairs.len() {
+            return None;
+        }
+        let mut v: Vec<f64> = features
+            .band_powers
+            .iter()
+            .map(|b| b.absolute.max(1e-30).ln())
+            .collect();
+        v.extend(features.asymmetry.iter().map(|a| a.value));
+        Some(v)
+    }
+
+    /// Names of the feature vector's entries.
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .labels
+            .iter()
+            .flat_map(|l| {
+                self.config
+                    .bands
+                    .iter()
+                    .map(move |b| format!("ln_{}_{}", b.name, l))
+            })
+            .collect();
+        names.extend(self.pairs.iter().map(|(p, _, _)| format!("faa_{p}")));
+        names
+    }
+}
+
+fn line_noise_ratio(spectrum: &Spectrum, line_hz: f64, total: f64) -> f64 {
+    let nyquist = spectrum.freqs.last().copied().unwrap_or(0.0);
+    if line_hz + 2.0 > nyquist || total <= 0.0 {
+        return 0.0;
+    }
+    band_power(spectrum, line_hz - 2.0, line_hz + 2.0) / total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::f64::consts::PI;
+
+    fn sine(fs: f64, n: usize, hz: f64, amplitude: f64, phase: f64) -> Vec<f64> {
+        (0..n)
+            .map(|i| amplitude * (2.0 * PI * hz * i as f64 / fs + phase).sin())
+            .collect()
+    }
+
+    fn add(a: &[f64], b: &[f64]) -> Vec<f64> {
+        a.iter().zip(b).map(|(x, y)| x + y).collect()
+    }
+
+    #[test]
+    fn labels_reduce_to_ten_twenty_names() {
+        assert_eq!(ten_twenty_name("EEG F3-REF"), "F3");
+        assert_eq!(ten_twenty_name("Fp1."), "FP1");
+        assert_eq!(ten_twenty_name("f4"), "F4");
+    }
+
+    #[test]
+    fn alpha_dominant_channels_give_alpha_power_and_asymmetry() {
+        let fs = 256.0;
+        let n = 1024;
+        // F3 has twice the alpha amplitude of F4 -> 4x power -> FAA = ln(1/4).
+        let beta = sine(fs, n, 20.0, 5.0, 0.3);
+        let f3 = add(&sine(fs, n, 10.0, 20.0, 0.0), &beta);
+        let f4 = add(&sine(fs, n, 10.0, 10.0, 1.0), &beta);
+        let enc =
+            EegEncoder::new(vec!["F3".into(), "F4".into()], fs, n, EegConfig::default()).unwrap();
+        let (quality, features) = enc.encode(&[f3, f4]);
+        assert!(quality.iter().all(|q| q.usable));
+        assert_eq!(features.band_powers.len(), 10);
+        let alpha_f3 = features
+            .band_powers
+            .iter()
+            .find(|b| b.channel == "F3" && b.band == "alpha")
+            .unwrap();
+        assert!(
+            (alpha_f3.absolute - 200.0).abs() / 200.0 < 0.05,
+            "{alpha_f3:?}"
+        );
+        assert!(alpha_f3.relative > 0.85);
+        assert_eq!(features.asymmetry.len(), 1);
+        assert!(
+            (features.asymmetry[0].value - 0.25f64.ln()).abs() < 0.05,
+            "{:?}",
+            features.asymmetry
+        );
+        let estimate = eeg_affect_estimate(&features, &quality);
+        assert!(
+            estimate.valence < -0.5 && estimate.reliability == 1.0,
+            "{estimate:?}"
+        );
+        assert_eq!(
+            enc.feature_vector(&features).unwrap().len(),
+            enc.feature_names().len()
+        );
+    }
+
+    #[test]
+    fn a_dropout_is_excluded_not_spread() {
+        let fs = 256.0;
+        let n = 1024;
+        let clean = add(&sine(fs, n, 10.0, 20.0, 0.0), &sine(fs, n, 20.0, 5.0, 0.0));
+        let mut holed = clean.clone();
+        for v in &mut holed[0..100] {
+            *v = f64::NAN;
+        }
+        let enc = EegEncoder::new(vec!["Cz".into()], fs, n, EegConfig::default()).unwrap();
+        let (q, f) = enc.encode(&[holed]);
+        assert_eq!(q[0].non_finite_samples, 100);
+        let (_, reference) = enc.encode(&[clean]);
+        let a = f.band_powers[2].absolute;
+        let b = reference.band_powers[2].absolute;
+        assert!(a.is_finite() && (a - b).abs() / b < 0.05, "{a} vs {b}");
+    }
+
+    #[test]
+    fn bad_bands_are_rejected() {
+        let config = EegConfig {
+            bands: vec![Band::new("x", 30.0, 10.0)],
+            ..EegConfig::default()
+        };
+        assert!(matches!(
+            EegEncoder::new(vec!["Cz".into()], 256.0, 512, config),
+            Err(EegConfigError::Band { .. })
+        ));
+    }
+}

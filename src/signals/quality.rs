@@ -1,0 +1,159 @@
+//! Per-channel signal quality over one window: flat line, clipping at the rails, amplitude
+//! artefacts, NaN/Inf samples, and (for EEG) mains interference.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelQuality {
+    pub channel: String,
+    /// Standard deviation of the finite samples below `flat_std` (a disconnected or
+    /// saturated electrode).
+    pub flat: bool,
+    /// Fraction of finite samples in runs of 3 or more equal values at the window's
+    /// maximum or minimum (the amplifier's rails), [0,1].
+    pub clipped_fraction: f64,
+    /// Power within 2 Hz of the mains frequency over power 1-45 Hz (EEG; 0 when not
+    /// computed). Can exceed 1.
+    pub line_noise_ratio: f64,
+    /// Fraction of finite samples further than the artefact threshold from the window's
+    /// median, [0,1].
+    pub artifact_fraction: f64,
+    /// NaN/Inf samples, excluded from every feature.
+    pub non_finite_samples: u32,
+    /// False when this channel's features should not be trusted.
+    pub usable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QualityThresholds {
+    /// Standard deviation (channel unit) under which a channel is flat.
+    pub flat_std: f64,
+    /// Distance from the median (channel unit) beyond which a sample is an artefact;
+    /// None disables the check.
+    pub artifact_amplitude: Option<f64>,
+}
+
+impl QualityThresholds {
+    /// EEG in microvolts: flat under 0.5 uV SD; artefact beyond 150 uV (blinks and
+    /// movement; typical scalp EEG stays within +-100 uV).
+    pub const EEG_MICROVOLTS: Self = Self {
+        flat_std: 0.5,
+        artifact_amplitude: Some(150.0),
+    };
+    /// Other signals: only an exactly constant channel is flat; no amplitude check.
+    pub const PERIPHERAL: Self = Self {
+        flat_std: 1e-9,
+        artifact_amplitude: None,
+    };
+}
+
+const MIN_CLIP_RUN: usize = 3;
+const MAX_CLIPPED: f64 = 0.05;
+const MAX_ARTIFACT: f64 = 0.25;
+const MAX_NON_FINITE: f64 = 0.5;
+
+pub fn assess(channel: &str, x: &[f64], thresholds: QualityThresholds) -> ChannelQuality {
+    let finite: Vec<f64> = x.iter().copied().filter(|v| v.is_finite()).collect();
+    let non_finite = x.len() - finite.len();
+    let mut quality = ChannelQuality {
+        channel: channel.to_string(),
+        flat: true,
+        clipped_fraction: 0.0,
+        line_noise_ratio: 0.0,
+        artifact_fraction: 0.0,
+        non_finite_samples: non_finite.min(u32::MAX as usize) as u32,
+        usable: false,
+    };
+    if finite.is_empty() {
+        return quality;
+    }
+    let n = finite.len() as f64;
+    let mean = finite.iter().sum::<f64>() / n;
+    let std = (finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    quality.flat = std < thresholds.flat_std;
+
+    let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut clipped = 0usize;
+    let mut run = 0usize;
+    for i in 0..finite.len() {
+        let at_rail = finite[i] == max || finite[i] == min;
+        if at_rail && i > 0 && finite[i] == finite[i - 1] {
+            run += 1;
+        } else {
+            if run >= MIN_CLIP_RUN {
+                clipped += run;
+            }
+            run = usize::from(at_rail);
+        }
+    }
+    if run >= MIN_CLIP_RUN {
+        clipped += run;
+    }
+    // A flat channel sits "at its rails" everywhere; that is reported as flat, not clipped.
+    if max > min {
+        quality.clipped_fraction = clipped as f64 / n;
+    }
+
+    if let Some(limit) = thresholds.artifact_amplitude {
+        let mut sorted = finite.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        quality.artifact_fraction = finite
+            .iter()
+            .filter(|v| (*v - median).abs() > limit)
+            .count() as f64
+            / n;
+    }
+    quality.usable = !quality.flat
+        && quality.clipped_fraction < MAX_CLIPPED
+        && quality.artifact_fraction < MAX_ARTIFACT
+        && (non_finite as f64) < MAX_NON_FINITE * x.len() as f64;
+    quality
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, amplitude: f64) -> Vec<f64> {
+        (0..n)
+            .map(|i| amplitude * ((i * 7919 % 101) as f64 / 50.0 - 1.0))
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_channel_is_usable() {
+        let q = assess("Cz", &noise(1000, 20.0), QualityThresholds::EEG_MICROVOLTS);
+        assert!(q.usable && !q.flat);
+        assert_eq!(q.clipped_fraction, 0.0);
+        assert_eq!(q.artifact_fraction, 0.0);
+    }
+
+    #[test]
+    fn flat_clipped_artifact_and_nan_channels_are_flagged() {
+        let t = QualityThresholds::EEG_MICROVOLTS;
+        assert!(assess("Cz", &[3.0; 500], t).flat);
+        let mut clipped = noise(1000, 20.0);
+        for v in &mut clipped[100..200] {
+            *v = 20.0;
+        }
+        let q = assess("Cz", &clipped, t);
+        assert!(q.clipped_fraction >= 0.1 && !q.usable, "{q:?}");
+        let mut blink = noise(1000, 20.0);
+        for v in &mut blink[0..300] {
+            *v += 400.0;
+        }
+        let q = assess("Fp1", &blink, t);
+        assert!(q.artifact_fraction > 0.25 && !q.usable, "{q:?}");
+        let mut dropout = noise(1000, 20.0);
+        for v in &mut dropout[0..600] {
+            *v = f64::NAN;
+        }
+        let q = assess("Cz", &dropout, t);
+        assert_eq!(q.non_finite_samples, 600);
+        assert!(!q.usable);
+        let all_nan = assess("Cz", &[f64::NAN; 10], t);
+        assert!(all_nan.flat && !all_nan.usable);
+    }
+}
