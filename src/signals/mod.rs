@@ -4,6 +4,7 @@
 //! chunk-size independent windowing for streams.
 
 pub mod cardiac;
+pub mod classifier;
 pub mod dsp;
 pub mod eda;
 pub mod eeg;
