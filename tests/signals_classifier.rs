@@ -44,7 +44,7 @@ fn coefficients_and_probabilities_match_scikit_learn() {
     };
     let coef_err = worst(&model.coef, &matrix(&golden["coef"]));
     let intercept_err = worst(
-        &[model.intercept.clone()],
+        std::slice::from_ref(&model.intercept),
         &matrix(&Value::Array(vec![golden["intercept"].clone()])),
     );
     assert!(coef_err < 1e-9, "coef differs by {coef_err:e}");

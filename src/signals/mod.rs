@@ -11,4 +11,5 @@ pub mod eeg;
 pub mod peaks;
 pub mod quality;
 pub mod respiration;
+pub mod stream;
 pub mod window;

@@ -1,6 +1,7 @@
 //! Cutting a multichannel stream into fixed windows (length and hop in samples) with
-//! bounded memory: at most one window of samples per channel is kept, whatever the chunk
-//! sizes. The windows produced do not depend on how the stream was chunked.
+//! bounded memory: at most `context` samples per channel are kept (the window itself, or a
+//! longer look-back for detectors that need one, e.g. a 0.05 Hz EDA split), whatever the
+//! chunk sizes. The windows produced do not depend on how the stream was chunked.
 
 use std::collections::VecDeque;
 
@@ -14,11 +15,13 @@ pub enum WindowError {
     Ragged { samples: usize, channels: usize },
 }
 
-/// One window: the index of its first sample since the stream began, and its samples,
-/// channel-major (one Vec per channel).
+/// One window [start, start + len): the index of its first sample since the stream began,
+/// and the samples of its context, channel-major (one Vec per channel): the up to `context`
+/// samples that end where the window ends, starting at sample `context_start`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
     pub start: u64,
+    pub context_start: u64,
     pub channels: Vec<Vec<f64>>,
 }
 
@@ -26,7 +29,8 @@ pub struct Window {
 pub struct Windower {
     len: usize,
     hop: usize,
-    /// Per channel, the most recent samples (never more than `len`).
+    context: usize,
+    /// Per channel, the most recent samples (never more than `context`).
     buffers: Vec<VecDeque<f64>>,
     /// Samples received so far.
     received: u64,
@@ -36,6 +40,18 @@ pub struct Windower {
 
 impl Windower {
     pub fn new(channels: usize, len: usize, hop: usize) -> Result<Self, WindowError> {
+        Self::with_context(channels, len, hop, len)
+    }
+
+    /// Windows that carry up to `context` samples (at least `len`) ending at the window's
+    /// end; the first windows of a stream carry what has arrived since its start.
+    pub fn with_context(
+        channels: usize,
+        len: usize,
+        hop: usize,
+        context: usize,
+    ) -> Result<Self, WindowError> {
+        let context = context.max(len);
         if len == 0 || hop == 0 {
             return Err(WindowError::Size { len, hop });
         }
@@ -45,15 +61,16 @@ impl Windower {
         Ok(Self {
             len,
             hop,
+            context,
             buffers: (0..channels)
-                .map(|_| VecDeque::with_capacity(len))
+                .map(|_| VecDeque::with_capacity(context))
                 .collect(),
             received: 0,
             next_start: 0,
         })
     }
 
-    /// Samples held now, per channel (the memory bound: at most the window length).
+    /// Samples held now, per channel (the memory bound: at most the context length).
     pub fn held(&self) -> usize {
         self.buffers[0].len()
     }
@@ -72,19 +89,21 @@ impl Windower {
         for frame in interleaved.chunks_exact(channels) {
             let index = self.received;
             self.received += 1;
-            // Samples before the next window's start (hop > length) are not needed.
-            if index < self.next_start {
+            // Samples before the next window's context (hop > context) are not needed.
+            if index < self.first_needed() {
                 continue;
             }
             for (buffer, &v) in self.buffers.iter_mut().zip(frame) {
-                if buffer.len() == self.len {
+                if buffer.len() == self.context {
                     buffer.pop_front();
                 }
                 buffer.push_back(v);
             }
             if index + 1 == self.next_start + self.len as u64 {
+                let held = self.buffers[0].len() as u64;
                 out.push(Window {
                     start: self.next_start,
+                    context_start: index + 1 - held,
                     channels: self
                         .buffers
                         .iter()
@@ -93,7 +112,7 @@ impl Windower {
                 });
                 self.next_start += self.hop as u64;
                 // Drop what the next window will not use.
-                let keep = (self.received.saturating_sub(self.next_start)) as usize;
+                let keep = (self.received.saturating_sub(self.first_needed())) as usize;
                 for buffer in &mut self.buffers {
                     while buffer.len() > keep {
                         buffer.pop_front();
@@ -103,6 +122,23 @@ impl Windower {
         }
         Ok(out)
     }
+
+    /// The samples held now, channel-major, and the index of the first of them.
+    pub fn held_samples(&self) -> (u64, Vec<Vec<f64>>) {
+        let held = self.buffers[0].len() as u64;
+        (
+            self.received - held,
+            self.buffers
+                .iter()
+                .map(|b| b.iter().copied().collect())
+                .collect(),
+        )
+    }
+
+    /// First sample the next window's context uses.
+    fn first_needed(&self) -> u64 {
+        (self.next_start + self.len as u64).saturating_sub(self.context as u64)
+    }
 }
 
 #[cfg(test)]
@@ -110,8 +146,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn one_block(signal: &[f64], channels: usize, len: usize, hop: usize) -> Vec<Window> {
-        Windower::new(channels, len, hop)
+    fn one_block(
+        signal: &[f64],
+        channels: usize,
+        len: usize,
+        hop: usize,
+        context: usize,
+    ) -> Vec<Window> {
+        Windower::with_context(channels, len, hop, context)
             .unwrap()
             .push(signal)
             .unwrap()
@@ -125,28 +167,33 @@ mod tests {
             channels in 1usize..5,
             len in 1usize..40,
             hop in 1usize..60,
+            extra_context in 0usize..50,
             samples in 0usize..300,
             cuts in proptest::collection::vec(0usize..50, 0..40),
         ) {
             let signal: Vec<f64> = (0..samples * channels).map(|i| (i as f64 * 0.37).sin()).collect();
-            let expected = one_block(&signal, channels, len, hop);
-            let mut windower = Windower::new(channels, len, hop).unwrap();
+            let context = len + extra_context;
+            let expected = one_block(&signal, channels, len, hop, context);
+            let mut windower = Windower::with_context(channels, len, hop, context).unwrap();
             let mut got = Vec::new();
             let mut rest = &signal[..];
             for cut in cuts {
                 let take = (cut * channels).min(rest.len());
                 got.extend(windower.push(&rest[..take]).unwrap());
-                prop_assert!(windower.held() <= len);
+                prop_assert!(windower.held() <= context);
                 rest = &rest[take..];
             }
             got.extend(windower.push(rest).unwrap());
             prop_assert_eq!(&got, &expected);
-            // Every window starts on the hop grid and holds `len` samples of each channel.
+            // Every window starts on the hop grid and holds the up-to-`context` samples of
+            // each channel that end where it ends.
             for (k, w) in expected.iter().enumerate() {
                 prop_assert_eq!(w.start, (k * hop) as u64);
-                let first = w.start as usize;
+                let end = w.start as usize + len;
+                let first = end.saturating_sub(context);
+                prop_assert_eq!(w.context_start, first as u64);
                 for (c, data) in w.channels.iter().enumerate() {
-                    let want: Vec<f64> = (first..first + len).map(|s| signal[s * channels + c]).collect();
+                    let want: Vec<f64> = (first..end).map(|s| signal[s * channels + c]).collect();
                     prop_assert_eq!(data, &want);
                 }
             }

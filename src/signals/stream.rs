@@ -1,0 +1,728 @@
+//! One stream's analysis: chunks in (sample-major, any size), feature windows out. The
+//! encoder for the stream's kind runs on each window's context, so results depend only on
+//! the samples, never on how they were chunked, and memory stays bounded by the context.
+//!
+//! Contexts: EEG uses the window itself; ECG/PPG look back 10 s (enough beats for RR
+//! intervals); EDA 60 s (the 0.05 Hz tonic/phasic split needs it); respiration 30 s.
+//! Peripheral streams analyse their first channel; every channel gets quality.
+
+use serde::Serialize;
+
+use super::cardiac::{self, HeartRate};
+use super::eda;
+use super::eeg::{
+    AffectEstimate, Band, EegConfig, EegConfigError, EegEncoder, EegFeatures, eeg_affect_estimate,
+};
+use super::peaks::fill_non_finite;
+use super::quality::{ChannelQuality, QualityThresholds, assess};
+use super::respiration;
+use super::window::{Window, WindowError, Windower};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalKind {
+    Eeg,
+    Eda,
+    Ecg,
+    Ppg,
+    Respiration,
+    Other,
+}
+
+impl SignalKind {
+    /// Seconds of look-back the kind's detectors need beyond the window.
+    fn context_s(self) -> f64 {
+        match self {
+            SignalKind::Eeg | SignalKind::Other => 0.0,
+            SignalKind::Ecg | SignalKind::Ppg => 10.0,
+            SignalKind::Eda => 60.0,
+            SignalKind::Respiration => 30.0,
+        }
+    }
+
+    /// Seconds by which a kind's reported window lags the newest sample: beats and SCRs
+    /// near the newest sample cannot be placed until the signal after them has arrived.
+    fn delay_s(self) -> f64 {
+        match self {
+            SignalKind::Ecg | SignalKind::Ppg => 1.0,
+            SignalKind::Eda => 4.0,
+            _ => 0.0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SignalKind::Eeg => "eeg",
+            SignalKind::Eda => "eda",
+            SignalKind::Ecg => "ecg",
+            SignalKind::Ppg => "ppg",
+            SignalKind::Respiration => "respiration",
+            SignalKind::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelSpec {
+    pub label: String,
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSpec {
+    pub id: String,
+    pub kind: SignalKind,
+    pub rate_hz: f64,
+    pub channels: Vec<ChannelSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisConfig {
+    pub window_s: f64,
+    pub hop_s: f64,
+    pub bands: Vec<Band>,
+    pub line_hz: f64,
+    /// Seconds at the start of a stream used as the heart-rate baseline; 0 = none.
+    pub baseline_s: f64,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self {
+            window_s: 4.0,
+            hop_s: 1.0,
+            bands: Band::defaults(),
+            line_hz: 50.0,
+            baseline_s: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StreamError {
+    #[error("stream {id:?}: sample rate must be positive and finite, got {rate}")]
+    Rate { id: String, rate: f64 },
+    #[error("stream {id:?} has no channels")]
+    NoChannels { id: String },
+    #[error(
+        "window {window_s} s and hop {hop_s} s must be positive and give at least one sample at {rate} Hz"
+    )]
+    Window {
+        window_s: f64,
+        hop_s: f64,
+        rate: f64,
+    },
+    #[error("mains frequency must be 50 or 60 Hz, got {0}")]
+    LineFrequency(f64),
+    #[error("stream {id:?}: {source}")]
+    Eeg { id: String, source: EegConfigError },
+    #[error(
+        "stream {id:?}: chunk of {values} values is not a whole number of {channels}-channel samples"
+    )]
+    Ragged {
+        id: String,
+        values: usize,
+        channels: usize,
+    },
+    #[error("stream {id:?}: {timestamps} timestamps for {samples} samples")]
+    TimestampCount {
+        id: String,
+        timestamps: usize,
+        samples: usize,
+    },
+    #[error(
+        "stream {id:?}: timestamps must be finite and strictly increasing; sample {index} goes from {before} to {after}"
+    )]
+    NonMonotonic {
+        id: String,
+        index: usize,
+        before: f64,
+        after: f64,
+    },
+    #[error("stream {id:?}: first_timestamp must be finite, got {0}", .value)]
+    Timestamp { id: String, value: f64 },
+    #[error(
+        "stream {id:?}: a gap of {samples} samples ({seconds:.1} s) is longer than the 600 s that are filled; start a new stream"
+    )]
+    GapTooLong {
+        id: String,
+        samples: u64,
+        seconds: f64,
+    },
+}
+
+impl From<WindowError> for StreamError {
+    fn from(e: WindowError) -> Self {
+        // The analyzer validates shapes before windowing, so this is a bug if reached.
+        panic!("windowing invariant broken: {e}")
+    }
+}
+
+/// A block of consecutive samples.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk<'a> {
+    /// Time of the first sample, s, client clock.
+    pub first_timestamp: f64,
+    /// Sample-major interleaved values.
+    pub samples: &'a [f64],
+    /// Optional per-sample times (empty when absent).
+    pub timestamps: &'a [f64],
+    /// Index of the first sample since the stream began, when the client tracks it.
+    pub first_sample_index: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scr {
+    /// Client clock, s.
+    pub onset_time: f64,
+    pub peak_time: f64,
+    /// uS (the channel's unit), phasic peak minus onset.
+    pub amplitude: f64,
+    pub rise_time_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EdaWindow {
+    /// Mean tonic level over the window, channel unit (uS).
+    pub tonic_mean: f64,
+    /// SCRs whose peak lies in the window.
+    pub responses: Vec<Scr>,
+    pub scr_rate_per_min: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CardiacWindow {
+    /// Beat times in the window, client clock, s.
+    pub beat_times: Vec<f64>,
+    /// Mean of 60/RR over the window's beats that have a predecessor in the context.
+    pub heart_rate_bpm: Option<f64>,
+    /// heart_rate_bpm minus the baseline's, when a baseline is configured and complete.
+    pub heart_rate_change_bpm: Option<f64>,
+    /// ECG only, from the window's RR intervals (needs 3 beats).
+    pub hrv: Option<HeartRate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RespirationWindow {
+    /// Breaths per minute over the context (the last 30 s).
+    pub rate_per_min: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Features {
+    Eeg(EegFeatures),
+    Eda(EdaWindow),
+    Cardiac(CardiacWindow),
+    Respiration(RespirationWindow),
+    /// Nothing could be computed (kind Other, too little signal, or no usable channel).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureWindow {
+    pub stream_id: String,
+    pub kind: SignalKind,
+    /// Client clock, s; the window is [start_time, end_time).
+    pub start_time: f64,
+    pub end_time: f64,
+    pub quality: Vec<ChannelQuality>,
+    pub features: Features,
+    pub estimate: Option<AffectEstimate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum WarningKind {
+    SampleGap,
+    SampleOverlap,
+    NonFinite,
+    Quality,
+    Clock,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamWarning {
+    pub kind: WarningKind,
+    pub message: String,
+    pub stream_id: String,
+    /// Client clock, s.
+    pub timestamp: f64,
+}
+
+enum Encoder {
+    Eeg(Box<EegEncoder>),
+    Peripheral,
+}
+
+pub struct StreamAnalyzer {
+    spec: StreamSpec,
+    windower: Windower,
+    window_len: usize,
+    /// Samples by which the reported window lags the newest sample.
+    delay: usize,
+    encoder: Encoder,
+    line_hz: f64,
+    /// Time of sample 0, s, client clock; set by the first chunk.
+    origin: Option<f64>,
+    /// Time of the last sample received.
+    last_time: Option<f64>,
+    received: u64,
+    /// The first chunk's first_sample_index.
+    index_base: u64,
+    /// End of the last reported region, samples.
+    reported_until: u64,
+    usable: Vec<bool>,
+    baseline: Baseline,
+}
+
+struct Baseline {
+    end_sample: u64,
+    last_counted_beat: Option<u64>,
+    rate_sum: f64,
+    rate_count: usize,
+}
+
+const MAX_GAP_S: f64 = 600.0;
+
+impl StreamAnalyzer {
+    pub fn new(spec: StreamSpec, config: &AnalysisConfig) -> Result<Self, StreamError> {
+        let rate = spec.rate_hz;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(StreamError::Rate {
+                id: spec.id.clone(),
+                rate,
+            });
+        }
+        if spec.channels.is_empty() {
+            return Err(StreamError::NoChannels {
+                id: spec.id.clone(),
+            });
+        }
+        if config.line_hz != 50.0 && config.line_hz != 60.0 {
+            return Err(StreamError::LineFrequency(config.line_hz));
+        }
+        let window_len = (config.window_s * rate).round();
+        let hop = (config.hop_s * rate).round();
+        if !(config.window_s > 0.0
+            && config.hop_s > 0.0
+            && window_len >= 1.0
+            && hop >= 1.0
+            && window_len < 1e9)
+        {
+            return Err(StreamError::Window {
+                window_s: config.window_s,
+                hop_s: config.hop_s,
+                rate,
+            });
+        }
+        let (window_len, hop) = (window_len as usize, hop as usize);
+        let delay = (spec.kind.delay_s() * rate).round() as usize;
+        let context = (window_len + delay).max((spec.kind.context_s() * rate).round() as usize);
+        let encoder = match spec.kind {
+            SignalKind::Eeg => Encoder::Eeg(Box::new(
+                EegEncoder::new(
+                    spec.channels.iter().map(|c| c.label.clone()).collect(),
+                    rate,
+                    window_len,
+                    EegConfig {
+                        bands: config.bands.clone(),
+                        line_hz: config.line_hz,
+                        ..EegConfig::default()
+                    },
+                )
+                .map_err(|source| StreamError::Eeg {
+                    id: spec.id.clone(),
+                    source,
+                })?,
+            )),
+            _ => Encoder::Peripheral,
+        };
+        Ok(Self {
+            windower: Windower::with_context(spec.channels.len(), window_len, hop, context)?,
+            usable: vec![true; spec.channels.len()],
+            baseline: Baseline {
+                end_sample: (config.baseline_s.max(0.0) * rate).round() as u64,
+                last_counted_beat: None,
+                rate_sum: 0.0,
+                rate_count: 0,
+            },
+            spec,
+            window_len,
+            delay,
+            encoder,
+            line_hz: config.line_hz,
+            origin: None,
+            last_time: None,
+            received: 0,
+            index_base: 0,
+            reported_until: 0,
+        })
+    }
+
+    pub fn spec(&self) -> &StreamSpec {
+        &self.spec
+    }
+
+    /// The EEG encoder, for building classifier feature vectors.
+    pub fn eeg_encoder(&self) -> Option<&EegEncoder> {
+        match &self.encoder {
+            Encoder::Eeg(e) => Some(e),
+            Encoder::Peripheral => None,
+        }
+    }
+
+    fn time_of(&self, sample: u64) -> f64 {
+        self.origin.unwrap_or(0.0) + sample as f64 / self.spec.rate_hz
+    }
+
+    /// Validates and appends a chunk; returns the windows it completes and any warnings.
+    /// A rejected chunk leaves the stream as it was.
+    pub fn push(
+        &mut self,
+        chunk: Chunk<'_>,
+    ) -> Result<(Vec<FeatureWindow>, Vec<StreamWarning>), StreamError> {
+        let id = &self.spec.id;
+        let channels = self.spec.channels.len();
+        if !chunk.samples.len().is_multiple_of(channels) {
+            return Err(StreamError::Ragged {
+                id: id.clone(),
+                values: chunk.samples.len(),
+                channels,
+            });
+        }
+        let count = chunk.samples.len() / channels;
+        if !chunk.timestamps.is_empty() && chunk.timestamps.len() != count {
+            return Err(StreamError::TimestampCount {
+                id: id.clone(),
+                timestamps: chunk.timestamps.len(),
+                samples: count,
+            });
+        }
+        for (index, pair) in chunk.timestamps.windows(2).enumerate() {
+            if !(pair[0].is_finite() && pair[1].is_finite() && pair[1] > pair[0]) {
+                return Err(StreamError::NonMonotonic {
+                    id: id.clone(),
+                    index: index + 1,
+                    before: pair[0],
+                    after: pair[1],
+                });
+            }
+        }
+        let first_time = chunk
+            .timestamps
+            .first()
+            .copied()
+            .unwrap_or(chunk.first_timestamp);
+        if !first_time.is_finite() {
+            return Err(StreamError::Timestamp {
+                id: id.clone(),
+                value: first_time,
+            });
+        }
+        let mut warnings = Vec::new();
+        let mut samples = chunk.samples;
+        let mut fill = 0u64;
+        // Sample indices count from the first chunk's index.
+        let relative_index = chunk
+            .first_sample_index
+            .filter(|_| self.origin.is_some())
+            .map(|i| i.saturating_sub(self.index_base));
+        if let Some(index) = relative_index {
+            if index > self.received {
+                let gap = index - self.received;
+                let seconds = gap as f64 / self.spec.rate_hz;
+                if seconds > MAX_GAP_S {
+                    return Err(StreamError::GapTooLong {
+                        id: id.clone(),
+                        samples: gap,
+                        seconds,
+                    });
+                }
+                fill = gap;
+                warnings.push(self.warning(
+                    WarningKind::SampleGap,
+                    format!("{gap} samples ({seconds:.3} s) missing before sample {index}; filled with NaN, excluded from features"),
+                    self.time_of(self.received),
+                ));
+            } else if index < self.received {
+                let overlap = ((self.received - index) as usize).min(count);
+                samples = &samples[overlap * channels..];
+                warnings.push(self.warning(
+                    WarningKind::SampleOverlap,
+                    format!("{overlap} samples from sample {index} were already received; dropped"),
+                    self.time_of(index),
+                ));
+            }
+        }
+        if self.origin.is_none() {
+            self.origin = Some(first_time);
+            self.index_base = chunk.first_sample_index.unwrap_or(0);
+        } else if let Some(last) = self.last_time
+            && first_time <= last
+            && chunk.first_sample_index.is_none()
+        {
+            warnings.push(self.warning(
+                WarningKind::Clock,
+                format!("chunk starts at {first_time:.6} s, not after the previous sample at {last:.6} s; timestamps are taken from the sample count"),
+                first_time,
+            ));
+        }
+        let non_finite = samples.iter().filter(|v| !v.is_finite()).count();
+        if non_finite > 0 {
+            warnings.push(self.warning(
+                WarningKind::NonFinite,
+                format!("{non_finite} NaN/Inf values in a chunk; excluded from features"),
+                first_time,
+            ));
+        }
+
+        let mut windows = Vec::new();
+        if fill > 0 {
+            let gap = vec![f64::NAN; fill as usize * channels];
+            for w in self.windower.push(&gap)? {
+                windows.push(self.encode(w, &mut warnings));
+            }
+            self.received += fill;
+        }
+        for w in self.windower.push(samples)? {
+            windows.push(self.encode(w, &mut warnings));
+        }
+        self.received += (samples.len() / channels) as u64;
+        self.last_time = Some(
+            chunk
+                .timestamps
+                .last()
+                .copied()
+                .unwrap_or(first_time + (count.max(1) - 1) as f64 / self.spec.rate_hz),
+        );
+        Ok((windows, warnings))
+    }
+
+    fn warning(&self, kind: WarningKind, message: String, timestamp: f64) -> StreamWarning {
+        StreamWarning {
+            kind,
+            message: format!("stream {:?}: {message}", self.spec.id),
+            stream_id: self.spec.id.clone(),
+            timestamp,
+        }
+    }
+
+    /// Ends the stream: the samples after the last reported window (the delayed tail and
+    /// any partial window) are reported as one last, shorter window. Used at the end of a
+    /// file; a live stream that simply stops loses nothing it had reported.
+    pub fn finish(&mut self) -> Option<FeatureWindow> {
+        let (context_start, channels) = self.windower.held_samples();
+        let region_start = self.reported_until.max(context_start);
+        let region_end = context_start + channels[0].len() as u64;
+        if region_end <= region_start || self.origin.is_none() {
+            return None;
+        }
+        let mut ignored = Vec::new();
+        let window = Window {
+            start: region_start,
+            context_start,
+            channels,
+        };
+        Some(self.encode_region(window, region_start, region_end, &mut ignored))
+    }
+
+    fn encode(&mut self, window: Window, warnings: &mut Vec<StreamWarning>) -> FeatureWindow {
+        // The reported region [region_start, region_end) lags the window by `delay`.
+        let window_end = window.start + self.window_len as u64;
+        let region_end = window_end - self.delay as u64;
+        let region_start = window
+            .start
+            .saturating_sub(self.delay as u64)
+            .min(region_end);
+        self.encode_region(window, region_start, region_end, warnings)
+    }
+
+    fn encode_region(
+        &mut self,
+        window: Window,
+        region_start: u64,
+        region_end: u64,
+        warnings: &mut Vec<StreamWarning>,
+    ) -> FeatureWindow {
+        self.reported_until = self.reported_until.max(region_end);
+        let start_time = self.time_of(region_start);
+        let end_time = self.time_of(region_end);
+        let region = (
+            (region_start - window.context_start) as usize,
+            (region_end - window.context_start) as usize,
+        );
+        let (quality, features, estimate) = match &self.encoder {
+            Encoder::Eeg(encoder) => {
+                let own: Vec<Vec<f64>> = window
+                    .channels
+                    .iter()
+                    .map(|c| c[region.0..region.1].to_vec())
+                    .collect();
+                let (quality, features) = encoder.encode(&own);
+                let estimate = eeg_affect_estimate(&features, &quality);
+                (quality, Features::Eeg(features), Some(estimate))
+            }
+            Encoder::Peripheral => {
+                let quality: Vec<ChannelQuality> = self
+                    .spec
+                    .channels
+                    .iter()
+                    .zip(&window.channels)
+                    .map(|(c, x)| {
+                        assess(
+                            &c.label,
+                            &x[region.0..region.1],
+                            QualityThresholds::PERIPHERAL,
+                        )
+                    })
+                    .collect();
+                let features = if quality[0].usable && region.1 > region.0 {
+                    self.peripheral(&window, region)
+                } else {
+                    Features::None
+                };
+                (quality, features, None)
+            }
+        };
+        for (k, q) in quality.iter().enumerate() {
+            if self.usable[k] && !q.usable {
+                warnings.push(self.warning(
+                    WarningKind::Quality,
+                    format!(
+                        "channel {:?} became unusable (flat {}, clipped {:.1}%, artefacts {:.1}%, {} NaN/Inf)",
+                        q.channel,
+                        q.flat,
+                        100.0 * q.clipped_fraction,
+                        100.0 * q.artifact_fraction,
+                        q.non_finite_samples
+                    ),
+                    start_time,
+                ));
+            }
+            self.usable[k] = q.usable;
+        }
+        FeatureWindow {
+            stream_id: self.spec.id.clone(),
+            kind: self.spec.kind,
+            start_time,
+            end_time,
+            quality,
+            features,
+            estimate,
+        }
+    }
+
+    /// Features of a peripheral stream from its first channel's context; `region` is the
+    /// reported window's [start, end) inside the context.
+    fn peripheral(&mut self, window: &Window, region: (usize, usize)) -> Features {
+        let fs = self.spec.rate_hz;
+        let raw = &window.channels[0];
+        let mut x = raw.clone();
+        fill_non_finite(&mut x);
+        let in_window = |i: usize| i >= region.0 && i < region.1 && raw[i].is_finite();
+        let (origin, context_start) = (self.origin.unwrap_or(0.0), window.context_start);
+        let time = move |i: usize| origin + (context_start + i as u64) as f64 / fs;
+        match self.spec.kind {
+            SignalKind::Ecg | SignalKind::Ppg => {
+                let beats = if self.spec.kind == SignalKind::Ecg {
+                    cardiac::ecg_clean(&x, fs, self.line_hz).map(|c| cardiac::ecg_r_peaks(&c, fs))
+                } else {
+                    cardiac::ppg_clean(&x, fs).map(|c| cardiac::ppg_peaks(&c, fs))
+                };
+                let Ok(beats) = beats else {
+                    return Features::None;
+                };
+                let beats: Vec<usize> = beats.into_iter().filter(|&b| raw[b].is_finite()).collect();
+                // Rates of the window's beats that have a predecessor in the context.
+                let mut times = Vec::new();
+                let mut rates = Vec::new();
+                for (k, &b) in beats.iter().enumerate() {
+                    if !in_window(b) {
+                        continue;
+                    }
+                    times.push(time(b));
+                    if k > 0 {
+                        rates.push(60.0 * fs / (b - beats[k - 1]) as f64);
+                        let absolute = window.context_start + b as u64;
+                        if absolute < self.baseline.end_sample
+                            && self.baseline.last_counted_beat.is_none_or(|l| absolute > l)
+                        {
+                            self.baseline.rate_sum += 60.0 * fs / (b - beats[k - 1]) as f64;
+                            self.baseline.rate_count += 1;
+                            self.baseline.last_counted_beat = Some(absolute);
+                        }
+                    }
+                }
+                let heart_rate_bpm =
+                    (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64);
+                let region_end = window.context_start + region.1 as u64;
+                let baseline_done = self.baseline.end_sample > 0
+                    && region_end >= self.baseline.end_sample
+                    && self.baseline.rate_count > 0;
+                let heart_rate_change_bpm = heart_rate_bpm
+                    .filter(|_| baseline_done)
+                    .map(|hr| hr - self.baseline.rate_sum / self.baseline.rate_count as f64);
+                let hrv = if self.spec.kind == SignalKind::Ecg {
+                    // The window's beats plus the one before, for its first RR interval.
+                    let first = beats.iter().position(|&b| in_window(b));
+                    first.and_then(|f| {
+                        let from = f.saturating_sub(1);
+                        let t: Vec<f64> = beats[from..]
+                            .iter()
+                            .filter(|&&b| raw[b].is_finite())
+                            .map(|&b| time(b))
+                            .collect();
+                        cardiac::heart_rate(&t).filter(|_| t.len() >= 3)
+                    })
+                } else {
+                    None
+                };
+                Features::Cardiac(CardiacWindow {
+                    beat_times: times,
+                    heart_rate_bpm,
+                    heart_rate_change_bpm,
+                    hrv,
+                })
+            }
+            SignalKind::Eda => {
+                let Ok(cleaned) = eda::eda_clean(&x, fs) else {
+                    return Features::None;
+                };
+                let Ok(parts) = eda::eda_decompose(&cleaned, fs) else {
+                    return Features::None;
+                };
+                let tonic = &parts.tonic[region.0..region.1];
+                let responses: Vec<Scr> = eda::scr_peaks(&parts.phasic, fs)
+                    .into_iter()
+                    .filter(|s| in_window(s.peak) && raw[s.onset].is_finite())
+                    .map(|s| Scr {
+                        onset_time: time(s.onset),
+                        peak_time: time(s.peak),
+                        amplitude: s.amplitude,
+                        rise_time_s: s.rise_time_s,
+                    })
+                    .collect();
+                let window_min = (region.1 - region.0) as f64 / fs / 60.0;
+                Features::Eda(EdaWindow {
+                    tonic_mean: tonic.iter().sum::<f64>() / tonic.len().max(1) as f64,
+                    scr_rate_per_min: responses.len() as f64 / window_min,
+                    responses,
+                })
+            }
+            SignalKind::Respiration => {
+                let Ok(cleaned) = respiration::rsp_clean(&x, fs) else {
+                    return Features::None;
+                };
+                let times: Vec<f64> = respiration::breath_peaks(&cleaned)
+                    .into_iter()
+                    .filter(|&p| raw[p].is_finite())
+                    .map(time)
+                    .collect();
+                Features::Respiration(RespirationWindow {
+                    rate_per_min: respiration::breathing_rate(&times),
+                })
+            }
+            SignalKind::Eeg | SignalKind::Other => Features::None,
+        }
+    }
+}
