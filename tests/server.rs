@@ -189,14 +189,6 @@ async fn rpcs_not_built_yet_answer_unimplemented_with_their_capability() {
     let mut affect = AffectClient::new(server.channel().await);
     let cases = [
         (
-            "AnalyzeSignals",
-            affect
-                .analyze_signals(AnalyzeSignalsRequest::default())
-                .await
-                .map(|_| ()),
-            "signal",
-        ),
-        (
             "Explain",
             affect.explain(ExplainRequest::default()).await.map(|_| ()),
             "explanation",

@@ -99,9 +99,14 @@ impl Affect for AffectService {
 
     async fn analyze_signals(
         &self,
-        _request: Request<AnalyzeSignalsRequest>,
+        request: Request<AnalyzeSignalsRequest>,
     ) -> Result<Response<AnalyzeSignalsResponse>, Status> {
-        Err(not_built("AnalyzeSignals", "signal feature extraction"))
+        let request = request.into_inner();
+        // Filtering and spectra are CPU-bound: keep them off the async workers.
+        tokio::task::spawn_blocking(move || super::signals::analyze(request))
+            .await
+            .map_err(|e| Status::internal(format!("signal analysis task failed: {e}")))?
+            .map(Response::new)
     }
 
     type ExplainStream = BoxStream<ExplainResponse>;

@@ -51,9 +51,15 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
             }
         })
         .collect();
+    // Signal analysis needs no model files.
+    capabilities.push(Capability {
+        name: "signals".into(),
+        available: true,
+        reason: String::new(),
+        models: Vec::new(),
+    });
     // Capabilities whose code is not built yet are listed, honestly unavailable.
     for (name, what) in [
-        ("signals", "signal feature extraction"),
         ("explanation", "SoVTP explanation with a local LLM"),
         ("live_sessions", "the live Stream session"),
         ("recordings", "the session recording store"),

@@ -5,6 +5,7 @@ mod affect;
 mod convert;
 pub mod info;
 mod recordings;
+mod signals;
 pub mod state;
 
 use std::future::Future;
