@@ -10,6 +10,7 @@ pub mod eda;
 pub mod eeg;
 pub mod peaks;
 pub mod quality;
+pub mod readers;
 pub mod respiration;
 pub mod stream;
 pub mod window;
