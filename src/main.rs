@@ -34,6 +34,11 @@ enum Command {
     },
     /// Analyse faces in images or videos (JSON lines or OpenFace-style CSV).
     Analyze(cli::analyze::AnalyzeArgs),
+    /// Signal features per window from EDF/BDF/XDF/CSV recordings (JSON lines or CSV).
+    Signals(cli::signals::SignalsArgs),
+    /// Train a subject-specific EEG classifier from labelled windows; prints its
+    /// cross-validated balanced accuracy against chance.
+    TrainEeg(cli::signals::TrainArgs),
     /// Print the effective configuration (after file, env and flags) as TOML.
     Config,
 }
@@ -83,6 +88,8 @@ fn main() -> ExitCode {
         Command::Serve => serve(config),
         Command::Models { command } => run_models(&config, command),
         Command::Analyze(args) => cli::analyze::run(&config, args).map(|()| ExitCode::SUCCESS),
+        Command::Signals(args) => cli::signals::run(args).map(|()| ExitCode::SUCCESS),
+        Command::TrainEeg(args) => cli::signals::train(args).map(|()| ExitCode::SUCCESS),
         Command::Config => {
             print!("{}", config.to_toml());
             Ok(ExitCode::SUCCESS)
@@ -90,6 +97,18 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `affectd signals x.edf | head`: the reader left; that is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                let pipe = Some(std::io::ErrorKind::BrokenPipe);
+                c.downcast_ref::<std::io::Error>().map(|io| io.kind()) == pipe
+                    || c.downcast_ref::<serde_json::Error>()
+                        .and_then(|j| j.io_error_kind())
+                        == pipe
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("affectd: {e:#}");
             ExitCode::FAILURE

@@ -1,0 +1,509 @@
+//! `affectd signals FILE...`: a features table per window from EDF/BDF/XDF/CSV recordings;
+//! `affectd train-eeg FILE...`: a subject-specific EEG classifier from labelled windows.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value, json};
+
+use affectd::signals::classifier::{ShrinkageLda, cross_validate};
+use affectd::signals::readers::{self, Annotation, Recording, csv::CsvOptions};
+use affectd::signals::stream::{
+    AnalysisConfig, ChannelSpec, Chunk, FeatureWindow, Features, SignalKind, StreamAnalyzer,
+    StreamSpec,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    Eeg,
+    Eda,
+    Ecg,
+    Ppg,
+    Respiration,
+    Other,
+}
+
+impl From<KindArg> for SignalKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Eeg => SignalKind::Eeg,
+            KindArg::Eda => SignalKind::Eda,
+            KindArg::Ecg => SignalKind::Ecg,
+            KindArg::Ppg => SignalKind::Ppg,
+            KindArg::Respiration => SignalKind::Respiration,
+            KindArg::Other => SignalKind::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WindowArgs {
+    /// Window length, s.
+    #[arg(long, default_value_t = 4.0)]
+    pub window_s: f64,
+    /// Hop between window starts, s.
+    #[arg(long, default_value_t = 1.0)]
+    pub hop_s: f64,
+    /// Mains frequency, Hz (50 or 60).
+    #[arg(long, default_value_t = 50.0)]
+    pub line_hz: f64,
+    /// Seconds at the start used as the heart-rate baseline (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    pub baseline_s: f64,
+    /// CSV input: sample rate in Hz when the file has no time column.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// CSV input: the signal kind of every column instead of guessing from the names.
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl WindowArgs {
+    fn config(&self) -> AnalysisConfig {
+        AnalysisConfig {
+            window_s: self.window_s,
+            hop_s: self.hop_s,
+            line_hz: self.line_hz,
+            baseline_s: self.baseline_s,
+            ..AnalysisConfig::default()
+        }
+    }
+
+    fn csv(&self) -> CsvOptions {
+        CsvOptions {
+            rate_hz: self.rate,
+            kind: self.kind.map(Into::into),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignalsArgs {
+    /// Recordings: .edf, .bdf, .xdf, .csv.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
+    pub format: OutputFormat,
+    /// Write results here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// A classifier from `affectd train-eeg`: EEG windows get its prediction.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// EEG recordings (.edf, .bdf, .xdf, .csv) of one participant.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Where window labels come from: "annotations" (EDF+ annotations or XDF markers; a
+    /// marker without duration lasts until the next one) or a CSV file with columns
+    /// onset,duration,label (seconds in the recording's clock).
+    #[arg(long)]
+    pub labels: String,
+    /// Where to save the trained model (JSON).
+    #[arg(long)]
+    pub model_out: PathBuf,
+    /// Cross-validation folds.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// Runs every stream of a recording through its analyzer, in 1 s chunks (as a live stream
+/// would arrive), and returns the windows with the EEG feature vectors where they exist.
+fn analyse(
+    path: &Path,
+    recording: &Recording,
+    config: &AnalysisConfig,
+    quiet: bool,
+) -> anyhow::Result<Vec<(FeatureWindow, Option<Vec<f64>>, Vec<String>)>> {
+    let total: u64 = recording
+        .streams
+        .iter()
+        .map(|s| (s.channels[0].samples.len() * s.channels.len()) as u64)
+        .sum();
+    let bar = if quiet || total < 5_000_000 {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:40} {percent}% {per_sec} eta {eta}")
+                .expect("valid template"),
+        );
+        bar.set_message(path.display().to_string());
+        bar
+    };
+    let mut out = Vec::new();
+    for s in &recording.streams {
+        let spec = StreamSpec {
+            id: s.name.clone(),
+            kind: s.kind,
+            rate_hz: s.rate_hz,
+            channels: s
+                .channels
+                .iter()
+                .map(|c| ChannelSpec {
+                    label: c.label.clone(),
+                    unit: c.unit.clone(),
+                })
+                .collect(),
+        };
+        let mut analyzer =
+            StreamAnalyzer::new(spec, config).with_context(|| format!("{}", path.display()))?;
+        let per_chunk = (s.rate_hz.ceil() as usize).max(1);
+        let n = s.channels[0].samples.len();
+        let mut interleaved = Vec::with_capacity(per_chunk * s.channels.len());
+        let collect = |analyzer: &StreamAnalyzer, windows: Vec<FeatureWindow>, out: &mut Vec<_>| {
+            for w in windows {
+                let (vector, names) = match (&w.features, analyzer.eeg_encoder()) {
+                    (Features::Eeg(f), Some(e)) => (e.feature_vector(f), e.feature_names()),
+                    _ => (None, Vec::new()),
+                };
+                out.push((w, vector, names));
+            }
+        };
+        for start in (0..n).step_by(per_chunk) {
+            let end = (start + per_chunk).min(n);
+            interleaved.clear();
+            for i in start..end {
+                interleaved.extend(s.channels.iter().map(|c| c.samples[i]));
+            }
+            let (windows, _) = analyzer
+                .push(Chunk {
+                    first_timestamp: s.first_timestamp + start as f64 / s.rate_hz,
+                    samples: &interleaved,
+                    timestamps: &[],
+                    first_sample_index: None,
+                })
+                .with_context(|| format!("{}", path.display()))?;
+            collect(&analyzer, windows, &mut out);
+            bar.inc(interleaved.len() as u64);
+        }
+        let tail: Vec<FeatureWindow> = analyzer.finish().into_iter().collect();
+        collect(&analyzer, tail, &mut out);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+fn read(path: &Path, window: &WindowArgs) -> anyhow::Result<Recording> {
+    let recording = readers::read(path, &window.csv())?;
+    for w in &recording.warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+    if recording.streams.is_empty() {
+        bail!("{}: no regularly sampled signal to analyse", path.display());
+    }
+    Ok(recording)
+}
+
+/// One flat row per window: generic columns, then the kind's features.
+fn flat_row(
+    source: &str,
+    w: &FeatureWindow,
+    prediction: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
+    let mut row = Map::new();
+    row.insert("source".into(), json!(source));
+    row.insert("stream".into(), json!(w.stream_id));
+    row.insert("kind".into(), json!(w.kind.name()));
+    row.insert("start_time".into(), json!(w.start_time));
+    row.insert("end_time".into(), json!(w.end_time));
+    row.insert(
+        "usable_channels".into(),
+        json!(w.quality.iter().filter(|q| q.usable).count()),
+    );
+    row.insert("channels".into(), json!(w.quality.len()));
+    row.insert(
+        "non_finite_samples".into(),
+        json!(
+            w.quality
+                .iter()
+                .map(|q| q.non_finite_samples as u64)
+                .sum::<u64>()
+        ),
+    );
+    match &w.features {
+        Features::Eeg(f) => {
+            for b in &f.band_powers {
+                row.insert(format!("{}_{}_abs", b.band, b.channel), json!(b.absolute));
+                row.insert(format!("{}_{}_rel", b.band, b.channel), json!(b.relative));
+                row.insert(
+                    format!("{}_{}_de", b.band, b.channel),
+                    json!(b.differential_entropy),
+                );
+            }
+            for a in &f.asymmetry {
+                row.insert(format!("faa_{}", a.pair), json!(a.value));
+            }
+            row.insert("arousal_index".into(), json!(f.arousal_index));
+            row.insert("engagement_index".into(), json!(f.engagement_index));
+        }
+        Features::Cardiac(c) => {
+            row.insert("beats".into(), json!(c.beat_times.len()));
+            row.insert("heart_rate_bpm".into(), json!(c.heart_rate_bpm));
+            row.insert(
+                "heart_rate_change_bpm".into(),
+                json!(c.heart_rate_change_bpm),
+            );
+            row.insert("rmssd_ms".into(), json!(c.hrv.map(|h| h.rmssd_ms)));
+            row.insert("sdnn_ms".into(), json!(c.hrv.map(|h| h.sdnn_ms)));
+            row.insert("pnn50".into(), json!(c.hrv.map(|h| h.pnn50)));
+        }
+        Features::Eda(e) => {
+            row.insert("tonic_mean".into(), json!(e.tonic_mean));
+            row.insert("scr_count".into(), json!(e.responses.len()));
+            row.insert("scr_rate_per_min".into(), json!(e.scr_rate_per_min));
+            let amplitudes: Vec<f64> = e.responses.iter().map(|s| s.amplitude).collect();
+            let mean = (!amplitudes.is_empty())
+                .then(|| amplitudes.iter().sum::<f64>() / amplitudes.len() as f64);
+            row.insert("scr_amplitude_mean".into(), json!(mean));
+        }
+        Features::Respiration(r) => {
+            row.insert("breathing_rate_per_min".into(), json!(r.rate_per_min));
+        }
+        Features::None => {}
+    }
+    if let Some(e) = &w.estimate {
+        row.insert("valence".into(), json!(e.valence));
+        row.insert("arousal".into(), json!(e.arousal));
+        row.insert("reliability".into(), json!(e.reliability));
+    }
+    if let Some(p) = prediction {
+        row.extend(p.clone());
+    }
+    row
+}
+
+fn csv_field(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) if s.contains([',', '"', '\n']) => {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        }
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn run(args: SignalsArgs) -> anyhow::Result<()> {
+    let config = args.window.config();
+    let model: Option<ShrinkageLda> = match &args.model {
+        Some(p) => Some(
+            serde_json::from_slice(
+                &std::fs::read(p).with_context(|| format!("reading model {}", p.display()))?,
+            )
+            .with_context(|| {
+                format!(
+                    "{} is not an affectd classifier (train one with `affectd train-eeg`)",
+                    p.display()
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut csv_rows: Vec<Map<String, Value>> = Vec::new();
+    for path in &args.paths {
+        let recording = read(path, &args.window)?;
+        let source = path.display().to_string();
+        for (w, vector, names) in analyse(path, &recording, &config, args.window.quiet)? {
+            let prediction = match (&model, &vector) {
+                (Some(m), Some(v)) => {
+                    if m.feature_names != names {
+                        bail!(
+                            "{}: the model was trained on features {:?}..., this recording gives {:?}...; use a recording with the same channels and bands",
+                            source,
+                            m.feature_names.iter().take(3).collect::<Vec<_>>(),
+                            names.iter().take(3).collect::<Vec<_>>()
+                        );
+                    }
+                    let p = m.predict_proba(v)?;
+                    let mut map = Map::new();
+                    let best = (0..p.len())
+                        .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                        .unwrap_or(0);
+                    map.insert("predicted".into(), json!(m.classes[best]));
+                    for (c, p) in m.classes.iter().zip(&p) {
+                        map.insert(format!("p_{c}"), json!(p));
+                    }
+                    Some(map)
+                }
+                _ => None,
+            };
+            match args.format {
+                OutputFormat::Jsonl => {
+                    let mut value = serde_json::to_value(&w)?;
+                    value["source"] = json!(source);
+                    if let Some(p) = prediction {
+                        value["prediction"] = Value::Object(p);
+                    }
+                    serde_json::to_writer(&mut out, &value)?;
+                    writeln!(out)?;
+                }
+                OutputFormat::Csv => csv_rows.push(flat_row(&source, &w, prediction.as_ref())),
+            }
+        }
+    }
+    if args.format == OutputFormat::Csv {
+        // The union of columns, in order of first appearance.
+        let mut columns: Vec<String> = Vec::new();
+        for row in &csv_rows {
+            for k in row.keys() {
+                if !columns.contains(k) {
+                    columns.push(k.clone());
+                }
+            }
+        }
+        writeln!(
+            out,
+            "{}",
+            columns
+                .iter()
+                .map(|c| csv_field(&json!(c)))
+                .collect::<Vec<_>>()
+                .join(",")
+        )?;
+        for row in &csv_rows {
+            let fields: Vec<String> = columns
+                .iter()
+                .map(|c| row.get(c).map_or(String::new(), csv_field))
+                .collect();
+            writeln!(out, "{}", fields.join(","))?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Labelled intervals [onset, end) with their label.
+fn intervals(
+    spec: &str,
+    recordings: &[(PathBuf, Recording)],
+) -> anyhow::Result<Vec<Vec<(f64, f64, String)>>> {
+    if spec == "annotations" {
+        return Ok(recordings
+            .iter()
+            .map(|(_, r)| {
+                let mut a: Vec<&Annotation> = r.annotations.iter().collect();
+                a.sort_by(|x, y| x.onset.total_cmp(&y.onset));
+                (0..a.len())
+                    .map(|i| {
+                        let end = if a[i].duration > 0.0 {
+                            a[i].onset + a[i].duration
+                        } else {
+                            a.get(i + 1).map_or(f64::INFINITY, |n| n.onset)
+                        };
+                        (a[i].onset, end, a[i].text.clone())
+                    })
+                    .collect()
+            })
+            .collect());
+    }
+    let text = std::fs::read_to_string(spec).with_context(|| {
+        format!("--labels {spec}: not \"annotations\" and not a readable CSV file")
+    })?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let parse = |k: usize, what: &str| -> anyhow::Result<f64> {
+            f.get(k)
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("{spec} line {}: {what} must be a number", i + 1))
+        };
+        if f.len() != 3 {
+            bail!("{spec} line {}: expected onset,duration,label", i + 1);
+        }
+        rows.push((
+            parse(0, "onset")?,
+            parse(0, "onset")? + parse(1, "duration")?,
+            f[2].to_string(),
+        ));
+    }
+    Ok(vec![rows; recordings.len()])
+}
+
+pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let config = args.window.config();
+    let recordings: Vec<(PathBuf, Recording)> = args
+        .paths
+        .iter()
+        .map(|p| Ok((p.clone(), read(p, &args.window)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let labels = intervals(&args.labels, &recordings)?;
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    let mut names: Option<Vec<String>> = None;
+    let mut skipped = 0;
+    for ((path, recording), intervals) in recordings.iter().zip(&labels) {
+        for (w, vector, feature_names) in analyse(path, recording, &config, args.window.quiet)? {
+            if w.kind != SignalKind::Eeg {
+                continue;
+            }
+            let label = intervals
+                .iter()
+                .find(|(a, b, _)| w.start_time >= *a && w.end_time <= *b)
+                .map(|(_, _, l)| l.clone());
+            match (label, vector) {
+                (Some(l), Some(v)) => {
+                    if names.get_or_insert_with(|| feature_names.clone()) != &feature_names {
+                        bail!(
+                            "{}: its EEG channels differ from the first recording's",
+                            path.display()
+                        );
+                    }
+                    x.push(v);
+                    y.push(l);
+                }
+                (Some(_), None) => skipped += 1,
+                (None, _) => {}
+            }
+        }
+    }
+    let names = names.context(
+        "no EEG window lies inside a labelled interval; check --labels and the recording's clock",
+    )?;
+    let cv = cross_validate(&x, &y, args.folds, &names)?;
+    let model = ShrinkageLda::fit(&x, &y, names)?;
+    std::fs::write(&args.model_out, serde_json::to_vec_pretty(&model)?)
+        .with_context(|| format!("writing {}", args.model_out.display()))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "model": args.model_out.display().to_string(),
+            "windows": x.len(),
+            "windows_skipped_for_quality": skipped,
+            "classes": model.classes,
+            "cross_validation": cv,
+        }))?
+    );
+    eprintln!(
+        "balanced accuracy {:.3} over {} folds (chance {:.3}; 95th percentile of chance {:.3})",
+        cv.balanced_accuracy, cv.folds, cv.chance_level, cv.chance_95th_percentile
+    );
+    Ok(())
+}
