@@ -125,6 +125,10 @@ pub struct TrainArgs {
     pub window: WindowArgs,
 }
 
+/// A window, its EEG classifier feature vector (when the window has one) and the vector's
+/// feature names.
+type AnalysedWindow = (FeatureWindow, Option<Vec<f64>>, Vec<String>);
+
 /// Runs every stream of a recording through its analyzer, in 1 s chunks (as a live stream
 /// would arrive), and returns the windows with the EEG feature vectors where they exist.
 fn analyse(
@@ -132,7 +136,7 @@ fn analyse(
     recording: &Recording,
     config: &AnalysisConfig,
     quiet: bool,
-) -> anyhow::Result<Vec<(FeatureWindow, Option<Vec<f64>>, Vec<String>)>> {
+) -> anyhow::Result<Vec<AnalysedWindow>> {
     let total: u64 = recording
         .streams
         .iter()
