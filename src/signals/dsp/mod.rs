@@ -18,3 +18,61 @@ pub use welch::{
 
 /// One second-order section: [b0, b1, b2, a0, a1, a2] with a0 = 1, as scipy's `sos` rows.
 pub type Section = [f64; 6];
+
+/// Sum with eight independent accumulators. A plain `iter().sum()` is one dependent chain of
+/// additions (latency-bound, and the compiler may not reorder floating-point adds); eight
+/// lanes let it run the adds in parallel and in SIMD. The result differs from sequential
+/// summation only by rounding (and is usually closer to numpy's pairwise sum).
+pub fn lane_sum(x: &[f64]) -> f64 {
+    lane_fold(x, 0.0, |acc, v| acc + v, |a, b| a + b)
+}
+
+/// Sum of squared deviations from `centre`, with the same eight lanes.
+pub fn lane_sum_sq(x: &[f64], centre: f64) -> f64 {
+    lane_fold(
+        x,
+        0.0,
+        |acc, v| acc + (v - centre) * (v - centre),
+        |a, b| a + b,
+    )
+}
+
+/// (minimum, maximum) with eight lanes; NaN samples are never selected (callers pass
+/// finite data).
+pub fn lane_min_max(x: &[f64]) -> (f64, f64) {
+    (
+        lane_fold(
+            x,
+            f64::INFINITY,
+            |acc, v| if v < acc { v } else { acc },
+            f64::min,
+        ),
+        lane_fold(
+            x,
+            f64::NEG_INFINITY,
+            |acc, v| if v > acc { v } else { acc },
+            f64::max,
+        ),
+    )
+}
+
+fn lane_fold(
+    x: &[f64],
+    init: f64,
+    step: impl Fn(f64, f64) -> f64,
+    merge: impl Fn(f64, f64) -> f64,
+) -> f64 {
+    let mut lanes = [init; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane = step(*lane, v);
+        }
+    }
+    let mut acc = lanes.into_iter().fold(init, &merge);
+    for &v in tail {
+        acc = step(acc, v);
+    }
+    acc
+}

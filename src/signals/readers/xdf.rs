@@ -518,14 +518,17 @@ pub fn parse(bytes: &[u8]) -> Result<Recording, String> {
                 let mut columns = vec![Vec::with_capacity(rows.len()); s.channel_count];
                 for (k, &(a, b)) in s.segments.iter().enumerate() {
                     if k > 0 {
-                        let gap = ((s.time_stamps[a] - s.time_stamps[s.segments[k - 1].1]) * rate)
-                            .round() as i64
-                            - 1;
-                        let fill = gap.clamp(0, (600.0 * rate) as i64) as usize;
+                        let gap_s = s.time_stamps[a] - s.time_stamps[s.segments[k - 1].1];
+                        // Samples missing between the segments; corrupt time stamps fill none.
+                        let fill = if gap_s.is_finite() {
+                            ((gap_s * rate).round() - 1.0).clamp(0.0, 600.0 * rate) as usize
+                        } else {
+                            0
+                        };
                         recording.warnings.push(format!(
                             "stream {:?}: a {:.3} s break before {:.3} s; filled with {fill} NaN samples",
                             s.name,
-                            gap as f64 / rate,
+                            gap_s,
                             s.time_stamps[a]
                         ));
                         for c in &mut columns {
