@@ -27,33 +27,26 @@ pub fn lane_sum(x: &[f64]) -> f64 {
     lane_fold(x, 0.0, |acc, v| acc + v, |a, b| a + b)
 }
 
-/// Sum of squared deviations from `centre`, with the same eight lanes.
-pub fn lane_sum_sq(x: &[f64], centre: f64) -> f64 {
-    lane_fold(
-        x,
-        0.0,
-        |acc, v| acc + (v - centre) * (v - centre),
-        |a, b| a + b,
-    )
-}
-
-/// (minimum, maximum) with eight lanes; NaN samples are never selected (callers pass
-/// finite data).
+/// (minimum, maximum) in one pass with eight lanes; NaN samples are never selected
+/// (callers pass finite data).
 pub fn lane_min_max(x: &[f64]) -> (f64, f64) {
-    (
-        lane_fold(
-            x,
-            f64::INFINITY,
-            |acc, v| if v < acc { v } else { acc },
-            f64::min,
-        ),
-        lane_fold(
-            x,
-            f64::NEG_INFINITY,
-            |acc, v| if v > acc { v } else { acc },
-            f64::max,
-        ),
-    )
+    let mut lo = [f64::INFINITY; 8];
+    let mut hi = [f64::NEG_INFINITY; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for j in 0..8 {
+            lo[j] = if chunk[j] < lo[j] { chunk[j] } else { lo[j] };
+            hi[j] = if chunk[j] > hi[j] { chunk[j] } else { hi[j] };
+        }
+    }
+    let mut min = lo.into_iter().fold(f64::INFINITY, f64::min);
+    let mut max = hi.into_iter().fold(f64::NEG_INFINITY, f64::max);
+    for &v in tail {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    (min, max)
 }
 
 fn lane_fold(
