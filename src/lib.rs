@@ -4,6 +4,7 @@
 pub mod config;
 pub mod models;
 pub mod onnx;
+pub mod prompt;
 pub mod server;
 pub mod signals;
 pub mod vision;
