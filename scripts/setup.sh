@@ -37,6 +37,13 @@ fi
 .venv/bin/python -m pip install --disable-pip-version-check -q "${want[@]}"
 
 if [ "${1:-}" = "--dev" ]; then
+  # llama.cpp's server for the openai-backend tests, built from its PyPI sdist. A native
+  # build (-march=native with AVX-512) crashes on some CPUs; AVX2 works everywhere we run.
+  if ! .venv/bin/python -c "import llama_cpp.server" 2>/dev/null; then
+    echo "setup: building llama-cpp-python (llama.cpp server) from source; this takes several minutes"
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+      .venv/bin/python -m pip install --disable-pip-version-check -q "llama-cpp-python[server]==0.3.36"
+  fi
   PYTHON=.venv/bin/python scripts/fetch-testdata.sh
 fi
 

@@ -2,6 +2,7 @@
 //! server (`server/`) are thin front ends over these libraries.
 
 pub mod config;
+pub mod llm;
 pub mod models;
 pub mod onnx;
 pub mod prompt;

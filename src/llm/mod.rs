@@ -1,0 +1,85 @@
+//! Language-model backends behind one small trait, so the Explain path does not care
+//! whether tokens come from a model in this process or from a server over HTTP.
+//! This version has the OpenAI-compatible HTTP backend (`openai`: llama.cpp's
+//! llama-server, Ollama, vLLM); the in-process candle backend is not built yet.
+
+pub mod openai;
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Text(String),
+    /// An encoded image (PNG or JPEG bytes) with its MIME type.
+    Image {
+        mime: &'static str,
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// "system", "user" or "assistant".
+    pub role: &'static str,
+    pub parts: Vec<Part>,
+}
+
+impl Message {
+    pub fn text(role: &'static str, text: impl Into<String>) -> Self {
+        Self {
+            role,
+            parts: vec![Part::Text(text.into())],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub messages: Vec<Message>,
+    pub max_tokens: u32,
+    /// 0 = greedy.
+    pub temperature: f32,
+    /// (0,1].
+    pub top_p: f32,
+    pub seed: Option<u64>,
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub text: String,
+    /// As the backend counted them (0 when it did not say).
+    pub prompt_tokens: u32,
+    pub generated_tokens: u32,
+    pub time_to_first_token: Duration,
+    pub total: Duration,
+    /// True when the caller stopped it.
+    pub cancelled: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LlmError {
+    #[error("backend {backend} is unavailable: {reason}")]
+    Unavailable { backend: String, reason: String },
+    #[error("backend {backend} did not answer within {seconds:.0} s")]
+    Timeout { backend: String, seconds: f64 },
+    #[error("backend {backend} answered something unexpected: {reason}")]
+    Protocol { backend: String, reason: String },
+}
+
+/// A chat model that streams its tokens. `on_token` gets each piece of text as it arrives
+/// and returns `Break` to stop generation (the backend then stops promptly and returns what
+/// it has, with `cancelled` set).
+pub trait ChatBackend: Send + Sync {
+    /// "openai" or "candle".
+    fn name(&self) -> &str;
+    fn model(&self) -> &str;
+    /// Whether the model takes images.
+    fn accepts_images(&self) -> bool;
+    fn generate(
+        &self,
+        request: &ChatRequest,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Generation, LlmError>;
+}
