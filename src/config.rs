@@ -21,6 +21,7 @@ pub struct Config {
     pub models: ModelsConfig,
     pub onnx: OnnxConfig,
     pub vision: VisionConfig,
+    pub llm: LlmConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +79,44 @@ impl Default for VisionConfig {
             detector_max_side: detector.max_side,
             min_face_score: detector.min_score,
             detect_every_n_frames: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    /// Backend for Explain requests that name none: "candle" (in process; not built in this
+    /// version) or "openai".
+    pub default_backend: String,
+    /// Base URL of an OpenAI-compatible chat server (llama.cpp llama-server, Ollama, vLLM),
+    /// e.g. http://127.0.0.1:8080. Empty: the openai backend is not configured.
+    pub openai_url: String,
+    /// Model name sent to that server.
+    pub openai_model: String,
+    /// Name of an environment variable holding its API key (empty: none).
+    pub openai_api_key_env: String,
+    /// Whether that model takes images (a vision-language model).
+    pub openai_images: bool,
+    /// Longest wait for the next token, seconds (the first one included).
+    pub timeout_s: f64,
+    /// Extra attempts after a connection failure or a 5xx answer.
+    pub retries: u32,
+    /// A prompt template file NAME@VERSION.txt; empty: the built-in sovtp@1.
+    pub template: PathBuf,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            default_backend: "candle".into(),
+            openai_url: String::new(),
+            openai_model: "default".into(),
+            openai_api_key_env: String::new(),
+            openai_images: false,
+            timeout_s: 120.0,
+            retries: 1,
+            template: PathBuf::new(),
         }
     }
 }
@@ -198,6 +237,12 @@ pub struct Overrides {
     /// ONNX Runtime threads per model run [env: AFFECTD_ONNX_THREADS]
     #[arg(long, env = "AFFECTD_ONNX_THREADS", global = true, hide_env = true)]
     pub onnx_threads: Option<usize>,
+    /// OpenAI-compatible chat server for Explain, e.g. http://127.0.0.1:8080 [env: AFFECTD_OPENAI_URL]
+    #[arg(long, env = "AFFECTD_OPENAI_URL", global = true, hide_env = true)]
+    pub openai_url: Option<String>,
+    /// Default Explain backend: candle or openai [env: AFFECTD_LLM_BACKEND]
+    #[arg(long, env = "AFFECTD_LLM_BACKEND", global = true, hide_env = true)]
+    pub llm_backend: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +325,12 @@ impl Config {
         if let Some(v) = o.onnx_spinning {
             self.onnx.spinning = v;
         }
+        if let Some(v) = &o.openai_url {
+            self.llm.openai_url = v.clone();
+        }
+        if let Some(v) = &o.llm_backend {
+            self.llm.default_backend = v.clone();
+        }
     }
 
     /// Default < file (when given) < overrides, then checked.
@@ -334,6 +385,21 @@ impl Config {
             return Err(ConfigError::Value {
                 name: "log.level",
                 message: format!("`{}` is not a tracing filter: {e}", self.log.level),
+            });
+        }
+        if !["candle", "openai"].contains(&self.llm.default_backend.as_str()) {
+            return Err(ConfigError::Value {
+                name: "llm.default_backend",
+                message: format!(
+                    "`{}` is not a backend; use candle or openai",
+                    self.llm.default_backend
+                ),
+            });
+        }
+        if !(self.llm.timeout_s.is_finite() && self.llm.timeout_s > 0.0) {
+            return Err(ConfigError::Value {
+                name: "llm.timeout_s",
+                message: "must be a positive number of seconds".into(),
             });
         }
         Ok(())

@@ -190,8 +190,16 @@ async fn rpcs_not_built_yet_answer_unimplemented_with_their_capability() {
     let cases = [
         (
             "Explain",
-            affect.explain(ExplainRequest::default()).await.map(|_| ()),
-            "explanation",
+            affect
+                .explain(ExplainRequest {
+                    source: Some(explain_request::Source::Image(ImageInput {
+                        data: Some(image_input::Data::Encoded(vec![1, 2, 3])),
+                    })),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+            "backend candle",
         ),
         (
             "Stream",

@@ -113,9 +113,19 @@ impl Affect for AffectService {
 
     async fn explain(
         &self,
-        _request: Request<ExplainRequest>,
+        request: Request<ExplainRequest>,
     ) -> Result<Response<Self::ExplainStream>, Status> {
-        Err(not_built("Explain", "SoVTP explanation with a local LLM"))
+        let state = self.state.clone();
+        let request = request.into_inner();
+        let prepared =
+            tokio::task::spawn_blocking(move || super::explain::prepare(&state, &request))
+                .await
+                .map_err(|e| Status::internal(format!("explain task failed: {e}")))??;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::task::spawn_blocking(move || super::explain::run(prepared, tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     type StreamStream = BoxStream<StreamResponse>;

@@ -58,9 +58,21 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
         reason: String::new(),
         models: Vec::new(),
     });
+    // Explanations need a chat backend; only the openai one is built.
+    let config = &state.config;
+    let openai_ready = !config.llm.openai_url.is_empty();
+    capabilities.push(Capability {
+        name: "explanation".into(),
+        available: openai_ready,
+        reason: if openai_ready {
+            String::new()
+        } else {
+            "no chat backend: the in-process candle backend is not implemented in this version, and [llm] openai_url is not set".into()
+        },
+        models: Vec::new(),
+    });
     // Capabilities whose code is not built yet are listed, honestly unavailable.
     for (name, what) in [
-        ("explanation", "SoVTP explanation with a local LLM"),
         ("live_sessions", "the live Stream session"),
         ("recordings", "the session recording store"),
     ] {
@@ -78,19 +90,28 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
         .find(|m| m.entry.task == "explanation-llm" && m.entry.default)
         .map(|m| m.entry.id.clone())
         .unwrap_or_default();
-    let backends = ["candle", "openai"]
-        .into_iter()
-        .map(|name| BackendInfo {
-            name: name.into(),
+    let backends = vec![
+        BackendInfo {
+            name: "candle".into(),
             available: false,
-            reason: "LLM backends are not implemented in this version".into(),
-            default_model: if name == "candle" {
-                default_llm.clone()
+            reason: "the in-process candle backend is not implemented in this version".into(),
+            default_model: default_llm.clone(),
+        },
+        BackendInfo {
+            name: "openai".into(),
+            available: openai_ready,
+            reason: if openai_ready {
+                String::new()
+            } else {
+                "not configured: set [llm] openai_url (or AFFECTD_OPENAI_URL)".into()
+            },
+            default_model: if openai_ready {
+                config.llm.openai_model.clone()
             } else {
                 String::new()
             },
-        })
-        .collect();
+        },
+    ];
 
     let (onnxruntime_version, onnxruntime_library) = match &models.runtime {
         Ok(rt) => (rt.version.clone(), rt.library.display().to_string()),

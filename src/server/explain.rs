@@ -1,0 +1,305 @@
+//! Explain: image -> faces -> SoVTP prompt -> a chat backend's streamed tokens -> a
+//! validated judgement (one repair attempt), or the raw text marked unparsed. No label ever
+//! comes from anywhere but the model.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::convert;
+use super::state::ServerState;
+use crate::llm::openai::{OpenAiBackend, OpenAiConfig};
+use crate::llm::{ChatBackend, ChatRequest, Generation, LlmError, Message, Part};
+use crate::prompt::{self, FaceCue, PromptInput, Template, judgement};
+use crate::proto;
+use crate::vision::marks;
+
+const DEFAULT_MAX_TOKENS: u32 = 512;
+
+/// Everything checked and computed before streaming starts, so that bad requests get a
+/// status instead of a broken stream.
+pub struct Prepared {
+    backend: Arc<dyn ChatBackend>,
+    template: Template,
+    labels: Vec<String>,
+    targets: Vec<u32>,
+    messages: Vec<Message>,
+    request: ChatRequest,
+}
+
+pub fn backend(state: &ServerState, requested: &str) -> Result<Arc<dyn ChatBackend>, Status> {
+    let llm = &state.config.llm;
+    let name = if requested.is_empty() {
+        llm.default_backend.as_str()
+    } else {
+        requested
+    };
+    match name {
+        "openai" => {
+            if llm.openai_url.is_empty() {
+                return Err(Status::failed_precondition(
+                    "backend openai is not configured: set [llm] openai_url (or AFFECTD_OPENAI_URL) to an OpenAI-compatible server",
+                ));
+            }
+            let api_key = (!llm.openai_api_key_env.is_empty())
+                .then(|| std::env::var(&llm.openai_api_key_env).ok())
+                .flatten();
+            Ok(Arc::new(OpenAiBackend::new(OpenAiConfig {
+                base_url: llm.openai_url.clone(),
+                model: llm.openai_model.clone(),
+                api_key,
+                connect_timeout: Duration::from_secs(5),
+                read_timeout: Duration::from_secs_f64(llm.timeout_s),
+                retries: llm.retries,
+                accepts_images: llm.openai_images,
+            })))
+        }
+        "candle" => Err(Status::unimplemented(
+            "backend candle (in-process GGUF models) is not implemented in this version; configure [llm] openai_url and ask for backend \"openai\"",
+        )),
+        other => Err(Status::invalid_argument(format!(
+            "backend {other:?} is unknown; use \"candle\" or \"openai\""
+        ))),
+    }
+}
+
+fn llm_status(e: LlmError) -> Status {
+    match e {
+        LlmError::Unavailable { .. } | LlmError::Protocol { .. } => {
+            Status::unavailable(e.to_string())
+        }
+        LlmError::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
+    }
+}
+
+/// CPU-bound part (decode, faces, marks, prompt); run off the async workers.
+pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<Prepared, Status> {
+    let labels =
+        prompt::label_set(&request.labels).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    if !(request.temperature >= 0.0 && request.temperature.is_finite()) {
+        return Err(Status::invalid_argument(format!(
+            "temperature must be >= 0, got {}",
+            request.temperature
+        )));
+    }
+    if !(0.0..=1.0).contains(&request.top_p) {
+        return Err(Status::invalid_argument(format!(
+            "top_p must be in (0,1] (0 = 1), got {}",
+            request.top_p
+        )));
+    }
+    let image_input = match &request.source {
+        Some(proto::explain_request::Source::Image(image)) => image,
+        Some(proto::explain_request::Source::SessionId(_)) => {
+            return Err(Status::unimplemented(
+                "explaining a live session's window: live sessions are not implemented in this version; send an image",
+            ));
+        }
+        None => {
+            return Err(Status::invalid_argument(
+                "source: send an image (or a session_id)",
+            ));
+        }
+    };
+    let backend = backend(state, &request.backend)?;
+    let template = if state.config.llm.template.as_os_str().is_empty() {
+        Template::builtin()
+    } else {
+        Template::load(&state.config.llm.template)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?
+    };
+    let models = state.face_models.as_ref().ok_or_else(|| {
+        Status::failed_precondition(
+            "face_detection is unavailable, so there are no faces to explain",
+        )
+    })?;
+    let vision = &state.config.vision;
+    let image = convert::decode_image(Some(image_input), vision.max_image_pixels)?;
+    let options = convert::analyze_options(request.frame_options.as_ref(), vision)?;
+    let result = models
+        .analyze(&image, &options)
+        .map_err(|e| Status::internal(format!("face analysis failed: {e}")))?;
+    if result.faces.is_empty() {
+        return Err(Status::invalid_argument(
+            "no face was found in the image, so there is nothing to explain",
+        ));
+    }
+    let targets: Vec<u32> = if request.face_ids.is_empty() {
+        result.faces.iter().map(|f| f.face_id).collect()
+    } else {
+        for id in &request.face_ids {
+            if !result.faces.iter().any(|f| f.face_id == *id) {
+                return Err(Status::invalid_argument(format!(
+                    "face_ids: the image has no face {id} (it has {:?})",
+                    result.faces.iter().map(|f| f.face_id).collect::<Vec<_>>()
+                )));
+            }
+        }
+        request.face_ids.clone()
+    };
+    let with_image = request.include_image && backend.accepts_images();
+    let built = prompt::build(
+        &template,
+        &PromptInput {
+            targets: targets.clone(),
+            faces: result.faces.iter().map(FaceCue::from_face).collect(),
+            labels: labels.clone(),
+            context: (!request.context.trim().is_empty()).then(|| request.context.clone()),
+            physiology: None,
+            with_image,
+        },
+    )
+    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mut user = Vec::new();
+    if with_image {
+        let (layers, _) = convert::mark_options(request.frame_options.as_ref());
+        let marked = marks::render(&image, &result.faces, &layers);
+        user.push(Part::Image {
+            mime: "image/png",
+            bytes: marks::encode(&marked, marks::Encoding::Png),
+        });
+    }
+    user.push(Part::Text(built.user));
+    let messages = vec![
+        Message::text("system", built.system),
+        Message {
+            role: "user",
+            parts: user,
+        },
+    ];
+    Ok(Prepared {
+        backend,
+        template,
+        labels,
+        targets,
+        request: ChatRequest {
+            messages: messages.clone(),
+            max_tokens: if request.max_tokens == 0 {
+                DEFAULT_MAX_TOKENS
+            } else {
+                request.max_tokens
+            },
+            temperature: request.temperature,
+            top_p: if request.top_p == 0.0 {
+                1.0
+            } else {
+                request.top_p
+            },
+            seed: (request.seed != 0).then_some(request.seed),
+            stop: Vec::new(),
+        },
+        messages,
+    })
+}
+
+/// Streams tokens and then the result into `tx`; stops generating when the client leaves.
+pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, Status>>) {
+    let started = Instant::now();
+    let send_token = |piece: &str| -> ControlFlow<()> {
+        let event = proto::ExplainResponse {
+            event: Some(proto::explain_response::Event::Token(piece.to_string())),
+        };
+        if tx.blocking_send(Ok(event)).is_err() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let mut generations: Vec<Generation> = Vec::new();
+    let first = match prepared
+        .backend
+        .generate(&prepared.request, &mut { send_token })
+    {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(llm_status(e)));
+            return;
+        }
+    };
+    if first.cancelled {
+        return;
+    }
+    let mut parsed = judgement::parse(&first.text, &prepared.labels, &prepared.targets);
+    let mut raw = first.text.clone();
+    generations.push(first);
+    let mut repair_attempts = 0;
+    if let Err(problems) = &parsed {
+        repair_attempts = 1;
+        let mut messages = prepared.messages.clone();
+        messages.push(Message::text("assistant", raw.clone()));
+        messages.push(Message::text(
+            "user",
+            judgement::repair_prompt(problems, &prepared.labels, &prepared.targets),
+        ));
+        let repair = ChatRequest {
+            messages,
+            ..prepared.request.clone()
+        };
+        match prepared.backend.generate(&repair, &mut { send_token }) {
+            Ok(g) if g.cancelled => return,
+            Ok(g) => {
+                parsed = judgement::parse(&g.text, &prepared.labels, &prepared.targets);
+                raw = format!("{raw}\n\n--- repair attempt ---\n\n{}", g.text);
+                generations.push(g);
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(llm_status(e)));
+                return;
+            }
+        }
+    }
+    let generated: u32 = generations.iter().map(|g| g.generated_tokens).sum();
+    let prompt_tokens: u32 = generations.iter().map(|g| g.prompt_tokens).sum();
+    let generating_s: f64 = generations
+        .iter()
+        .map(|g| (g.total - g.time_to_first_token).as_secs_f64())
+        .sum();
+    let first_token_s = generations[0].time_to_first_token.as_secs_f64();
+    let timings = proto::ExplainTimings {
+        time_to_first_token_ms: first_token_s * 1e3,
+        prompt_tokens,
+        generated_tokens: generated,
+        prompt_tokens_per_s: if prompt_tokens > 0 && first_token_s > 0.0 {
+            prompt_tokens as f64 / first_token_s
+        } else {
+            0.0
+        },
+        generation_tokens_per_s: if generating_s > 0.0 {
+            generated.saturating_sub(generations.len() as u32) as f64 / generating_s
+        } else {
+            0.0
+        },
+        total_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    let (judgements, parse_error, ok) = match parsed {
+        Ok(list) => (list, String::new(), true),
+        Err(problems) => (Vec::new(), problems.join("; "), false),
+    };
+    let result = proto::ExplainResult {
+        parsed: ok,
+        judgements: judgements
+            .into_iter()
+            .map(|j| proto::Judgement {
+                face_id: j.face_id,
+                label: j.label,
+                confidence: j.confidence,
+                valence: j.valence,
+                arousal: j.arousal,
+                rationale: j.rationale,
+            })
+            .collect(),
+        raw_text: raw,
+        parse_error,
+        repair_attempts,
+        template_id: prepared.template.id.clone(),
+        backend: prepared.backend.name().to_string(),
+        model: prepared.backend.model().to_string(),
+        timings: Some(timings),
+    };
+    let _ = tx.blocking_send(Ok(proto::ExplainResponse {
+        event: Some(proto::explain_response::Event::Result(result)),
+    }));
+}

@@ -1,0 +1,338 @@
+//! Explain over gRPC on the real server, with the openai backend pointed at a real
+//! llama.cpp server (llama-cpp-python, built by scripts/setup.sh --dev) serving Gemma 3
+//! 270M. That model is a small base model: it rarely writes the JSON contract, so the
+//! tests hold the server to what it must do either way (a validated judgement, or the raw
+//! text marked unparsed after one repair attempt), never to what the model says.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use affectd::proto::affect_client::AffectClient;
+use affectd::proto::*;
+use common::*;
+use tonic::Code;
+
+struct LlamaServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn gemma() -> PathBuf {
+    let cache = repo().join(".testdata/llm-cache");
+    let file = cache.join("gemma-3-270m-q4_k_m.gguf");
+    if !file.exists() {
+        let out = affectd(&cache)
+            .args([
+                "models",
+                "fetch",
+                "gemma-3-270m-q4km",
+                "--quiet",
+                "--python",
+            ])
+            .arg(repo().join(".venv/bin/python"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    file
+}
+
+fn llama_server() -> LlamaServer {
+    let port = free_port();
+    let child = Command::new(repo().join(".venv/bin/python"))
+        .args([
+            "-m",
+            "llama_cpp.server",
+            "--host",
+            "127.0.0.1",
+            "--n_threads",
+            "2",
+            "--n_ctx",
+            "4096",
+            "--port",
+        ])
+        .arg(port.to_string())
+        .arg("--model")
+        .arg(gemma())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run scripts/setup.sh --dev (it installs llama-cpp-python[server])");
+    let server = LlamaServer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if ureq::get(&format!("{}/v1/models", server.url))
+            .call()
+            .is_ok()
+        {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("llama.cpp server did not start");
+}
+
+fn photo(name: &str) -> Vec<u8> {
+    let path = repo().join(".testdata").join(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run scripts/fetch-testdata.sh", path.display()))
+}
+
+fn explain_request(image: Vec<u8>, max_tokens: u32) -> ExplainRequest {
+    ExplainRequest {
+        source: Some(explain_request::Source::Image(ImageInput {
+            data: Some(image_input::Data::Encoded(image)),
+        })),
+        backend: "openai".into(),
+        max_tokens,
+        temperature: 0.0,
+        ..Default::default()
+    }
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_stream_then_a_validated_or_unparsed_result() {
+    let llama = llama_server();
+    let url = llama.url.clone();
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_OPENAI_URL", &url);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let info = affect
+        .get_server_info(GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        info.backends
+            .iter()
+            .any(|b| b.name == "openai" && b.available)
+    );
+    assert!(
+        info.capabilities
+            .iter()
+            .any(|c| c.name == "explanation" && c.available)
+    );
+
+    let mut stream = affect
+        .explain(explain_request(photo("single_face.jpg"), 48))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut tokens = String::new();
+    let mut result = None;
+    while let Some(event) = stream.message().await.unwrap() {
+        match event.event {
+            Some(explain_response::Event::Token(t)) => {
+                assert!(result.is_none(), "a token after the result");
+                tokens.push_str(&t);
+            }
+            Some(explain_response::Event::Result(r)) => result = Some(r),
+            None => panic!("an empty event"),
+        }
+    }
+    let result = result.expect("exactly one result ends the stream");
+    println!("{result:#?}");
+    assert!(!tokens.is_empty());
+    assert_eq!(result.template_id, "sovtp@1");
+    assert_eq!(result.backend, "openai");
+    let timings = result.timings.unwrap();
+    assert!(
+        timings.generated_tokens > 0
+            && timings.time_to_first_token_ms > 0.0
+            && timings.total_ms >= timings.time_to_first_token_ms
+    );
+    if result.parsed {
+        assert!(!result.judgements.is_empty());
+        let labels = [
+            "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+        ];
+        for j in &result.judgements {
+            assert!(labels.contains(&j.label.as_str()), "{j:?}");
+            assert!((0.0..=1.0).contains(&j.confidence) && (-1.0..=1.0).contains(&j.valence));
+        }
+    } else {
+        // No label invented: nothing but the model's words and why they failed.
+        assert!(result.judgements.is_empty());
+        assert!(!result.raw_text.is_empty());
+        assert!(!result.parse_error.is_empty());
+        assert_eq!(
+            result.repair_attempts, 1,
+            "one repair attempt before giving up"
+        );
+        assert!(result.raw_text.contains("--- repair attempt ---"));
+    }
+    // Every streamed token is in the raw text (the repair attempt's too).
+    assert_eq!(
+        tokens.replace(char::is_whitespace, ""),
+        result
+            .raw_text
+            .replace("--- repair attempt ---", "")
+            .replace(char::is_whitespace, "")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_leaves_stops_generation() {
+    let llama = llama_server();
+    let pid = llama.child.id();
+    let url = llama.url.clone();
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_OPENAI_URL", &url);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut stream = affect
+        .explain(explain_request(photo("single_face.jpg"), 2000))
+        .await
+        .unwrap()
+        .into_inner();
+    // Two tokens, then hang up.
+    for _ in 0..2 {
+        stream.message().await.unwrap().unwrap();
+    }
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_seconds(pid) - before;
+    println!("llama.cpp server CPU in the 2 s after the client left: {used:.2} s");
+    assert!(
+        used < 0.5,
+        "generation went on after the client left ({used:.2} CPU s in 2 s)"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_and_dead_backends_get_their_status() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_OPENAI_URL", &dead);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let image = photo("single_face.jpg");
+    let cases: Vec<(ExplainRequest, Code, &str)> = vec![
+        (
+            ExplainRequest {
+                labels: (0..33).map(|i| format!("l{i}")).collect(),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::InvalidArgument,
+            "at most 32",
+        ),
+        (
+            ExplainRequest {
+                labels: vec!["".into()],
+                ..explain_request(image.clone(), 8)
+            },
+            Code::InvalidArgument,
+            "label",
+        ),
+        (
+            explain_request(b"not an image".to_vec(), 8),
+            Code::InvalidArgument,
+            "image",
+        ),
+        (
+            explain_request(photo("free-mountain-vector-01.jpg"), 8),
+            Code::InvalidArgument,
+            "no face",
+        ),
+        (
+            ExplainRequest {
+                face_ids: vec![9],
+                ..explain_request(image.clone(), 8)
+            },
+            Code::InvalidArgument,
+            "no face 9",
+        ),
+        (
+            ExplainRequest {
+                backend: "gpt".into(),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::InvalidArgument,
+            "unknown",
+        ),
+        (
+            ExplainRequest {
+                backend: "candle".into(),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::Unimplemented,
+            "candle",
+        ),
+        (
+            ExplainRequest {
+                source: Some(explain_request::Source::SessionId("s1".into())),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::Unimplemented,
+            "live sessions",
+        ),
+    ];
+    for (request, code, words) in cases {
+        let status = affect.explain(request).await.expect_err(words);
+        assert_eq!(status.code(), code, "{words}: {status:?}");
+        assert!(
+            status.message().contains(words),
+            "{words}: {}",
+            status.message()
+        );
+    }
+    // A backend nobody answers at: UNAVAILABLE, named, delivered on the stream.
+    let mut stream = affect
+        .explain(explain_request(image, 8))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without the backend's error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains(&format!("openai at {dead}")),
+        "{}",
+        status.message()
+    );
+}
