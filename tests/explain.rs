@@ -19,7 +19,11 @@ use tonic::Code;
 struct LlamaServer {
     child: Child,
     url: String,
+    /// One llama.cpp server at a time: each takes both cores of the test machine.
+    _exclusive: std::sync::MutexGuard<'static, ()>,
 }
+
+static LLAMA: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Drop for LlamaServer {
     fn drop(&mut self) {
@@ -37,6 +41,9 @@ fn free_port() -> u16 {
 }
 
 fn gemma() -> PathBuf {
+    // The tests of this file run in parallel: one fetch at a time.
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     let cache = repo().join(".testdata/llm-cache");
     let file = cache.join("gemma-3-270m-q4_k_m.gguf");
     if !file.exists() {
@@ -61,6 +68,7 @@ fn gemma() -> PathBuf {
 }
 
 fn llama_server() -> LlamaServer {
+    let exclusive = LLAMA.lock().unwrap_or_else(|e| e.into_inner());
     let port = free_port();
     let child = Command::new(repo().join(".venv/bin/python"))
         .args([
@@ -84,6 +92,7 @@ fn llama_server() -> LlamaServer {
     let server = LlamaServer {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        _exclusive: exclusive,
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
@@ -228,15 +237,22 @@ async fn a_client_that_leaves_stops_generation() {
         stream.message().await.unwrap().unwrap();
     }
     drop(stream);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = cpu_seconds(pid);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let used = cpu_seconds(pid) - before;
-    println!("llama.cpp server CPU in the 2 s after the client left: {used:.2} s");
-    assert!(
-        used < 0.5,
-        "generation went on after the client left ({used:.2} CPU s in 2 s)"
-    );
+    let left = Instant::now();
+    // Poll the server's CPU use second by second until it falls idle.
+    let mut last = cpu_seconds(pid);
+    let idle_after = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_seconds(pid);
+        if now - last < 0.2 {
+            break left.elapsed();
+        }
+        last = now;
+        assert!(
+            left.elapsed() < Duration::from_secs(15),
+            "the llama.cpp server kept working 15 s after the client left"
+        );
+    };
+    println!("llama.cpp server idle {idle_after:?} after the client left");
 }
 
 #[tokio::test]

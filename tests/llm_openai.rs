@@ -183,16 +183,22 @@ fn tokens_stream_from_a_real_llama_cpp_server_and_cancelling_stops_it() {
         .unwrap();
     assert!(cancelled.cancelled);
     let returned_after = started.elapsed();
-    std::thread::sleep(Duration::from_millis(500));
-    let before = cpu_seconds(pid);
-    std::thread::sleep(Duration::from_secs(2));
-    let used = cpu_seconds(pid) - before;
+    // Poll the server's CPU use second by second until it falls idle.
+    let mut last = cpu_seconds(pid);
+    let idle_after = loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = cpu_seconds(pid);
+        if now - last < 0.2 {
+            break started.elapsed();
+        }
+        last = now;
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the server kept generating 15 s after the client left"
+        );
+    };
     println!(
-        "cancelled after {seen} pieces in {returned_after:?}; server CPU in the next 2 s: {used:.2} s"
-    );
-    assert!(
-        used < 0.5,
-        "the server kept generating after the client left ({used:.2} CPU s in 2 s)"
+        "cancelled after {seen} pieces in {returned_after:?}; server idle {idle_after:?} after the request began"
     );
 }
 

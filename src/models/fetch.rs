@@ -349,9 +349,12 @@ fn copy_hashing(
     }
 }
 
+/// `<target>.<pid>.partial`: two fetches of the same model at once (two terminals, two
+/// test processes) each write their own file, and the atomic rename makes the last
+/// verified one the model.
 fn partial_path(target: &Path) -> PathBuf {
     let mut name = target.file_name().unwrap_or_default().to_owned();
-    name.push(".partial");
+    name.push(format!(".{}.partial", std::process::id()));
     target.with_file_name(name)
 }
 

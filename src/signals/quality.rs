@@ -55,6 +55,22 @@ const MAX_ARTIFACT: f64 = 0.25;
 const MAX_NON_FINITE: f64 = 0.5;
 
 pub fn assess(channel: &str, x: &[f64], thresholds: QualityThresholds) -> ChannelQuality {
+    #[cfg(target_arch = "x86_64")]
+    if super::dsp::has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
+        return unsafe { assess_avx2(channel, x, thresholds) };
+    }
+    assess_impl(channel, x, thresholds)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn assess_avx2(channel: &str, x: &[f64], thresholds: QualityThresholds) -> ChannelQuality {
+    assess_impl(channel, x, thresholds)
+}
+
+#[inline(always)]
+fn assess_impl(channel: &str, x: &[f64], thresholds: QualityThresholds) -> ChannelQuality {
     // This runs per channel per window on the live path: a sum, a min/max pass, a small
     // median selection and one fused pass, each over eight independent lanes.
     let total = lane_sum(x);

@@ -23,12 +23,14 @@ pub type Section = [f64; 6];
 /// additions (latency-bound, and the compiler may not reorder floating-point adds); eight
 /// lanes let it run the adds in parallel and in SIMD. The result differs from sequential
 /// summation only by rounding (and is usually closer to numpy's pairwise sum).
+#[inline(always)]
 pub fn lane_sum(x: &[f64]) -> f64 {
     lane_fold(x, 0.0, |acc, v| acc + v, |a, b| a + b)
 }
 
 /// (minimum, maximum) in one pass with eight lanes; NaN samples are never selected
 /// (callers pass finite data).
+#[inline(always)]
 pub fn lane_min_max(x: &[f64]) -> (f64, f64) {
     let mut lo = [f64::INFINITY; 8];
     let mut hi = [f64::NEG_INFINITY; 8];
@@ -49,6 +51,7 @@ pub fn lane_min_max(x: &[f64]) -> (f64, f64) {
     (min, max)
 }
 
+#[inline(always)]
 fn lane_fold(
     x: &[f64],
     init: f64,
@@ -68,4 +71,16 @@ fn lane_fold(
         acc = step(acc, v);
     }
     acc
+}
+
+/// Whether this CPU has AVX2 and FMA, checked once. The hot per-sample loops (Welch
+/// windowing, channel quality) are compiled twice, for the baseline x86-64 and for AVX2,
+/// and this picks one at run time, so the binary still runs on any x86-64.
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx2() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    })
 }

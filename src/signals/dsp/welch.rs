@@ -97,6 +97,22 @@ impl Welch {
     }
 
     fn averaged(&self, x: &[f64], skip_non_finite: bool) -> (Spectrum, usize, usize) {
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
+            return unsafe { self.averaged_avx2(x, skip_non_finite) };
+        }
+        self.averaged_impl(x, skip_non_finite)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn averaged_avx2(&self, x: &[f64], skip_non_finite: bool) -> (Spectrum, usize, usize) {
+        self.averaged_impl(x, skip_non_finite)
+    }
+
+    #[inline(always)]
+    fn averaged_impl(&self, x: &[f64], skip_non_finite: bool) -> (Spectrum, usize, usize) {
         let n = self.nperseg;
         let bins = n / 2 + 1;
         let mut psd = vec![0.0; bins];
@@ -180,6 +196,7 @@ impl Welch {
 }
 
 /// (intercept, slope) to subtract from a segment.
+#[inline(always)]
 fn fit_trend(seg: &[f64], detrend: Detrend) -> (f64, f64) {
     let n = seg.len() as f64;
     match detrend {
