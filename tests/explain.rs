@@ -6,106 +6,13 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use affectd::proto::affect_client::AffectClient;
 use affectd::proto::*;
+use common::llama::*;
 use common::*;
 use tonic::Code;
-
-struct LlamaServer {
-    child: Child,
-    url: String,
-    /// One llama.cpp server at a time: each takes both cores of the test machine.
-    _exclusive: std::sync::MutexGuard<'static, ()>,
-}
-
-static LLAMA: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn gemma() -> PathBuf {
-    // The tests of this file run in parallel: one fetch at a time.
-    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = FETCH.lock().unwrap_or_else(|e| e.into_inner());
-    let cache = repo().join(".testdata/llm-cache");
-    let file = cache.join("gemma-3-270m-q4_k_m.gguf");
-    if !file.exists() {
-        let out = affectd(&cache)
-            .args([
-                "models",
-                "fetch",
-                "gemma-3-270m-q4km",
-                "--quiet",
-                "--python",
-            ])
-            .arg(repo().join(".venv/bin/python"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    file
-}
-
-fn llama_server() -> LlamaServer {
-    let exclusive = LLAMA.lock().unwrap_or_else(|e| e.into_inner());
-    let port = free_port();
-    let child = Command::new(repo().join(".venv/bin/python"))
-        .args([
-            "-m",
-            "llama_cpp.server",
-            "--host",
-            "127.0.0.1",
-            "--n_threads",
-            "2",
-            "--n_ctx",
-            "4096",
-            "--port",
-        ])
-        .arg(port.to_string())
-        .arg("--model")
-        .arg(gemma())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run scripts/setup.sh --dev (it installs llama-cpp-python[server])");
-    let server = LlamaServer {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _exclusive: exclusive,
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if ureq::get(&format!("{}/v1/models", server.url))
-            .call()
-            .is_ok()
-        {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("llama.cpp server did not start");
-}
 
 fn photo(name: &str) -> Vec<u8> {
     let path = repo().join(".testdata").join(name);
@@ -123,17 +30,6 @@ fn explain_request(image: Vec<u8>, max_tokens: u32) -> ExplainRequest {
         temperature: 0.0,
         ..Default::default()
     }
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,98 +8,11 @@ mod common;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::ops::ControlFlow;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use affectd::llm::openai::{OpenAiBackend, OpenAiConfig};
 use affectd::llm::{ChatBackend, ChatRequest, LlmError, Message};
-use common::*;
-
-const MODEL_ID: &str = "gemma-3-270m-q4km";
-
-/// The model file, fetched once into .testdata/llm-cache (git-ignored, kept between runs).
-fn model_path() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let cache = repo().join(".testdata/llm-cache");
-        let file = cache.join("gemma-3-270m-q4_k_m.gguf");
-        if !file.exists() {
-            let out = affectd(&cache)
-                .args(["models", "fetch", MODEL_ID, "--quiet", "--python"])
-                .arg(repo().join(".venv/bin/python"))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "models fetch failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        file
-    })
-    .clone()
-}
-
-struct LlamaServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn llama_server() -> LlamaServer {
-    let port = free_port();
-    let python = repo().join(".venv/bin/python");
-    let child = Command::new(&python)
-        .args([
-            "-m",
-            "llama_cpp.server",
-            "--host",
-            "127.0.0.1",
-            "--n_threads",
-            "2",
-            "--n_ctx",
-            "2048",
-            "--port",
-        ])
-        .arg(port.to_string())
-        .arg("--model")
-        .arg(model_path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run scripts/setup.sh --dev (it installs llama-cpp-python[server])");
-    let server = LlamaServer {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if ureq::get(&format!("{}/v1/models", server.url))
-            .call()
-            .is_ok()
-        {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("llama.cpp server did not come up on port {port}");
-}
+use common::llama::*;
 
 fn backend(url: &str, read_timeout: Duration, retries: u32) -> OpenAiBackend {
     OpenAiBackend::new(OpenAiConfig {
@@ -125,19 +38,6 @@ fn request(max_tokens: u32) -> ChatRequest {
         seed: Some(7),
         stop: Vec::new(),
     }
-}
-
-/// CPU seconds used so far by a process (Linux /proc).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
 }
 
 #[test]

@@ -18,7 +18,9 @@ pub enum PhysioError {
     Design(#[from] DesignError),
 }
 
-fn zero_phase(
+/// A zero-phase Butterworth filter (NeuroKit2's `signal_filter(method="butterworth")`:
+/// scipy `butter(..., output="sos")` + `sosfiltfilt`), shared by the physiology ports.
+pub(crate) fn zero_phase(
     what: &'static str,
     order: usize,
     band: BandType,

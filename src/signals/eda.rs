@@ -4,24 +4,9 @@
 //! AcqKnowledge does) and `eda_peaks(method="neurokit")` (SCRs are local maxima of the
 //! phasic signal with prominence >= 10% of the largest; onset = the nearest trough before).
 
-use super::cardiac::PhysioError;
-use super::dsp::{BandType, butter_sos, sosfiltfilt};
+use super::cardiac::{PhysioError, zero_phase};
+use super::dsp::BandType;
 use super::peaks::{find_peaks, find_troughs, peak_prominences};
-
-fn zero_phase(
-    what: &'static str,
-    order: usize,
-    band: BandType,
-    fs: f64,
-    x: &[f64],
-) -> Result<Vec<f64>, PhysioError> {
-    let sos = butter_sos(order, band, fs)?;
-    sosfiltfilt(&sos, x).map_err(|e| PhysioError::TooShort {
-        what,
-        needed: e.padlen + 1,
-        got: e.len,
-    })
-}
 
 pub fn eda_clean(x: &[f64], fs: f64) -> Result<Vec<f64>, PhysioError> {
     if fs <= 6.0 {

@@ -4,16 +4,17 @@
 //! each half-cycle's extremum is an inhalation peak or exhalation trough, and breaths with
 //! a peak-to-trough excursion under 30% of the median are merged into their neighbours.
 
-use super::cardiac::PhysioError;
-use super::dsp::{BandType, butter_sos, sosfiltfilt};
+use super::cardiac::{PhysioError, zero_phase};
+use super::dsp::BandType;
 
 pub fn rsp_clean(x: &[f64], fs: f64) -> Result<Vec<f64>, PhysioError> {
-    let sos = butter_sos(2, BandType::Bandpass(0.05, 3.0), fs)?;
-    sosfiltfilt(&sos, x).map_err(|e| PhysioError::TooShort {
-        what: "respiration cleaning",
-        needed: e.padlen + 1,
-        got: e.len,
-    })
+    zero_phase(
+        "respiration cleaning",
+        2,
+        BandType::Bandpass(0.05, 3.0),
+        fs,
+        x,
+    )
 }
 
 /// Sample indices of inhalation peaks in a cleaned respiration signal.

@@ -1,6 +1,8 @@
 //! Shared helpers: start the real `affectd` binary on an ephemeral loopback port.
 #![allow(dead_code)]
 
+pub mod llama;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
