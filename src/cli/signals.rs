@@ -11,37 +11,13 @@ use serde_json::{Map, Value, json};
 use affectd::signals::classifier::{ShrinkageLda, cross_validate};
 use affectd::signals::readers::{self, Annotation, Recording, csv::CsvOptions};
 use affectd::signals::stream::{
-    AnalysisConfig, ChannelSpec, Chunk, FeatureWindow, Features, SignalKind, StreamAnalyzer,
-    StreamSpec,
+    AnalysisConfig, Chunk, FeatureWindow, Features, SignalKind, StreamAnalyzer,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Jsonl,
     Csv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum KindArg {
-    Eeg,
-    Eda,
-    Ecg,
-    Ppg,
-    Respiration,
-    Other,
-}
-
-impl From<KindArg> for SignalKind {
-    fn from(k: KindArg) -> Self {
-        match k {
-            KindArg::Eeg => SignalKind::Eeg,
-            KindArg::Eda => SignalKind::Eda,
-            KindArg::Ecg => SignalKind::Ecg,
-            KindArg::Ppg => SignalKind::Ppg,
-            KindArg::Respiration => SignalKind::Respiration,
-            KindArg::Other => SignalKind::Other,
-        }
-    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -63,7 +39,7 @@ pub struct WindowArgs {
     pub rate: Option<f64>,
     /// CSV input: the signal kind of every column instead of guessing from the names.
     #[arg(long, value_enum)]
-    pub kind: Option<KindArg>,
+    pub kind: Option<SignalKind>,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -83,7 +59,7 @@ impl WindowArgs {
     fn csv(&self) -> CsvOptions {
         CsvOptions {
             rate_hz: self.rate,
-            kind: self.kind.map(Into::into),
+            kind: self.kind,
         }
     }
 }
@@ -155,21 +131,8 @@ fn analyse(
     };
     let mut out = Vec::new();
     for s in &recording.streams {
-        let spec = StreamSpec {
-            id: s.name.clone(),
-            kind: s.kind,
-            rate_hz: s.rate_hz,
-            channels: s
-                .channels
-                .iter()
-                .map(|c| ChannelSpec {
-                    label: c.label.clone(),
-                    unit: c.unit.clone(),
-                })
-                .collect(),
-        };
         let mut analyzer =
-            StreamAnalyzer::new(spec, config).with_context(|| format!("{}", path.display()))?;
+            StreamAnalyzer::new(s.spec(), config).with_context(|| format!("{}", path.display()))?;
         let per_chunk = (s.rate_hz.ceil() as usize).max(1);
         let n = s.channels[0].samples.len();
         let mut interleaved = Vec::with_capacity(per_chunk * s.channels.len());

@@ -11,6 +11,7 @@ use tonic::Status;
 
 use super::convert;
 use super::state::ServerState;
+use crate::config::LlmConfig;
 use crate::llm::openai::{OpenAiBackend, OpenAiConfig};
 use crate::llm::{ChatBackend, ChatRequest, Generation, LlmError, Message, Part};
 use crate::prompt::{self, FaceCue, PromptInput, Template, judgement};
@@ -30,33 +31,37 @@ pub struct Prepared {
     request: ChatRequest,
 }
 
+/// The openai backend from the configuration; None when `llm.openai_url` is empty.
+pub fn openai_backend(llm: &LlmConfig) -> Option<Arc<dyn ChatBackend>> {
+    if llm.openai_url.is_empty() {
+        return None;
+    }
+    let api_key = (!llm.openai_api_key_env.is_empty())
+        .then(|| std::env::var(&llm.openai_api_key_env).ok())
+        .flatten();
+    Some(Arc::new(OpenAiBackend::new(OpenAiConfig {
+        base_url: llm.openai_url.clone(),
+        model: llm.openai_model.clone(),
+        api_key,
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs_f64(llm.timeout_s),
+        retries: llm.retries,
+        accepts_images: llm.openai_images,
+    })))
+}
+
 pub fn backend(state: &ServerState, requested: &str) -> Result<Arc<dyn ChatBackend>, Status> {
-    let llm = &state.config.llm;
     let name = if requested.is_empty() {
-        llm.default_backend.as_str()
+        state.config.llm.default_backend.as_str()
     } else {
         requested
     };
     match name {
-        "openai" => {
-            if llm.openai_url.is_empty() {
-                return Err(Status::failed_precondition(
-                    "backend openai is not configured: set [llm] openai_url (or AFFECTD_OPENAI_URL) to an OpenAI-compatible server",
-                ));
-            }
-            let api_key = (!llm.openai_api_key_env.is_empty())
-                .then(|| std::env::var(&llm.openai_api_key_env).ok())
-                .flatten();
-            Ok(Arc::new(OpenAiBackend::new(OpenAiConfig {
-                base_url: llm.openai_url.clone(),
-                model: llm.openai_model.clone(),
-                api_key,
-                connect_timeout: Duration::from_secs(5),
-                read_timeout: Duration::from_secs_f64(llm.timeout_s),
-                retries: llm.retries,
-                accepts_images: llm.openai_images,
-            })))
-        }
+        "openai" => state.openai.clone().ok_or_else(|| {
+            Status::failed_precondition(
+                "backend openai is not configured: set [llm] openai_url (or AFFECTD_OPENAI_URL) to an OpenAI-compatible server",
+            )
+        }),
         "candle" => Err(Status::unimplemented(
             "backend candle (in-process GGUF models) is not implemented in this version; configure [llm] openai_url and ask for backend \"openai\"",
         )),

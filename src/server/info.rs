@@ -60,7 +60,7 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
     });
     // Explanations need a chat backend; only the openai one is built.
     let config = &state.config;
-    let openai_ready = !config.llm.openai_url.is_empty();
+    let openai_ready = state.openai.is_some();
     capabilities.push(Capability {
         name: "explanation".into(),
         available: openai_ready,

@@ -65,6 +65,7 @@ pub async fn load_state(config: Config) -> Result<Arc<ServerState>, ServeError> 
         let models = ModelSet::load(&manifest, runtime, &config.onnx);
         let face_models = models.face_models();
         Ok(ServerState {
+            openai: explain::openai_backend(&config.llm),
             config,
             models,
             face_models,

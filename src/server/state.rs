@@ -1,6 +1,9 @@
 //! What every service shares.
 
+use std::sync::Arc;
+
 use crate::config::Config;
+use crate::llm::ChatBackend;
 use crate::models::loaded::ModelSet;
 use crate::vision::FaceModels;
 
@@ -9,4 +12,6 @@ pub struct ServerState {
     pub models: ModelSet,
     /// The face networks that loaded (None without a detector).
     pub face_models: Option<FaceModels>,
+    /// The OpenAI-compatible backend, built once at start-up (None when not configured).
+    pub openai: Option<Arc<dyn ChatBackend>>,
 }

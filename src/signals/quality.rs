@@ -55,13 +55,6 @@ const MAX_ARTIFACT: f64 = 0.25;
 const MAX_NON_FINITE: f64 = 0.5;
 
 pub fn assess(channel: &str, x: &[f64], thresholds: QualityThresholds) -> ChannelQuality {
-    // Measured: an AVX2 build of this function was slower than the baseline one (unlike the
-    // Welch loop), so there is no run-time dispatch here.
-    assess_impl(channel, x, thresholds)
-}
-
-#[inline(always)]
-fn assess_impl(channel: &str, x: &[f64], thresholds: QualityThresholds) -> ChannelQuality {
     // This runs per channel per window on the live path: a sum, a min/max pass, a small
     // median selection and one fused pass, each over eight independent lanes.
     let total = lane_sum(x);

@@ -18,7 +18,7 @@ use super::quality::{ChannelQuality, QualityThresholds, assess};
 use super::respiration;
 use super::window::{Window, WindowError, Windower};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalKind {
     Eeg,
@@ -141,6 +141,9 @@ pub enum StreamError {
     },
     #[error("stream {id:?}: first_timestamp must be finite, got {0}", .value)]
     Timestamp { id: String, value: f64 },
+    /// Unreachable: shapes are checked before windowing; kept as an error, not a panic.
+    #[error(transparent)]
+    Windowing(#[from] WindowError),
     #[error(
         "stream {id:?}: a gap of {samples} samples ({seconds:.1} s) is longer than the 600 s that are filled; start a new stream"
     )]
@@ -149,13 +152,6 @@ pub enum StreamError {
         samples: u64,
         seconds: f64,
     },
-}
-
-impl From<WindowError> for StreamError {
-    fn from(e: WindowError) -> Self {
-        // The analyzer validates shapes before windowing, so this is a bug if reached.
-        panic!("windowing invariant broken: {e}")
-    }
 }
 
 /// A block of consecutive samples.

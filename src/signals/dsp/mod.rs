@@ -25,7 +25,15 @@ pub type Section = [f64; 6];
 /// summation only by rounding (and is usually closer to numpy's pairwise sum).
 #[inline(always)]
 pub fn lane_sum(x: &[f64]) -> f64 {
-    lane_fold(x, 0.0, |acc, v| acc + v, |a, b| a + b)
+    let mut lanes = [0.0; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// (minimum, maximum) in one pass with eight lanes; NaN samples are never selected
@@ -49,28 +57,6 @@ pub fn lane_min_max(x: &[f64]) -> (f64, f64) {
         max = max.max(v);
     }
     (min, max)
-}
-
-#[inline(always)]
-fn lane_fold(
-    x: &[f64],
-    init: f64,
-    step: impl Fn(f64, f64) -> f64,
-    merge: impl Fn(f64, f64) -> f64,
-) -> f64 {
-    let mut lanes = [init; 8];
-    let chunks = x.chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane = step(*lane, v);
-        }
-    }
-    let mut acc = lanes.into_iter().fold(init, &merge);
-    for &v in tail {
-        acc = step(acc, v);
-    }
-    acc
 }
 
 /// Whether this CPU has AVX2 and FMA, checked once. The hot per-sample loops (Welch

@@ -32,6 +32,25 @@ pub struct RecordedStream {
     pub channels: Vec<RecordedChannel>,
 }
 
+impl RecordedStream {
+    /// The stream's description for a [`StreamAnalyzer`](super::stream::StreamAnalyzer).
+    pub fn spec(&self) -> super::stream::StreamSpec {
+        super::stream::StreamSpec {
+            id: self.name.clone(),
+            kind: self.kind,
+            rate_hz: self.rate_hz,
+            channels: self
+                .channels
+                .iter()
+                .map(|c| super::stream::ChannelSpec {
+                    label: c.label.clone(),
+                    unit: c.unit.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A timed event (EDF+ annotation, XDF marker).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Annotation {
