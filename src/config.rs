@@ -86,9 +86,12 @@ impl Default for VisionConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlmConfig {
-    /// Backend for Explain requests that name none: "candle" (in process; not built in this
-    /// version) or "openai".
+    /// Backend for Explain requests that name none: "candle" (in process) or "openai".
     pub default_backend: String,
+    /// The candle backend's GGUF: a model id from models/manifest.toml or a path to a
+    /// .gguf file (Qwen2 or Gemma 3 architecture). Empty: the manifest's default
+    /// explanation model. [env: AFFECTD_CANDLE_MODEL]
+    pub candle_model: String,
     /// Base URL of an OpenAI-compatible chat server (llama.cpp llama-server, Ollama, vLLM),
     /// e.g. http://127.0.0.1:8080. Empty: the openai backend is not configured.
     pub openai_url: String,
@@ -110,6 +113,7 @@ impl Default for LlmConfig {
     fn default() -> Self {
         Self {
             default_backend: "candle".into(),
+            candle_model: String::new(),
             openai_url: String::new(),
             openai_model: "default".into(),
             openai_api_key_env: String::new(),
@@ -243,6 +247,9 @@ pub struct Overrides {
     /// Default Explain backend: candle or openai [env: AFFECTD_LLM_BACKEND]
     #[arg(long, env = "AFFECTD_LLM_BACKEND", global = true, hide_env = true)]
     pub llm_backend: Option<String>,
+    /// The candle backend's GGUF: a manifest model id or a .gguf path [env: AFFECTD_CANDLE_MODEL]
+    #[arg(long, env = "AFFECTD_CANDLE_MODEL", global = true, hide_env = true)]
+    pub candle_model: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -327,6 +334,9 @@ impl Config {
         }
         if let Some(v) = &o.openai_url {
             self.llm.openai_url = v.clone();
+        }
+        if let Some(v) = &o.candle_model {
+            self.llm.candle_model = v.clone();
         }
         if let Some(v) = &o.llm_backend {
             self.llm.default_backend = v.clone();

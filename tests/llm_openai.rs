@@ -37,6 +37,7 @@ fn request(max_tokens: u32) -> ChatRequest {
         top_p: 1.0,
         seed: Some(7),
         stop: Vec::new(),
+        constrain_labels: Vec::new(),
     }
 }
 

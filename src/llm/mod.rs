@@ -1,8 +1,9 @@
 //! Language-model backends behind one small trait, so the Explain path does not care
 //! whether tokens come from a model in this process or from a server over HTTP.
-//! This version has the OpenAI-compatible HTTP backend (`openai`: llama.cpp's
-//! llama-server, Ollama, vLLM); the in-process candle backend is not built yet.
+//! Two backends: `candle` runs a GGUF chat model in this process; `openai` talks to any
+//! OpenAI-compatible server (llama.cpp's llama-server, Ollama, vLLM).
 
+pub mod candle;
 pub mod openai;
 
 use std::ops::ControlFlow;
@@ -44,6 +45,9 @@ pub struct ChatRequest {
     pub top_p: f32,
     pub seed: Option<u64>,
     pub stop: Vec<String>,
+    /// The values the JSON field `"label"` may take. Backends that control decoding (candle)
+    /// mask every other value; the others ignore it (the answer is validated either way).
+    pub constrain_labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,11 +70,25 @@ pub enum LlmError {
     Timeout { backend: String, seconds: f64 },
     #[error("backend {backend} answered something unexpected: {reason}")]
     Protocol { backend: String, reason: String },
+    #[error("backend {backend} cannot do this: {reason}")]
+    Unsupported { backend: String, reason: String },
+    #[error(
+        "backend {backend}: the prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) exceeds the model's context of {context} tokens"
+    )]
+    TooLong {
+        backend: String,
+        prompt_tokens: usize,
+        max_tokens: usize,
+        context: usize,
+    },
+    #[error("backend {backend} failed while running the model: {reason}")]
+    Model { backend: String, reason: String },
 }
 
 /// A chat model that streams its tokens. `on_token` gets each piece of text as it arrives
 /// and returns `Break` to stop generation (the backend then stops promptly and returns what
-/// it has, with `cancelled` set).
+/// it has, with `cancelled` set). An empty piece is a probe, not text: backends send one
+/// between long steps (reading a long prompt) to learn whether to go on.
 pub trait ChatBackend: Send + Sync {
     /// "openai" or "candle".
     fn name(&self) -> &str;

@@ -3,6 +3,7 @@
 //! comes from anywhere but the model.
 
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,11 @@ use tonic::Status;
 use super::convert;
 use super::state::ServerState;
 use crate::config::LlmConfig;
+use crate::llm::candle::{CandleBackend, CandleConfig};
 use crate::llm::openai::{OpenAiBackend, OpenAiConfig};
 use crate::llm::{ChatBackend, ChatRequest, Generation, LlmError, Message, Part};
+use crate::models::loaded::ModelSet;
+use crate::models::manifest::Manifest;
 use crate::prompt::{self, FaceCue, PromptInput, Template, judgement};
 use crate::proto;
 use crate::vision::marks;
@@ -32,6 +36,50 @@ pub struct Prepared {
 }
 
 /// The openai backend from the configuration; None when `llm.openai_url` is empty.
+/// The candle backend for the configured GGUF (`[llm] candle_model`: a manifest id or a
+/// path; empty: the manifest's default explanation model), or why there is none. The
+/// model is checked on disk here and loaded on the first request.
+pub fn candle_backend(
+    llm: &LlmConfig,
+    manifest: &Manifest,
+    models: &ModelSet,
+) -> Result<Arc<dyn ChatBackend>, String> {
+    let chosen = llm.candle_model.trim();
+    let (path, name) = if chosen.ends_with(".gguf") || chosen.contains('/') {
+        let path = PathBuf::from(chosen);
+        if !path.is_file() {
+            return Err(format!(
+                "[llm] candle_model {} is not a file",
+                path.display()
+            ));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (path, name)
+    } else {
+        let entry = if chosen.is_empty() {
+            manifest
+                .default_for("explanation-llm")
+                .ok_or("the model manifest names no default explanation-llm")?
+        } else {
+            manifest.get(chosen).map_err(|e| e.to_string())?
+        };
+        if let Some(state) = models.get(&entry.id)
+            && state.status != crate::models::loaded::Status::Available
+        {
+            return Err(format!("model {}: {}", entry.id, state.reason));
+        }
+        (manifest.path_of(entry), entry.id.clone())
+    };
+    Ok(Arc::new(CandleBackend::new(CandleConfig {
+        model_path: path,
+        model_name: name,
+        prefill_chunk: 256,
+    })))
+}
+
 pub fn openai_backend(llm: &LlmConfig) -> Option<Arc<dyn ChatBackend>> {
     if llm.openai_url.is_empty() {
         return None;
@@ -62,9 +110,12 @@ pub fn backend(state: &ServerState, requested: &str) -> Result<Arc<dyn ChatBacke
                 "backend openai is not configured: set [llm] openai_url (or AFFECTD_OPENAI_URL) to an OpenAI-compatible server",
             )
         }),
-        "candle" => Err(Status::unimplemented(
-            "backend candle (in-process GGUF models) is not implemented in this version; configure [llm] openai_url and ask for backend \"openai\"",
-        )),
+        "candle" => match &state.candle {
+            Ok(backend) => Ok(backend.clone()),
+            Err(reason) => Err(Status::unavailable(format!(
+                "backend candle is unavailable: {reason}"
+            ))),
+        },
         other => Err(Status::invalid_argument(format!(
             "backend {other:?} is unknown; use \"candle\" or \"openai\""
         ))),
@@ -77,6 +128,10 @@ fn llm_status(e: LlmError) -> Status {
             Status::unavailable(e.to_string())
         }
         LlmError::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
+        LlmError::Unsupported { .. } | LlmError::TooLong { .. } => {
+            Status::invalid_argument(e.to_string())
+        }
+        LlmError::Model { .. } => Status::internal(e.to_string()),
     }
 }
 
@@ -178,7 +233,7 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
     Ok(Prepared {
         backend,
         template,
-        labels,
+        labels: labels.clone(),
         targets,
         request: ChatRequest {
             messages: messages.clone(),
@@ -195,6 +250,7 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
             },
             seed: (request.seed != 0).then_some(request.seed),
             stop: Vec::new(),
+            constrain_labels: labels,
         },
         messages,
     })
@@ -204,6 +260,14 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
 pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, Status>>) {
     let started = Instant::now();
     let send_token = |piece: &str| -> ControlFlow<()> {
+        if piece.is_empty() {
+            // A backend's probe: is the client still there?
+            return if tx.is_closed() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            };
+        }
         let event = proto::ExplainResponse {
             event: Some(proto::explain_response::Event::Token(piece.to_string())),
         };

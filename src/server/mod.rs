@@ -64,8 +64,13 @@ pub async fn load_state(config: Config) -> Result<Arc<ServerState>, ServeError> 
         }
         let models = ModelSet::load(&manifest, runtime, &config.onnx);
         let face_models = models.face_models();
+        let candle = explain::candle_backend(&config.llm, &manifest, &models);
+        if let Err(reason) = &candle {
+            tracing::warn!("backend candle is unavailable: {reason}");
+        }
         Ok(ServerState {
             openai: explain::openai_backend(&config.llm),
+            candle,
             config,
             models,
             face_models,

@@ -14,4 +14,6 @@ pub struct ServerState {
     pub face_models: Option<FaceModels>,
     /// The OpenAI-compatible backend, built once at start-up (None when not configured).
     pub openai: Option<Arc<dyn ChatBackend>>,
+    /// The in-process backend (its model loads on first use), or why there is none.
+    pub candle: Result<Arc<dyn ChatBackend>, String>,
 }

@@ -39,12 +39,24 @@ pub fn free_port() -> u16 {
 }
 
 pub fn gemma() -> PathBuf {
+    fetched(MODEL_ID, "gemma-3-270m-q4_k_m.gguf")
+}
+
+/// The default explanation model (Qwen2 architecture).
+pub fn qwen() -> PathBuf {
+    fetched(
+        "qwen2.5-coder-0.5b-instruct-q4km",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    )
+}
+
+fn fetched(id: &str, file_name: &str) -> PathBuf {
     let _one_at_a_time = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     let cache = repo().join(".testdata/llm-cache");
-    let file = cache.join("gemma-3-270m-q4_k_m.gguf");
+    let file = cache.join(file_name);
     if !file.exists() {
         let out = affectd(&cache)
-            .args(["models", "fetch", MODEL_ID, "--quiet", "--python"])
+            .args(["models", "fetch", id, "--quiet", "--python"])
             .arg(repo().join(".venv/bin/python"))
             .output()
             .unwrap();

@@ -1,0 +1,430 @@
+//! The in-process backend: a quantized GGUF chat model run by candle on the CPU.
+//!
+//! - Architectures: Qwen2 (candle-transformers' `quantized_qwen2`) and Gemma 3 ([`gemma3`],
+//!   ours: candle's module differs from llama.cpp, see there), chosen by the file's
+//!   `general.architecture`.
+//! - The tokenizer and chat template come from the GGUF itself ([`tokenizer`],
+//!   [`chat_template`]).
+//! - Decoding: KV cache, greedy or temperature + top-p with a seed, stop sequences, max
+//!   tokens, tokens streamed as they are sampled, and the JSON `"label"` value masked to
+//!   the allowed labels ([`constrain`]).
+//!
+//! The model loads on first use and then stays in memory. One generation runs at a time
+//! (the weights and KV cache are shared); later requests wait their turn. Threads: candle
+//! uses `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else every core).
+
+pub mod chat_template;
+pub mod constrain;
+pub mod gemma3;
+pub mod tokenizer;
+
+use std::fs::File;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::quantized_qwen2;
+
+use self::gemma3::Gemma3;
+
+use self::chat_template::{ChatTemplate, Segment};
+use self::constrain::LabelConstraint;
+use self::tokenizer::{Tokenizer, Utf8Stream};
+use super::{ChatBackend, ChatRequest, Generation, LlmError, Part};
+
+const BACKEND: &str = "candle";
+
+#[derive(Debug, Clone)]
+pub struct CandleConfig {
+    /// The GGUF file.
+    pub model_path: PathBuf,
+    /// What responses report as the model (a manifest id or the file name).
+    pub model_name: String,
+    /// Prompt tokens per forward pass while reading the prompt. Between chunks the
+    /// backend checks whether the caller is still there.
+    pub prefill_chunk: usize,
+}
+
+enum Weights {
+    Qwen2(quantized_qwen2::ModelWeights),
+    Gemma3(Gemma3),
+}
+
+impl Weights {
+    /// Logits for the last position of `tokens`, which start at `position`.
+    fn forward(&mut self, tokens: &[u32], position: usize) -> candle_core::Result<Vec<f32>> {
+        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let logits = match self {
+            Self::Qwen2(m) => m.forward(&input, position)?,
+            Self::Gemma3(m) => m.forward(&input, position)?,
+        };
+        logits
+            .squeeze(0)?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1()
+    }
+}
+
+pub struct Loaded {
+    weights: Weights,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub architecture: String,
+    pub context_length: usize,
+}
+
+fn model_error(reason: impl std::fmt::Display) -> LlmError {
+    LlmError::Model {
+        backend: BACKEND.into(),
+        reason: reason.to_string(),
+    }
+}
+
+impl Loaded {
+    pub fn load(path: &std::path::Path) -> Result<Self, LlmError> {
+        let unavailable = |reason: String| LlmError::Unavailable {
+            backend: BACKEND.into(),
+            reason,
+        };
+        let mut file = File::open(path).map_err(|e| {
+            unavailable(format!(
+                "cannot open the model {}: {e} (fetch it with `affectd models fetch`, or set [llm] candle_model)",
+                path.display()
+            ))
+        })?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| unavailable(format!("{} is not a readable GGUF: {e}", path.display())))?;
+        let text = |key: &str| {
+            content
+                .metadata
+                .get(key)
+                .and_then(|v| v.to_string().ok().cloned())
+        };
+        let architecture = text("general.architecture").ok_or_else(|| {
+            unavailable(format!(
+                "{} has no general.architecture in its metadata",
+                path.display()
+            ))
+        })?;
+        let context_length = content
+            .metadata
+            .get(&format!("{architecture}.context_length"))
+            .and_then(|v| v.to_u32().ok())
+            .unwrap_or(2048) as usize;
+        let tokenizer = Tokenizer::from_gguf(&content)
+            .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+        let token_list: Vec<String> = content
+            .metadata
+            .get("tokenizer.ggml.tokens")
+            .and_then(|v| v.to_vec().ok())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.to_string().ok().cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let token_text = |id: Option<u32>| {
+            id.and_then(|id| token_list.get(id as usize).cloned())
+                .unwrap_or_default()
+        };
+        let bos_text = token_text(tokenizer.bos);
+        let eos_text = token_text(tokenizer.end_of_generation.first().copied());
+        let template = ChatTemplate::for_model(
+            text("tokenizer.chat_template").as_deref(),
+            &architecture,
+            &bos_text,
+            &eos_text,
+        );
+        let device = Device::Cpu;
+        let weights = match architecture.as_str() {
+            "qwen2" => Weights::Qwen2(
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
+                    .map_err(|e| unavailable(format!("loading {}: {e}", path.display())))?,
+            ),
+            "gemma3" => Weights::Gemma3(
+                Gemma3::from_gguf(content, &mut file, &device)
+                    .map_err(|e| unavailable(format!("loading {}: {e}", path.display())))?,
+            ),
+            other => {
+                return Err(unavailable(format!(
+                    "{} is a {other:?} model; the candle backend runs qwen2 and gemma3 GGUFs (use the openai backend with llama.cpp for others)",
+                    path.display()
+                )));
+            }
+        };
+        Ok(Self {
+            weights,
+            tokenizer,
+            template,
+            architecture,
+            context_length,
+        })
+    }
+
+    /// The prompt's token ids: BOS if the model wants one, the template's text with
+    /// special tokens, the message contents without.
+    pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<u32>, LlmError> {
+        let mut messages = Vec::with_capacity(request.messages.len());
+        for message in &request.messages {
+            let mut text = String::new();
+            for part in &message.parts {
+                match part {
+                    Part::Text(t) => text.push_str(t),
+                    Part::Image { .. } => {
+                        return Err(LlmError::Unsupported {
+                            backend: BACKEND.into(),
+                            reason: format!(
+                                "the {} model takes text only; send the request without the image",
+                                self.architecture
+                            ),
+                        });
+                    }
+                }
+            }
+            messages.push((message.role, text));
+        }
+        let borrowed: Vec<(&str, &str)> = messages.iter().map(|(r, t)| (*r, t.as_str())).collect();
+        let segments = self.template.render(&borrowed).map_err(model_error)?;
+        let mut ids = Vec::new();
+        if self.tokenizer.add_bos
+            && let Some(bos) = self.tokenizer.bos
+        {
+            ids.push(bos);
+        }
+        for segment in segments {
+            let (text, special) = match &segment {
+                Segment::Template(t) => (t, true),
+                Segment::Content(t) => (t, false),
+            };
+            let mut part = self.tokenizer.encode(text, special).map_err(model_error)?;
+            // A template that writes the BOS token itself (Gemma's does) must not get two.
+            if ids.len() == 1 && part.first() == self.tokenizer.bos.as_ref() {
+                part.remove(0);
+            }
+            ids.extend(part);
+        }
+        Ok(ids)
+    }
+
+    /// The logits after reading `tokens` from an empty cache, in one pass (for parity
+    /// checks against llama.cpp).
+    pub fn last_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>, LlmError> {
+        self.weights.forward(tokens, 0).map_err(model_error)
+    }
+
+    /// Runs `prompt` and then samples up to `max_tokens`, streaming text to `on_token`.
+    pub fn generate_from_tokens(
+        &mut self,
+        prompt: &[u32],
+        request: &ChatRequest,
+        prefill_chunk: usize,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Generation, LlmError> {
+        let started = Instant::now();
+        let max_tokens = request.max_tokens.max(1) as usize;
+        if prompt.is_empty() {
+            return Err(model_error("the prompt has no tokens"));
+        }
+        if prompt.len() + max_tokens > self.context_length {
+            return Err(LlmError::TooLong {
+                backend: BACKEND.into(),
+                prompt_tokens: prompt.len(),
+                max_tokens,
+                context: self.context_length,
+            });
+        }
+        let chunk = prefill_chunk.max(1);
+        let mut logits = Vec::new();
+        let mut position = 0;
+        for piece in prompt.chunks(chunk) {
+            logits = self.weights.forward(piece, position).map_err(model_error)?;
+            position += piece.len();
+            // An empty piece asks whether the caller is still listening.
+            if position < prompt.len() && on_token("").is_break() {
+                return Ok(cancelled(prompt.len(), 0, started, String::new()));
+            }
+        }
+        let sampling = if request.temperature <= 0.0 {
+            Sampling::ArgMax
+        } else if request.top_p < 1.0 {
+            Sampling::TopP {
+                p: request.top_p as f64,
+                temperature: request.temperature as f64,
+            }
+        } else {
+            Sampling::All {
+                temperature: request.temperature as f64,
+            }
+        };
+        let mut sampler =
+            LogitsProcessor::from_sampling(request.seed.unwrap_or(299_792_458), sampling);
+        let mut constraint = (!request.constrain_labels.is_empty())
+            .then(|| LabelConstraint::new(&request.constrain_labels));
+        let mut utf8 = Utf8Stream::default();
+        let mut text = String::new();
+        let mut generated = 0usize;
+        let mut first_token_at = None;
+        let longest_stop = request.stop.iter().map(|s| s.len()).max().unwrap_or(0);
+        // Text held back because it could be the start of a stop sequence.
+        let mut streamed_up_to = 0usize;
+        loop {
+            if let Some(c) = &constraint {
+                c.mask(&mut logits, self.tokenizer.pieces());
+            }
+            let next = sampler
+                .sample(&Tensor::new(logits.as_slice(), &Device::Cpu).map_err(model_error)?)
+                .map_err(model_error)?;
+            generated += 1;
+            first_token_at.get_or_insert_with(|| started.elapsed());
+            if self.tokenizer.end_of_generation.contains(&next) {
+                break;
+            }
+            let piece = self.tokenizer.piece(next);
+            if let Some(c) = &mut constraint {
+                c.advance(piece);
+            }
+            text.push_str(&utf8.push(piece));
+            if let Some(at) = request
+                .stop
+                .iter()
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
+                text.truncate(at);
+                if at > streamed_up_to && on_token(&text[streamed_up_to..]).is_break() {
+                    return Ok(cancelled(prompt.len(), generated, started, text));
+                }
+                streamed_up_to = text.len();
+                break;
+            }
+            let safe = safe_prefix(&text, longest_stop);
+            if safe > streamed_up_to {
+                if on_token(&text[streamed_up_to..safe]).is_break() {
+                    return Ok(cancelled(prompt.len(), generated, started, text));
+                }
+                streamed_up_to = safe;
+            }
+            if generated >= max_tokens {
+                break;
+            }
+            logits = self
+                .weights
+                .forward(&[next], prompt.len() + generated - 1)
+                .map_err(model_error)?;
+        }
+        text.push_str(&utf8.finish());
+        if text.len() > streamed_up_to && on_token(&text[streamed_up_to..]).is_break() {
+            return Ok(cancelled(prompt.len(), generated, started, text));
+        }
+        Ok(Generation {
+            text,
+            prompt_tokens: prompt.len() as u32,
+            generated_tokens: generated as u32,
+            time_to_first_token: first_token_at.unwrap_or_else(|| started.elapsed()),
+            total: started.elapsed(),
+            cancelled: false,
+        })
+    }
+}
+
+/// How much of `text` can be shown without showing the start of a stop sequence: all but
+/// the last `longest_stop - 1` bytes, cut at a character boundary.
+fn safe_prefix(text: &str, longest_stop: usize) -> usize {
+    if longest_stop <= 1 {
+        return text.len();
+    }
+    let mut end = text.len().saturating_sub(longest_stop - 1);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+fn cancelled(prompt: usize, generated: usize, started: Instant, text: String) -> Generation {
+    Generation {
+        text,
+        prompt_tokens: prompt as u32,
+        generated_tokens: generated as u32,
+        time_to_first_token: started.elapsed(),
+        total: started.elapsed(),
+        cancelled: true,
+    }
+}
+
+pub struct CandleBackend {
+    config: CandleConfig,
+    loaded: Mutex<Option<Loaded>>,
+}
+
+impl CandleBackend {
+    pub fn new(config: CandleConfig) -> Self {
+        Self {
+            config,
+            loaded: Mutex::new(None),
+        }
+    }
+
+    /// Loads the model now instead of on the first request.
+    pub fn load(&self) -> Result<(), LlmError> {
+        let mut guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(Loaded::load(&self.config.model_path)?);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the loaded model (loading it first if needed).
+    pub fn with_model<T>(
+        &self,
+        f: impl FnOnce(&mut Loaded) -> Result<T, LlmError>,
+    ) -> Result<T, LlmError> {
+        let mut guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(Loaded::load(&self.config.model_path)?);
+        }
+        f(guard.as_mut().expect("loaded above"))
+    }
+}
+
+impl ChatBackend for CandleBackend {
+    fn name(&self) -> &str {
+        BACKEND
+    }
+
+    fn model(&self) -> &str {
+        &self.config.model_name
+    }
+
+    fn accepts_images(&self) -> bool {
+        false
+    }
+
+    fn generate(
+        &self,
+        request: &ChatRequest,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Generation, LlmError> {
+        let chunk = self.config.prefill_chunk;
+        self.with_model(|model| {
+            let prompt = model.prompt_tokens(request)?;
+            model.generate_from_tokens(&prompt, request, chunk, on_token)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_prefix_holds_back_a_possible_stop_start() {
+        assert_eq!(safe_prefix("hello", 0), 5);
+        assert_eq!(safe_prefix("hello", 3), 3);
+        assert_eq!(safe_prefix("hé", 2), 1);
+        assert_eq!(safe_prefix("ab", 5), 0);
+    }
+}
