@@ -39,6 +39,17 @@ enum Command {
     /// Train a subject-specific EEG classifier from labelled windows; prints its
     /// cross-validated balanced accuracy against chance.
     TrainEeg(cli::signals::TrainArgs),
+    /// Explain the faces in one image with a language model (SoVTP prompt): tokens stream
+    /// to stderr, the validated judgement is printed as JSON.
+    Explain(cli::explain::ExplainArgs),
+    /// Evaluate against labelled data.
+    Eval {
+        #[command(subcommand)]
+        command: cli::explain::EvalCommand,
+    },
+    /// Time the candle backend on one prompt (used by benches/compare_llm.py).
+    #[command(hide = true)]
+    BenchLlm(cli::explain::BenchLlmArgs),
     /// Print the effective configuration (after file, env and flags) as TOML.
     Config,
 }
@@ -90,6 +101,11 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cli::analyze::run(&config, args).map(|()| ExitCode::SUCCESS),
         Command::Signals(args) => cli::signals::run(args).map(|()| ExitCode::SUCCESS),
         Command::TrainEeg(args) => cli::signals::train(args).map(|()| ExitCode::SUCCESS),
+        Command::Explain(args) => cli::explain::run(&config, args).map(|()| ExitCode::SUCCESS),
+        Command::Eval { command } => {
+            cli::explain::eval(&config, command).map(|()| ExitCode::SUCCESS)
+        }
+        Command::BenchLlm(args) => cli::explain::bench_llm(args).map(|()| ExitCode::SUCCESS),
         Command::Config => {
             print!("{}", config.to_toml());
             Ok(ExitCode::SUCCESS)

@@ -203,12 +203,13 @@ async fn bad_requests_and_dead_backends_get_their_status() {
             "unknown",
         ),
         (
+            // The test server's model cache is empty: no GGUF for candle.
             ExplainRequest {
                 backend: "candle".into(),
                 ..explain_request(image.clone(), 8)
             },
-            Code::Unimplemented,
-            "candle",
+            Code::Unavailable,
+            "backend candle is unavailable",
         ),
         (
             ExplainRequest {
@@ -247,4 +248,106 @@ async fn bad_requests_and_dead_backends_get_their_status() {
         "{}",
         status.message()
     );
+}
+
+/// The in-process backend on the default model (Qwen2.5-Coder 0.5B): the same stream and
+/// result contract, the label masked to the request's set, and a client that leaves stops
+/// the server's own CPU work.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_candle_backend_streams_a_judgement_and_stops_when_the_client_leaves() {
+    let model = qwen();
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_CANDLE_MODEL", &model);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let info = affect
+        .get_server_info(GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let candle = info.backends.iter().find(|b| b.name == "candle").unwrap();
+    assert!(candle.available, "{}", candle.reason);
+    assert_eq!(
+        candle.default_model,
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    );
+
+    let labels = vec![
+        "happy".to_string(),
+        "sad".to_string(),
+        "neutral".to_string(),
+    ];
+    let mut stream = affect
+        .explain(ExplainRequest {
+            backend: String::new(), // the default: candle
+            labels: labels.clone(),
+            ..explain_request(photo("0-f15-hao-ph.jpg"), 160)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut tokens = String::new();
+    let mut result = None;
+    while let Some(event) = stream.message().await.unwrap() {
+        match event.event {
+            Some(explain_response::Event::Token(t)) => tokens.push_str(&t),
+            Some(explain_response::Event::Result(r)) => result = Some(r),
+            None => panic!("an empty event"),
+        }
+    }
+    let result = result.expect("a result");
+    println!("{result:#?}");
+    assert_eq!(result.backend, "candle");
+    assert_eq!(result.model, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let timings = result.timings.unwrap();
+    assert!(timings.prompt_tokens > 200 && timings.generated_tokens > 0);
+    assert!(timings.prompt_tokens_per_s > 0.0 && timings.generation_tokens_per_s > 0.0);
+    assert!(!tokens.is_empty());
+    if result.parsed {
+        for j in &result.judgements {
+            assert!(labels.contains(&j.label), "{j:?}");
+        }
+    } else {
+        assert!(result.judgements.is_empty() && !result.parse_error.is_empty());
+    }
+    // Wherever the raw text has a "label" value, it is one of the allowed labels.
+    for (i, _) in result.raw_text.match_indices("\"label\": \"") {
+        let rest = &result.raw_text[i + 10..];
+        let value = &rest[..rest.find('"').unwrap_or(rest.len())];
+        assert!(labels.iter().any(|l| l == value), "label value {value:?}");
+    }
+
+    // Hang up after two tokens: the server's CPU use falls.
+    let pid = server.child.id();
+    let mut stream = affect
+        .explain(explain_request_for(photo("0-f15-hao-ph.jpg"), 2000, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..2 {
+        stream.message().await.unwrap().unwrap();
+    }
+    drop(stream);
+    let left = Instant::now();
+    let mut last = cpu_seconds(pid);
+    let idle_after = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_seconds(pid);
+        if now - last < 0.2 {
+            break left.elapsed();
+        }
+        last = now;
+        assert!(
+            left.elapsed() < Duration::from_secs(15),
+            "the server kept generating 15 s after the client left"
+        );
+    };
+    println!("server idle {idle_after:?} after the client left");
+}
+
+fn explain_request_for(image: Vec<u8>, max_tokens: u32, backend: &str) -> ExplainRequest {
+    ExplainRequest {
+        backend: backend.into(),
+        ..explain_request(image, max_tokens)
+    }
 }

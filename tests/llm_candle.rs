@@ -7,12 +7,21 @@ mod common;
 
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use affectd::llm::candle::tokenizer::Tokenizer;
 use affectd::llm::candle::{CandleBackend, CandleConfig, Loaded};
 use affectd::llm::{ChatBackend, ChatRequest, LlmError, Message, Part};
 use candle_core::quantized::gguf_file;
 use serde_json::Value;
+
+/// One model at a time: candle's matmul threads take every core, and two models computing
+/// at once on this 2-core machine slow each other down many times over.
+static COMPUTE: Mutex<()> = Mutex::new(());
+
+fn exclusive() -> MutexGuard<'static, ()> {
+    COMPUTE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn golden(name: &str) -> Value {
     let path = common::repo().join(format!("tests/reference/golden/llm_{name}.json"));
@@ -67,6 +76,7 @@ fn qwen_tokenizer_from_gguf_metadata_equals_llama_cpp() {
 
 /// Logits and greedy tokens on llama.cpp's own prompt ids.
 fn check_forward(path: &Path, golden: &Value) {
+    let _one = exclusive();
     let mut model = Loaded::load(path).unwrap();
     for (n, case) in golden["prompts"].as_array().unwrap().iter().enumerate() {
         let prompt = ids(&case["ids"]);
@@ -164,6 +174,7 @@ fn chat(system: &str, user: &str, max_tokens: u32) -> ChatRequest {
 
 #[test]
 fn tokens_stream_stop_sequences_cut_and_cancelling_stops() {
+    let _one = exclusive();
     let backend = backend(&common::llama::qwen());
     let request = chat(
         "You are brief.",
@@ -236,6 +247,7 @@ fn tokens_stream_stop_sequences_cut_and_cancelling_stops() {
 
 #[test]
 fn the_label_value_is_masked_to_the_label_set() {
+    let _one = exclusive();
     let backend = backend(&common::llama::qwen());
     let labels: Vec<String> = vec!["zorp".into(), "blick".into()];
     let request = chat(
@@ -275,6 +287,7 @@ fn the_label_value_is_masked_to_the_label_set() {
 
 #[test]
 fn special_tokens_in_message_content_stay_text() {
+    let _one = exclusive();
     for path in [common::llama::gemma(), common::llama::qwen()] {
         let mut model = Loaded::load(&path).unwrap();
         let clean = model.prompt_tokens(&chat("S", "hello", 8)).unwrap();
@@ -341,4 +354,29 @@ fn a_missing_or_foreign_model_file_is_unavailable_with_the_reason() {
         .generate(&chat("S", "x", 4), &mut |_| ControlFlow::Continue(()))
         .unwrap_err();
     assert!(e.to_string().contains("not a readable GGUF"), "{e}");
+}
+
+/// The fuzz seeds (fuzz/seeds/make_gguf_seeds.py): tiny vocabularies whose encodings can be
+/// worked out by hand.
+#[test]
+fn tiny_gguf_vocabularies_encode_as_worked_out_by_hand() {
+    let seeds = common::repo().join("fuzz/seeds/gguf_tokenizer");
+    let open = |name: &str| {
+        let mut file = std::fs::File::open(seeds.join(name)).unwrap();
+        Tokenizer::from_gguf_reader(&mut file).unwrap()
+    };
+    // BPE merges h+e, l+l, he+ll, hell+o: "hello" is one token; " w" is "Ġ" then "w".
+    let bpe = open("tiny_gpt2.gguf");
+    assert_eq!(bpe.encode("hello", false).unwrap(), [11]);
+    assert_eq!(bpe.encode("<|im_start|>hello", true).unwrap(), [1, 11]);
+    assert_eq!(bpe.encode("hello w", false).unwrap(), [11, 6, 7]);
+    assert_eq!(bpe.decode(&[1, 11, 6, 7]), "hello w");
+    // SentencePiece by score: "▁hello" (-0.1) beats every split; an unknown "A" falls back
+    // to its byte token <0x41>.
+    let spm = open("tiny_llama.gguf");
+    assert_eq!(spm.encode("hello", false).unwrap(), [12]);
+    assert_eq!(spm.encode("<start_of_turn>hello", true).unwrap(), [2, 12]);
+    assert_eq!(spm.encode("A", false).unwrap(), [4, 3]);
+    assert_eq!(spm.decode(&[12, 3]), " helloA");
+    assert!(Tokenizer::from_gguf_reader(&mut std::io::Cursor::new(b"GGUF\x03\x00")).is_err());
 }

@@ -1,3 +1,4 @@
 pub mod analyze;
+pub mod explain;
 pub mod signals;
 pub mod video;

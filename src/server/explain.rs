@@ -135,6 +135,26 @@ fn llm_status(e: LlmError) -> Status {
     }
 }
 
+/// The faces in encoded image bytes, analysed with the server's defaults (for evaluation
+/// against the same faces the prompt describes).
+pub fn analyze_image(
+    state: &ServerState,
+    encoded: &[u8],
+) -> Result<crate::vision::FrameResult, Status> {
+    let models = state
+        .face_models
+        .as_ref()
+        .ok_or_else(|| Status::failed_precondition("face_detection is unavailable"))?;
+    let input = proto::ImageInput {
+        data: Some(proto::image_input::Data::Encoded(encoded.to_vec())),
+    };
+    let image = convert::decode_image(Some(&input), state.config.vision.max_image_pixels)?;
+    let options = convert::analyze_options(None, &state.config.vision)?;
+    models
+        .analyze(&image, &options)
+        .map_err(|e| Status::internal(format!("face analysis failed: {e}")))
+}
+
 /// CPU-bound part (decode, faces, marks, prompt); run off the async workers.
 pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<Prepared, Status> {
     let labels =

@@ -58,16 +58,18 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
         reason: String::new(),
         models: Vec::new(),
     });
-    // Explanations need a chat backend; only the openai one is built.
+    // Explanations need a chat backend: candle's model on disk, or an openai server.
     let config = &state.config;
     let openai_ready = state.openai.is_some();
+    let candle_ready = state.candle.is_ok();
+    let candle_reason = state.candle.as_ref().err().cloned().unwrap_or_default();
     capabilities.push(Capability {
         name: "explanation".into(),
-        available: openai_ready,
-        reason: if openai_ready {
+        available: openai_ready || candle_ready,
+        reason: if openai_ready || candle_ready {
             String::new()
         } else {
-            "no chat backend: the in-process candle backend is not implemented in this version, and [llm] openai_url is not set".into()
+            format!("no chat backend: candle: {candle_reason}; openai: [llm] openai_url is not set")
         },
         models: Vec::new(),
     });
@@ -93,9 +95,13 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
     let backends = vec![
         BackendInfo {
             name: "candle".into(),
-            available: false,
-            reason: "the in-process candle backend is not implemented in this version".into(),
-            default_model: default_llm.clone(),
+            available: candle_ready,
+            reason: candle_reason,
+            default_model: state
+                .candle
+                .as_ref()
+                .map(|b| b.model().to_string())
+                .unwrap_or(default_llm),
         },
         BackendInfo {
             name: "openai".into(),

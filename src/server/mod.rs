@@ -3,7 +3,7 @@
 
 mod affect;
 mod convert;
-mod explain;
+pub mod explain;
 pub mod info;
 mod recordings;
 mod signals;

@@ -16,6 +16,7 @@
 pub mod chat_template;
 pub mod constrain;
 pub mod gemma3;
+pub mod repack;
 pub mod tokenizer;
 
 use std::fs::File;
@@ -140,16 +141,27 @@ impl Loaded {
             &eos_text,
         );
         let device = Device::Cpu;
-        let weights = match architecture.as_str() {
-            "qwen2" => Weights::Qwen2(
+        let mut content = content;
+        let widened = repack::widen_q5_0(&mut content, &mut file)
+            .map_err(|e| unavailable(format!("reading {}: {e}", path.display())))?;
+        let load_error =
+            |e: candle_core::Error| unavailable(format!("loading {}: {e}", path.display()));
+        let weights = match (architecture.as_str(), widened) {
+            ("qwen2", Some((mut blob, _))) => Weights::Qwen2(
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut blob, &device)
+                    .map_err(load_error)?,
+            ),
+            ("qwen2", None) => Weights::Qwen2(
                 quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
-                    .map_err(|e| unavailable(format!("loading {}: {e}", path.display())))?,
+                    .map_err(load_error)?,
             ),
-            "gemma3" => Weights::Gemma3(
-                Gemma3::from_gguf(content, &mut file, &device)
-                    .map_err(|e| unavailable(format!("loading {}: {e}", path.display())))?,
-            ),
-            other => {
+            ("gemma3", Some((mut blob, _))) => {
+                Weights::Gemma3(Gemma3::from_gguf(content, &mut blob, &device).map_err(load_error)?)
+            }
+            ("gemma3", None) => {
+                Weights::Gemma3(Gemma3::from_gguf(content, &mut file, &device).map_err(load_error)?)
+            }
+            (other, _) => {
                 return Err(unavailable(format!(
                     "{} is a {other:?} model; the candle backend runs qwen2 and gemma3 GGUFs (use the openai backend with llama.cpp for others)",
                     path.display()
@@ -214,6 +226,42 @@ impl Loaded {
     /// checks against llama.cpp).
     pub fn last_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>, LlmError> {
         self.weights.forward(tokens, 0).map_err(model_error)
+    }
+
+    /// For speed comparisons (benches/compare_llm.py): reads `prompt` in chunks, then
+    /// generates exactly `tokens` greedy tokens (end-of-turn ignored, so every run does
+    /// the same work). Returns the prompt time, the generation time and the tokens.
+    pub fn time_greedy(
+        &mut self,
+        prompt: &[u32],
+        tokens: usize,
+        chunk: usize,
+    ) -> Result<(std::time::Duration, std::time::Duration, Vec<u32>), LlmError> {
+        let started = Instant::now();
+        let mut logits = Vec::new();
+        let mut position = 0;
+        for piece in prompt.chunks(chunk.max(1)) {
+            logits = self.weights.forward(piece, position).map_err(model_error)?;
+            position += piece.len();
+        }
+        let prompt_time = started.elapsed();
+        let started = Instant::now();
+        let mut out = Vec::with_capacity(tokens);
+        for _ in 0..tokens {
+            let next = logits
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i as u32)
+                .unwrap_or(0);
+            out.push(next);
+            logits = self
+                .weights
+                .forward(&[next], position)
+                .map_err(model_error)?;
+            position += 1;
+        }
+        Ok((prompt_time, started.elapsed(), out))
     }
 
     /// Runs `prompt` and then samples up to `max_tokens`, streaming text to `on_token`.

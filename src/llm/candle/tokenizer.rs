@@ -40,6 +40,8 @@ pub enum TokenizerError {
     UnsupportedPre(String),
     #[error("tokenizing failed: {0}")]
     Encode(String),
+    #[error("not a readable GGUF: {0}")]
+    NotGguf(String),
 }
 
 enum Model {
@@ -164,6 +166,14 @@ fn matcher(texts: Vec<(String, u32)>) -> Option<(AhoCorasick, Vec<u32>)> {
 }
 
 impl Tokenizer {
+    /// Reads only the GGUF header and metadata (not the tensors) and builds the tokenizer.
+    pub fn from_gguf_reader<R: std::io::Read + std::io::Seek>(
+        reader: &mut R,
+    ) -> Result<Self, TokenizerError> {
+        let content = Content::read(reader).map_err(|e| TokenizerError::NotGguf(e.to_string()))?;
+        Self::from_gguf(&content)
+    }
+
     pub fn from_gguf(content: &Content) -> Result<Self, TokenizerError> {
         let model_name = content
             .metadata
