@@ -120,3 +120,22 @@ pub fn cpu_seconds(pid: u32) -> f64 {
         .collect();
     (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
 }
+
+/// Polls `pid`'s CPU use second by second until a second passes with under 0.2 CPU-s, and
+/// returns how long that took. Panics, naming `what`, if it is still busy after 15 s.
+pub fn wait_until_idle(pid: u32, what: &str) -> Duration {
+    let started = Instant::now();
+    let mut last = cpu_seconds(pid);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = cpu_seconds(pid);
+        if now - last < 0.2 {
+            return started.elapsed();
+        }
+        last = now;
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{what} kept working 15 s after the client left"
+        );
+    }
+}
