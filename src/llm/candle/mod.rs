@@ -39,6 +39,9 @@ use super::{ChatBackend, ChatRequest, Generation, LlmError, Part};
 
 const BACKEND: &str = "candle";
 
+trait ReadSeek: std::io::Read + std::io::Seek {}
+impl<T: std::io::Read + std::io::Seek> ReadSeek for T {}
+
 #[derive(Debug, Clone)]
 pub struct CandleConfig {
     /// The GGUF file.
@@ -141,32 +144,28 @@ impl Loaded {
             &eos_text,
         );
         let device = Device::Cpu;
+        if !matches!(architecture.as_str(), "qwen2" | "gemma3") {
+            return Err(unavailable(format!(
+                "{} is a {architecture:?} model; the candle backend runs qwen2 and gemma3 GGUFs (use the openai backend with llama.cpp for others)",
+                path.display()
+            )));
+        }
         let mut content = content;
-        let widened = repack::widen_q5_0(&mut content, &mut file)
-            .map_err(|e| unavailable(format!("reading {}: {e}", path.display())))?;
         let load_error =
             |e: candle_core::Error| unavailable(format!("loading {}: {e}", path.display()));
-        let weights = match (architecture.as_str(), widened) {
-            ("qwen2", Some((mut blob, _))) => Weights::Qwen2(
-                quantized_qwen2::ModelWeights::from_gguf(content, &mut blob, &device)
+        // Tensors come from memory when Q5_0 ones were widened, else from the file.
+        let mut reader: Box<dyn ReadSeek> =
+            match repack::widen_q5_0(&mut content, &mut file).map_err(load_error)? {
+                Some((blob, _)) => Box::new(blob),
+                None => Box::new(file),
+            };
+        let weights = if architecture == "qwen2" {
+            Weights::Qwen2(
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &device)
                     .map_err(load_error)?,
-            ),
-            ("qwen2", None) => Weights::Qwen2(
-                quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
-                    .map_err(load_error)?,
-            ),
-            ("gemma3", Some((mut blob, _))) => {
-                Weights::Gemma3(Gemma3::from_gguf(content, &mut blob, &device).map_err(load_error)?)
-            }
-            ("gemma3", None) => {
-                Weights::Gemma3(Gemma3::from_gguf(content, &mut file, &device).map_err(load_error)?)
-            }
-            (other, _) => {
-                return Err(unavailable(format!(
-                    "{} is a {other:?} model; the candle backend runs qwen2 and gemma3 GGUFs (use the openai backend with llama.cpp for others)",
-                    path.display()
-                )));
-            }
+            )
+        } else {
+            Weights::Gemma3(Gemma3::from_gguf(content, &mut reader, &device).map_err(load_error)?)
         };
         Ok(Self {
             weights,
@@ -414,15 +413,6 @@ impl CandleBackend {
             config,
             loaded: Mutex::new(None),
         }
-    }
-
-    /// Loads the model now instead of on the first request.
-    pub fn load(&self) -> Result<(), LlmError> {
-        let mut guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(Loaded::load(&self.config.model_path)?);
-        }
-        Ok(())
     }
 
     /// Runs `f` on the loaded model (loading it first if needed).
