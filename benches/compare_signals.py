@@ -3,6 +3,9 @@
 
 1. `cargo bench --bench signals -- encoders` measures affectd (criterion medians).
 2. The same work in Python, timed here (median of repeated runs, one process):
+   - EEG stream, per 1 s hop: the same window features for each 4 s window of a 10 s
+     recording at a 1 s hop, which is what a live stream or `affectd signals` computes per
+     second (affectd reuses the Welch segments that consecutive windows share);
    - EEG window, 64 ch x 4 s at 1 kHz: scipy.signal.welch (Hann, 2 s segments, 50%
      overlap, constant detrend) vectorised over channels, band powers by
      scipy.integrate.trapezoid for 5 bands plus the 1-45 Hz total, relative power,
@@ -53,9 +56,9 @@ def median_ms(fn, repeats):
     return float(np.median(times))
 
 
-def eeg_data():
-    """benches/signals.rs `channel(c, 4)`, bit for bit."""
-    i = np.arange(4000)
+def eeg_data(seconds=4):
+    """benches/signals.rs `channel(c, seconds)`, bit for bit."""
+    i = np.arange(seconds * 1000)
     t = i / FS
     rows = []
     for c in range(CHANNELS):
@@ -97,6 +100,13 @@ def main():
         subprocess.run(["cargo", "bench", "--bench", "signals", "--", "encoders"], cwd=ROOT, check=True)
 
     x = eeg_data()
+    ten_seconds = eeg_data(10)
+
+    def eeg_stream_fn():
+        # What a scipy pipeline does per 1 s hop of a live stream or a file: the features of
+        # the 4 s window that ends there (here the six windows of a 10 s recording).
+        for start in range(0, 6001, 1000):
+            eeg_window(ten_seconds[:, start : start + 4000])
     ecg = np.array(
         [float(l.split()[5]) for l in (ROOT / ".testdata/SampleECG.txt").read_text().splitlines() if not l.startswith("#")]
     )
@@ -116,6 +126,12 @@ def main():
 
     rows = [
         ("EEG window 64ch x 4s @1kHz", "scipy", median_ms(lambda: eeg_window(x), args.repeats), "eeg_window_64ch_1kHz_4s"),
+        (
+            "EEG stream 64ch @1kHz, per 1 s hop",
+            "scipy",
+            median_ms(eeg_stream_fn, max(args.repeats // 7, 3)) / 7,
+            "eeg_stream_one_second_64ch_1kHz",
+        ),
         ("ECG 22 s @1kHz (pyhrv)", "NeuroKit2", median_ms(ecg_fn, args.repeats), "ecg_clean_and_r_peaks_pyhrv_22s_1kHz"),
         ("PPG 25 s @100Hz (heartpy)", "NeuroKit2", median_ms(ppg_fn, args.repeats), "ppg_clean_and_peaks_heartpy_25s_100Hz"),
         ("EDA 90 s @50Hz (simulated)", "NeuroKit2", median_ms(eda_fn, args.repeats), "eda_clean_split_and_scrs_90s_50Hz"),

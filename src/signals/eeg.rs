@@ -3,6 +3,8 @@
 //! beta/(alpha+theta) engagement indices, channel quality, and an interpretable
 //! valence/arousal estimate.
 
+use std::collections::VecDeque;
+
 use serde::Serialize;
 
 use super::dsp::{
@@ -177,6 +179,21 @@ pub struct EegEncoder {
     /// (pair name, right index, left index).
     pairs: Vec<(String, usize, usize)>,
     span: (f64, f64),
+    /// Segment powers of the stream's recent windows (`encode_stream`).
+    cache: SegmentCache,
+}
+
+/// The Welch segment powers of recent windows, per channel, by the stream index of each
+/// segment's first sample. With 4 s windows, 2 s segments at 50% overlap and a 1 s hop,
+/// two of a window's three segments were already in the previous window: each segment is
+/// transformed once instead of three times. Samples never change once received, so a
+/// power keyed by its stream position stays valid; entries before the current window are
+/// dropped, so memory stays bounded.
+#[derive(Default)]
+struct SegmentCache {
+    /// (first sample, per channel: the power, or None for a segment holding NaN/Inf),
+    /// in increasing order of first sample.
+    segments: VecDeque<(u64, Vec<Option<Vec<f64>>>)>,
 }
 
 impl EegEncoder {
@@ -201,6 +218,12 @@ impl EegEncoder {
             }
         }
         let nperseg = ((config.segment_s * fs).round() as usize).max(1);
+        let highest_band = config
+            .bands
+            .iter()
+            .map(|b| b.high_hz)
+            .fold(f64::NEG_INFINITY, f64::max);
+        // Only the bins the bands and the mains check read are computed.
         let welch = Welch::new(
             WelchConfig {
                 nperseg,
@@ -209,7 +232,8 @@ impl EegEncoder {
             },
             fs,
             window_len,
-        )?;
+        )?
+        .up_to(highest_band.max(config.line_hz + LINE_HALF_WIDTH_HZ));
         let names: Vec<String> = labels.iter().map(|l| ten_twenty_name(l)).collect();
         let find = |n: &str| names.iter().position(|x| x == n);
         let pairs = ASYMMETRY_PAIRS
@@ -234,6 +258,7 @@ impl EegEncoder {
             welch,
             pairs,
             span,
+            cache: SegmentCache::default(),
         })
     }
 
@@ -248,13 +273,106 @@ impl EegEncoder {
     /// Features of one window (channel-major samples). Channels that are not usable are
     /// reported in quality and left out of every feature.
     pub fn encode(&self, window: &[Vec<f64>]) -> (Vec<ChannelQuality>, EegFeatures) {
+        let mut fresh = SegmentCache::default();
+        self.encode_with(window, 0, &mut fresh)
+    }
+
+    /// `encode` for a window of a stream whose first sample is the stream's sample
+    /// `first_sample`: Welch segments already transformed for an earlier window of the same
+    /// stream are reused. The result equals `encode`'s, bit for bit.
+    pub fn encode_stream(
+        &mut self,
+        window: &[Vec<f64>],
+        first_sample: u64,
+    ) -> (Vec<ChannelQuality>, EegFeatures) {
+        let mut cache = std::mem::take(&mut self.cache);
+        let encoded = self.encode_with(window, first_sample, &mut cache);
+        self.cache = cache;
+        encoded
+    }
+
+    /// Each channel's spectrum over the segments that hold no NaN/Inf sample (None when
+    /// none does), from the cache where it has the segment.
+    fn spectra(
+        &self,
+        window: &[Vec<f64>],
+        first_sample: u64,
+        cache: &mut SegmentCache,
+    ) -> Vec<Option<Spectrum>> {
+        let welch = &self.welch;
+        let len = window.first().map_or(0, Vec::len);
+        // A cache from another channel layout (never the case within one stream) is reset.
+        if cache
+            .segments
+            .front()
+            .is_some_and(|(_, powers)| powers.len() != window.len())
+        {
+            cache.segments.clear();
+        }
+        while cache
+            .segments
+            .front()
+            .is_some_and(|(start, _)| *start < first_sample)
+        {
+            cache.segments.pop_front();
+        }
+        let mut buffers = welch.buffers();
+        let segments = welch.segments(len);
+        let mut at = 0;
+        for s in 0..segments {
+            let offset = s * welch.step();
+            let start = first_sample + offset as u64;
+            while cache.segments.get(at).is_some_and(|(k, _)| *k < start) {
+                cache.segments.remove(at);
+            }
+            if cache.segments.get(at).is_some_and(|(k, _)| *k == start) {
+                at += 1;
+                continue;
+            }
+            let powers = window
+                .iter()
+                .map(|x| {
+                    let mut power = vec![0.0; welch.bins()];
+                    let seg = &x[offset..offset + welch.segment_len()];
+                    welch
+                        .segment_power(seg, true, &mut buffers, &mut power)
+                        .then_some(power)
+                })
+                .collect();
+            cache.segments.insert(at, (start, powers));
+            at += 1;
+        }
+        cache.segments.truncate(at);
+        (0..window.len())
+            .map(|channel| {
+                let mut psd = vec![0.0; welch.bins()];
+                let mut used = 0;
+                for (_, powers) in cache.segments.iter() {
+                    if let Some(power) = &powers[channel] {
+                        used += 1;
+                        for (p, q) in psd.iter_mut().zip(power) {
+                            *p += q;
+                        }
+                    }
+                }
+                (used > 0).then(|| welch.finish(psd, used))
+            })
+            .collect()
+    }
+
+    fn encode_with(
+        &self,
+        window: &[Vec<f64>],
+        first_sample: u64,
+        cache: &mut SegmentCache,
+    ) -> (Vec<ChannelQuality>, EegFeatures) {
         let mut quality = Vec::with_capacity(window.len());
         let mut features = EegFeatures::default();
+        let spectra = self.spectra(window, first_sample, cache);
         // Per channel: the band powers when usable.
         let mut powers: Vec<Option<Vec<f64>>> = Vec::with_capacity(window.len());
-        for (label, x) in self.labels.iter().zip(window) {
+        for ((label, x), spectrum) in self.labels.iter().zip(window).zip(spectra) {
             let mut q = assess(label, x, self.config.thresholds);
-            let spectrum = self.welch.spectrum_of_finite_segments(x).map(|(s, _, _)| s);
             let Some(spectrum) = spectrum else {
                 q.usable = false;
                 quality.push(q);
@@ -262,7 +380,12 @@ impl EegEncoder {
                 continue;
             };
             let total = band_power(&spectrum, self.span.0, self.span.1);
-            q.line_noise_ratio = line_noise_ratio(&spectrum, self.config.line_hz, total);
+            q.line_noise_ratio = line_noise_ratio(
+                &spectrum,
+                self.welch.top_frequency(),
+                self.config.line_hz,
+                total,
+            );
             let band_values: Vec<f64> = self
                 .config
                 .bands
@@ -353,12 +476,20 @@ impl EegEncoder {
     }
 }
 
-fn line_noise_ratio(spectrum: &Spectrum, line_hz: f64, total: f64) -> f64 {
-    let nyquist = spectrum.freqs.last().copied().unwrap_or(0.0);
-    if line_hz + 2.0 > nyquist || total <= 0.0 {
+/// The mains band is line_hz +- this, Hz.
+const LINE_HALF_WIDTH_HZ: f64 = 2.0;
+
+/// Power within LINE_HALF_WIDTH_HZ of the mains over `total`; 0 when the mains band does
+/// not fit under `top_hz`, the spectrum's highest frequency.
+fn line_noise_ratio(spectrum: &Spectrum, top_hz: f64, line_hz: f64, total: f64) -> f64 {
+    if line_hz + LINE_HALF_WIDTH_HZ > top_hz || total <= 0.0 {
         return 0.0;
     }
-    band_power(spectrum, line_hz - 2.0, line_hz + 2.0) / total
+    band_power(
+        spectrum,
+        line_hz - LINE_HALF_WIDTH_HZ,
+        line_hz + LINE_HALF_WIDTH_HZ,
+    ) / total
 }
 
 #[cfg(test)]
@@ -439,6 +570,73 @@ mod tests {
         let a = f.band_powers[2].absolute;
         let b = reference.band_powers[2].absolute;
         assert!(a.is_finite() && (a - b).abs() / b < 0.05, "{a} vs {b}");
+    }
+
+    #[test]
+    fn stream_windows_reuse_segments_and_equal_isolated_windows_bit_for_bit() {
+        let fs = 250.0;
+        let len = 1000;
+        // 10 s on two channels with a dropout, so some cached segments are NaN ones.
+        let total = 2500;
+        let mut a = add(
+            &sine(fs, total, 10.0, 20.0, 0.0),
+            &sine(fs, total, 22.0, 5.0, 0.4),
+        );
+        for v in &mut a[1210..1260] {
+            *v = f64::NAN;
+        }
+        let b: Vec<f64> = (0..total)
+            .map(|i| ((i * 7919) % 613) as f64 / 10.0 + 3.0 * (i as f64 * 0.31).sin())
+            .collect();
+        // Hops aligned with the 250-sample segment step (reuse), and not (no reuse).
+        for hop in [250, 500, 333] {
+            let mut streaming = EegEncoder::new(
+                vec!["F3".into(), "F4".into()],
+                fs,
+                len,
+                EegConfig::default(),
+            )
+            .unwrap();
+            let mut start = 0;
+            while start + len <= total {
+                let window = [
+                    a[start..start + len].to_vec(),
+                    b[start..start + len].to_vec(),
+                ];
+                let isolated = streaming.encode(&window);
+                let streamed = streaming.encode_stream(&window, start as u64);
+                assert_eq!(
+                    format!("{isolated:?}"),
+                    format!("{streamed:?}"),
+                    "hop {hop}, window at {start}"
+                );
+                assert!(streaming.cache.segments.len() <= 3);
+                start += hop;
+            }
+        }
+    }
+
+    #[test]
+    fn a_spectrum_cut_at_a_frequency_is_a_prefix_of_the_full_one() {
+        let fs = 1000.0;
+        let x = add(
+            &sine(fs, 4000, 10.0, 20.0, 0.0),
+            &sine(fs, 4000, 50.0, 3.0, 0.2),
+        );
+        let config = WelchConfig {
+            nperseg: 2000,
+            noverlap: None,
+            detrend: Detrend::Constant,
+        };
+        let full = Welch::new(config, fs, x.len()).unwrap();
+        let whole = full.spectrum(&x);
+        let cut = Welch::new(config, fs, x.len()).unwrap().up_to(52.0);
+        let part = cut.spectrum(&x);
+        // Bins 0..=104 are 0..=52 Hz at 0.5 Hz.
+        assert_eq!(part.freqs.len(), 105);
+        assert_eq!(part.freqs[..], whole.freqs[..105]);
+        assert_eq!(part.psd[..], whole.psd[..105]);
+        assert_eq!(cut.top_frequency(), 500.0);
     }
 
     #[test]

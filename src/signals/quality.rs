@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::dsp::{lane_min_max, lane_sum};
+use super::dsp::{lane_min_max, lane_sum, lane_sum_min_max};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelQuality {
@@ -57,7 +57,7 @@ const MAX_NON_FINITE: f64 = 0.5;
 pub fn assess(channel: &str, x: &[f64], thresholds: QualityThresholds) -> ChannelQuality {
     // This runs per channel per window on the live path: a sum, a min/max pass, a small
     // median selection and one fused pass, each over eight independent lanes.
-    let total = lane_sum(x);
+    let (total, all_min, all_max) = lane_sum_min_max(x);
     // The sum is NaN/Inf exactly when some sample is: the common case needs no check.
     let non_finite = if total.is_finite() {
         0
@@ -87,16 +87,25 @@ pub fn assess(channel: &str, x: &[f64], thresholds: QualityThresholds) -> Channe
     } else {
         lane_sum(&finite)
     } / n;
-    let (min, max) = lane_min_max(&finite);
+    let (min, max) = if non_finite == 0 {
+        (all_min, all_max)
+    } else {
+        lane_min_max(&finite)
+    };
     // The median of at most ~1000 evenly spaced samples: as good a centre for the artefact
     // threshold as the full median, at a quarter of the cost for 4 s at 1 kHz.
-    let median = thresholds.artifact_amplitude.map(|_| {
+    // Every sample lies within max - min of the median, so a window whose whole range is
+    // within the threshold has no artefact and needs no median (most clean EEG windows).
+    let artifact_limit = thresholds
+        .artifact_amplitude
+        .filter(|&limit| max - min > limit);
+    let median = artifact_limit.map(|_| {
         let stride = finite.len().div_ceil(1024);
         let mut scratch: Vec<f64> = finite.iter().step_by(stride).copied().collect();
         let mid = scratch.len() / 2;
         *scratch.select_nth_unstable_by(mid, f64::total_cmp).1
     });
-    let limit = thresholds.artifact_amplitude.unwrap_or(f64::INFINITY);
+    let limit = artifact_limit.unwrap_or(f64::INFINITY);
     let centre = median.unwrap_or(0.0);
     let mut squares = [0.0; 8];
     let mut at_rails = 0usize;

@@ -547,14 +547,20 @@ impl StreamAnalyzer {
             (region_start - window.context_start) as usize,
             (region_end - window.context_start) as usize,
         );
-        let (quality, features, estimate) = match &self.encoder {
+        let (quality, features, estimate) = match &mut self.encoder {
             Encoder::Eeg(encoder) => {
-                let own: Vec<Vec<f64>> = window
-                    .channels
-                    .iter()
-                    .map(|c| c[region.0..region.1].to_vec())
-                    .collect();
-                let (quality, features) = encoder.encode(&own);
+                // EEG windows carry no look-back, so the region is the whole window except
+                // at the end of a file.
+                let (quality, features) = if region == (0, window.channels[0].len()) {
+                    encoder.encode_stream(&window.channels, region_start)
+                } else {
+                    let own: Vec<Vec<f64>> = window
+                        .channels
+                        .iter()
+                        .map(|c| c[region.0..region.1].to_vec())
+                        .collect();
+                    encoder.encode_stream(&own, region_start)
+                };
                 let estimate = eeg_affect_estimate(&features, &quality);
                 (quality, Features::Eeg(features), Some(estimate))
             }

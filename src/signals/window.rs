@@ -30,12 +30,15 @@ pub struct Windower {
     len: usize,
     hop: usize,
     context: usize,
-    /// Per channel, the most recent samples (never more than `context`).
+    /// Per channel, the most recent samples: never more than `context` between pushes,
+    /// and at most `context + len` while one is appended.
     buffers: Vec<VecDeque<f64>>,
     /// Samples received so far.
     received: u64,
     /// First sample of the next window.
     next_start: u64,
+    /// Scratch for transposing incoming frames, channel-major.
+    tile: Vec<f64>,
 }
 
 impl Windower {
@@ -67,6 +70,7 @@ impl Windower {
                 .collect(),
             received: 0,
             next_start: 0,
+            tile: Vec::new(),
         })
     }
 
@@ -86,37 +90,55 @@ impl Windower {
             });
         }
         let mut out = Vec::new();
-        for frame in interleaved.chunks_exact(channels) {
-            let index = self.received;
-            self.received += 1;
+        let mut frames = interleaved;
+        while !frames.is_empty() {
             // Samples before the next window's context (hop > context) are not needed.
-            if index < self.first_needed() {
-                continue;
-            }
-            for (buffer, &v) in self.buffers.iter_mut().zip(frame) {
-                if buffer.len() == self.context {
-                    buffer.pop_front();
+            let skip = (self.first_needed().saturating_sub(self.received) as usize)
+                .min(frames.len() / channels);
+            self.received += skip as u64;
+            frames = &frames[skip * channels..];
+            // Then up to the end of the next window, one channel at a time: a strided
+            // copy per channel instead of a push per sample and channel.
+            let window_end = self.next_start + self.len as u64;
+            let take = ((window_end - self.received) as usize).min(frames.len() / channels);
+            let (now, rest) = frames.split_at(take * channels);
+            // Transposed in tiles of 64 frames (64 channels x 64 frames = 32 KiB, within
+            // the L1 cache), then appended a channel run at a time (a memcpy).
+            for tile in now.chunks(TILE_FRAMES * channels) {
+                let frames_in_tile = tile.len() / channels;
+                self.tile.resize(tile.len(), 0.0);
+                for (f, frame) in tile.chunks_exact(channels).enumerate() {
+                    for (c, &v) in frame.iter().enumerate() {
+                        self.tile[c * frames_in_tile + f] = v;
+                    }
                 }
-                buffer.push_back(v);
+                for (buffer, column) in self
+                    .buffers
+                    .iter_mut()
+                    .zip(self.tile.chunks_exact(frames_in_tile))
+                {
+                    buffer.extend(column);
+                }
             }
-            if index + 1 == self.next_start + self.len as u64 {
+            for buffer in &mut self.buffers {
+                let excess = buffer.len().saturating_sub(self.context);
+                buffer.drain(..excess);
+            }
+            self.received += take as u64;
+            frames = rest;
+            if self.received == window_end {
                 let held = self.buffers[0].len() as u64;
                 out.push(Window {
                     start: self.next_start,
-                    context_start: index + 1 - held,
-                    channels: self
-                        .buffers
-                        .iter()
-                        .map(|b| b.iter().copied().collect())
-                        .collect(),
+                    context_start: self.received - held,
+                    channels: self.buffers.iter().map(contiguous).collect(),
                 });
                 self.next_start += self.hop as u64;
                 // Drop what the next window will not use.
                 let keep = (self.received.saturating_sub(self.first_needed())) as usize;
                 for buffer in &mut self.buffers {
-                    while buffer.len() > keep {
-                        buffer.pop_front();
-                    }
+                    let excess = buffer.len().saturating_sub(keep);
+                    buffer.drain(..excess);
                 }
             }
         }
@@ -128,10 +150,7 @@ impl Windower {
         let held = self.buffers[0].len() as u64;
         (
             self.received - held,
-            self.buffers
-                .iter()
-                .map(|b| b.iter().copied().collect())
-                .collect(),
+            self.buffers.iter().map(contiguous).collect(),
         )
     }
 
@@ -139,6 +158,17 @@ impl Windower {
     fn first_needed(&self) -> u64 {
         (self.next_start + self.len as u64).saturating_sub(self.context as u64)
     }
+}
+
+const TILE_FRAMES: usize = 64;
+
+/// A ring buffer's samples in order, copied as (at most) two slices.
+fn contiguous(buffer: &VecDeque<f64>) -> Vec<f64> {
+    let (front, back) = buffer.as_slices();
+    let mut samples = Vec::with_capacity(buffer.len());
+    samples.extend_from_slice(front);
+    samples.extend_from_slice(back);
+    samples
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ pub use butter::{BandType, DesignError, butter_sos, notch_sos};
 pub use resample::resample_poly;
 pub use sosfilt::{SosFilter, sosfilt, sosfilt_zi, sosfiltfilt};
 pub use welch::{
-    Detrend, Spectrum, Welch, WelchConfig, WelchError, band_power, differential_entropy, welch,
+    Detrend, SegmentBuffers, Spectrum, Welch, WelchConfig, WelchError, band_power,
+    differential_entropy, welch,
 };
 
 /// One second-order section: [b0, b1, b2, a0, a1, a2] with a0 = 1, as scipy's `sos` rows.
@@ -57,6 +58,33 @@ pub fn lane_min_max(x: &[f64]) -> (f64, f64) {
         max = max.max(v);
     }
     (min, max)
+}
+
+/// (sum, minimum, maximum) in one pass with eight lanes: `lane_sum` and `lane_min_max`
+/// fused, for per-window loops that need both. Min and max are meaningful only when the
+/// sum is finite (no NaN/Inf sample).
+#[inline(always)]
+pub fn lane_sum_min_max(x: &[f64]) -> (f64, f64, f64) {
+    let mut sums = [0.0; 8];
+    let mut lo = [f64::INFINITY; 8];
+    let mut hi = [f64::NEG_INFINITY; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for j in 0..8 {
+            sums[j] += chunk[j];
+            lo[j] = if chunk[j] < lo[j] { chunk[j] } else { lo[j] };
+            hi[j] = if chunk[j] > hi[j] { chunk[j] } else { hi[j] };
+        }
+    }
+    let sum = sums.iter().sum::<f64>() + tail.iter().sum::<f64>();
+    let mut min = lo.into_iter().fold(f64::INFINITY, f64::min);
+    let mut max = hi.into_iter().fold(f64::NEG_INFINITY, f64::max);
+    for &v in tail {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    (sum, min, max)
 }
 
 /// Whether this CPU has AVX2 and FMA, checked once. The hot per-sample loops (Welch

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,15 @@ pub struct Welch {
     /// Real-input FFT: half the work of a complex FFT of the same length.
     fft: Arc<dyn RealToComplex<f64>>,
     fs: f64,
+    /// Bins computed and returned: all nperseg/2 + 1, or fewer after `up_to`.
+    kept_bins: usize,
+}
+
+/// Work buffers for one segment's FFT, reused across segments and channels.
+pub struct SegmentBuffers {
+    input: Vec<f64>,
+    output: Vec<Complex<f64>>,
+    scratch: Vec<Complex<f64>>,
 }
 
 impl Welch {
@@ -81,7 +91,62 @@ impl Welch {
             scale,
             fft: RealFftPlanner::new().plan_fft_forward(nperseg),
             fs,
+            kept_bins: nperseg / 2 + 1,
         })
+    }
+
+    /// Computes and returns only the bins at or below `hz` (at least bin 0). The values of
+    /// those bins are unchanged; a feature that needs 1-52 Hz of a 1 kHz signal then skips
+    /// the squaring, scaling and storing of the other nine tenths of the spectrum.
+    pub fn up_to(mut self, hz: f64) -> Self {
+        let bins = self.nperseg / 2 + 1;
+        // The same expression as the returned frequencies, so the cut agrees with them.
+        self.kept_bins = (0..bins)
+            .take_while(|&k| k == 0 || self.frequency(k) <= hz)
+            .count();
+        self
+    }
+
+    fn frequency(&self, k: usize) -> f64 {
+        k as f64 * self.fs / self.nperseg as f64
+    }
+
+    /// The highest frequency of the full one-sided spectrum (Nyquist, or just under it for
+    /// an odd segment length), Hz, whether or not `up_to` cut the returned bins.
+    pub fn top_frequency(&self) -> f64 {
+        self.frequency(self.nperseg / 2)
+    }
+
+    /// Samples per segment.
+    pub fn segment_len(&self) -> usize {
+        self.nperseg
+    }
+
+    /// Samples between the starts of consecutive segments.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// Bins each segment power and spectrum holds.
+    pub fn bins(&self) -> usize {
+        self.kept_bins
+    }
+
+    /// Segments in a signal of `len` samples.
+    pub fn segments(&self, len: usize) -> usize {
+        if len >= self.nperseg {
+            (len - self.nperseg) / self.step + 1
+        } else {
+            0
+        }
+    }
+
+    pub fn buffers(&self) -> SegmentBuffers {
+        SegmentBuffers {
+            input: self.fft.make_input_vec(),
+            output: self.fft.make_output_vec(),
+            scratch: self.fft.make_scratch_vec(),
+        }
     }
 
     pub fn spectrum(&self, x: &[f64]) -> Spectrum {
@@ -97,91 +162,130 @@ impl Welch {
     }
 
     fn averaged(&self, x: &[f64], skip_non_finite: bool) -> (Spectrum, usize, usize) {
+        let segments = self.segments(x.len());
+        let mut buffers = self.buffers();
+        let mut psd = vec![0.0; self.kept_bins];
+        let mut power = vec![0.0; self.kept_bins];
+        let mut used = 0;
+        for s in 0..segments {
+            let seg = &x[s * self.step..s * self.step + self.nperseg];
+            if self.segment_power(seg, skip_non_finite, &mut buffers, &mut power) {
+                used += 1;
+                for (p, q) in psd.iter_mut().zip(&power) {
+                    *p += q;
+                }
+            }
+        }
+        let count = if skip_non_finite { used } else { segments };
+        (self.finish(psd, count), used, segments)
+    }
+
+    /// |FFT|^2 of one detrended, Hann-windowed segment of `segment_len()` samples, unscaled,
+    /// into `power` (`bins()` values). With `skip_non_finite`, a segment holding a NaN/Inf
+    /// sample is not transformed and false is returned. Summing these over segments and
+    /// passing the sum to `finish` gives exactly `spectrum`'s result, which is how a stream
+    /// reuses the segments that consecutive windows share.
+    pub fn segment_power(
+        &self,
+        seg: &[f64],
+        skip_non_finite: bool,
+        buffers: &mut SegmentBuffers,
+        power: &mut [f64],
+    ) -> bool {
+        debug_assert_eq!(seg.len(), self.nperseg);
         #[cfg(target_arch = "x86_64")]
         if super::has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
-            return unsafe { self.averaged_avx2(x, skip_non_finite) };
+            return unsafe { self.segment_power_avx2(seg, skip_non_finite, buffers, power) };
         }
-        self.averaged_impl(x, skip_non_finite)
+        self.segment_power_impl(seg, skip_non_finite, buffers, power)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn averaged_avx2(&self, x: &[f64], skip_non_finite: bool) -> (Spectrum, usize, usize) {
-        self.averaged_impl(x, skip_non_finite)
+    unsafe fn segment_power_avx2(
+        &self,
+        seg: &[f64],
+        skip_non_finite: bool,
+        buffers: &mut SegmentBuffers,
+        power: &mut [f64],
+    ) -> bool {
+        self.segment_power_impl(seg, skip_non_finite, buffers, power)
     }
 
     #[inline(always)]
-    fn averaged_impl(&self, x: &[f64], skip_non_finite: bool) -> (Spectrum, usize, usize) {
+    fn segment_power_impl(
+        &self,
+        seg: &[f64],
+        skip_non_finite: bool,
+        buffers: &mut SegmentBuffers,
+        power: &mut [f64],
+    ) -> bool {
         let n = self.nperseg;
-        let bins = n / 2 + 1;
-        let mut psd = vec![0.0; bins];
-        let segments = if x.len() >= n {
-            (x.len() - n) / self.step + 1
+        let SegmentBuffers {
+            input,
+            output,
+            scratch,
+        } = buffers;
+        if self.detrend == Detrend::Constant && n >= 4 {
+            // One pass for the window product and the segment sum. Subtracting the mean
+            // before a periodic Hann window changes only bins 0 and 1 of the FFT, since
+            // FFT(w) is n/2 at bin 0, -n/4 at bins 1 and n-1 and 0 elsewhere; so the
+            // mean is taken off there afterwards instead of from every sample.
+            let mut lanes = [0.0; 8];
+            let whole = n - n % 8;
+            for ((dst, v), w) in input[..whole]
+                .chunks_exact_mut(8)
+                .zip(seg[..whole].chunks_exact(8))
+                .zip(self.window[..whole].chunks_exact(8))
+            {
+                for j in 0..8 {
+                    dst[j] = v[j] * w[j];
+                    lanes[j] += v[j];
+                }
+            }
+            let mut sum: f64 = lanes.iter().sum();
+            for i in whole..n {
+                input[i] = seg[i] * self.window[i];
+                sum += seg[i];
+            }
+            let mean = sum / n as f64;
+            // The mean is NaN/Inf exactly when a sample is: a free finiteness check.
+            if skip_non_finite && !mean.is_finite() {
+                return false;
+            }
+            self.fft
+                .process_with_scratch(input, output, scratch)
+                .expect("buffers sized by the plan");
+            output[0].re -= mean * n as f64 / 2.0;
+            output[1].re += mean * n as f64 / 4.0;
         } else {
-            0
-        };
-        let mut used = 0;
-        let mut input = self.fft.make_input_vec();
-        let mut output = self.fft.make_output_vec();
-        let mut scratch = self.fft.make_scratch_vec();
-        for s in 0..segments {
-            let seg = &x[s * self.step..s * self.step + n];
-            if self.detrend == Detrend::Constant && n >= 4 {
-                // One pass for the window product and the segment sum. Subtracting the mean
-                // before a periodic Hann window changes only bins 0 and 1 of the FFT, since
-                // FFT(w) is n/2 at bin 0, -n/4 at bins 1 and n-1 and 0 elsewhere; so the
-                // mean is taken off there afterwards instead of from every sample.
-                let mut lanes = [0.0; 8];
-                let whole = n - n % 8;
-                for ((dst, v), w) in input[..whole]
-                    .chunks_exact_mut(8)
-                    .zip(seg[..whole].chunks_exact(8))
-                    .zip(self.window[..whole].chunks_exact(8))
-                {
-                    for j in 0..8 {
-                        dst[j] = v[j] * w[j];
-                        lanes[j] += v[j];
-                    }
-                }
-                let mut sum: f64 = lanes.iter().sum();
-                for i in whole..n {
-                    input[i] = seg[i] * self.window[i];
-                    sum += seg[i];
-                }
-                let mean = sum / n as f64;
-                // The mean is NaN/Inf exactly when a sample is: a free finiteness check.
-                if skip_non_finite && !mean.is_finite() {
-                    continue;
-                }
-                used += 1;
-                self.fft
-                    .process_with_scratch(&mut input, &mut output, &mut scratch)
-                    .expect("buffers sized by the plan");
-                output[0].re -= mean * n as f64 / 2.0;
-                output[1].re += mean * n as f64 / 4.0;
-            } else {
-                let (intercept, slope) = fit_trend(seg, self.detrend);
-                let finite = match self.detrend {
-                    Detrend::None => super::lane_sum(seg).is_finite(),
-                    _ => intercept.is_finite() && slope.is_finite(),
-                };
-                if skip_non_finite && !finite {
-                    continue;
-                }
-                used += 1;
-                for (i, ((b, v), w)) in input.iter_mut().zip(seg).zip(&self.window).enumerate() {
-                    *b = (v - (intercept + slope * i as f64)) * w;
-                }
-                self.fft
-                    .process_with_scratch(&mut input, &mut output, &mut scratch)
-                    .expect("buffers sized by the plan");
+            let (intercept, slope) = fit_trend(seg, self.detrend);
+            let finite = match self.detrend {
+                Detrend::None => super::lane_sum(seg).is_finite(),
+                _ => intercept.is_finite() && slope.is_finite(),
+            };
+            if skip_non_finite && !finite {
+                return false;
             }
-            for (p, c) in psd.iter_mut().zip(&output) {
-                *p += c.norm_sqr();
+            for (i, ((b, v), w)) in input.iter_mut().zip(seg).zip(&self.window).enumerate() {
+                *b = (v - (intercept + slope * i as f64)) * w;
             }
+            self.fft
+                .process_with_scratch(input, output, scratch)
+                .expect("buffers sized by the plan");
         }
-        let count = if skip_non_finite { used } else { segments }.max(1) as f64;
+        for (p, c) in power.iter_mut().zip(output.iter()) {
+            *p = c.norm_sqr();
+        }
+        true
+    }
+
+    /// The spectrum from the sum of `count` segment powers (`bins()` values): scipy's
+    /// density scaling, the mean over segments, and the one-sided doubling.
+    pub fn finish(&self, mut psd: Vec<f64>, count: usize) -> Spectrum {
+        let n = self.nperseg;
+        let count = count.max(1) as f64;
         for (k, p) in psd.iter_mut().enumerate() {
             *p *= self.scale / count;
             // One-sided: double everything but DC and (for even n) Nyquist.
@@ -190,8 +294,8 @@ impl Welch {
                 *p *= 2.0;
             }
         }
-        let freqs = (0..bins).map(|k| k as f64 * self.fs / n as f64).collect();
-        (Spectrum { freqs, psd }, used, segments)
+        let freqs = (0..psd.len()).map(|k| self.frequency(k)).collect();
+        Spectrum { freqs, psd }
     }
 }
 
