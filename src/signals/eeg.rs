@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 use serde::Serialize;
 
 use super::dsp::{
-    Detrend, Spectrum, Welch, WelchConfig, WelchError, band_power, differential_entropy,
+    Detrend, SegmentBuffers, Spectrum, Welch, WelchConfig, WelchError, band_power,
+    differential_entropy,
 };
 use super::quality::{ChannelQuality, QualityThresholds, assess};
 
@@ -291,73 +292,71 @@ impl EegEncoder {
         encoded
     }
 
-    /// Each channel's spectrum over the segments that hold no NaN/Inf sample (None when
-    /// none does), from the cache where it has the segment.
-    fn spectra(
+    /// Lines the cache up with this window's segments: entries before the window or off
+    /// its segment grid are dropped, and an empty entry is made for each segment not yet
+    /// transformed. Returns (cache position, offset in the window) of those new segments.
+    fn align_cache(
         &self,
-        window: &[Vec<f64>],
+        channels: usize,
+        len: usize,
         first_sample: u64,
         cache: &mut SegmentCache,
-    ) -> Vec<Option<Spectrum>> {
-        let welch = &self.welch;
-        let len = window.first().map_or(0, Vec::len);
+    ) -> Vec<(usize, usize)> {
         // A cache from another channel layout (never the case within one stream) is reset.
         if cache
             .segments
             .front()
-            .is_some_and(|(_, powers)| powers.len() != window.len())
+            .is_some_and(|(_, powers)| powers.len() != channels)
         {
             cache.segments.clear();
         }
-        while cache
-            .segments
-            .front()
-            .is_some_and(|(start, _)| *start < first_sample)
-        {
-            cache.segments.pop_front();
-        }
-        let mut buffers = welch.buffers();
-        let segments = welch.segments(len);
+        let mut missing = Vec::new();
         let mut at = 0;
-        for s in 0..segments {
-            let offset = s * welch.step();
+        for s in 0..self.welch.segments(len) {
+            let offset = s * self.welch.step();
             let start = first_sample + offset as u64;
             while cache.segments.get(at).is_some_and(|(k, _)| *k < start) {
                 cache.segments.remove(at);
             }
-            if cache.segments.get(at).is_some_and(|(k, _)| *k == start) {
-                at += 1;
-                continue;
+            if !cache.segments.get(at).is_some_and(|(k, _)| *k == start) {
+                cache.segments.insert(at, (start, vec![None; channels]));
+                missing.push((at, offset));
             }
-            let powers = window
-                .iter()
-                .map(|x| {
-                    let mut power = vec![0.0; welch.bins()];
-                    let seg = &x[offset..offset + welch.segment_len()];
-                    welch
-                        .segment_power(seg, true, &mut buffers, &mut power)
-                        .then_some(power)
-                })
-                .collect();
-            cache.segments.insert(at, (start, powers));
             at += 1;
         }
         cache.segments.truncate(at);
-        (0..window.len())
-            .map(|channel| {
-                let mut psd = vec![0.0; welch.bins()];
-                let mut used = 0;
-                for (_, powers) in cache.segments.iter() {
-                    if let Some(power) = &powers[channel] {
-                        used += 1;
-                        for (p, q) in psd.iter_mut().zip(power) {
-                            *p += q;
-                        }
-                    }
+        missing
+    }
+
+    /// One channel's spectrum over the segments that hold no NaN/Inf sample (None when
+    /// none does), transforming only the `missing` segments.
+    fn channel_spectrum(
+        &self,
+        channel: usize,
+        x: &[f64],
+        missing: &[(usize, usize)],
+        cache: &mut SegmentCache,
+        buffers: &mut SegmentBuffers,
+    ) -> Option<Spectrum> {
+        let welch = &self.welch;
+        for &(at, offset) in missing {
+            let mut power = vec![0.0; welch.bins()];
+            let seg = &x[offset..offset + welch.segment_len()];
+            cache.segments[at].1[channel] = welch
+                .segment_power(seg, true, buffers, &mut power)
+                .then_some(power);
+        }
+        let mut psd = vec![0.0; welch.bins()];
+        let mut used = 0;
+        for (_, powers) in cache.segments.iter() {
+            if let Some(power) = &powers[channel] {
+                used += 1;
+                for (p, q) in psd.iter_mut().zip(power) {
+                    *p += q;
                 }
-                (used > 0).then(|| welch.finish(psd, used))
-            })
-            .collect()
+            }
+        }
+        (used > 0).then(|| welch.finish(psd, used))
     }
 
     fn encode_with(
@@ -368,11 +367,15 @@ impl EegEncoder {
     ) -> (Vec<ChannelQuality>, EegFeatures) {
         let mut quality = Vec::with_capacity(window.len());
         let mut features = EegFeatures::default();
-        let spectra = self.spectra(window, first_sample, cache);
-        // Per channel: the band powers when usable.
+        let len = window.first().map_or(0, Vec::len);
+        let missing = self.align_cache(window.len(), len, first_sample, cache);
+        let mut buffers = self.welch.buffers();
+        // Per channel: the band powers when usable. Quality and the new segments are
+        // computed channel by channel, while that channel's samples are in cache.
         let mut powers: Vec<Option<Vec<f64>>> = Vec::with_capacity(window.len());
-        for ((label, x), spectrum) in self.labels.iter().zip(window).zip(spectra) {
+        for (channel, (label, x)) in self.labels.iter().zip(window).enumerate() {
             let mut q = assess(label, x, self.config.thresholds);
+            let spectrum = self.channel_spectrum(channel, x, &missing, cache, &mut buffers);
             let Some(spectrum) = spectrum else {
                 q.usable = false;
                 quality.push(q);

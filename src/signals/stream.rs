@@ -9,6 +9,7 @@
 use serde::Serialize;
 
 use super::cardiac::{self, HeartRate};
+use super::dsp::lane_sum;
 use super::eda;
 use super::eeg::{
     AffectEstimate, Band, EegConfig, EegConfigError, EegEncoder, EegFeatures, eeg_affect_estimate,
@@ -463,7 +464,12 @@ impl StreamAnalyzer {
                 first_time,
             ));
         }
-        let non_finite = samples.iter().filter(|v| !v.is_finite()).count();
+        // The sum is NaN/Inf exactly when a value is: the common case is one SIMD pass.
+        let non_finite = if lane_sum(samples).is_finite() {
+            0
+        } else {
+            samples.iter().filter(|v| !v.is_finite()).count()
+        };
         if non_finite > 0 {
             warnings.push(self.warning(
                 WarningKind::NonFinite,
