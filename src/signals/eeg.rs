@@ -318,7 +318,7 @@ impl EegEncoder {
             while cache.segments.get(at).is_some_and(|(k, _)| *k < start) {
                 cache.segments.remove(at);
             }
-            if !cache.segments.get(at).is_some_and(|(k, _)| *k == start) {
+            if cache.segments.get(at).is_none_or(|(k, _)| *k != start) {
                 cache.segments.insert(at, (start, vec![None; channels]));
                 missing.push((at, offset));
             }
