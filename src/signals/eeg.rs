@@ -195,6 +195,8 @@ struct SegmentCache {
     /// (first sample, per channel: the power, or None for a segment holding NaN/Inf),
     /// in increasing order of first sample.
     segments: VecDeque<(u64, Vec<Option<Vec<f64>>>)>,
+    /// Segments transformed so far (all channels count as one), for tests of the reuse.
+    transformed: u64,
 }
 
 impl EegEncoder {
@@ -320,6 +322,7 @@ impl EegEncoder {
             }
             if cache.segments.get(at).is_none_or(|(k, _)| *k != start) {
                 cache.segments.insert(at, (start, vec![None; channels]));
+                cache.transformed += 1;
                 missing.push((at, offset));
             }
             at += 1;
@@ -616,6 +619,15 @@ mod tests {
                 assert!(streaming.cache.segments.len() <= 3);
                 start += hop;
             }
+            // Windows of 1000 samples hold 3 segments of 500 (2 s) at a 250 step. At a hop
+            // of 250 each later window brings 1 new segment; at 500, 2; at 333 none line up.
+            let windows = (total - len) / hop + 1;
+            let expected = match hop {
+                250 => 3 + (windows - 1),
+                500 => 3 + 2 * (windows - 1),
+                _ => 3 * windows,
+            };
+            assert_eq!(streaming.cache.transformed, expected as u64, "hop {hop}");
         }
     }
 
