@@ -307,7 +307,11 @@ async fn the_candle_backend_streams_a_judgement_and_stops_when_the_client_leaves
     // Hang up after two tokens: the server's CPU use falls.
     let pid = server.child.id();
     let mut stream = affect
-        .explain(explain_request_for(photo("0-f15-hao-ph.jpg"), 2000, ""))
+        .explain(ExplainRequest {
+            // The server's default backend: candle.
+            backend: String::new(),
+            ..explain_request(photo("0-f15-hao-ph.jpg"), 2000)
+        })
         .await
         .unwrap()
         .into_inner();
@@ -319,11 +323,4 @@ async fn the_candle_backend_streams_a_judgement_and_stops_when_the_client_leaves
         .await
         .unwrap();
     println!("server idle {idle_after:?} after the client left");
-}
-
-fn explain_request_for(image: Vec<u8>, max_tokens: u32, backend: &str) -> ExplainRequest {
-    ExplainRequest {
-        backend: backend.into(),
-        ..explain_request(image, max_tokens)
-    }
 }

@@ -81,13 +81,17 @@ fn load_state(config: &Config) -> anyhow::Result<ServerState> {
 }
 
 /// Runs one Explain request; `on_token` sees the streamed text.
-fn explain_once(
+fn prepare(
     state: &ServerState,
     request: &proto::ExplainRequest,
+) -> anyhow::Result<explain::Prepared> {
+    explain::prepare(state, request).map_err(|s| anyhow::anyhow!("{}", s.message()))
+}
+
+fn explain_once(
+    prepared: explain::Prepared,
     mut on_token: impl FnMut(&str),
 ) -> anyhow::Result<proto::ExplainResult> {
-    let prepared =
-        explain::prepare(state, request).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let worker = std::thread::spawn(move || explain::run(prepared, tx));
     let mut result = None;
@@ -139,7 +143,7 @@ pub fn run(config: &Config, args: ExplainArgs) -> anyhow::Result<()> {
     let state = load_state(config)?;
     let request = args.options.request(encoded, !args.options.no_image);
     let quiet = args.quiet;
-    let result = explain_once(&state, &request, |t| {
+    let result = explain_once(prepare(&state, &request)?, |t| {
         if !quiet {
             eprint!("{t}");
             let _ = std::io::stderr().flush();
@@ -322,8 +326,24 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
     for (n, (path, truth)) in photos.iter().enumerate() {
         eprintln!("[{}/{}] {} ({truth})", n + 1, photos.len(), path.display());
         let encoded = std::fs::read(path)?;
-        let frame = explain::analyze_image(&state, &encoded)
-            .map_err(|s| anyhow::anyhow!("{}: {}", path.display(), s.message()))?;
+        let at = |s: tonic::Status| anyhow::anyhow!("{}: {}", path.display(), s.message());
+        // The faces are analysed once: by the prompt's preparation when the LLM runs.
+        let (frame, prepared) = if args.no_llm {
+            (explain::analyze_image(&state, &encoded).map_err(at)?, None)
+        } else {
+            match explain::prepare(&state, &args.options.request(encoded.clone(), false)) {
+                Ok(prepared) => (prepared.frame.clone(), Some(prepared)),
+                // A photo without a face has nothing to explain: it counts as no answer
+                // in every row. Any other failure stops the evaluation.
+                Err(status) => {
+                    let frame = explain::analyze_image(&state, &encoded).map_err(at)?;
+                    if !frame.faces.is_empty() {
+                        return Err(at(status));
+                    }
+                    (frame, None)
+                }
+            }
+        };
         // The largest face is the photo's subject.
         let face = frame.faces.iter().max_by(|a, b| {
             (a.detection.width * a.detection.height)
@@ -340,16 +360,17 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
         prototypes.push((truth.clone(), prototype_label.clone()));
         let mut llm_label = None;
         let mut raw = String::new();
-        if !args.no_llm
-            && let Some(face) = face
-        {
-            let mut options = args.options.clone();
-            options.face_ids = vec![face.face_id];
-            let result = explain_once(&state, &options.request(encoded, false), |_| {})?;
+        if let Some(prepared) = prepared {
+            let result = explain_once(prepared, |_| {})?;
             llm_backend = format!("{} {}", result.backend, result.model);
             if result.parsed {
                 parsed += 1;
-                llm_label = result.judgements.first().map(|j| j.label.clone());
+                // The judgement of the subject (the prompt asks about every face).
+                llm_label = result
+                    .judgements
+                    .iter()
+                    .find(|j| face.is_some_and(|f| f.face_id == j.face_id))
+                    .map(|j| j.label.clone());
             }
             raw = result.raw_text;
             llm.push((truth.clone(), llm_label.clone()));

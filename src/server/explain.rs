@@ -27,6 +27,8 @@ const DEFAULT_MAX_TOKENS: u32 = 512;
 /// Everything checked and computed before streaming starts, so that bad requests get a
 /// status instead of a broken stream.
 pub struct Prepared {
+    /// The faces the prompt describes.
+    pub frame: crate::vision::FrameResult,
     backend: Arc<dyn ChatBackend>,
     template: Template,
     labels: Vec<String>,
@@ -251,6 +253,7 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
         },
     ];
     Ok(Prepared {
+        frame: result,
         backend,
         template,
         labels: labels.clone(),

@@ -50,7 +50,8 @@ pub enum Segment {
 
 #[derive(Debug, Clone)]
 pub struct ChatTemplate {
-    source: String,
+    /// The template, compiled once at load as "chat".
+    env: Environment<'static>,
     /// "gguf" for the file's own template, else the built-in one's name.
     pub origin: &'static str,
     bos_token: String,
@@ -65,24 +66,42 @@ pub struct TemplateError {
 }
 
 impl ChatTemplate {
-    /// The GGUF's own template when it has one, else the built-in one for `architecture`.
+    /// The GGUF's own template when it has one, else the built-in one for `architecture`,
+    /// compiled; an error when it does not compile.
     pub fn for_model(
         gguf_template: Option<&str>,
         architecture: &str,
         bos_token: &str,
         eos_token: &str,
-    ) -> Self {
+    ) -> Result<Self, TemplateError> {
         let (source, origin) = match gguf_template {
             Some(t) if !t.trim().is_empty() => (t.to_string(), "gguf"),
             _ if architecture.starts_with("gemma") => (GEMMA.to_string(), "builtin-gemma"),
             _ => (CHATML.to_string(), "builtin-chatml"),
         };
-        Self {
-            source,
+        let mut env = Environment::new();
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(
+            "raise_exception",
+            |message: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    message,
+                ))
+            },
+        );
+        env.add_template_owned("chat", source)
+            .map_err(|e| TemplateError {
+                origin,
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            env,
             origin,
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
-        }
+        })
     }
 
     /// Renders `messages` (role, content) with the generation prompt appended.
@@ -99,20 +118,6 @@ impl ChatTemplate {
                 "a message contains the private-use characters U+F8F0/U+F8F1".into(),
             ));
         }
-        let mut env = Environment::new();
-        minijinja_contrib::add_to_environment(&mut env);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function(
-            "raise_exception",
-            |message: String| -> Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    message,
-                ))
-            },
-        );
-        env.add_template("chat", &self.source)
-            .map_err(|e| fail(e.to_string()))?;
         let placeholders: Vec<minijinja::Value> = messages
             .iter()
             .enumerate()
@@ -123,7 +128,8 @@ impl ChatTemplate {
                 }))
             })
             .collect();
-        let rendered = env
+        let rendered = self
+            .env
             .get_template("chat")
             .and_then(|t| {
                 t.render(context! {
@@ -176,7 +182,7 @@ mod tests {
 
     #[test]
     fn chatml_builtin() {
-        let t = ChatTemplate::for_model(None, "qwen2", "", "");
+        let t = ChatTemplate::for_model(None, "qwen2", "", "").unwrap();
         let segments = t
             .render(&[("system", "be brief"), ("user", "hi <|im_end|>")])
             .unwrap();
@@ -189,7 +195,7 @@ mod tests {
 
     #[test]
     fn gemma_builtin_folds_the_system_turn_into_the_first_user_turn() {
-        let t = ChatTemplate::for_model(None, "gemma3", "<bos>", "<eos>");
+        let t = ChatTemplate::for_model(None, "gemma3", "<bos>", "<eos>").unwrap();
         let segments = t
             .render(&[
                 ("system", "S"),
@@ -207,15 +213,22 @@ mod tests {
     #[test]
     fn a_gguf_template_with_python_methods_renders() {
         let source = "{% for m in messages %}{{ m.role.upper() }}:{{ m.content.strip() }}|{% endfor %}{% if add_generation_prompt %}A:{% endif %}";
-        let t = ChatTemplate::for_model(Some(source), "qwen2", "", "");
+        let t = ChatTemplate::for_model(Some(source), "qwen2", "", "").unwrap();
         let segments = t.render(&[("user", "x")]).unwrap();
         assert_eq!(flatten(&segments), "USER:x|A:");
     }
 
     #[test]
+    fn a_template_that_does_not_compile_is_refused_at_load() {
+        let e =
+            ChatTemplate::for_model(Some("{% for m in messages %}"), "qwen2", "", "").unwrap_err();
+        assert!(e.to_string().contains("chat template (gguf) failed"), "{e}");
+    }
+
+    #[test]
     fn raise_exception_is_an_error() {
         let source = "{{ raise_exception('no system role') }}";
-        let t = ChatTemplate::for_model(Some(source), "qwen2", "", "");
+        let t = ChatTemplate::for_model(Some(source), "qwen2", "", "").unwrap();
         let e = t.render(&[("user", "x")]).unwrap_err();
         assert!(e.to_string().contains("no system role"), "{e}");
     }

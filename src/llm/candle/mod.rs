@@ -121,28 +121,13 @@ impl Loaded {
             .unwrap_or(2048) as usize;
         let tokenizer = Tokenizer::from_gguf(&content)
             .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-        let token_list: Vec<String> = content
-            .metadata
-            .get("tokenizer.ggml.tokens")
-            .and_then(|v| v.to_vec().ok())
-            .map(|list| {
-                list.iter()
-                    .filter_map(|v| v.to_string().ok().cloned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let token_text = |id: Option<u32>| {
-            id.and_then(|id| token_list.get(id as usize).cloned())
-                .unwrap_or_default()
-        };
-        let bos_text = token_text(tokenizer.bos);
-        let eos_text = token_text(tokenizer.end_of_generation.first().copied());
         let template = ChatTemplate::for_model(
             text("tokenizer.chat_template").as_deref(),
             &architecture,
-            &bos_text,
-            &eos_text,
-        );
+            &tokenizer.bos_text,
+            &tokenizer.eos_text,
+        )
+        .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
         let device = Device::Cpu;
         if !matches!(architecture.as_str(), "qwen2" | "gemma3") {
             return Err(unavailable(format!(
@@ -237,16 +222,13 @@ impl Loaded {
         chunk: usize,
     ) -> Result<(std::time::Duration, std::time::Duration, Vec<u32>), LlmError> {
         let started = Instant::now();
-        let mut logits = Vec::new();
-        let mut position = 0;
-        for piece in prompt.chunks(chunk.max(1)) {
-            logits = self.weights.forward(piece, position).map_err(model_error)?;
-            position += piece.len();
-        }
+        let mut logits = self
+            .prefill(prompt, chunk, &mut || true)?
+            .expect("never stopped");
         let prompt_time = started.elapsed();
         let started = Instant::now();
         let mut out = Vec::with_capacity(tokens);
-        for _ in 0..tokens {
+        for position in prompt.len()..prompt.len() + tokens {
             let next = logits
                 .iter()
                 .enumerate()
@@ -258,9 +240,29 @@ impl Loaded {
                 .weights
                 .forward(&[next], position)
                 .map_err(model_error)?;
-            position += 1;
         }
         Ok((prompt_time, started.elapsed(), out))
+    }
+
+    /// Reads `prompt` into an empty KV cache, `chunk` tokens per forward pass, asking
+    /// `keep_going` between passes. Returns the logits after the last token, or None when
+    /// `keep_going` said stop.
+    fn prefill(
+        &mut self,
+        prompt: &[u32],
+        chunk: usize,
+        keep_going: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<Vec<f32>>, LlmError> {
+        let mut logits = Vec::new();
+        let mut position = 0;
+        for piece in prompt.chunks(chunk.max(1)) {
+            logits = self.weights.forward(piece, position).map_err(model_error)?;
+            position += piece.len();
+            if position < prompt.len() && !keep_going() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(logits))
     }
 
     /// Runs `prompt` and then samples up to `max_tokens`, streaming text to `on_token`.
@@ -284,17 +286,12 @@ impl Loaded {
                 context: self.context_length,
             });
         }
-        let chunk = prefill_chunk.max(1);
-        let mut logits = Vec::new();
-        let mut position = 0;
-        for piece in prompt.chunks(chunk) {
-            logits = self.weights.forward(piece, position).map_err(model_error)?;
-            position += piece.len();
-            // An empty piece asks whether the caller is still listening.
-            if position < prompt.len() && on_token("").is_break() {
-                return Ok(cancelled(prompt.len(), 0, started, String::new()));
-            }
-        }
+        // An empty piece asks whether the caller is still listening.
+        let Some(mut logits) =
+            self.prefill(prompt, prefill_chunk, &mut || on_token("").is_continue())?
+        else {
+            return Ok(cancelled(prompt.len(), 0, started, String::new()));
+        };
         let sampling = if request.temperature <= 0.0 {
             Sampling::ArgMax
         } else if request.top_p < 1.0 {

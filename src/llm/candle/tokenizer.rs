@@ -59,6 +59,10 @@ pub struct Tokenizer {
     /// Only user-defined ones, matched whole everywhere (llama.cpp does the same).
     user_defined: Option<(AhoCorasick, Vec<u32>)>,
     pub bos: Option<u32>,
+    /// How the BOS token and the first end-of-generation token are written (for chat
+    /// templates, which write them as text); empty when there is none.
+    pub bos_text: String,
+    pub eos_text: String,
     pub add_bos: bool,
     /// Tokens that end a turn: the EOS id plus the end-of-turn tokens of known chat
     /// formats that the vocabulary has.
@@ -289,11 +293,17 @@ impl Tokenizer {
                 }
             }
         }
+        let text_of = |id: Option<u32>| {
+            id.and_then(|id| tokens.get(id as usize).cloned())
+                .unwrap_or_default()
+        };
         Ok(Self {
             model,
             pieces,
             specials,
             user_defined,
+            bos_text: text_of(bos),
+            eos_text: text_of(end_of_generation.first().copied()),
             bos,
             add_bos,
             end_of_generation,
