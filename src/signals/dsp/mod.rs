@@ -37,32 +37,8 @@ pub fn lane_sum(x: &[f64]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// (minimum, maximum) in one pass with eight lanes; NaN samples are never selected
-/// (callers pass finite data).
-#[inline(always)]
-pub fn lane_min_max(x: &[f64]) -> (f64, f64) {
-    let mut lo = [f64::INFINITY; 8];
-    let mut hi = [f64::NEG_INFINITY; 8];
-    let chunks = x.chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for j in 0..8 {
-            lo[j] = if chunk[j] < lo[j] { chunk[j] } else { lo[j] };
-            hi[j] = if chunk[j] > hi[j] { chunk[j] } else { hi[j] };
-        }
-    }
-    let mut min = lo.into_iter().fold(f64::INFINITY, f64::min);
-    let mut max = hi.into_iter().fold(f64::NEG_INFINITY, f64::max);
-    for &v in tail {
-        min = min.min(v);
-        max = max.max(v);
-    }
-    (min, max)
-}
-
-/// (sum, minimum, maximum) in one pass with eight lanes: `lane_sum` and `lane_min_max`
-/// fused, for per-window loops that need both. Min and max are meaningful only when the
-/// sum is finite (no NaN/Inf sample).
+/// (sum, minimum, maximum) in one pass with eight lanes, for per-window loops that need
+/// all three. Min and max are meaningful only when the sum is finite (no NaN/Inf sample).
 #[inline(always)]
 pub fn lane_sum_min_max(x: &[f64]) -> (f64, f64, f64) {
     let mut sums = [0.0; 8];
