@@ -199,6 +199,16 @@ async fn bad_requests_and_dead_backends_get_their_status() {
             "backend candle is unavailable",
         ),
         (
+            // The request's model field cannot pick another model yet; it is refused,
+            // not ignored.
+            ExplainRequest {
+                model: "some-other-model".into(),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::Unimplemented,
+            "choosing the model per request is not built",
+        ),
+        (
             ExplainRequest {
                 source: Some(explain_request::Source::SessionId("s1".into())),
                 ..explain_request(image.clone(), 8)

@@ -187,6 +187,14 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
         }
     };
     let backend = backend(state, &request.backend)?;
+    if !request.model.is_empty() && request.model != backend.model() {
+        return Err(Status::unimplemented(format!(
+            "model {:?}: choosing the model per request is not built; backend {} runs {:?} (leave model empty, or configure the model: [llm] candle_model, or the openai server's)",
+            request.model,
+            backend.name(),
+            backend.model()
+        )));
+    }
     let template = if state.config.llm.template.as_os_str().is_empty() {
         Template::builtin()
     } else {
