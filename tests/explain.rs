@@ -30,12 +30,17 @@ fn explain_request(image: Vec<u8>, max_tokens: u32) -> ExplainRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tokens_stream_then_a_validated_or_unparsed_result() {
-    let llama = llama_server();
-    let url = llama.url.clone();
+/// A server with one environment variable set, a client of it, and its ServerInfo.
+async fn server_with(
+    key: &str,
+    value: &str,
+) -> (
+    TestServer,
+    AffectClient<tonic::transport::Channel>,
+    ServerInfo,
+) {
     let server = TestServer::start(|cmd| {
-        cmd.env("AFFECTD_OPENAI_URL", &url);
+        cmd.env(key, value);
     });
     let mut affect = AffectClient::new(server.channel().await);
     let info = affect
@@ -43,6 +48,14 @@ async fn tokens_stream_then_a_validated_or_unparsed_result() {
         .await
         .unwrap()
         .into_inner();
+    (server, affect, info)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_stream_then_a_validated_or_unparsed_result() {
+    let llama = llama_server();
+    let url = llama.url.clone();
+    let (_server, mut affect, info) = server_with("AFFECTD_OPENAI_URL", &url).await;
     assert!(
         info.backends
             .iter()
@@ -253,15 +266,8 @@ async fn bad_requests_and_dead_backends_get_their_status() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_candle_backend_streams_a_judgement_and_stops_when_the_client_leaves() {
     let model = qwen();
-    let server = TestServer::start(|cmd| {
-        cmd.env("AFFECTD_CANDLE_MODEL", &model);
-    });
-    let mut affect = AffectClient::new(server.channel().await);
-    let info = affect
-        .get_server_info(GetServerInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let (server, mut affect, info) =
+        server_with("AFFECTD_CANDLE_MODEL", &model.to_string_lossy()).await;
     let candle = info.backends.iter().find(|b| b.name == "candle").unwrap();
     assert!(candle.available, "{}", candle.reason);
     assert_eq!(

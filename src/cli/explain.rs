@@ -80,14 +80,7 @@ fn load_state(config: &Config) -> anyhow::Result<ServerState> {
     std::sync::Arc::into_inner(state).context("server state is still shared")
 }
 
-/// Runs one Explain request; `on_token` sees the streamed text.
-fn prepare(
-    state: &ServerState,
-    request: &proto::ExplainRequest,
-) -> anyhow::Result<explain::Prepared> {
-    explain::prepare(state, request).map_err(|s| anyhow::anyhow!("{}", s.message()))
-}
-
+/// Runs one prepared Explain request; `on_token` sees the streamed text.
 fn explain_once(
     prepared: explain::Prepared,
     mut on_token: impl FnMut(&str),
@@ -143,7 +136,9 @@ pub fn run(config: &Config, args: ExplainArgs) -> anyhow::Result<()> {
     let state = load_state(config)?;
     let request = args.options.request(encoded, !args.options.no_image);
     let quiet = args.quiet;
-    let result = explain_once(prepare(&state, &request)?, |t| {
+    let prepared =
+        explain::prepare(&state, &request).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let result = explain_once(prepared, |t| {
         if !quiet {
             eprint!("{t}");
             let _ = std::io::stderr().flush();

@@ -143,18 +143,30 @@ pub fn analyze_image(
     state: &ServerState,
     encoded: &[u8],
 ) -> Result<crate::vision::FrameResult, Status> {
-    let models = state
-        .face_models
-        .as_ref()
-        .ok_or_else(|| Status::failed_precondition("face_detection is unavailable"))?;
     let input = proto::ImageInput {
         data: Some(proto::image_input::Data::Encoded(encoded.to_vec())),
     };
-    let image = convert::decode_image(Some(&input), state.config.vision.max_image_pixels)?;
-    let options = convert::analyze_options(None, &state.config.vision)?;
-    models
+    analyze(state, &input, None).map(|(_, frame)| frame)
+}
+
+/// The decoded image and its faces, as the prompt will describe them.
+fn analyze(
+    state: &ServerState,
+    input: &proto::ImageInput,
+    frame_options: Option<&proto::FrameOptions>,
+) -> Result<(image::RgbImage, crate::vision::FrameResult), Status> {
+    let models = state.face_models.as_ref().ok_or_else(|| {
+        Status::failed_precondition(
+            "face_detection is unavailable, so there are no faces to explain",
+        )
+    })?;
+    let vision = &state.config.vision;
+    let image = convert::decode_image(Some(input), vision.max_image_pixels)?;
+    let options = convert::analyze_options(frame_options, vision)?;
+    let frame = models
         .analyze(&image, &options)
-        .map_err(|e| Status::internal(format!("face analysis failed: {e}")))
+        .map_err(|e| Status::internal(format!("face analysis failed: {e}")))?;
+    Ok((image, frame))
 }
 
 /// CPU-bound part (decode, faces, marks, prompt); run off the async workers.
@@ -201,17 +213,7 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
         Template::load(&state.config.llm.template)
             .map_err(|e| Status::failed_precondition(e.to_string()))?
     };
-    let models = state.face_models.as_ref().ok_or_else(|| {
-        Status::failed_precondition(
-            "face_detection is unavailable, so there are no faces to explain",
-        )
-    })?;
-    let vision = &state.config.vision;
-    let image = convert::decode_image(Some(image_input), vision.max_image_pixels)?;
-    let options = convert::analyze_options(request.frame_options.as_ref(), vision)?;
-    let result = models
-        .analyze(&image, &options)
-        .map_err(|e| Status::internal(format!("face analysis failed: {e}")))?;
+    let (image, result) = analyze(state, image_input, request.frame_options.as_ref())?;
     if result.faces.is_empty() {
         return Err(Status::invalid_argument(
             "no face was found in the image, so there is nothing to explain",

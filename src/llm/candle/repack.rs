@@ -110,20 +110,14 @@ mod tests {
         }
         let q8 = ggml_file::qtensor_from_ggml(GgmlDType::Q8_0, &wide, vec![4, 64], &Device::Cpu)
             .unwrap();
-        let a: Vec<f32> = q5
-            .dequantize(&Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let b: Vec<f32> = q8
-            .dequantize(&Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(a, b);
+        let values = |q: &QTensor| -> Vec<f32> {
+            q.dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        assert_eq!(values(&q5), values(&q8));
     }
 }

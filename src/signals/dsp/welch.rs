@@ -149,35 +149,20 @@ impl Welch {
         }
     }
 
+    /// scipy.signal.welch of `x` (every segment, NaN/Inf ones included, as scipy does).
     pub fn spectrum(&self, x: &[f64]) -> Spectrum {
-        self.averaged(x, false).0
-    }
-
-    /// The spectrum averaged over only those segments that hold no NaN/Inf sample, with
-    /// how many segments were used out of how many; None when no segment is clean. This is
-    /// how the EEG encoder keeps a dropout from poisoning a whole window.
-    pub fn spectrum_of_finite_segments(&self, x: &[f64]) -> Option<(Spectrum, usize, usize)> {
-        let (spectrum, used, total) = self.averaged(x, true);
-        (used > 0).then_some((spectrum, used, total))
-    }
-
-    fn averaged(&self, x: &[f64], skip_non_finite: bool) -> (Spectrum, usize, usize) {
         let segments = self.segments(x.len());
         let mut buffers = self.buffers();
         let mut psd = vec![0.0; self.kept_bins];
         let mut power = vec![0.0; self.kept_bins];
-        let mut used = 0;
         for s in 0..segments {
             let seg = &x[s * self.step..s * self.step + self.nperseg];
-            if self.segment_power(seg, skip_non_finite, &mut buffers, &mut power) {
-                used += 1;
-                for (p, q) in psd.iter_mut().zip(&power) {
-                    *p += q;
-                }
+            self.segment_power(seg, false, &mut buffers, &mut power);
+            for (p, q) in psd.iter_mut().zip(&power) {
+                *p += q;
             }
         }
-        let count = if skip_non_finite { used } else { segments };
-        (self.finish(psd, count), used, segments)
+        self.finish(psd, segments)
     }
 
     /// |FFT|^2 of one detrended, Hann-windowed segment of `segment_len()` samples, unscaled,
