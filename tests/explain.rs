@@ -30,6 +30,26 @@ fn explain_request(image: Vec<u8>, max_tokens: u32) -> ExplainRequest {
     }
 }
 
+/// The streamed text and the one result that ends an Explain stream (no token may follow
+/// it, and no event is empty).
+async fn tokens_then_result(
+    stream: &mut tonic::Streaming<ExplainResponse>,
+) -> (String, ExplainResult) {
+    let mut tokens = String::new();
+    let mut result = None;
+    while let Some(event) = stream.message().await.unwrap() {
+        match event.event {
+            Some(explain_response::Event::Token(t)) => {
+                assert!(result.is_none(), "a token after the result");
+                tokens.push_str(&t);
+            }
+            Some(explain_response::Event::Result(r)) => result = Some(r),
+            None => panic!("an empty event"),
+        }
+    }
+    (tokens, result.expect("exactly one result ends the stream"))
+}
+
 /// A server with one environment variable set, a client of it, and its ServerInfo.
 async fn server_with(
     key: &str,
@@ -72,19 +92,7 @@ async fn tokens_stream_then_a_validated_or_unparsed_result() {
         .await
         .unwrap()
         .into_inner();
-    let mut tokens = String::new();
-    let mut result = None;
-    while let Some(event) = stream.message().await.unwrap() {
-        match event.event {
-            Some(explain_response::Event::Token(t)) => {
-                assert!(result.is_none(), "a token after the result");
-                tokens.push_str(&t);
-            }
-            Some(explain_response::Event::Result(r)) => result = Some(r),
-            None => panic!("an empty event"),
-        }
-    }
-    let result = result.expect("exactly one result ends the stream");
+    let (tokens, result) = tokens_then_result(&mut stream).await;
     println!("{result:#?}");
     assert!(!tokens.is_empty());
     assert_eq!(result.template_id, "sovtp@1");
@@ -289,16 +297,7 @@ async fn the_candle_backend_streams_a_judgement_and_stops_when_the_client_leaves
         .await
         .unwrap()
         .into_inner();
-    let mut tokens = String::new();
-    let mut result = None;
-    while let Some(event) = stream.message().await.unwrap() {
-        match event.event {
-            Some(explain_response::Event::Token(t)) => tokens.push_str(&t),
-            Some(explain_response::Event::Result(r)) => result = Some(r),
-            None => panic!("an empty event"),
-        }
-    }
-    let result = result.expect("a result");
+    let (tokens, result) = tokens_then_result(&mut stream).await;
     println!("{result:#?}");
     assert_eq!(result.backend, "candle");
     assert_eq!(result.model, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
