@@ -117,6 +117,7 @@ fn result_json(r: &proto::ExplainResult) -> serde_json::Value {
         "repair_attempts": r.repair_attempts,
         "raw_text": r.raw_text,
         "template_id": r.template_id,
+        "image_included": r.image_included,
         "backend": r.backend,
         "model": r.model,
         "timings": {
@@ -316,8 +317,12 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
         .transpose()
         .context("creating the details file")?;
     let (mut fer, mut prototypes, mut llm) = (Vec::new(), Vec::new(), Vec::new());
-    let mut parsed = 0;
+    let mut llm_image = Vec::new();
+    let (mut parsed, mut parsed_image) = (0, 0);
     let mut llm_backend = String::new();
+    // The full SoVTP prompt (marked image + text) runs only where the model reads images.
+    let image_row = !args.no_llm
+        && explain::backend(&state, &args.options.backend).is_ok_and(|b| b.accepts_images());
     for (n, (path, truth)) in photos.iter().enumerate() {
         eprintln!("[{}/{}] {} ({truth})", n + 1, photos.len(), path.display());
         let encoded = std::fs::read(path)?;
@@ -353,24 +358,41 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
             .and_then(|p| argmax_label(p, &labels));
         fer.push((truth.clone(), fer_label.clone()));
         prototypes.push((truth.clone(), prototype_label.clone()));
+        // The judgement of the subject (the prompt asks about every face); unparsed
+        // answers count as no answer.
+        let subject_label = |result: &proto::ExplainResult| {
+            result
+                .judgements
+                .iter()
+                .find(|j| face.is_some_and(|f| f.face_id == j.face_id))
+                .map(|j| j.label.clone())
+        };
         let mut llm_label = None;
         let mut raw = String::new();
+        let mut image_label = None;
+        let mut image_raw = String::new();
         if let Some(prepared) = prepared {
             let result = explain_once(prepared, |_| {})?;
             llm_backend = format!("{} {}", result.backend, result.model);
-            if result.parsed {
-                parsed += 1;
-                // The judgement of the subject (the prompt asks about every face).
-                llm_label = result
-                    .judgements
-                    .iter()
-                    .find(|j| face.is_some_and(|f| f.face_id == j.face_id))
-                    .map(|j| j.label.clone());
-            }
+            parsed += usize::from(result.parsed);
+            llm_label = subject_label(&result);
             raw = result.raw_text;
             llm.push((truth.clone(), llm_label.clone()));
+            if image_row {
+                let prepared =
+                    explain::prepare(&state, &args.options.request(encoded.clone(), true))
+                        .map_err(at)?;
+                let result = explain_once(prepared, |_| {})?;
+                parsed_image += usize::from(result.parsed);
+                image_label = subject_label(&result);
+                image_raw = result.raw_text;
+                llm_image.push((truth.clone(), image_label.clone()));
+            }
         } else if !args.no_llm {
             llm.push((truth.clone(), None));
+            if image_row {
+                llm_image.push((truth.clone(), None));
+            }
         }
         if let Some(file) = &mut details {
             writeln!(
@@ -384,6 +406,8 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
                     "au_prototypes": prototype_label,
                     "llm_image_free": llm_label,
                     "llm_raw_text": raw,
+                    "llm_with_image": image_label,
+                    "llm_with_image_raw_text": image_raw,
                 })
             )?;
         }
@@ -416,11 +440,17 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
         println!("| LLM, full SoVTP prompt (image) | - | - | not run (--no-llm) |");
         println!("| LLM, image-free SoVTP prompt | - | - | not run (--no-llm) |");
     } else {
-        let images = match explain::backend(&state, &args.options.backend) {
-            Ok(b) if b.accepts_images() => "not run: this command sends no image yet",
-            _ => "not run: the model takes no images",
-        };
-        println!("| LLM, full SoVTP prompt (image) | - | - | {images} |");
+        if image_row {
+            row(
+                "LLM, full SoVTP prompt (image)",
+                &llm_image,
+                &format!("{llm_backend}; parsed {parsed_image}/{n}, unparsed count as wrong"),
+            );
+        } else {
+            println!(
+                "| LLM, full SoVTP prompt (image) | - | - | not run: the model takes no images |"
+            );
+        }
         row(
             "LLM, image-free SoVTP prompt",
             &llm,

@@ -33,6 +33,8 @@ pub struct Prepared {
     template: Template,
     labels: Vec<String>,
     targets: Vec<u32>,
+    /// Whether the marked image is in the prompt.
+    with_image: bool,
     messages: Vec<Message>,
     request: ChatRequest,
 }
@@ -268,6 +270,7 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
         template,
         labels: labels.clone(),
         targets,
+        with_image,
         request: ChatRequest {
             messages: messages.clone(),
             max_tokens: if request.max_tokens == 0 {
@@ -400,6 +403,7 @@ pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, S
         backend: prepared.backend.name().to_string(),
         model: prepared.backend.model().to_string(),
         timings: Some(timings),
+        image_included: prepared.with_image,
     };
     let _ = tx.blocking_send(Ok(proto::ExplainResponse {
         event: Some(proto::explain_response::Event::Result(result)),

@@ -102,6 +102,7 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
                 .as_ref()
                 .map(|b| b.model().to_string())
                 .unwrap_or(default_llm),
+            accepts_images: candle_ready && state.candle.as_ref().is_ok_and(|b| b.accepts_images()),
         },
         BackendInfo {
             name: "openai".into(),
@@ -116,6 +117,7 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
             } else {
                 String::new()
             },
+            accepts_images: openai_ready && config.llm.openai_images,
         },
     ];
 

@@ -9,6 +9,10 @@
 use minijinja::{Environment, context};
 
 // Newlines are written as {{ '\n' }} so that the whitespace-trimming tags cannot eat them.
+/// moondream2's question format (its `answer_question`): the image comes before this, the
+/// messages (system, then user) form the question.
+const MOONDREAM: &str = "{% for message in messages %}{% if loop.first %}\n\nQuestion: {% else %}\n\n{% endif %}{{ message['content'] }}{% endfor %}\n\nAnswer:";
+
 const CHATML: &str = r#"
 {%- for message in messages -%}
 <|im_start|>{{ message.role }}{{ '\n' }}{{ message.content }}<|im_end|>{{ '\n' }}
@@ -77,6 +81,7 @@ impl ChatTemplate {
         let (source, origin) = match gguf_template {
             Some(t) if !t.trim().is_empty() => (t.to_string(), "gguf"),
             _ if architecture.starts_with("gemma") => (GEMMA.to_string(), "builtin-gemma"),
+            _ if architecture == "moondream" => (MOONDREAM.to_string(), "builtin-moondream"),
             _ => (CHATML.to_string(), "builtin-chatml"),
         };
         let mut env = Environment::new();

@@ -2,7 +2,8 @@
 //!
 //! - Architectures: Qwen2 (candle-transformers' `quantized_qwen2`) and Gemma 3 ([`gemma3`],
 //!   ours: candle's module differs from llama.cpp, see there), chosen by the file's
-//!   `general.architecture`.
+//!   `general.architecture`; and one vision-language model, moondream2 ([`moondream`]),
+//!   which reads the marked frame.
 //! - The tokenizer and chat template come from the GGUF itself ([`tokenizer`],
 //!   [`chat_template`]).
 //! - Decoding: KV cache, greedy or temperature + top-p with a seed, stop sequences, max
@@ -16,6 +17,7 @@
 pub mod chat_template;
 pub mod constrain;
 pub mod gemma3;
+pub mod moondream;
 pub mod repack;
 pub mod tokenizer;
 
@@ -31,6 +33,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::quantized_qwen2;
 
 use self::gemma3::Gemma3;
+use self::moondream::Moondream;
 
 use self::chat_template::{ChatTemplate, Segment};
 use self::constrain::LabelConstraint;
@@ -56,21 +59,32 @@ pub struct CandleConfig {
 enum Weights {
     Qwen2(quantized_qwen2::ModelWeights),
     Gemma3(Gemma3),
+    Moondream(Box<Moondream>),
 }
 
 impl Weights {
     /// Logits for the last position of `tokens`, which start at `position`.
     fn forward(&mut self, tokens: &[u32], position: usize) -> candle_core::Result<Vec<f32>> {
-        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let input = || Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0);
         let logits = match self {
-            Self::Qwen2(m) => m.forward(&input, position)?,
-            Self::Gemma3(m) => m.forward(&input, position)?,
+            Self::Qwen2(m) => m.forward(&input()?, position)?,
+            Self::Gemma3(m) => m.forward(&input()?, position)?,
+            Self::Moondream(m) => return m.forward(tokens, position),
         };
         logits
             .squeeze(0)?
             .to_dtype(candle_core::DType::F32)?
             .to_vec1()
     }
+}
+
+/// A prompt as the model reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub tokens: Vec<u32>,
+    /// An encoded image (PNG or JPEG) the model reads right after the first token (for
+    /// moondream: after BOS, before the question). Only vision-language models take one.
+    pub image: Option<Vec<u8>>,
 }
 
 pub struct Loaded {
@@ -102,6 +116,9 @@ impl Loaded {
         })?;
         let content = gguf_file::Content::read(&mut file)
             .map_err(|e| unavailable(format!("{} is not a readable GGUF: {e}", path.display())))?;
+        if moondream::is_moondream(&content) {
+            return Self::load_moondream(path, &content);
+        }
         let text = |key: &str| {
             content
                 .metadata
@@ -161,22 +178,101 @@ impl Loaded {
         })
     }
 
-    /// The prompt's token ids: BOS if the model wants one, the template's text with
-    /// special tokens, the message contents without.
+    /// moondream2: the GGUF holds the weights (and, for files written by affectd, the
+    /// hyper-parameters); the tokenizer is its own metadata when it has one, else the
+    /// model's `tokenizer.json` beside it.
+    fn load_moondream(
+        path: &std::path::Path,
+        content: &gguf_file::Content,
+    ) -> Result<Self, LlmError> {
+        let unavailable = |reason: String| LlmError::Unavailable {
+            backend: BACKEND.into(),
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let mut tokenizer = if content.metadata.contains_key("tokenizer.ggml.model") {
+            Tokenizer::from_gguf(content).map_err(|e| unavailable(e.to_string()))?
+        } else {
+            let beside = tokenizer_json_beside(path).ok_or_else(|| {
+                unavailable(format!(
+                    "this moondream GGUF carries no tokenizer; put moondream2's tokenizer.json beside it (as {} or tokenizer.json in the same folder)",
+                    path.with_extension("tokenizer.json").display()
+                ))
+            })?;
+            let json = std::fs::read_to_string(&beside)
+                .map_err(|e| unavailable(format!("reading {}: {e}", beside.display())))?;
+            Tokenizer::from_tokenizer_json(&json)
+                .map_err(|e| unavailable(format!("{}: {e}", beside.display())))?
+        };
+        // The sequence always starts with BOS (`<|endoftext|>`), image or not.
+        if tokenizer.bos.is_none() {
+            return Err(unavailable(
+                "the tokenizer has no <|endoftext|> token to start the sequence with".into(),
+            ));
+        }
+        tokenizer.add_bos = true;
+        let template = ChatTemplate::for_model(None, "moondream", "", "")
+            .map_err(|e| unavailable(e.to_string()))?;
+        let model =
+            Moondream::from_gguf(content, path, tokenizer.vocab_size()).map_err(unavailable)?;
+        Ok(Self {
+            context_length: model.context_length(),
+            weights: Weights::Moondream(Box::new(model)),
+            tokenizer,
+            template,
+            architecture: "moondream".into(),
+        })
+    }
+
+    /// Whether the model reads images.
+    pub fn takes_images(&self) -> bool {
+        matches!(self.weights, Weights::Moondream(_))
+    }
+
+    /// Positions an image takes in the sequence (0 for text-only models).
+    pub fn image_tokens(&self) -> usize {
+        match &self.weights {
+            Weights::Moondream(m) => m.image_tokens(),
+            _ => 0,
+        }
+    }
+
+    /// The prompt's token ids (see [`Loaded::prompt`]); an error if it has an image.
     pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<u32>, LlmError> {
+        let prompt = self.prompt(request)?;
+        if prompt.image.is_some() {
+            return Err(LlmError::Unsupported {
+                backend: BACKEND.into(),
+                reason: "this call takes text-only prompts".into(),
+            });
+        }
+        Ok(prompt.tokens)
+    }
+
+    /// The prompt: BOS if the model wants one, the template's text with special tokens,
+    /// the message contents without, and the image if the model takes one.
+    pub fn prompt(&self, request: &ChatRequest) -> Result<Prompt, LlmError> {
         let mut messages = Vec::with_capacity(request.messages.len());
+        let mut image = None;
         for message in &request.messages {
             let mut text = String::new();
             for part in &message.parts {
                 match part {
                     Part::Text(t) => text.push_str(t),
+                    Part::Image { bytes, .. } if self.takes_images() && image.is_none() => {
+                        image = Some(bytes.clone());
+                    }
                     Part::Image { .. } => {
-                        return Err(LlmError::Unsupported {
-                            backend: BACKEND.into(),
-                            reason: format!(
+                        let reason = if self.takes_images() {
+                            format!("the {} model reads one image per prompt", self.architecture)
+                        } else {
+                            format!(
                                 "the {} model takes text only; send the request without the image",
                                 self.architecture
-                            ),
+                            )
+                        };
+                        return Err(LlmError::Unsupported {
+                            backend: BACKEND.into(),
+                            reason,
                         });
                     }
                 }
@@ -203,13 +299,19 @@ impl Loaded {
             }
             ids.extend(part);
         }
-        Ok(ids)
+        Ok(Prompt { tokens: ids, image })
     }
 
     /// The logits after reading `tokens` from an empty cache, in one pass (for parity
     /// checks against llama.cpp).
     pub fn last_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>, LlmError> {
         self.weights.forward(tokens, 0).map_err(model_error)
+    }
+
+    /// The logits after reading `prompt`, image included, from an empty cache.
+    pub fn prompt_logits(&mut self, prompt: &Prompt) -> Result<Vec<f32>, LlmError> {
+        self.prefill(prompt, prompt.tokens.len(), &mut || true)?
+            .ok_or_else(|| model_error("reading the prompt was stopped"))
     }
 
     /// For speed comparisons (benches/compare_llm.py): reads `prompt` in chunks, then
@@ -222,8 +324,12 @@ impl Loaded {
         chunk: usize,
     ) -> Result<(std::time::Duration, std::time::Duration, Vec<u32>), LlmError> {
         let started = Instant::now();
+        let text_only = Prompt {
+            tokens: prompt.to_vec(),
+            image: None,
+        };
         let mut logits = self
-            .prefill(prompt, chunk, &mut || true)?
+            .prefill(&text_only, chunk, &mut || true)?
             .expect("never stopped");
         let prompt_time = started.elapsed();
         let started = Instant::now();
@@ -249,23 +355,43 @@ impl Loaded {
     /// `keep_going` said stop.
     fn prefill(
         &mut self,
-        prompt: &[u32],
+        prompt: &Prompt,
         chunk: usize,
         keep_going: &mut dyn FnMut() -> bool,
     ) -> Result<Option<Vec<f32>>, LlmError> {
+        let tokens = prompt.tokens.as_slice();
+        if let Weights::Moondream(m) = &mut self.weights {
+            // candle's Phi masks a multi-token pass only from an empty cache: one pass.
+            let Some(image) = &prompt.image else {
+                return m.forward(tokens, 0).map(Some).map_err(model_error);
+            };
+            let (bos, text) = tokens
+                .split_first()
+                .ok_or_else(|| model_error("the prompt has no tokens"))?;
+            let pixels = m.pixels(image).map_err(model_error)?;
+            let embeddings = m.encode_image(&pixels).map_err(model_error)?;
+            if !keep_going() {
+                return Ok(None);
+            }
+            return m
+                .forward_with_image(*bos, text, &embeddings)
+                .map(Some)
+                .map_err(model_error);
+        }
         let mut logits = Vec::new();
         let mut position = 0;
-        for piece in prompt.chunks(chunk.max(1)) {
+        for piece in tokens.chunks(chunk.max(1)) {
             logits = self.weights.forward(piece, position).map_err(model_error)?;
             position += piece.len();
-            if position < prompt.len() && !keep_going() {
+            if position < tokens.len() && !keep_going() {
                 return Ok(None);
             }
         }
         Ok(Some(logits))
     }
 
-    /// Runs `prompt` and then samples up to `max_tokens`, streaming text to `on_token`.
+    /// Runs the text-only `prompt` and then samples up to `max_tokens`, streaming text to
+    /// `on_token`.
     pub fn generate_from_tokens(
         &mut self,
         prompt: &[u32],
@@ -273,15 +399,32 @@ impl Loaded {
         prefill_chunk: usize,
         on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation, LlmError> {
+        let prompt = Prompt {
+            tokens: prompt.to_vec(),
+            image: None,
+        };
+        self.generate_prompt(&prompt, request, prefill_chunk, on_token)
+    }
+
+    /// Runs `prompt` (an image included) and then samples up to `max_tokens`, streaming
+    /// text to `on_token`. Prompt token counts include the image's positions.
+    pub fn generate_prompt(
+        &mut self,
+        prompt: &Prompt,
+        request: &ChatRequest,
+        prefill_chunk: usize,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Generation, LlmError> {
         let started = Instant::now();
         let max_tokens = request.max_tokens.max(1) as usize;
-        if prompt.is_empty() {
+        if prompt.tokens.is_empty() {
             return Err(model_error("the prompt has no tokens"));
         }
-        if prompt.len() + max_tokens > self.context_length {
+        let read = prompt.tokens.len() + prompt.image.as_ref().map_or(0, |_| self.image_tokens());
+        if read + max_tokens > self.context_length {
             return Err(LlmError::TooLong {
                 backend: BACKEND.into(),
-                prompt_tokens: prompt.len(),
+                prompt_tokens: read,
                 max_tokens,
                 context: self.context_length,
             });
@@ -290,7 +433,7 @@ impl Loaded {
         let Some(mut logits) =
             self.prefill(prompt, prefill_chunk, &mut || on_token("").is_continue())?
         else {
-            return Ok(cancelled(prompt.len(), 0, started, String::new()));
+            return Ok(cancelled(read, 0, started, String::new()));
         };
         let sampling = if request.temperature <= 0.0 {
             Sampling::ArgMax
@@ -340,7 +483,7 @@ impl Loaded {
             {
                 text.truncate(at);
                 if at > streamed_up_to && on_token(&text[streamed_up_to..]).is_break() {
-                    return Ok(cancelled(prompt.len(), generated, started, text));
+                    return Ok(cancelled(read, generated, started, text));
                 }
                 streamed_up_to = text.len();
                 break;
@@ -348,7 +491,7 @@ impl Loaded {
             let safe = safe_prefix(&text, longest_stop);
             if safe > streamed_up_to {
                 if on_token(&text[streamed_up_to..safe]).is_break() {
-                    return Ok(cancelled(prompt.len(), generated, started, text));
+                    return Ok(cancelled(read, generated, started, text));
                 }
                 streamed_up_to = safe;
             }
@@ -357,22 +500,30 @@ impl Loaded {
             }
             logits = self
                 .weights
-                .forward(&[next], prompt.len() + generated - 1)
+                .forward(&[next], read + generated - 1)
                 .map_err(model_error)?;
         }
         text.push_str(&utf8.finish());
         if text.len() > streamed_up_to && on_token(&text[streamed_up_to..]).is_break() {
-            return Ok(cancelled(prompt.len(), generated, started, text));
+            return Ok(cancelled(read, generated, started, text));
         }
         Ok(Generation {
             text,
-            prompt_tokens: prompt.len() as u32,
+            prompt_tokens: read as u32,
             generated_tokens: generated as u32,
             time_to_first_token: first_token_at.unwrap_or_else(|| started.elapsed()),
             total: started.elapsed(),
             cancelled: false,
         })
     }
+}
+
+/// moondream2's `tokenizer.json` for the GGUF at `model`: `NAME.tokenizer.json` beside
+/// `NAME.gguf`, else `tokenizer.json` in the same folder.
+fn tokenizer_json_beside(model: &std::path::Path) -> Option<PathBuf> {
+    let named = model.with_extension("tokenizer.json");
+    let shared = model.with_file_name("tokenizer.json");
+    [named, shared].into_iter().find(|p| p.is_file())
 }
 
 /// How much of `text` can be shown without showing the start of a stop sequence: all but
@@ -402,6 +553,7 @@ fn cancelled(prompt: usize, generated: usize, started: Instant, text: String) ->
 pub struct CandleBackend {
     config: CandleConfig,
     loaded: Mutex<Option<Loaded>>,
+    takes_images: std::sync::OnceLock<bool>,
 }
 
 impl CandleBackend {
@@ -409,6 +561,7 @@ impl CandleBackend {
         Self {
             config,
             loaded: Mutex::new(None),
+            takes_images: std::sync::OnceLock::new(),
         }
     }
 
@@ -435,7 +588,13 @@ impl ChatBackend for CandleBackend {
     }
 
     fn accepts_images(&self) -> bool {
-        false
+        *self.takes_images.get_or_init(|| {
+            // The header says it; the weights need not be loaded to know.
+            File::open(&self.config.model_path)
+                .ok()
+                .and_then(|mut f| gguf_file::Content::read(&mut f).ok())
+                .is_some_and(|content| moondream::is_moondream(&content))
+        })
     }
 
     fn generate(
@@ -445,8 +604,14 @@ impl ChatBackend for CandleBackend {
     ) -> Result<Generation, LlmError> {
         let chunk = self.config.prefill_chunk;
         self.with_model(|model| {
-            let prompt = model.prompt_tokens(request)?;
-            model.generate_from_tokens(&prompt, request, chunk, on_token)
+            let prompt = model.prompt(request)?;
+            if model.architecture == "moondream" {
+                // moondream2 ends its answers with the text "<END>", not a token.
+                let mut request = request.clone();
+                request.stop.push("<END>".into());
+                return model.generate_prompt(&prompt, &request, chunk, on_token);
+            }
+            model.generate_prompt(&prompt, request, chunk, on_token)
         })
     }
 }

@@ -310,6 +310,111 @@ impl Tokenizer {
         })
     }
 
+    /// A Hugging Face `tokenizer.json` holding a byte-level BPE (GPT-2, CodeGen, Phi:
+    /// what moondream2 ships), rebuilt through the GGUF path: its vocabulary, merges and
+    /// added tokens become the `tokenizer.ggml.*` metadata that llama.cpp's converter
+    /// would write (added tokens marked special become control tokens). `<|endoftext|>`,
+    /// when the vocabulary has it, is both BOS and EOS, as in GPT-2.
+    pub fn from_tokenizer_json(json: &str) -> Result<Self, TokenizerError> {
+        const KEY: &str = "tokenizer.json";
+        let malformed = |reason: String| TokenizerError::Malformed { key: KEY, reason };
+        let root: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| malformed(e.to_string()))?;
+        let model = &root["model"];
+        if model["type"].as_str() != Some("BPE") {
+            return Err(TokenizerError::UnsupportedModel(format!(
+                "tokenizer.json model {}",
+                model["type"]
+            )));
+        }
+        let vocab = model["vocab"]
+            .as_object()
+            .ok_or_else(|| malformed("model.vocab is not an object".into()))?;
+        let mut by_id: Vec<Option<(String, i32)>> = Vec::new();
+        let mut place = |text: &str, id: &serde_json::Value, kind: i32| {
+            let id = id
+                .as_u64()
+                .filter(|&id| id < 10_000_000)
+                .ok_or_else(|| malformed(format!("token {text:?} has id {id}")))?
+                as usize;
+            if by_id.len() <= id {
+                by_id.resize(id + 1, None);
+            }
+            by_id[id] = Some((text.to_string(), kind));
+            Ok::<(), TokenizerError>(())
+        };
+        for (text, id) in vocab {
+            place(text, id, 1)?;
+        }
+        for added in root["added_tokens"].as_array().into_iter().flatten() {
+            let text = added["content"]
+                .as_str()
+                .ok_or_else(|| malformed("an added token has no content".into()))?;
+            let kind = if added["special"].as_bool() == Some(true) {
+                TYPE_CONTROL
+            } else {
+                TYPE_USER_DEFINED
+            };
+            place(text, &added["id"], kind)?;
+        }
+        let mut tokens = Vec::with_capacity(by_id.len());
+        let mut types = Vec::with_capacity(by_id.len());
+        for (id, slot) in by_id.into_iter().enumerate() {
+            // A gap in the ids gets a placeholder that no text can produce.
+            let (text, kind) = slot.unwrap_or_else(|| (format!("[unused {id}]"), TYPE_CONTROL));
+            tokens.push(Value::String(text));
+            types.push(Value::I32(kind));
+        }
+        // Merges are "a b" strings, or [a, b] pairs since tokenizers 0.20.
+        let merges = model["merges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| match m {
+                serde_json::Value::String(s) => Ok(s.clone()),
+                serde_json::Value::Array(pair) => match (pair.first(), pair.get(1)) {
+                    (Some(serde_json::Value::String(a)), Some(serde_json::Value::String(b))) => {
+                        Ok(format!("{a} {b}"))
+                    }
+                    _ => Err(malformed(format!("merge {m} is not two strings"))),
+                },
+                other => Err(malformed(format!("merge {other} is not a string or pair"))),
+            })
+            .map(|m| m.map(Value::String))
+            .collect::<Result<Vec<_>, _>>()?;
+        let end_of_text = tokens
+            .iter()
+            .position(|t| matches!(t, Value::String(s) if s == "<|endoftext|>"));
+        let mut metadata = std::collections::HashMap::from([
+            (
+                "tokenizer.ggml.model".to_string(),
+                Value::String("gpt2".into()),
+            ),
+            (
+                "tokenizer.ggml.pre".to_string(),
+                Value::String("gpt2".into()),
+            ),
+            ("tokenizer.ggml.tokens".to_string(), Value::Array(tokens)),
+            ("tokenizer.ggml.token_type".to_string(), Value::Array(types)),
+            ("tokenizer.ggml.merges".to_string(), Value::Array(merges)),
+            (
+                "tokenizer.ggml.add_bos_token".to_string(),
+                Value::Bool(false),
+            ),
+        ]);
+        if let Some(id) = end_of_text {
+            for key in ["tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"] {
+                metadata.insert(key.to_string(), Value::U32(id as u32));
+            }
+        }
+        Self::from_gguf(&Content {
+            magic: candle_core::quantized::gguf_file::VersionedMagic::GgufV3,
+            metadata,
+            tensor_infos: Default::default(),
+            tensor_data_offset: 0,
+        })
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.pieces.len()
     }

@@ -89,16 +89,18 @@ class Capability(_message.Message):
     def __init__(self, name: _Optional[str] = ..., available: _Optional[bool] = ..., reason: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BackendInfo(_message.Message):
-    __slots__ = ("name", "available", "reason", "default_model")
+    __slots__ = ("name", "available", "reason", "default_model", "accepts_images")
     NAME_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_IMAGES_FIELD_NUMBER: _ClassVar[int]
     name: str
     available: bool
     reason: str
     default_model: str
-    def __init__(self, name: _Optional[str] = ..., available: _Optional[bool] = ..., reason: _Optional[str] = ..., default_model: _Optional[str] = ...) -> None: ...
+    accepts_images: bool
+    def __init__(self, name: _Optional[str] = ..., available: _Optional[bool] = ..., reason: _Optional[str] = ..., default_model: _Optional[str] = ..., accepts_images: _Optional[bool] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
     __slots__ = ("version", "proto_package", "models", "capabilities", "backends", "onnxruntime_version", "onnxruntime_library", "server_time", "max_message_bytes")

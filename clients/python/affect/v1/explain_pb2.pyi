@@ -70,7 +70,7 @@ class ExplainTimings(_message.Message):
     def __init__(self, time_to_first_token_ms: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., generated_tokens: _Optional[int] = ..., prompt_tokens_per_s: _Optional[float] = ..., generation_tokens_per_s: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class ExplainResult(_message.Message):
-    __slots__ = ("parsed", "judgements", "raw_text", "parse_error", "repair_attempts", "template_id", "backend", "model", "timings")
+    __slots__ = ("parsed", "judgements", "raw_text", "parse_error", "repair_attempts", "template_id", "backend", "model", "timings", "image_included")
     PARSED_FIELD_NUMBER: _ClassVar[int]
     JUDGEMENTS_FIELD_NUMBER: _ClassVar[int]
     RAW_TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class ExplainResult(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_INCLUDED_FIELD_NUMBER: _ClassVar[int]
     parsed: bool
     judgements: _containers.RepeatedCompositeFieldContainer[Judgement]
     raw_text: str
@@ -89,7 +90,8 @@ class ExplainResult(_message.Message):
     backend: str
     model: str
     timings: ExplainTimings
-    def __init__(self, parsed: _Optional[bool] = ..., judgements: _Optional[_Iterable[_Union[Judgement, _Mapping]]] = ..., raw_text: _Optional[str] = ..., parse_error: _Optional[str] = ..., repair_attempts: _Optional[int] = ..., template_id: _Optional[str] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., timings: _Optional[_Union[ExplainTimings, _Mapping]] = ...) -> None: ...
+    image_included: bool
+    def __init__(self, parsed: _Optional[bool] = ..., judgements: _Optional[_Iterable[_Union[Judgement, _Mapping]]] = ..., raw_text: _Optional[str] = ..., parse_error: _Optional[str] = ..., repair_attempts: _Optional[int] = ..., template_id: _Optional[str] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., timings: _Optional[_Union[ExplainTimings, _Mapping]] = ..., image_included: _Optional[bool] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
     __slots__ = ("token", "result")
