@@ -1,6 +1,7 @@
 //! The in-process backend: a quantized GGUF chat model run by candle on the CPU.
 //!
-//! - Architectures: Qwen2 (candle-transformers' `quantized_qwen2`) and Gemma 3 ([`gemma3`],
+//! - Architectures: Qwen2 ([`qwen2`]: candle-transformers' `quantized_qwen2` restructured
+//!   for decoding speed) and Gemma 3 ([`gemma3`],
 //!   ours: candle's module differs from llama.cpp, see there), chosen by the file's
 //!   `general.architecture`; and one vision-language model, moondream2 ([`moondream`]),
 //!   which reads the marked frame.
@@ -17,7 +18,9 @@
 pub mod chat_template;
 pub mod constrain;
 pub mod gemma3;
+pub mod gemv;
 pub mod moondream;
+pub mod qwen2;
 pub mod repack;
 pub mod tokenizer;
 
@@ -30,10 +33,10 @@ use std::time::Instant;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_qwen2;
 
 use self::gemma3::Gemma3;
 use self::moondream::Moondream;
+use self::qwen2::Qwen2;
 
 use self::chat_template::{ChatTemplate, Segment};
 use self::constrain::LabelConstraint;
@@ -57,7 +60,7 @@ pub struct CandleConfig {
 }
 
 enum Weights {
-    Qwen2(quantized_qwen2::ModelWeights),
+    Qwen2(Box<Qwen2>),
     Gemma3(Gemma3),
     Moondream(Box<Moondream>),
 }
@@ -67,7 +70,7 @@ impl Weights {
     fn forward(&mut self, tokens: &[u32], position: usize) -> candle_core::Result<Vec<f32>> {
         let input = || Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0);
         let logits = match self {
-            Self::Qwen2(m) => m.forward(&input()?, position)?,
+            Self::Qwen2(m) => m.forward(tokens, position)?,
             Self::Gemma3(m) => m.forward(&input()?, position)?,
             Self::Moondream(m) => return m.forward(tokens, position),
         };
@@ -162,10 +165,9 @@ impl Loaded {
                 None => Box::new(file),
             };
         let weights = if architecture == "qwen2" {
-            Weights::Qwen2(
-                quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &device)
-                    .map_err(load_error)?,
-            )
+            Weights::Qwen2(Box::new(
+                Qwen2::from_gguf(content, &mut reader).map_err(load_error)?,
+            ))
         } else {
             Weights::Gemma3(Gemma3::from_gguf(content, &mut reader, &device).map_err(load_error)?)
         };
