@@ -18,8 +18,8 @@
 pub mod chat_template;
 pub mod constrain;
 pub mod gemma3;
-pub mod gemv;
 pub mod moondream;
+pub mod q8x8;
 pub mod qwen2;
 pub mod repack;
 pub mod tokenizer;

@@ -1,0 +1,330 @@
+//! Quantized matrix products for the in-process models' Q8_0 weights, which generating
+//! a token reads once each, so this is where tokens/s is won.
+//!
+//! Hand-written because candle 0.11.1's Q8_0 kernel leaves speed on the table: it converts
+//! each block's f16 scale through a function call, reduces each row on its own, and reached
+//! 8-10 GB/s on the 2-core build machine, whose memory gives ~19.5 GB/s. Here the weights
+//! are interleaved 8 rows at a time at load, as llama.cpp's CPU backend repacks them: one
+//! activation block meets 8 rows' blocks in a row, their 8 scales convert in one
+//! instruction, and the 8 int32 sums reduce together. Measured (benches in the closing
+//! note): a token's product with Qwen2.5 0.5B's output matrix at 19.4 GB/s, and a 512-token
+//! prompt's with a 4864x896 matrix 3-4.6x faster than candle's.
+//!
+//! The numerics are llama.cpp's: activations are quantized to Q8_0 blocks once per row
+//! (scale rounded to f16), each block's int8 products are summed exactly in int32 and
+//! scaled in f32; only the f32 summation order differs. Work is split across candle's own
+//! worker pool, so no second set of threads competes with its kernels.
+
+use half::f16;
+
+const BLOCK: usize = 32;
+/// Bytes of a GGUF Q8_0 block: f16 scale + 32 int8.
+const Q8_0_BYTES: usize = 34;
+
+/// An activation vector quantized to Q8_0 blocks: int8 values and per-block f32 scales
+/// (rounded through f16, as llama.cpp stores them).
+pub struct QuantizedVector {
+    values: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl QuantizedVector {
+    /// `x.len()` must be a multiple of 32.
+    pub fn new(x: &[f32]) -> Self {
+        let mut values = vec![0i8; x.len()];
+        let mut scales = Vec::with_capacity(x.len() / BLOCK);
+        for (block, out) in x.chunks_exact(BLOCK).zip(values.chunks_exact_mut(BLOCK)) {
+            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+            for (q, v) in out.iter_mut().zip(block) {
+                *q = (v * inverse).round() as i8;
+            }
+            scales.push(f16::from_f32(d).to_f32());
+        }
+        Self { values, scales }
+    }
+}
+
+/// Rows interleaved in groups of this many.
+const GROUP: usize = 8;
+/// One block index of one group: 8 f16 scales, then 8 rows' 32 int8.
+const GROUP_BLOCK_BYTES: usize = 2 * GROUP + GROUP * BLOCK;
+
+/// Q8_0 weights with every 8 rows interleaved block by block (llama.cpp's CPU backend
+/// repacks the same way): one activation block then meets 8 rows' blocks in a row, their 8
+/// scales convert in one instruction, and the 8 int32 sums are reduced together. That
+/// halves the instructions per weight block against a row-at-a-time loop, and it also
+/// serves prompts (many activation rows), where each group's weights stay in cache
+/// while every row of the prompt passes by.
+pub struct Q8x8 {
+    data: Vec<u8>,
+    rows: usize,
+    blocks: usize,
+}
+
+impl Q8x8 {
+    /// From GGUF Q8_0 bytes of `rows` rows of `cols` values (`cols` a multiple of 32).
+    /// Rows past the last multiple of 8 are padded with zero blocks.
+    pub fn from_q8_0(bytes: &[u8], rows: usize, cols: usize) -> Self {
+        let blocks = cols / BLOCK;
+        let row_bytes = blocks * Q8_0_BYTES;
+        assert_eq!(
+            bytes.len(),
+            rows * row_bytes,
+            "Q8_0 bytes do not match the shape"
+        );
+        let groups = rows.div_ceil(GROUP);
+        let mut data = vec![0u8; groups * blocks * GROUP_BLOCK_BYTES];
+        for row in 0..rows {
+            let (group, lane) = (row / GROUP, row % GROUP);
+            for b in 0..blocks {
+                let block = &bytes[row * row_bytes + b * Q8_0_BYTES..][..Q8_0_BYTES];
+                let at = (group * blocks + b) * GROUP_BLOCK_BYTES;
+                data[at + 2 * lane..at + 2 * lane + 2].copy_from_slice(&block[..2]);
+                let values = at + 2 * GROUP + lane * BLOCK;
+                data[values..values + BLOCK].copy_from_slice(&block[2..]);
+            }
+        }
+        Self { data, rows, blocks }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// `out[i * rows + r]` = row r . `xs[i]`, for every activation row i.
+    pub fn matmul(&self, xs: &[QuantizedVector], out: &mut [f32]) {
+        assert_eq!(out.len(), xs.len() * self.rows, "output size");
+        assert!(
+            xs.iter().all(|x| x.scales.len() == self.blocks),
+            "activation width"
+        );
+        let groups = self.rows.div_ceil(GROUP);
+        let group_bytes = self.blocks * GROUP_BLOCK_BYTES;
+        let out_at = out.as_mut_ptr() as usize;
+        let rows = self.rows;
+        candle_core::utils::barrier_pool().execute_chunked(groups, |range| {
+            for g in range {
+                let group = &self.data[g * group_bytes..(g + 1) * group_bytes];
+                let lanes = GROUP.min(rows - g * GROUP);
+                for (i, x) in xs.iter().enumerate() {
+                    let sums = group_dot(group, x);
+                    // SAFETY: rows g*8.. of every output row belong to this group alone.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            (out_at as *mut f32).add(i * rows + g * GROUP),
+                            lanes,
+                        )
+                    };
+                    dst.copy_from_slice(&sums[..lanes]);
+                }
+            }
+        });
+    }
+}
+
+/// The 8 dot products of one interleaved group with `x`.
+fn group_dot(group: &[u8], x: &QuantizedVector) -> [f32; GROUP] {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked at run time).
+        return unsafe { x86::group_dot(group, x) };
+    }
+    group_dot_portable(group, x)
+}
+
+/// [`group_dot`] for CPUs without AVX2.
+fn group_dot_portable(group: &[u8], x: &QuantizedVector) -> [f32; GROUP] {
+    let mut sums = [0f32; GROUP];
+    for (b, block) in group.chunks_exact(GROUP_BLOCK_BYTES).enumerate() {
+        let xs = &x.values[b * BLOCK..(b + 1) * BLOCK];
+        for (lane, sum) in sums.iter_mut().enumerate() {
+            let d = f16::from_le_bytes([block[2 * lane], block[2 * lane + 1]]).to_f32();
+            let w = &block[2 * GROUP + lane * BLOCK..][..BLOCK];
+            let isum: i32 = w
+                .iter()
+                .zip(xs)
+                .map(|(&w, &v)| w as i8 as i32 * v as i32)
+                .sum();
+            *sum += d * x.scales[b] * isum as f32;
+        }
+    }
+    sums
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{BLOCK, GROUP, GROUP_BLOCK_BYTES, QuantizedVector};
+    use std::arch::x86_64::*;
+
+    /// Row `r` of an interleaved group block times `xv`, as 8 int32 partial sums.
+    #[inline(always)]
+    unsafe fn lane_sums(block: *const u8, r: usize, xv: __m256i) -> __m256i {
+        unsafe {
+            let w = _mm256_loadu_si256(block.add(2 * GROUP + r * BLOCK) as *const __m256i);
+            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w));
+            _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+        }
+    }
+
+    /// The 8 dot products of an interleaved group (see [`super::Q8x8`]) with `x`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn group_dot(group: &[u8], x: &QuantizedVector) -> [f32; GROUP] {
+        let blocks = x.scales.len();
+        let mut acc = _mm256_setzero_ps();
+        unsafe {
+            let base = group.as_ptr();
+            for b in 0..blocks {
+                let block = base.add(b * GROUP_BLOCK_BYTES);
+                _mm_prefetch::<_MM_HINT_T0>(block.add(GROUP_BLOCK_BYTES * 2) as *const i8);
+                let xv = _mm256_loadu_si256(x.values.as_ptr().add(b * BLOCK) as *const __m256i);
+                let scales = _mm256_mul_ps(
+                    _mm256_cvtph_ps(_mm_loadu_si128(block as *const __m128i)),
+                    _mm256_set1_ps(*x.scales.get_unchecked(b)),
+                );
+                // Eight vectors of 8 int32 partial sums -> one vector of 8 row sums.
+                let s01 = _mm256_hadd_epi32(lane_sums(block, 0, xv), lane_sums(block, 1, xv));
+                let s23 = _mm256_hadd_epi32(lane_sums(block, 2, xv), lane_sums(block, 3, xv));
+                let s45 = _mm256_hadd_epi32(lane_sums(block, 4, xv), lane_sums(block, 5, xv));
+                let s67 = _mm256_hadd_epi32(lane_sums(block, 6, xv), lane_sums(block, 7, xv));
+                let s0123 = _mm256_hadd_epi32(s01, s23);
+                let s4567 = _mm256_hadd_epi32(s45, s67);
+                let sums = _mm256_add_epi32(
+                    _mm256_permute2x128_si256(s0123, s4567, 0x20),
+                    _mm256_permute2x128_si256(s0123, s4567, 0x31),
+                );
+                acc = _mm256_fmadd_ps(scales, _mm256_cvtepi32_ps(sums), acc);
+            }
+            let mut out = [0f32; GROUP];
+            _mm256_storeu_ps(out.as_mut_ptr(), acc);
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random Q8_0 blocks (scales in a realistic range, -128 included: the extreme
+    /// maddubs must not saturate on) for `rows` x `cols`.
+    fn random_q8_0(rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let mut bytes = Vec::new();
+        for _ in 0..rows * cols / BLOCK {
+            let d = f16::from_f32((next() % 1000) as f32 / 1e5 + 1e-4);
+            bytes.extend_from_slice(&d.to_le_bytes());
+            bytes.extend((0..BLOCK).map(|_| (next() % 256) as u8));
+        }
+        bytes
+    }
+
+    fn random_vector(n: usize, seed: u64) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i as u64 * 2654435761 + seed) % 2001) as f32 - 1000.0) / 250.0)
+            .collect()
+    }
+
+    /// The reference: one GGUF Q8_0 row . x, block by block, integers summed exactly.
+    fn row_dot(row: &[u8], x: &QuantizedVector) -> f32 {
+        let mut sum = 0f32;
+        for (b, block) in row.chunks_exact(Q8_0_BYTES).enumerate() {
+            let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+            let xs = &x.values[b * BLOCK..(b + 1) * BLOCK];
+            let isum: i32 = block[2..]
+                .iter()
+                .zip(xs)
+                .map(|(&w, &v)| w as i8 as i32 * v as i32)
+                .sum();
+            sum += d * x.scales[b] * isum as f32;
+        }
+        sum
+    }
+
+    #[test]
+    fn interleaved_products_equal_the_row_by_row_reference() {
+        // 13 rows: one full group of 8 and a padded one; several activation rows.
+        for (rows, cols, m) in [(13, 96, 3), (8, 896, 1), (40, 64, 5)] {
+            let weights = random_q8_0(rows, cols, 17);
+            let packed = Q8x8::from_q8_0(&weights, rows, cols);
+            let xs: Vec<QuantizedVector> = (0..m)
+                .map(|i| QuantizedVector::new(&random_vector(cols, 100 + i as u64)))
+                .collect();
+            let mut out = vec![0f32; m * rows];
+            packed.matmul(&xs, &mut out);
+            let row_bytes = weights.len() / rows;
+            let group_bytes = cols / BLOCK * GROUP_BLOCK_BYTES;
+            for (i, x) in xs.iter().enumerate() {
+                for r in 0..rows {
+                    let want = row_dot(&weights[r * row_bytes..][..row_bytes], x);
+                    // Same integers; only the f32 summation order differs.
+                    let close = |got: f32| (got - want).abs() <= 1e-4 * want.abs().max(1.0);
+                    let got = out[i * rows + r];
+                    assert!(close(got), "{rows}x{cols} x{i} row {r}: {got} vs {want}");
+                    // The portable loop (machines without AVX2) gives the same.
+                    let g = r / GROUP;
+                    let group = &packed.data[g * group_bytes..(g + 1) * group_bytes];
+                    let portable = group_dot_portable(group, x)[r % GROUP];
+                    assert!(close(portable), "portable row {r}: {portable} vs {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn products_equal_candles_dequantized_weights() {
+        use candle_core::quantized::{GgmlDType, QTensor};
+        use candle_core::{Device, Tensor};
+        let (rows, cols) = (12, 64);
+        let w =
+            Tensor::from_vec(random_vector(rows * cols, 3), (rows, cols), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let packed = Q8x8::from_q8_0(&q.data().unwrap(), rows, cols);
+        let dequantized: Vec<Vec<f32>> = q.dequantize(&Device::Cpu).unwrap().to_vec2().unwrap();
+        let x = QuantizedVector::new(&random_vector(cols, 9));
+        let mut out = vec![0f32; rows];
+        packed.matmul(std::slice::from_ref(&x), &mut out);
+        // The exact product of the stored weights with the quantized activations.
+        let xq: Vec<f32> = (0..cols)
+            .map(|i| x.values[i] as f32 * x.scales[i / BLOCK])
+            .collect();
+        for (r, row) in dequantized.iter().enumerate() {
+            let want: f32 = row.iter().zip(&xq).map(|(a, b)| a * b).sum();
+            assert!(
+                (out[r] - want).abs() <= 1e-3 * want.abs().max(1.0),
+                "row {r}: {} vs {want}",
+                out[r]
+            );
+        }
+    }
+
+    #[test]
+    fn activations_quantize_as_llama_cpp_does() {
+        let x: Vec<f32> = (0..32).map(|i| i as f32 - 12.7).collect();
+        let q = QuantizedVector::new(&x);
+        let d = (31.0f32 - 12.7) / 127.0;
+        assert_eq!(q.scales[0], f16::from_f32(d).to_f32());
+        assert_eq!(q.values[31], 127);
+        assert_eq!(q.values[0], (-12.7f32 / d).round() as i8);
+        let zeros = QuantizedVector::new(&[0.0; 32]);
+        assert!(zeros.values.iter().all(|&v| v == 0) && zeros.scales[0] == 0.0);
+    }
+}
