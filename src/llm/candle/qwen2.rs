@@ -45,17 +45,7 @@ impl Linear {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.weight {
-            Weight::Interleaved(w) => {
-                let width = x.dim(D::Minus1)?;
-                let flat = x.flatten_all()?.to_vec1::<f32>()?;
-                let rows: Vec<QuantizedVector> =
-                    flat.chunks_exact(width).map(QuantizedVector::new).collect();
-                let mut out = vec![0f32; rows.len() * w.rows()];
-                w.matmul(&rows, &mut out);
-                let mut shape = x.dims().to_vec();
-                *shape.last_mut().expect("x has a last dimension") = w.rows();
-                Tensor::from_vec(out, shape, x.device())?
-            }
+            Weight::Interleaved(w) => interleaved_forward(w, x)?,
             Weight::Candle(w) => w.forward(x)?,
         };
         match &self.bias {
@@ -63,6 +53,88 @@ impl Linear {
             None => Ok(y),
         }
     }
+}
+
+/// Linear layers that read the same input (q, k, v; gate, up). When all are Q8_0 of one
+/// width they are one interleaved matrix: one quantization of the input and one pass of
+/// the worker pool instead of several.
+enum Projections {
+    Fused {
+        weight: Q8x8,
+        /// Output widths, in order.
+        sizes: Vec<usize>,
+        biases: Vec<Option<Tensor>>,
+    },
+    Separate(Vec<Linear>),
+}
+
+impl Projections {
+    fn new(parts: Vec<(QTensor, Option<Tensor>)>) -> Result<Self> {
+        let fusable = parts.iter().all(|(w, _)| {
+            w.dtype() == GgmlDType::Q8_0
+                && matches!(w.shape().dims(), [_, cols] if cols.is_multiple_of(32)
+                    && *cols == parts[0].0.shape().dims()[1])
+        });
+        if !fusable {
+            return Ok(Self::Separate(
+                parts
+                    .into_iter()
+                    .map(|(w, b)| Linear::new(w, b))
+                    .collect::<Result<_>>()?,
+            ));
+        }
+        let cols = parts[0].0.shape().dims()[1];
+        let mut bytes = Vec::new();
+        let mut sizes = Vec::new();
+        let mut biases = Vec::new();
+        for (w, b) in parts {
+            bytes.extend_from_slice(&w.data()?);
+            sizes.push(w.shape().dims()[0]);
+            biases.push(b);
+        }
+        let rows = sizes.iter().sum();
+        Ok(Self::Fused {
+            weight: Q8x8::from_q8_0(&bytes, rows, cols),
+            sizes,
+            biases,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Self::Separate(parts) => parts.iter().map(|p| p.forward(x)).collect(),
+            Self::Fused {
+                weight,
+                sizes,
+                biases,
+            } => {
+                let all = interleaved_forward(weight, x)?;
+                let mut start = 0;
+                let mut out = Vec::with_capacity(sizes.len());
+                for (size, bias) in sizes.iter().zip(biases) {
+                    let part = all.narrow(D::Minus1, start, *size)?;
+                    out.push(match bias {
+                        Some(b) => part.broadcast_add(b)?,
+                        None => part.contiguous()?,
+                    });
+                    start += size;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// `x` (.., cols) times an interleaved matrix's transpose: (.., rows).
+fn interleaved_forward(w: &Q8x8, x: &Tensor) -> Result<Tensor> {
+    let width = x.dim(D::Minus1)?;
+    let flat = x.flatten_all()?.to_vec1::<f32>()?;
+    let rows: Vec<QuantizedVector> = flat.chunks_exact(width).map(QuantizedVector::new).collect();
+    let mut out = vec![0f32; rows.len() * w.rows()];
+    w.matmul(&rows, &mut out);
+    let mut shape = x.dims().to_vec();
+    *shape.last_mut().expect("x has a last dimension") = w.rows();
+    Tensor::from_vec(out, shape, x.device())
 }
 
 /// Token embeddings, kept quantized when they are Q8_0 (rows dequantized on lookup).
@@ -188,36 +260,50 @@ impl Cache {
         let mut out = vec![0f32; kv_heads * group * head_dim];
         let out_at = out.as_mut_ptr() as usize;
         candle_core::utils::barrier_pool().execute_chunked(kv_heads, |range| {
-            let mut scores = vec![0f32; seen];
+            // Scores of the group's query heads, head-major: group x seen.
+            let mut scores = vec![0f32; group * seen];
             for kv in range {
                 let keys_t = &self.keys_t[kv * head_dim * capacity..][..head_dim * capacity];
                 let values = &self.values[kv * capacity * head_dim..][..seen * head_dim];
-                for g in 0..group {
-                    let head = kv * group + g;
-                    let query = &q[head * head_dim..(head + 1) * head_dim];
-                    scores.fill(0.0);
-                    for (d, &qd) in query.iter().enumerate() {
-                        let qd = qd * scale;
-                        let row = &keys_t[d * capacity..][..seen];
-                        for (s, k) in scores.iter_mut().zip(row) {
-                            *s += qd * k;
+                let queries = &q[kv * group * head_dim..][..group * head_dim];
+                scores.fill(0.0);
+                // Positions in tiles, so a tile of keys (head_dim x TILE) stays in L1 while
+                // every query head of the group reads it.
+                const TILE: usize = 64;
+                for start in (0..seen).step_by(TILE) {
+                    let len = TILE.min(seen - start);
+                    for (g, query) in queries.chunks_exact(head_dim).enumerate() {
+                        let tile = &mut scores[g * seen + start..][..len];
+                        for (d, &qd) in query.iter().enumerate() {
+                            let qd = qd * scale;
+                            let keys = &keys_t[d * capacity + start..][..len];
+                            for (s, k) in tile.iter_mut().zip(keys) {
+                                *s += qd * k;
+                            }
                         }
                     }
-                    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+                }
+                let mut inverse_totals = vec![0f32; group];
+                for (g, head_scores) in scores.chunks_exact_mut(seen).enumerate() {
+                    let max = head_scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
                     let mut total = 0f32;
-                    for s in &mut scores {
+                    for s in head_scores.iter_mut() {
                         *s = (*s - max).exp();
                         total += *s;
                     }
-                    // SAFETY: each (kv, g) head's output row is written by one thread only.
-                    let row = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            (out_at as *mut f32).add(head * head_dim),
-                            head_dim,
-                        )
-                    };
-                    for (weight, value) in scores.iter().zip(values.chunks_exact(head_dim)) {
-                        let w = weight / total;
+                    inverse_totals[g] = 1.0 / total;
+                }
+                // SAFETY: this KV head's group of output rows is written by this thread only.
+                let rows = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        (out_at as *mut f32).add(kv * group * head_dim),
+                        group * head_dim,
+                    )
+                };
+                // Each value row is read once and added to every head of the group.
+                for (j, value) in values.chunks_exact(head_dim).enumerate() {
+                    for (g, row) in rows.chunks_exact_mut(head_dim).enumerate() {
+                        let w = scores[g * seen + j] * inverse_totals[g];
                         for (o, x) in row.iter_mut().zip(value) {
                             *o += w * x;
                         }
@@ -238,12 +324,11 @@ struct AttentionShape {
 }
 
 struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k, v.
+    qkv: Projections,
     o: Linear,
-    gate: Linear,
-    up: Linear,
+    /// gate, up.
+    gate_up: Projections,
     down: Linear,
     attention_norm: RmsNorm,
     ffn_norm: RmsNorm,
@@ -302,20 +387,21 @@ impl Qwen2 {
         let mut layers = Vec::with_capacity(layers_n);
         for i in 0..layers_n {
             let mut weight = |name: &str| tensor(&format!("blk.{i}.{name}"));
-            let mut biased = |name: &str| -> Result<Linear> {
+            let mut qkv = Vec::new();
+            for name in ["attn_q", "attn_k", "attn_v"] {
                 let bias = weight(&format!("{name}.bias"))?.dequantize(&Device::Cpu)?;
-                Linear::new(weight(&format!("{name}.weight"))?, Some(bias))
-            };
-            let (q, k, v) = (biased("attn_q")?, biased("attn_k")?, biased("attn_v")?);
+                qkv.push((weight(&format!("{name}.weight"))?, Some(bias)));
+            }
+            let gate_up = vec![
+                (weight("ffn_gate.weight")?, None),
+                (weight("ffn_up.weight")?, None),
+            ];
             let mut plain =
                 |name: &str| Linear::new(tensor(&format!("blk.{i}.{name}.weight"))?, None);
             layers.push(Layer {
-                q,
-                k,
-                v,
+                qkv: Projections::new(qkv)?,
                 o: plain("attn_output")?,
-                gate: plain("ffn_gate")?,
-                up: plain("ffn_up")?,
+                gate_up: Projections::new(gate_up)?,
                 down: plain("ffn_down")?,
                 attention_norm: RmsNorm::from_qtensor(
                     tensor(&format!("blk.{i}.attn_norm.weight"))?,
@@ -376,9 +462,14 @@ impl Qwen2 {
                     .transpose(1, 2)?
                     .contiguous()
             };
-            let q = split(layer.q.forward(&h)?, heads)?;
-            let k = split(layer.k.forward(&h)?, kv_heads)?;
-            let v = split(layer.v.forward(&h)?, kv_heads)?;
+            let [q, k, v]: [Tensor; 3] = layer
+                .qkv
+                .forward(&h)?
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("q, k, v expected".into()))?;
+            let q = split(q, heads)?;
+            let k = split(k, kv_heads)?;
+            let v = split(v, kv_heads)?;
             let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
             layer.cache.append(&k, &v, position)?;
@@ -413,8 +504,12 @@ impl Qwen2 {
             };
             x = (layer.o.forward(&attended)? + &x)?;
             let h = layer.ffn_norm.forward(&x)?;
-            let gated =
-                (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
+            let [gate, up]: [Tensor; 2] = layer
+                .gate_up
+                .forward(&h)?
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("gate, up expected".into()))?;
+            let gated = (candle_nn::ops::silu(&gate)? * up)?;
             x = (layer.down.forward(&gated)? + &x)?;
         }
         let last = x.narrow(1, n - 1, 1)?;
