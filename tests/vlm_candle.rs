@@ -540,3 +540,56 @@ fn eval_runs_the_full_sovtp_row_when_the_model_reads_images() {
         assert!(line.contains("/2, unparsed count as wrong"), "{line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repair_that_does_not_fit_the_context_returns_the_first_answer_unparsed() {
+    let (_dir, gguf) = tiny_model();
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_CANDLE_MODEL", &gguf);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let request = |max_tokens: u32| ExplainRequest {
+        source: Some(explain_request::Source::Image(ImageInput {
+            data: Some(image_input::Data::Encoded(photo("0-f1-su-ph.jpg"))),
+        })),
+        backend: "candle".into(),
+        max_tokens,
+        include_image: true,
+        ..Default::default()
+    };
+    // Too many answer tokens: refused before any token, and the message says how long the
+    // prompt is (image positions included).
+    let mut refused = affect.explain(request(4000)).await.unwrap().into_inner();
+    let status = refused.message().await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let prompt: u32 = status
+        .message()
+        .split("the prompt (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no prompt length in {:?}", status.message()));
+    // Exactly the room that is left: the first answer fits, the repair (which repeats the
+    // prompt and the answer) cannot.
+    let mut stream = affect
+        .explain(request(4096 - prompt))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut result = None;
+    while let Some(event) = stream.message().await.unwrap() {
+        if let Some(explain_response::Event::Result(r)) = event.event {
+            result = Some(r);
+        }
+    }
+    let result = result.expect("a result, not an error");
+    assert!(!result.parsed && result.judgements.is_empty());
+    assert!(!result.raw_text.is_empty());
+    assert!(
+        result
+            .parse_error
+            .contains("the repair attempt could not run"),
+        "{}",
+        result.parse_error
+    );
+}

@@ -350,6 +350,14 @@ pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, S
                 raw = format!("{raw}\n\n--- repair attempt ---\n\n{}", g.text);
                 generations.push(g);
             }
+            // A small-context model (moondream: 2048 positions, 729 of them the image)
+            // may have no room to repeat its answer: the first answer is still returned,
+            // unparsed, with the reason, rather than lost.
+            Err(e @ LlmError::TooLong { .. }) => {
+                if let Err(problems) = &mut parsed {
+                    problems.push(format!("the repair attempt could not run: {e}"));
+                }
+            }
             Err(e) => {
                 let _ = tx.blocking_send(Err(llm_status(e)));
                 return;
