@@ -30,47 +30,6 @@ fn explain_request(image: Vec<u8>, max_tokens: u32) -> ExplainRequest {
     }
 }
 
-/// The streamed text and the one result that ends an Explain stream (no token may follow
-/// it, and no event is empty).
-async fn tokens_then_result(
-    stream: &mut tonic::Streaming<ExplainResponse>,
-) -> (String, ExplainResult) {
-    let mut tokens = String::new();
-    let mut result = None;
-    while let Some(event) = stream.message().await.unwrap() {
-        match event.event {
-            Some(explain_response::Event::Token(t)) => {
-                assert!(result.is_none(), "a token after the result");
-                tokens.push_str(&t);
-            }
-            Some(explain_response::Event::Result(r)) => result = Some(r),
-            None => panic!("an empty event"),
-        }
-    }
-    (tokens, result.expect("exactly one result ends the stream"))
-}
-
-/// A server with one environment variable set, a client of it, and its ServerInfo.
-async fn server_with(
-    key: &str,
-    value: &str,
-) -> (
-    TestServer,
-    AffectClient<tonic::transport::Channel>,
-    ServerInfo,
-) {
-    let server = TestServer::start(|cmd| {
-        cmd.env(key, value);
-    });
-    let mut affect = AffectClient::new(server.channel().await);
-    let info = affect
-        .get_server_info(GetServerInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    (server, affect, info)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_stream_then_a_validated_or_unparsed_result() {
     let llama = llama_server();

@@ -447,33 +447,14 @@ async fn explain(
         .await
         .unwrap()
         .into_inner();
-    let mut tokens = String::new();
-    let mut result = None;
-    while let Some(event) = stream.message().await.unwrap() {
-        match event.event {
-            Some(explain_response::Event::Token(t)) => {
-                assert!(result.is_none(), "a token after the result");
-                tokens.push_str(&t);
-            }
-            Some(explain_response::Event::Result(r)) => result = Some(r),
-            None => panic!("an empty event"),
-        }
-    }
-    (tokens, result.expect("exactly one result ends the stream"))
+    tokens_then_result(&mut stream).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn explain_sends_the_marked_frame_through_the_tiny_vlm() {
     let (_dir, gguf) = tiny_model();
-    let server = TestServer::start(|cmd| {
-        cmd.env("AFFECTD_CANDLE_MODEL", &gguf);
-    });
-    let mut affect = AffectClient::new(server.channel().await);
-    let info = affect
-        .get_server_info(GetServerInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let (_server, mut affect, info) =
+        server_with("AFFECTD_CANDLE_MODEL", gguf.to_str().unwrap()).await;
     let candle = info.backends.iter().find(|b| b.name == "candle").unwrap();
     assert!(candle.available && candle.accepts_images, "{candle:?}");
 
@@ -544,10 +525,8 @@ fn eval_runs_the_full_sovtp_row_when_the_model_reads_images() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repair_that_does_not_fit_the_context_returns_the_first_answer_unparsed() {
     let (_dir, gguf) = tiny_model();
-    let server = TestServer::start(|cmd| {
-        cmd.env("AFFECTD_CANDLE_MODEL", &gguf);
-    });
-    let mut affect = AffectClient::new(server.channel().await);
+    let (_server, mut affect, _) =
+        server_with("AFFECTD_CANDLE_MODEL", gguf.to_str().unwrap()).await;
     let request = |max_tokens: u32| ExplainRequest {
         source: Some(explain_request::Source::Image(ImageInput {
             data: Some(image_input::Data::Encoded(photo("0-f1-su-ph.jpg"))),
@@ -576,13 +555,7 @@ async fn a_repair_that_does_not_fit_the_context_returns_the_first_answer_unparse
         .await
         .unwrap()
         .into_inner();
-    let mut result = None;
-    while let Some(event) = stream.message().await.unwrap() {
-        if let Some(explain_response::Event::Result(r)) = event.event {
-            result = Some(r);
-        }
-    }
-    let result = result.expect("a result, not an error");
+    let (_, result) = tokens_then_result(&mut stream).await;
     assert!(!result.parsed && result.judgements.is_empty());
     assert!(!result.raw_text.is_empty());
     assert!(

@@ -154,3 +154,44 @@ pub fn corrupt_one_byte(path: &Path) {
     bytes[middle] ^= 0x5a;
     std::fs::write(path, bytes).unwrap();
 }
+
+/// The streamed text and the one result that ends an Explain stream (no token may follow
+/// it, and no event is empty).
+pub async fn tokens_then_result(
+    stream: &mut tonic::Streaming<affectd::proto::ExplainResponse>,
+) -> (String, affectd::proto::ExplainResult) {
+    let mut tokens = String::new();
+    let mut result = None;
+    while let Some(event) = stream.message().await.unwrap() {
+        match event.event {
+            Some(affectd::proto::explain_response::Event::Token(t)) => {
+                assert!(result.is_none(), "a token after the result");
+                tokens.push_str(&t);
+            }
+            Some(affectd::proto::explain_response::Event::Result(r)) => result = Some(r),
+            None => panic!("an empty event"),
+        }
+    }
+    (tokens, result.expect("exactly one result ends the stream"))
+}
+
+/// A server with one environment variable set, a client of it, and its ServerInfo.
+pub async fn server_with(
+    key: &str,
+    value: &str,
+) -> (
+    TestServer,
+    affectd::proto::affect_client::AffectClient<tonic::transport::Channel>,
+    affectd::proto::ServerInfo,
+) {
+    let server = TestServer::start(|cmd| {
+        cmd.env(key, value);
+    });
+    let mut affect = affectd::proto::affect_client::AffectClient::new(server.channel().await);
+    let info = affect
+        .get_server_info(affectd::proto::GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    (server, affect, info)
+}
