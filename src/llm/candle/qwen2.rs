@@ -1,15 +1,16 @@
 //! Qwen2 from a GGUF, laid out for generation speed. The model is candle-transformers'
-//! `quantized_qwen2` (same weights, same RoPE, same RMSNorm, same numerics for the prompt),
-//! restructured where generating a token spent its time (profiled with `perf` on
-//! `affectd bench-llm`, see benches/compare_llm.py):
+//! `quantized_qwen2` (same weights, RoPE, RMSNorm and causal mask; llama.cpp's numerics up
+//! to f32 summation order, checked by tests/llm_candle.rs), restructured where generating
+//! a token spent its time (profiled with `perf` on `affectd bench-llm`):
 //!
-//! - Q8_0 weights are interleaved 8 rows at a time at load ([`Q8x8`]): a token's products
-//!   run at the machine's memory bandwidth (19.4 GB/s on the 2-core build machine, candle's
-//!   kernel 8-10), and a 512-token prompt's are 3-4.6x faster than candle's.
+//! - Q8_0 weights are interleaved 8 rows at a time at load ([`Q8x8`]; `cargo bench --bench
+//!   llm`: a token through the output matrix 2.5x and a 512-token prompt 5.1x candle's
+//!   kernel), and q/k/v and gate/up, which read the same input, are one product each.
 //! - The KV cache grows in place (capacity doubling), instead of being concatenated anew
 //!   for every token, which copied the whole cache each step.
 //! - Grouped-query attention multiplies each KV head with its whole group of query heads,
-//!   instead of first copying every KV head once per query head (`repeat_kv`).
+//!   instead of first copying every KV head once per query head (`repeat_kv`); one new
+//!   token's attention is written out by hand over a transposed key cache.
 //! - The token embedding stays quantized; only the rows asked for are dequantized (the
 //!   dequantized table of Qwen2.5's 151,936 tokens would take 545 MB).
 
@@ -31,14 +32,21 @@ struct Linear {
     bias: Option<Tensor>,
 }
 
+/// (rows, cols) of a weight [`Q8x8`] can take: Q8_0, two dimensions, whole blocks.
+fn interleavable(weight: &QTensor) -> Option<(usize, usize)> {
+    match weight.shape().dims() {
+        &[rows, cols] if weight.dtype() == GgmlDType::Q8_0 && cols.is_multiple_of(32) => {
+            Some((rows, cols))
+        }
+        _ => None,
+    }
+}
+
 impl Linear {
     fn new(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
-        let dims = weight.shape().dims().to_vec();
-        let weight = match dims[..] {
-            [rows, cols] if weight.dtype() == GgmlDType::Q8_0 && cols.is_multiple_of(32) => {
-                Weight::Interleaved(Q8x8::from_q8_0(&weight.data()?, rows, cols))
-            }
-            _ => Weight::Candle(QMatMul::from_qtensor(weight)?),
+        let weight = match interleavable(&weight) {
+            Some((rows, cols)) => Weight::Interleaved(Q8x8::from_q8_0(&weight.data()?, rows, cols)),
+            None => Weight::Candle(QMatMul::from_qtensor(weight)?),
         };
         Ok(Self { weight, bias })
     }
@@ -70,11 +78,13 @@ enum Projections {
 
 impl Projections {
     fn new(parts: Vec<(QTensor, Option<Tensor>)>) -> Result<Self> {
-        let fusable = parts.iter().all(|(w, _)| {
-            w.dtype() == GgmlDType::Q8_0
-                && matches!(w.shape().dims(), [_, cols] if cols.is_multiple_of(32)
-                    && *cols == parts[0].0.shape().dims()[1])
-        });
+        let widths: Vec<Option<usize>> = parts
+            .iter()
+            .map(|(w, _)| interleavable(w).map(|(_, cols)| cols))
+            .collect();
+        let fusable = widths
+            .first()
+            .is_some_and(|first| first.is_some() && widths.iter().all(|w| w == first));
         if !fusable {
             return Ok(Self::Separate(
                 parts
@@ -128,6 +138,12 @@ impl Projections {
 /// `x` (.., cols) times an interleaved matrix's transpose: (.., rows).
 fn interleaved_forward(w: &Q8x8, x: &Tensor) -> Result<Tensor> {
     let width = x.dim(D::Minus1)?;
+    if width != w.cols() {
+        candle_core::bail!(
+            "input width {width} does not match the weight's {}",
+            w.cols()
+        );
+    }
     let flat = x.flatten_all()?.to_vec1::<f32>()?;
     let rows: Vec<QuantizedVector> = flat.chunks_exact(width).map(QuantizedVector::new).collect();
     let mut out = vec![0f32; rows.len() * w.rows()];
@@ -438,6 +454,9 @@ impl Qwen2 {
     /// keeps positions before `position` (0 starts over).
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor> {
         let n = tokens.len();
+        if n == 0 {
+            candle_core::bail!("no tokens to read");
+        }
         let mask = (n > 1)
             .then(|| {
                 candle_transformers::utils::build_additive_causal_mask(
