@@ -70,7 +70,7 @@ impl Weights {
     fn forward(&mut self, tokens: &[u32], position: usize) -> candle_core::Result<Vec<f32>> {
         let input = || Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0);
         let logits = match self {
-            Self::Qwen2(m) => m.forward(tokens, position)?,
+            Self::Qwen2(m) => return m.forward(tokens, position),
             Self::Gemma3(m) => m.forward(&input()?, position)?,
             Self::Moondream(m) => return m.forward(tokens, position),
         };

@@ -30,6 +30,8 @@ enum Weight {
 struct Linear {
     weight: Weight,
     bias: Option<Tensor>,
+    /// The same bias, for [`Linear::forward_slice`].
+    bias_values: Option<Vec<f32>>,
 }
 
 /// (rows, cols) of a weight [`Q8x8`] can take: Q8_0, two dimensions, whole blocks.
@@ -48,7 +50,27 @@ impl Linear {
             Some((rows, cols)) => Weight::Interleaved(Q8x8::from_q8_0(&weight.data()?, rows, cols)),
             None => Weight::Candle(QMatMul::from_qtensor(weight)?),
         };
-        Ok(Self { weight, bias })
+        let bias_values = bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
+        Ok(Self {
+            weight,
+            bias,
+            bias_values,
+        })
+    }
+
+    /// One input row, as plain numbers (the decoding step).
+    fn forward_slice(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let mut y = match &self.weight {
+            Weight::Interleaved(w) => interleaved_row(w, x)?,
+            Weight::Candle(w) => w
+                .forward(&Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        };
+        if let Some(b) = &self.bias_values {
+            add_into(&mut y, b);
+        }
+        Ok(y)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -72,6 +94,8 @@ enum Projections {
         /// Output widths, in order.
         sizes: Vec<usize>,
         biases: Vec<Option<Tensor>>,
+        /// The same biases as numbers, for the decoding step.
+        bias_values: Vec<Option<Vec<f32>>>,
     },
     Separate(Vec<Linear>),
 }
@@ -103,10 +127,15 @@ impl Projections {
             biases.push(b);
         }
         let rows = sizes.iter().sum();
+        let bias_values = biases
+            .iter()
+            .map(|b| b.as_ref().map(|b| b.to_vec1::<f32>()).transpose())
+            .collect::<Result<_>>()?;
         Ok(Self::Fused {
             weight: Q8x8::from_q8_0(&bytes, rows, cols),
             sizes,
             biases,
+            bias_values,
         })
     }
 
@@ -117,6 +146,7 @@ impl Projections {
                 weight,
                 sizes,
                 biases,
+                ..
             } => {
                 let all = interleaved_forward(weight, x)?;
                 let mut start = 0;
@@ -135,6 +165,56 @@ impl Projections {
     }
 }
 
+impl Projections {
+    /// One input row, as plain numbers (the decoding step): one output row per part.
+    fn forward_slice(&self, x: &[f32]) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Self::Separate(parts) => parts.iter().map(|p| p.forward_slice(x)).collect(),
+            Self::Fused {
+                weight,
+                sizes,
+                bias_values,
+                ..
+            } => {
+                let all = interleaved_row(weight, x)?;
+                let mut start = 0;
+                let mut out = Vec::with_capacity(sizes.len());
+                for (size, bias) in sizes.iter().zip(bias_values) {
+                    let mut part = all[start..start + size].to_vec();
+                    if let Some(b) = bias {
+                        add_into(&mut part, b);
+                    }
+                    out.push(part);
+                    start += size;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// `a += b`, element by element (`b + a` in candle's order: addition is commutative, so
+/// the numbers are the same).
+fn add_into(a: &mut [f32], b: &[f32]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+/// One row times an interleaved matrix's transpose.
+fn interleaved_row(w: &Q8x8, x: &[f32]) -> Result<Vec<f32>> {
+    if x.len() != w.cols() {
+        candle_core::bail!(
+            "input width {} does not match the weight's {}",
+            x.len(),
+            w.cols()
+        );
+    }
+    let mut out = vec![0f32; w.rows()];
+    w.matmul(std::slice::from_ref(&QuantizedVector::new(x)), &mut out);
+    Ok(out)
+}
+
 /// `x` (.., cols) times an interleaved matrix's transpose: (.., rows).
 fn interleaved_forward(w: &Q8x8, x: &Tensor) -> Result<Tensor> {
     let width = x.dim(D::Minus1)?;
@@ -151,6 +231,49 @@ fn interleaved_forward(w: &Q8x8, x: &Tensor) -> Result<Tensor> {
     let mut shape = x.dims().to_vec();
     *shape.last_mut().expect("x has a last dimension") = w.rows();
     Tensor::from_vec(out, shape, x.device())
+}
+
+/// RMSNorm: candle's op for prompts, and the same arithmetic on plain numbers for the
+/// decoding step (candle-nn's `rms_row`: sequential sum of squares, sqrt(mean + eps),
+/// x / m * weight).
+struct Norm {
+    candle: RmsNorm,
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    fn new(weight: QTensor, eps: f64) -> Result<Self> {
+        let values = weight.dequantize(&Device::Cpu)?.to_vec1::<f32>()?;
+        Ok(Self {
+            candle: RmsNorm::from_qtensor(weight, eps)?,
+            weight: values,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.candle.forward(x)
+    }
+
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let sum2: f32 = x.iter().map(|v| v * v).sum();
+        let m = (sum2 / x.len() as f32 + self.eps).sqrt();
+        x.iter().zip(&self.weight).map(|(v, w)| v / m * w).collect()
+    }
+}
+
+/// Rotates each head of `x` (heads x head_dim) in place, as candle-nn's `rope` does for
+/// one position: pairs (i, i + head_dim/2).
+fn rope_in_place(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+    let half = head_dim / 2;
+    for head in x.chunks_exact_mut(head_dim) {
+        for i in 0..half {
+            let (a, b) = (head[i], head[i + half]);
+            head[i] = a * cos[i] - b * sin[i];
+            head[i + half] = a * sin[i] + b * cos[i];
+        }
+    }
 }
 
 /// Token embeddings, kept quantized when they are Q8_0 (rows dequantized on lookup).
@@ -207,6 +330,20 @@ impl Cache {
     /// Writes `k`, `v` (1, kv_heads, n, head_dim, contiguous) at `position..position + n`.
     fn append(&mut self, k: &Tensor, v: &Tensor, position: usize) -> Result<()> {
         let (_, heads, n, head_dim) = k.dims4()?;
+        let k = k.flatten_all()?.to_vec1::<f32>()?;
+        let v = v.flatten_all()?.to_vec1::<f32>()?;
+        self.append_rows(&k, &v, (heads, n, head_dim), position);
+        Ok(())
+    }
+
+    /// [`Cache::append`] on plain numbers: `k`, `v` are (heads, n, head_dim).
+    fn append_rows(
+        &mut self,
+        k: &[f32],
+        v: &[f32],
+        (heads, n, head_dim): (usize, usize, usize),
+        position: usize,
+    ) {
         let needed = position + n;
         if needed > self.capacity {
             let grown = needed.max(self.capacity * 2).max(256);
@@ -227,8 +364,6 @@ impl Cache {
             (self.keys_t, self.values, self.capacity) = (keys_t, values, grown);
         }
         let capacity = self.capacity;
-        let k = k.flatten_all()?.to_vec1::<f32>()?;
-        let v = v.flatten_all()?.to_vec1::<f32>()?;
         for h in 0..heads {
             for t in 0..n {
                 let key = &k[(h * n + t) * head_dim..][..head_dim];
@@ -240,7 +375,6 @@ impl Cache {
             self.values[at..at + n * head_dim]
                 .copy_from_slice(&v[h * n * head_dim..(h + 1) * n * head_dim]);
         }
-        Ok(())
     }
 
     /// Transposed keys of positions 0..seen, (kv_heads, head_dim, seen), and values,
@@ -346,21 +480,24 @@ struct Layer {
     /// gate, up.
     gate_up: Projections,
     down: Linear,
-    attention_norm: RmsNorm,
-    ffn_norm: RmsNorm,
+    attention_norm: Norm,
+    ffn_norm: Norm,
     cache: Cache,
 }
 
 pub struct Qwen2 {
     embedding: Embedding,
     layers: Vec<Layer>,
-    norm: RmsNorm,
+    norm: Norm,
     output: Linear,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
     cos: Tensor,
     sin: Tensor,
+    /// The same tables as numbers, (context, head_dim / 2), for the decoding step.
+    cos_values: Vec<f32>,
+    sin_values: Vec<f32>,
 }
 
 impl Qwen2 {
@@ -399,7 +536,7 @@ impl Qwen2 {
             // Tied embeddings.
             Err(_) => Linear::new(tensor("token_embd.weight")?, None)?,
         };
-        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
+        let norm = Norm::new(tensor("output_norm.weight")?, eps)?;
         let mut layers = Vec::with_capacity(layers_n);
         for i in 0..layers_n {
             let mut weight = |name: &str| tensor(&format!("blk.{i}.{name}"));
@@ -419,11 +556,8 @@ impl Qwen2 {
                 o: plain("attn_output")?,
                 gate_up: Projections::new(gate_up)?,
                 down: plain("ffn_down")?,
-                attention_norm: RmsNorm::from_qtensor(
-                    tensor(&format!("blk.{i}.attn_norm.weight"))?,
-                    eps,
-                )?,
-                ffn_norm: RmsNorm::from_qtensor(tensor(&format!("blk.{i}.ffn_norm.weight"))?, eps)?,
+                attention_norm: Norm::new(tensor(&format!("blk.{i}.attn_norm.weight"))?, eps)?,
+                ffn_norm: Norm::new(tensor(&format!("blk.{i}.ffn_norm.weight"))?, eps)?,
                 cache: Cache::default(),
             });
         }
@@ -445,17 +579,29 @@ impl Qwen2 {
             heads,
             kv_heads,
             head_dim,
+            cos_values: angles.cos()?.flatten_all()?.to_vec1()?,
+            sin_values: angles.sin()?.flatten_all()?.to_vec1()?,
             cos: angles.cos()?,
             sin: angles.sin()?,
         })
     }
 
-    /// Logits (1, vocab) after `tokens`, which sit at positions `position..`; the cache
-    /// keeps positions before `position` (0 starts over).
-    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor> {
+    /// Logits after `tokens`, which sit at positions `position..`; the cache keeps
+    /// positions before `position` (0 starts over).
+    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>> {
         let n = tokens.len();
         if n == 0 {
             candle_core::bail!("no tokens to read");
+        }
+        if position + n > self.cos.dim(0)? {
+            candle_core::bail!(
+                "position {} is past the model's context of {}",
+                position + n,
+                self.cos.dim(0)?
+            );
+        }
+        if n == 1 {
+            return self.step(tokens[0], position);
         }
         let mask = (n > 1)
             .then(|| {
@@ -493,34 +639,22 @@ impl Qwen2 {
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
             layer.cache.append(&k, &v, position)?;
             let seen = position + n;
-            let attended = if n == 1 {
-                let query = q.flatten_all()?.to_vec1::<f32>()?;
-                let shape = AttentionShape {
-                    kv_heads,
-                    group,
-                    head_dim,
-                    scale: scale as f32,
-                };
-                let out = layer.cache.attend_one(&query, shape, seen);
-                Tensor::from_vec(out, (1, 1, heads * head_dim), &Device::Cpu)?
-            } else {
-                // Query heads h*group..(h+1)*group share KV head h: one batched product
-                // per KV head, (group * n, head_dim) x (head_dim, seen).
-                let (keys_t, values) = layer.cache.tensors(kv_heads, seen, head_dim)?;
-                let q = q.reshape((kv_heads, group * n, head_dim))?;
-                let mut scores = (q.matmul(&keys_t)? * scale)?;
-                if let Some(mask) = &mask {
-                    scores = scores
-                        .reshape((kv_heads, group, n, seen))?
-                        .broadcast_add(mask)?
-                        .reshape((kv_heads, group * n, seen))?;
-                }
-                candle_nn::ops::softmax_last_dim(&scores)?
-                    .matmul(&values)?
-                    .reshape((1, heads, n, head_dim))?
-                    .transpose(1, 2)?
-                    .reshape((1, n, heads * head_dim))?
-            };
+            // Query heads h*group..(h+1)*group share KV head h: one batched product per KV
+            // head, (group * n, head_dim) x (head_dim, seen).
+            let (keys_t, values) = layer.cache.tensors(kv_heads, seen, head_dim)?;
+            let q = q.reshape((kv_heads, group * n, head_dim))?;
+            let mut scores = (q.matmul(&keys_t)? * scale)?;
+            if let Some(mask) = &mask {
+                scores = scores
+                    .reshape((kv_heads, group, n, seen))?
+                    .broadcast_add(mask)?
+                    .reshape((kv_heads, group * n, seen))?;
+            }
+            let attended = candle_nn::ops::softmax_last_dim(&scores)?
+                .matmul(&values)?
+                .reshape((1, heads, n, head_dim))?
+                .transpose(1, 2)?
+                .reshape((1, n, heads * head_dim))?;
             x = (layer.o.forward(&attended)? + &x)?;
             let h = layer.ffn_norm.forward(&x)?;
             let [gate, up]: [Tensor; 2] = layer
@@ -532,7 +666,60 @@ impl Qwen2 {
             x = (layer.down.forward(&gated)? + &x)?;
         }
         let last = x.narrow(1, n - 1, 1)?;
-        self.output.forward(&self.norm.forward(&last)?)?.squeeze(1)
+        self.output
+            .forward(&self.norm.forward(&last)?)?
+            .flatten_all()?
+            .to_vec1()
+    }
+
+    /// One token, on plain numbers: the same arithmetic as [`Qwen2::forward`]'s tensor
+    /// path (candle's RMSNorm, RoPE and SiLU formulas, the same products), without a
+    /// tensor allocation and dispatch per operation, which cost ~10% of a token's time.
+    fn step(&mut self, token: u32, position: usize) -> Result<Vec<f32>> {
+        let (heads, kv_heads, head_dim) = (self.heads, self.kv_heads, self.head_dim);
+        let half = head_dim / 2;
+        let cos = &self.cos_values[position * half..][..half];
+        let sin = &self.sin_values[position * half..][..half];
+        let shape = AttentionShape {
+            kv_heads,
+            group: heads / kv_heads,
+            head_dim,
+            scale: (1.0 / (head_dim as f64).sqrt()) as f32,
+        };
+        let mut x = self
+            .embedding
+            .forward(&[token])?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        for layer in &mut self.layers {
+            let h = layer.attention_norm.apply(&x);
+            let [mut q, mut k, v]: [Vec<f32>; 3] = layer
+                .qkv
+                .forward_slice(&h)?
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("q, k, v expected".into()))?;
+            rope_in_place(&mut q, head_dim, cos, sin);
+            rope_in_place(&mut k, head_dim, cos, sin);
+            layer
+                .cache
+                .append_rows(&k, &v, (kv_heads, 1, head_dim), position);
+            let attended = layer.cache.attend_one(&q, shape, position + 1);
+            add_into(&mut x, &layer.o.forward_slice(&attended)?);
+            let h = layer.ffn_norm.apply(&x);
+            let [gate, up]: [Vec<f32>; 2] = layer
+                .gate_up
+                .forward_slice(&h)?
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("gate, up expected".into()))?;
+            // candle's silu: v / (1 + exp(-v)).
+            let gated: Vec<f32> = gate
+                .iter()
+                .zip(&up)
+                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
+            add_into(&mut x, &layer.down.forward_slice(&gated)?);
+        }
+        self.output.forward_slice(&self.norm.apply(&x))
     }
 }
 
