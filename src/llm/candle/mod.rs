@@ -307,7 +307,10 @@ impl Loaded {
     /// The logits after reading `tokens` from an empty cache, in one pass (for parity
     /// checks against llama.cpp).
     pub fn last_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>, LlmError> {
-        self.weights.forward(tokens, 0).map_err(model_error)
+        self.prompt_logits(&Prompt {
+            tokens: tokens.to_vec(),
+            image: None,
+        })
     }
 
     /// The logits after reading `prompt`, image included, from an empty cache.

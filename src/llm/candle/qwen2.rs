@@ -605,17 +605,14 @@ impl Qwen2 {
         if n == 1 {
             return self.step(tokens[0], position);
         }
-        let mask = (n > 1)
-            .then(|| {
-                candle_transformers::utils::build_additive_causal_mask(
-                    n,
-                    position,
-                    None,
-                    &Device::Cpu,
-                    DType::F32,
-                )
-            })
-            .transpose()?;
+        // Several tokens from here on (one goes through `step`): they need the causal mask.
+        let mask = candle_transformers::utils::build_additive_causal_mask(
+            n,
+            position,
+            None,
+            &Device::Cpu,
+            DType::F32,
+        )?;
         let cos = self.cos.narrow(0, position, n)?;
         let sin = self.sin.narrow(0, position, n)?;
         let (heads, kv_heads, head_dim) = (self.heads, self.kv_heads, self.head_dim);
@@ -645,13 +642,11 @@ impl Qwen2 {
             // head, (group * n, head_dim) x (head_dim, seen).
             let (keys_t, values) = layer.cache.tensors(kv_heads, seen, head_dim)?;
             let q = q.reshape((kv_heads, group * n, head_dim))?;
-            let mut scores = (q.matmul(&keys_t)? * scale)?;
-            if let Some(mask) = &mask {
-                scores = scores
-                    .reshape((kv_heads, group, n, seen))?
-                    .broadcast_add(mask)?
-                    .reshape((kv_heads, group * n, seen))?;
-            }
+            let scores = (q.matmul(&keys_t)? * scale)?;
+            let scores = scores
+                .reshape((kv_heads, group, n, seen))?
+                .broadcast_add(&mask)?
+                .reshape((kv_heads, group * n, seen))?;
             let attended = candle_nn::ops::softmax_last_dim(&scores)?
                 .matmul(&values)?
                 .reshape((1, heads, n, head_dim))?
