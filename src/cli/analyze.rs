@@ -3,14 +3,16 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use affectd::config::Config;
 use affectd::vision::export;
 use affectd::vision::marks::{self, Encoding, Layers};
-use affectd::vision::{AnalyzeOptions, FrameResult, Tracker};
+use affectd::vision::{AnalyzeOptions, FrameResult, PipelinedTracker, Tracker};
 
 use super::video;
 
@@ -200,19 +202,44 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
                     bar.set_message(stem.clone());
                     bar
                 };
-                let mut tracker = Tracker::new(detect_every);
+                // Pipelined: frame N's mesh runs beside frame N-1's remaining stages, and
+                // each result arrives one frame late, for the frame kept in `in_flight`.
+                let mut tracker =
+                    PipelinedTracker::new(Tracker::new(detect_every), models.clone(), options);
+                let mut in_flight: Option<(u64, Arc<RgbImage>)> = None;
                 let mut index = 0u64;
-                while args.max_frames == 0 || index < args.max_frames {
-                    let Some(image) = frames.next_frame()? else {
-                        break;
-                    };
-                    let result = tracker.process(&models, &image, &options)?;
-                    sink.write(&source, index, index as f64 / info.fps, &result)?;
-                    write_marks(&stem, Some(index), &image, &result)?;
-                    index += 1;
+                let mut emit = |(frame, image): (u64, Arc<RgbImage>),
+                                result: FrameResult|
+                 -> anyhow::Result<()> {
+                    sink.write(&source, frame, frame as f64 / info.fps, &result)?;
+                    write_marks(&stem, Some(frame), &image, &result)?;
                     bar.inc(1);
-                }
+                    Ok(())
+                };
+                let decoded = (|| -> anyhow::Result<()> {
+                    while args.max_frames == 0 || index < args.max_frames {
+                        let Some(image) = frames.next_frame()? else {
+                            break;
+                        };
+                        let image = Arc::new(image);
+                        let returned = tracker.push(image.clone());
+                        let finished = in_flight.replace((index, image));
+                        index += 1;
+                        if let Some(result) = returned? {
+                            emit(finished.expect("a result follows its frame"), result)?;
+                        }
+                    }
+                    Ok(())
+                })();
+                // The last frame's result, also after an error: what was decoded is kept.
+                let last = match (tracker.finish(), in_flight.take()) {
+                    (Ok(Some(result)), Some(frame)) => emit(frame, result),
+                    (Ok(_), _) => Ok(()),
+                    (Err(e), _) => Err(e.into()),
+                };
                 bar.finish_and_clear();
+                decoded?;
+                last?;
                 if index == 0 {
                     bail!("{source}: the video has no decodable frames");
                 }

@@ -14,4 +14,6 @@ pub mod marks;
 pub mod mesh;
 pub mod pipeline;
 
-pub use pipeline::{AnalyzeOptions, FaceModels, FaceResult, FrameResult, Tracker};
+pub use pipeline::{
+    AnalyzeOptions, FaceModels, FaceResult, FrameResult, PipelinedTracker, Tracker,
+};

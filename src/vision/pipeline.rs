@@ -66,6 +66,23 @@ pub struct FrameResult {
     pub timings: Vec<(&'static str, f64)>,
 }
 
+/// A frame's measured faces and the time its stages took so far.
+struct MeasuredFrame {
+    faces: Vec<MeasuredFace>,
+    timer: Timer,
+}
+
+/// A face after the stages that tracking needs (detection or tracking, and the mesh), and
+/// FER when it ran beside the mesh; [`FaceModels::complete`] does the rest.
+struct MeasuredFace {
+    face_id: u32,
+    detection: Detection,
+    tracked: bool,
+    mesh: Option<Mesh>,
+    /// Some(result) when FER already ran (None inside: not wanted); None: still to run.
+    fer: Option<Option<[f32; 7]>>,
+}
+
 #[derive(Default)]
 struct Timer(Vec<(&'static str, f64)>);
 
@@ -125,15 +142,23 @@ impl FaceModels {
         timer: &mut Timer,
     ) -> Result<Vec<FaceResult>, InferenceError> {
         parallel_map(jobs, timer, |(face_id, detection), timer| {
-            let region = CropRegion::from_detection(
-                detection.x,
-                detection.y,
-                detection.width,
-                detection.height,
-                detection.keypoints[0],
-                detection.keypoints[1],
-            );
-            self.describe(image, face_id, detection, false, region, options, timer)
+            let measured = self.measure_detection(image, face_id, detection, options, timer)?;
+            self.complete(image, measured, options, timer)
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// The tracking-relevant stages for each (face id, detection), faces in parallel.
+    fn measure_detections(
+        &self,
+        image: &RgbImage,
+        jobs: Vec<(u32, Detection)>,
+        options: &AnalyzeOptions,
+        timer: &mut Timer,
+    ) -> Result<Vec<MeasuredFace>, InferenceError> {
+        parallel_map(jobs, timer, |(face_id, detection), timer| {
+            self.measure_detection(image, face_id, detection, options, timer)
         })
         .into_iter()
         .collect()
@@ -151,19 +176,24 @@ impl FaceModels {
         }
     }
 
-    /// Everything after detection for one face.
-    #[allow(clippy::too_many_arguments)]
-    fn describe(
+    /// The mesh from a detection's crop, with FER beside it on another core (its crop
+    /// needs only the box).
+    fn measure_detection(
         &self,
         image: &RgbImage,
         face_id: u32,
         detection: Detection,
-        tracked: bool,
-        region: CropRegion,
         options: &AnalyzeOptions,
         timer: &mut Timer,
-    ) -> Result<FaceResult, InferenceError> {
-        // The FER crop needs only the box: run it beside the mesh on another core.
+    ) -> Result<MeasuredFace, InferenceError> {
+        let region = CropRegion::from_detection(
+            detection.x,
+            detection.y,
+            detection.width,
+            detection.height,
+            detection.keypoints[0],
+            detection.keypoints[1],
+        );
         let (mesh, fer) = std::thread::scope(|scope| {
             let fer_job = self.wants_fer(options).then(|| {
                 scope.spawn(|| {
@@ -184,17 +214,13 @@ impl FaceModels {
             });
             (mesh, fer)
         });
-        let (mesh, fer) = (mesh?, fer.transpose()?);
-        self.finish(
-            image,
+        Ok(MeasuredFace {
             face_id,
             detection,
-            tracked,
-            mesh,
-            Some(fer),
-            options,
-            timer,
-        )
+            tracked: false,
+            mesh: mesh?,
+            fer: Some(fer.transpose()?),
+        })
     }
 
     fn wants_fer(&self, options: &AnalyzeOptions) -> bool {
@@ -213,57 +239,82 @@ impl FaceModels {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn describe_with_mesh(
+    /// Completes every measured face of a frame, faces in parallel, in id order.
+    fn complete_frame(
         &self,
         image: &RgbImage,
-        face_id: u32,
-        detection: Detection,
-        tracked: bool,
-        mesh: Option<Mesh>,
+        frame: MeasuredFrame,
         options: &AnalyzeOptions,
-        timer: &mut Timer,
-    ) -> Result<FaceResult, InferenceError> {
-        self.finish(
-            image, face_id, detection, tracked, mesh, None, options, timer,
-        )
+    ) -> Result<FrameResult, InferenceError> {
+        let MeasuredFrame { faces, mut timer } = frame;
+        let mut faces = parallel_map(faces, &mut timer, |face, timer| {
+            self.complete(image, face, options, timer)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+        faces.sort_by_key(|f| f.face_id);
+        Ok(FrameResult {
+            faces,
+            width: image.width(),
+            height: image.height(),
+            timings: timer.0,
+        })
     }
 
-    /// Everything after the mesh. `fer`: Some(result) when already computed (None inside
-    /// means "not wanted"); None to compute it here.
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
+    /// Everything after the mesh: head pose, blendshapes, AU estimates, FER (unless it ran
+    /// already) and the combined expression.
+    fn complete(
         &self,
         image: &RgbImage,
-        face_id: u32,
-        detection: Detection,
-        tracked: bool,
-        mesh: Option<Mesh>,
-        fer: Option<Option<[f32; 7]>>,
+        face: MeasuredFace,
         options: &AnalyzeOptions,
         timer: &mut Timer,
     ) -> Result<FaceResult, InferenceError> {
+        let MeasuredFace {
+            face_id,
+            detection,
+            tracked,
+            mesh,
+            fer,
+        } = face;
         let head_pose = mesh
             .as_ref()
             .map(|m| timer.time("head_pose", || mesh::head_pose(&m.points)));
-        let blendshapes = match (&mesh, &self.blendshapes) {
-            (Some(m), Some(model)) if options.blendshapes => {
-                Some(timer.time("blendshapes", || {
-                    blendshapes::run(model.as_ref(), &m.points)
-                })?)
-            }
-            _ => None,
-        };
+        // A tracked face has no FER result yet: it needs only the box, so it runs on
+        // another core beside the blendshapes.
+        let (blendshapes, fer) = std::thread::scope(|scope| {
+            let fer_job = (fer.is_none() && self.wants_fer(options)).then(|| {
+                scope.spawn(|| {
+                    let mut local = Timer::default();
+                    let fer = self.fer(image, &detection, &mut local);
+                    (fer, local)
+                })
+            });
+            let blendshapes = match (&mesh, &self.blendshapes) {
+                (Some(m), Some(model)) if options.blendshapes => {
+                    Some(timer.time("blendshapes", || {
+                        blendshapes::run(model.as_ref(), &m.points)
+                    }))
+                }
+                _ => None,
+            };
+            let fer = match (fer, fer_job) {
+                (Some(done), _) => Ok(done),
+                (None, Some(job)) => {
+                    let (fer, local) = job.join().expect("the FER worker panicked");
+                    timer.merge(local);
+                    fer.map(Some)
+                }
+                (None, None) => Ok(None),
+            };
+            (blendshapes.transpose(), fer)
+        });
+        let (blendshapes, fer) = (blendshapes?, fer?);
         let action_units = match (&blendshapes, &mesh) {
             (Some(b), Some(m)) => {
                 timer.time("action_units", || action_units::estimate(b, &m.points))
             }
             _ => Vec::new(),
-        };
-        let fer = match fer {
-            Some(done) => done,
-            None if self.wants_fer(options) => Some(self.fer(image, &detection, timer)?),
-            None => None,
         };
         let prototypes =
             (!action_units.is_empty()).then(|| expression::prototype_distribution(&action_units));
@@ -390,22 +441,105 @@ impl Tracker {
         image: &RgbImage,
         options: &AnalyzeOptions,
     ) -> Result<FrameResult, InferenceError> {
+        let measured = self.measure(models, image, options)?;
+        models.complete_frame(image, measured, options)
+    }
+
+    /// The part of a frame that the next frame depends on: which faces there are, their
+    /// ids and their meshes (the next crops). The rest is [`FaceModels::complete_frame`].
+    fn measure(
+        &mut self,
+        models: &FaceModels,
+        image: &RgbImage,
+        options: &AnalyzeOptions,
+    ) -> Result<MeasuredFrame, InferenceError> {
         let can_track = options.landmarks && models.mesh.is_some();
         let all_trackable = !self.tracks.is_empty()
             && self
                 .tracks
                 .iter()
                 .all(|t| t.missed == 0 && t.next_region.is_some());
-        if can_track
-            && all_trackable
-            && self.frames_since_detection < self.detect_every
-            && let Some(result) = self.track(models, image, options)?
-        {
-            self.frames_since_detection += 1;
-            return Ok(result);
+        if !(can_track && all_trackable) {
+            self.frames_since_detection = 1;
+            return self.detect(models, image, options, None);
         }
+        if self.frames_since_detection < self.detect_every {
+            if let Some(frame) = self.track(models, image, options)? {
+                self.frames_since_detection += 1;
+                return Ok(frame);
+            }
+            self.frames_since_detection = 1;
+            return self.detect(models, image, options, None);
+        }
+        // The scheduled detection only looks for faces that entered: the tracked faces
+        // carry on from their landmarks, on one core, while the detector runs on the other.
         self.frames_since_detection = 1;
-        self.detect(models, image, options)
+        let (detected, tracked) = std::thread::scope(|scope| {
+            let detector_job = scope.spawn(|| {
+                let mut timer = Timer::default();
+                let detections = timer.time("detect", || {
+                    detector::detect(models.detector.as_ref(), image, &options.detector)
+                });
+                (detections, timer)
+            });
+            let tracked = self.track(models, image, options);
+            let detected = detector_job.join().expect("the detector worker panicked");
+            (detected, tracked)
+        });
+        let detected = (detected.0?, detected.1);
+        match tracked? {
+            Some(mut frame) => {
+                self.add_entered_faces(models, image, options, detected, &mut frame)?;
+                Ok(frame)
+            }
+            None => self.detect(models, image, options, Some(detected)),
+        }
+    }
+
+    /// Adds the detections that no tracked face covers as new tracks (a scheduled detection
+    /// on a tracking frame). A detection counts as covered when it overlaps a tracked box by
+    /// `min_iou` or its centre lies inside one, so a tracked face is never counted twice.
+    fn add_entered_faces(
+        &mut self,
+        models: &FaceModels,
+        image: &RgbImage,
+        options: &AnalyzeOptions,
+        (detections, detect_timer): (Vec<Detection>, Timer),
+        frame: &mut MeasuredFrame,
+    ) -> Result<(), InferenceError> {
+        frame.timer.merge(detect_timer);
+        let covered = |d: &Detection| {
+            let (cx, cy) = (d.x + d.width / 2.0, d.y + d.height / 2.0);
+            frame.faces.iter().any(|f| {
+                let t = &f.detection;
+                detector::iou([t.x, t.y, t.width, t.height], [d.x, d.y, d.width, d.height])
+                    >= self.min_iou
+                    || (cx >= t.x && cx <= t.x + t.width && cy >= t.y && cy <= t.y + t.height)
+            })
+        };
+        let entered: Vec<Detection> = detections.into_iter().filter(|d| !covered(d)).collect();
+        let mut jobs = Vec::with_capacity(entered.len());
+        for detection in entered {
+            self.tracks.push(Track {
+                id: self.next_id,
+                box_xywh: [detection.x, detection.y, detection.width, detection.height],
+                next_region: None,
+                missed: 0,
+            });
+            jobs.push((self.next_id, detection));
+            self.next_id += 1;
+        }
+        let faces = models.measure_detections(image, jobs, options, &mut frame.timer)?;
+        for face in faces {
+            if let Some(track) = self.tracks.iter_mut().find(|t| t.id == face.face_id) {
+                track.next_region = face
+                    .mesh
+                    .as_ref()
+                    .map(|m| CropRegion::from_landmarks(&m.points));
+            }
+            frame.faces.push(face);
+        }
+        Ok(())
     }
 
     /// Tracking frame; None when any face was lost (the caller detects on this frame).
@@ -414,7 +548,7 @@ impl Tracker {
         models: &FaceModels,
         image: &RgbImage,
         options: &AnalyzeOptions,
-    ) -> Result<Option<FrameResult>, InferenceError> {
+    ) -> Result<Option<MeasuredFrame>, InferenceError> {
         let mut timer = Timer::default();
         let regions: Vec<CropRegion> = self
             .tracks
@@ -424,7 +558,7 @@ impl Tracker {
         let meshes = parallel_map(regions, &mut timer, |region, timer| {
             timer.time("landmarks", || models.mesh_at(image, &region))
         });
-        let mut jobs = Vec::with_capacity(meshes.len());
+        let mut faces = Vec::with_capacity(meshes.len());
         for (track, mesh) in self.tracks.iter_mut().zip(meshes) {
             let mesh = mesh?.expect("can_track");
             if mesh.presence < options.min_presence {
@@ -433,31 +567,36 @@ impl Tracker {
             let detection = detection_from_mesh(&mesh);
             track.box_xywh = [detection.x, detection.y, detection.width, detection.height];
             track.next_region = Some(CropRegion::from_landmarks(&mesh.points));
-            jobs.push((track.id, detection, mesh));
+            faces.push(MeasuredFace {
+                face_id: track.id,
+                detection,
+                tracked: true,
+                mesh: Some(mesh),
+                fer: None,
+            });
         }
-        let faces = parallel_map(jobs, &mut timer, |(id, detection, mesh), timer| {
-            models.describe_with_mesh(image, id, detection, true, Some(mesh), options, timer)
-        })
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(FrameResult {
-            faces,
-            width: image.width(),
-            height: image.height(),
-            timings: timer.0,
-        }))
+        Ok(Some(MeasuredFrame { faces, timer }))
     }
 
+    /// Detection frame: detections (run here unless `detected` brings them) are matched to
+    /// the tracks, and every face is measured from its detection.
     fn detect(
         &mut self,
         models: &FaceModels,
         image: &RgbImage,
         options: &AnalyzeOptions,
-    ) -> Result<FrameResult, InferenceError> {
-        let mut timer = Timer::default();
-        let detections = timer.time("detect", || {
-            detector::detect(models.detector.as_ref(), image, &options.detector)
-        })?;
+        detected: Option<(Vec<Detection>, Timer)>,
+    ) -> Result<MeasuredFrame, InferenceError> {
+        let (detections, mut timer) = match detected {
+            Some(done) => done,
+            None => {
+                let mut timer = Timer::default();
+                let detections = timer.time("detect", || {
+                    detector::detect(models.detector.as_ref(), image, &options.detector)
+                })?;
+                (detections, timer)
+            }
+        };
         // Greedy association by IoU, best pairs first; ids are never reused, so a face that
         // enters where another left gets a new id once the old track is forgotten.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
@@ -503,7 +642,7 @@ impl Tracker {
             jobs.push((self.tracks[t].id, detection));
             track_index.push(t);
         }
-        let mut faces = models.describe_detections(image, jobs, options, &mut timer)?;
+        let faces = models.measure_detections(image, jobs, options, &mut timer)?;
         for (face, t) in faces.iter().zip(track_index) {
             let d = &face.detection;
             let track = &mut self.tracks[t];
@@ -516,12 +655,106 @@ impl Tracker {
         }
         let max_missed = self.max_missed;
         self.tracks.retain(|t| t.missed <= max_missed);
-        faces.sort_by_key(|f| f.face_id);
-        Ok(FrameResult {
-            faces,
-            width: image.width(),
-            height: image.height(),
-            timings: timer.0,
-        })
+        Ok(MeasuredFrame { faces, timer })
+    }
+}
+
+/// A [`Tracker`] run as a two-stage pipeline over a stream, for throughput. The calling
+/// thread measures frame N (detection or tracking and the mesh: what frame N+1's crop
+/// depends on) while a worker thread completes frame N-1 (head pose, blendshapes, AU
+/// estimates, FER, expression), so a frame costs the slower stage rather than the sum of
+/// both. MediaPipe's graphs pipeline their calculators the same way. Results come out in
+/// frame order, one frame behind; [`PipelinedTracker::finish`] returns the last one.
+pub struct PipelinedTracker {
+    tracker: Tracker,
+    models: FaceModels,
+    options: AnalyzeOptions,
+    jobs: Option<std::sync::mpsc::SyncSender<(Arc<RgbImage>, MeasuredFrame)>>,
+    results: std::sync::mpsc::Receiver<Result<FrameResult, InferenceError>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    in_flight: bool,
+    /// A frame that failed to measure, reported by the next call so that the frame before
+    /// it is still returned first.
+    failed: Option<InferenceError>,
+}
+
+impl PipelinedTracker {
+    pub fn new(tracker: Tracker, models: FaceModels, options: AnalyzeOptions) -> Self {
+        let (jobs, job_queue) = std::sync::mpsc::sync_channel::<(Arc<RgbImage>, MeasuredFrame)>(1);
+        let (result_sink, results) = std::sync::mpsc::channel();
+        let worker_models = models.clone();
+        let worker = std::thread::Builder::new()
+            .name("affectd-faces".into())
+            .spawn(move || {
+                for (image, frame) in job_queue {
+                    let result = worker_models.complete_frame(&image, frame, &options);
+                    if result_sink.send(result).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("cannot start the face pipeline's worker thread");
+        Self {
+            tracker,
+            models,
+            options,
+            jobs: Some(jobs),
+            results,
+            worker: Some(worker),
+            in_flight: false,
+            failed: None,
+        }
+    }
+
+    /// Measures `image`, hands it to the worker, and returns the previous frame's result
+    /// (None after the first frame). An error belongs to the previous frame, or, when that
+    /// was returned already, to the frame that failed to measure.
+    pub fn push(&mut self, image: Arc<RgbImage>) -> Result<Option<FrameResult>, InferenceError> {
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
+        let measured = self.tracker.measure(&self.models, &image, &self.options);
+        let previous = self.take_in_flight();
+        match measured {
+            Ok(frame) => {
+                self.jobs
+                    .as_ref()
+                    .expect("present until drop")
+                    .send((image, frame))
+                    .expect("the face pipeline's worker stopped");
+                self.in_flight = true;
+            }
+            Err(error) => self.failed = Some(error),
+        }
+        previous.transpose()
+    }
+
+    /// The last frame's result, once every frame has been pushed.
+    pub fn finish(mut self) -> Result<Option<FrameResult>, InferenceError> {
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
+        self.take_in_flight().transpose()
+    }
+
+    fn take_in_flight(&mut self) -> Option<Result<FrameResult, InferenceError>> {
+        if !std::mem::take(&mut self.in_flight) {
+            return None;
+        }
+        Some(
+            self.results
+                .recv()
+                .expect("the face pipeline's worker panicked"),
+        )
+    }
+}
+
+impl Drop for PipelinedTracker {
+    fn drop(&mut self) {
+        // Closing the queue ends the worker's loop.
+        self.jobs = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
     }
 }
