@@ -67,7 +67,8 @@ pub struct VisionConfig {
     pub detector_max_side: u32,
     /// Minimum face detection score, [0,1].
     pub min_face_score: f32,
-    /// In streams and videos, run the detector every this many frames and track between.
+    /// In streams and videos, look for new faces every this many frames; faces are tracked
+    /// from their landmarks between (1 = no tracking).
     pub detect_every_n_frames: u32,
 }
 

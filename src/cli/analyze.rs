@@ -49,8 +49,9 @@ pub struct AnalyzeArgs {
     /// Minimum detection score, [0,1].
     #[arg(long)]
     pub min_score: Option<f32>,
-    /// Video: run the detector every N frames and track in between (1 = detect every frame)
-    /// [default: vision.detect_every_n_frames, 10].
+    /// Video: look for new faces every N frames; faces are tracked from their landmarks in
+    /// between, and the detector also runs when one is lost (1 = no tracking, every face
+    /// from the detector) [default: vision.detect_every_n_frames, 10].
     #[arg(long)]
     pub detect_every: Option<u32>,
     /// Video: stop after this many frames (0 = all).

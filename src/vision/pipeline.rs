@@ -401,8 +401,9 @@ pub fn detection_from_mesh(mesh: &Mesh) -> Detection {
 }
 
 /// Stable face ids over a stream, and MediaPipe-style detect-or-track: the previous frame's
-/// landmarks give the next frame's crop, and the detector runs only every `detect_every`
-/// frames or when a tracked face is lost.
+/// landmarks give the next frame's crop. The detector describes the faces on the first frame
+/// and when a tracked face is lost; every `detect_every` frames it also runs beside the
+/// tracked faces to find newcomers. `detect_every` = 1 turns tracking off.
 pub struct Tracker {
     pub detect_every: u32,
     /// A face unseen for more than this many detector runs is forgotten.
@@ -459,7 +460,8 @@ impl Tracker {
                 .tracks
                 .iter()
                 .all(|t| t.missed == 0 && t.next_region.is_some());
-        if !(can_track && all_trackable) {
+        // detect_every = 1 asks for no tracking at all: every face from the detector.
+        if !(can_track && all_trackable) || self.detect_every == 1 {
             self.frames_since_detection = 1;
             return self.detect(models, image, options, None);
         }
