@@ -348,6 +348,37 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any image size (1 px wide or tall included) and any crop, large or tiny, rotated
+        /// or not, inside or off the image: the fast paths equal the plain formula.
+        #[test]
+        fn any_crop_of_any_image_equals_the_plain_formula(
+            (w, h) in (1u32..40, 1u32..30),
+            seed in 0u64..u64::MAX,
+            (cx, cy) in (-30.0f32..70.0, -30.0f32..60.0),
+            side in 0.5f32..120.0,
+            angle in -3.2f32..3.2,
+            (out_w, out_h) in (1u32..40, 1u32..6),
+        ) {
+            let mut state = seed | 1;
+            let img = RgbImage::from_fn(w, h, |_, _| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
+            });
+            let map = Affine::rotated_square(cx, cy, side, angle, out_w);
+            let fast = sample_rgb(&img, &map, out_w, out_h);
+            let plain = plain_bilinear(&img, &map, out_w, out_h);
+            for (a, b) in fast.iter().zip(&plain) {
+                proptest::prop_assert!(
+                    a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{:?} vs {:?}", a, b
+                );
+            }
+        }
+    }
+
     #[test]
     fn rotated_square_maps_centre_to_centre() {
         let m = Affine::rotated_square(50.0, 40.0, 20.0, 0.3, 256);
