@@ -66,6 +66,15 @@ pub struct FrameResult {
     pub timings: Vec<(&'static str, f64)>,
 }
 
+/// Whether a stage may spread its work over every core (a frame at a time), or must stay on
+/// its own thread (the pipelined tracker's worker, while the next frame's mesh has the
+/// other core).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cores {
+    All,
+    One,
+}
+
 /// A frame's measured faces and the time its stages took so far.
 struct MeasuredFrame {
     faces: Vec<MeasuredFace>,
@@ -143,7 +152,7 @@ impl FaceModels {
     ) -> Result<Vec<FaceResult>, InferenceError> {
         parallel_map(jobs, timer, |(face_id, detection), timer| {
             let measured = self.measure_detection(image, face_id, detection, options, timer)?;
-            self.complete(image, measured, options, timer)
+            self.complete(image, measured, options, Cores::All, timer)
         })
         .into_iter()
         .collect()
@@ -239,17 +248,24 @@ impl FaceModels {
         })
     }
 
-    /// Completes every measured face of a frame, faces in parallel, in id order.
+    /// Completes every measured face of a frame, in id order: faces in parallel with
+    /// [`Cores::All`], one after another on this thread with [`Cores::One`].
     fn complete_frame(
         &self,
         image: &RgbImage,
         frame: MeasuredFrame,
         options: &AnalyzeOptions,
+        cores: Cores,
     ) -> Result<FrameResult, InferenceError> {
         let MeasuredFrame { faces, mut timer } = frame;
-        let mut faces = parallel_map(faces, &mut timer, |face, timer| {
-            self.complete(image, face, options, timer)
-        })
+        let complete = |face, timer: &mut Timer| self.complete(image, face, options, cores, timer);
+        let mut faces = match cores {
+            Cores::All => parallel_map(faces, &mut timer, complete),
+            Cores::One => faces
+                .into_iter()
+                .map(|face| complete(face, &mut timer))
+                .collect(),
+        }
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
         faces.sort_by_key(|f| f.face_id);
@@ -268,6 +284,7 @@ impl FaceModels {
         image: &RgbImage,
         face: MeasuredFace,
         options: &AnalyzeOptions,
+        cores: Cores,
         timer: &mut Timer,
     ) -> Result<FaceResult, InferenceError> {
         let MeasuredFace {
@@ -281,9 +298,10 @@ impl FaceModels {
             .as_ref()
             .map(|m| timer.time("head_pose", || mesh::head_pose(&m.points)));
         // A tracked face has no FER result yet: it needs only the box, so it runs on
-        // another core beside the blendshapes.
+        // another core beside the blendshapes when this frame may use every core.
+        let fer_wanted = fer.is_none() && self.wants_fer(options);
         let (blendshapes, fer) = std::thread::scope(|scope| {
-            let fer_job = (fer.is_none() && self.wants_fer(options)).then(|| {
+            let fer_job = (fer_wanted && cores == Cores::All).then(|| {
                 scope.spawn(|| {
                     let mut local = Timer::default();
                     let fer = self.fer(image, &detection, &mut local);
@@ -305,6 +323,7 @@ impl FaceModels {
                     timer.merge(local);
                     fer.map(Some)
                 }
+                (None, None) if fer_wanted => self.fer(image, &detection, timer).map(Some),
                 (None, None) => Ok(None),
             };
             (blendshapes.transpose(), fer)
@@ -443,7 +462,7 @@ impl Tracker {
         options: &AnalyzeOptions,
     ) -> Result<FrameResult, InferenceError> {
         let measured = self.measure(models, image, options)?;
-        models.complete_frame(image, measured, options)
+        models.complete_frame(image, measured, options, Cores::All)
     }
 
     /// The part of a frame that the next frame depends on: which faces there are, their
@@ -689,7 +708,8 @@ impl PipelinedTracker {
             .name("affectd-faces".into())
             .spawn(move || {
                 for (image, frame) in job_queue {
-                    let result = worker_models.complete_frame(&image, frame, &options);
+                    // One thread: the other core is measuring the next frame.
+                    let result = worker_models.complete_frame(&image, frame, &options, Cores::One);
                     if result_sink.send(result).is_err() {
                         break;
                     }
