@@ -22,6 +22,23 @@ pub struct Config {
     pub onnx: OnnxConfig,
     pub vision: VisionConfig,
     pub llm: LlmConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite database that records live sessions (created when absent).
+    /// [env: AFFECTD_DATABASE]
+    pub database: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database: default_data_dir().join("sessions.sqlite"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +213,17 @@ pub fn default_cache_dir() -> PathBuf {
     PathBuf::from(".cache/affectd")
 }
 
+/// `$XDG_DATA_HOME/affectd`, else `~/.local/share/affectd`, else `./affectd-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("affectd");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/affectd");
+    }
+    PathBuf::from("affectd-data")
+}
+
 /// Values from flags or `AFFECTD_*` variables; `None` leaves the file's value.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
@@ -251,6 +279,9 @@ pub struct Overrides {
     /// The candle backend's GGUF: a manifest model id or a .gguf path [env: AFFECTD_CANDLE_MODEL]
     #[arg(long, env = "AFFECTD_CANDLE_MODEL", global = true, hide_env = true)]
     pub candle_model: Option<String>,
+    /// SQLite database recording live sessions [env: AFFECTD_DATABASE]
+    #[arg(long, env = "AFFECTD_DATABASE", global = true, hide_env = true)]
+    pub database: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -338,6 +369,9 @@ impl Config {
         }
         if let Some(v) = &o.candle_model {
             self.llm.candle_model = v.clone();
+        }
+        if let Some(v) = &o.database {
+            self.store.database = v.clone();
         }
         if let Some(v) = &o.llm_backend {
             self.llm.default_backend = v.clone();

@@ -7,7 +7,9 @@ pub mod models;
 pub mod onnx;
 pub mod prompt;
 pub mod server;
+pub mod session;
 pub mod signals;
+pub mod store;
 pub mod vision;
 
 /// Generated affect.v1 wire types and services.

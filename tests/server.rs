@@ -1,5 +1,5 @@
 //! The real server on an ephemeral loopback port: health, reflection, GetServerInfo,
-//! UNIMPLEMENTED and FAILED_PRECONDITION answers, clock sync, graceful shutdown.
+//! UNIMPLEMENTED and FAILED_PRECONDITION answers, the recordings database, clock sync, graceful shutdown.
 
 mod common;
 
@@ -191,33 +191,90 @@ async fn server_info_reports_verified_models() {
 }
 
 #[tokio::test]
-async fn rpcs_not_built_yet_answer_unimplemented_with_their_capability() {
+async fn recordings_answer_from_the_session_database() {
     let server = TestServer::start(|_| {});
-    let mut affect = AffectClient::new(server.channel().await);
-    let cases = [(
-        "Stream",
-        affect
-            .stream(tokio_stream::iter(Vec::<StreamRequest>::new()))
-            .await
-            .map(|_| ()),
-        "live session",
-    )];
-    for (rpc, result, words) in cases {
-        let status = result.expect_err(rpc);
-        assert_eq!(status.code(), Code::Unimplemented, "{rpc}: {status:?}");
-        assert!(
-            status.message().contains(words),
-            "{rpc}: {}",
-            status.message()
-        );
-    }
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let listed = recordings
+        .list_sessions(ListSessionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.sessions.is_empty() && listed.next_page_token.is_empty());
+    let status = recordings
+        .get_session(GetSessionRequest {
+            session_id: "nobody".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = recordings
+        .export_session(ExportSessionRequest {
+            session_id: "nobody".into(),
+            format: ExportFormat::Xdf as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    assert!(status.message().contains("XDF"), "{}", status.message());
+    let status = recordings
+        .list_sessions(ListSessionsRequest {
+            page_size: 5000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+/// A database that cannot be opened leaves the server up; recorded sessions are refused
+/// with the reason, unrecorded ones still run.
+#[tokio::test]
+async fn an_unusable_database_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"").unwrap();
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", blocker.join("sessions.sqlite"));
+    });
     let mut recordings = RecordingsClient::new(server.channel().await);
     let status = recordings
         .list_sessions(ListSessionsRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
-    assert!(status.message().contains("recording store"));
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("sessions.sqlite"),
+        "{}",
+        status.message()
+    );
+    let mut affect = AffectClient::new(server.channel().await);
+    let config = |no_record| StreamRequest {
+        client_seq: 1,
+        message: Some(stream_request::Message::Config(SessionConfig {
+            no_record,
+            ..Default::default()
+        })),
+    };
+    let status = affect
+        .stream(tokio_stream::iter(vec![config(false)]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("no_record"),
+        "{}",
+        status.message()
+    );
+    let mut responses = affect
+        .stream(tokio_stream::iter(vec![config(true)]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(m) = responses.message().await.unwrap() {
+        last = m.message;
+    }
+    assert!(matches!(last, Some(stream_response::Message::Ended(_))));
 }
 
 #[tokio::test]

@@ -34,13 +34,6 @@ impl AffectService {
     }
 }
 
-fn not_built(rpc: &str, capability: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc}: {capability} is not implemented in affectd {} yet",
-        env!("CARGO_PKG_VERSION")
-    ))
-}
-
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -132,9 +125,12 @@ impl Affect for AffectService {
 
     async fn stream(
         &self,
-        _request: Request<Streaming<StreamRequest>>,
+        request: Request<Streaming<StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
-        Err(not_built("Stream", "the live session"))
+        let responses = super::stream::open(self.state.clone(), request.into_inner()).await?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(responses),
+        )))
     }
 
     async fn clock_sync(
@@ -149,10 +145,30 @@ impl Affect for AffectService {
             ));
         }
         if !request.session_id.is_empty() {
-            return Err(Status::not_found(format!(
-                "no live session `{}`: live sessions are not implemented in this version",
-                request.session_id
-            )));
+            let live = self
+                .state
+                .sessions
+                .get(&request.session_id)
+                .ok_or_else(|| {
+                    Status::not_found(format!(
+                        "no live session `{}` on this server",
+                        request.session_id
+                    ))
+                })?;
+            if !(request.measured_offset_s.is_finite()
+                && request.measured_rtt_s.is_finite()
+                && request.measured_rtt_s >= 0.0)
+            {
+                return Err(Status::invalid_argument(format!(
+                    "measured_offset_s and measured_rtt_s must be finite and the rtt >= 0, got {} and {}",
+                    request.measured_offset_s, request.measured_rtt_s
+                )));
+            }
+            live.report_clock(crate::session::ClockReport {
+                server_time: server_receive_time,
+                offset_s: request.measured_offset_s,
+                rtt_s: request.measured_rtt_s,
+            });
         }
         Ok(Response::new(ClockSyncResponse {
             client_send_time: request.client_send_time,

@@ -171,8 +171,76 @@ fn analyze(
     Ok((image, frame))
 }
 
+/// Windows that ended this long before the explained frame are stale: their stream has
+/// stopped, and they do not describe the moment being explained.
+const STALE_WINDOW_S: f64 = 30.0;
+
+/// What the prompt describes: a decoded frame, its faces and, from a live session, the
+/// physiological cues of its current windows.
+pub struct Moment {
+    pub image: Arc<image::RgbImage>,
+    pub frame: crate::vision::FrameResult,
+    pub physiology: Option<prompt::PhysioCues>,
+}
+
+/// A live session's latest frame and the windows current at it.
+pub fn session_moment(state: &ServerState, session_id: &str) -> Result<Moment, Status> {
+    let live = state.sessions.get(session_id).ok_or_else(|| {
+        Status::not_found(format!(
+            "no live session `{session_id}`: explanations read a running session's latest window (a recorded session that has ended can be exported, not explained)"
+        ))
+    })?;
+    moment_of(&live.snapshot(), session_id)
+}
+
+/// The moment a session snapshot holds.
+pub fn moment_of(snapshot: &crate::session::Snapshot, session_id: &str) -> Result<Moment, Status> {
+    let frame = snapshot.frame.as_ref().ok_or_else(|| {
+        Status::failed_precondition(format!(
+            "session `{session_id}` has no analysed frame yet, so there are no faces to explain; send frames first"
+        ))
+    })?;
+    let windows: Vec<_> = snapshot
+        .windows
+        .values()
+        .filter(|w| w.end_time >= frame.timestamp - STALE_WINDOW_S)
+        .cloned()
+        .collect();
+    let physiology = (!windows.is_empty())
+        .then(|| prompt::PhysioCues::from_windows(&windows))
+        .filter(|cues| *cues != prompt::PhysioCues::default());
+    Ok(Moment {
+        image: frame.image.clone(),
+        frame: (*frame.faces).clone(),
+        physiology,
+    })
+}
+
 /// CPU-bound part (decode, faces, marks, prompt); run off the async workers.
 pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<Prepared, Status> {
+    prepare_from(state, request, |state| match &request.source {
+        Some(proto::explain_request::Source::Image(input)) => {
+            let (image, frame) = analyze(state, input, request.frame_options.as_ref())?;
+            Ok(Moment {
+                image: Arc::new(image),
+                frame,
+                physiology: None,
+            })
+        }
+        Some(proto::explain_request::Source::SessionId(id)) => session_moment(state, id),
+        None => Err(Status::invalid_argument(
+            "source: send an image (or a session_id)",
+        )),
+    })
+}
+
+/// Checks the request, then builds the prompt for the moment `moment` resolves (called
+/// only once the request's own fields are valid).
+pub fn prepare_from(
+    state: &ServerState,
+    request: &proto::ExplainRequest,
+    moment: impl FnOnce(&ServerState) -> Result<Moment, Status>,
+) -> Result<Prepared, Status> {
     let labels =
         prompt::label_set(&request.labels).map_err(|e| Status::invalid_argument(e.to_string()))?;
     if !(request.temperature >= 0.0 && request.temperature.is_finite()) {
@@ -187,19 +255,6 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
             request.top_p
         )));
     }
-    let image_input = match &request.source {
-        Some(proto::explain_request::Source::Image(image)) => image,
-        Some(proto::explain_request::Source::SessionId(_)) => {
-            return Err(Status::unimplemented(
-                "explaining a live session's window: live sessions are not implemented in this version; send an image",
-            ));
-        }
-        None => {
-            return Err(Status::invalid_argument(
-                "source: send an image (or a session_id)",
-            ));
-        }
-    };
     let backend = backend(state, &request.backend)?;
     if !request.model.is_empty() && request.model != backend.model() {
         return Err(Status::unimplemented(format!(
@@ -215,7 +270,11 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
         Template::load(&state.config.llm.template)
             .map_err(|e| Status::failed_precondition(e.to_string()))?
     };
-    let (image, result) = analyze(state, image_input, request.frame_options.as_ref())?;
+    let Moment {
+        image,
+        frame: result,
+        physiology,
+    } = moment(state)?;
     if result.faces.is_empty() {
         return Err(Status::invalid_argument(
             "no face was found in the image, so there is nothing to explain",
@@ -242,7 +301,7 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
             faces: result.faces.iter().map(FaceCue::from_face).collect(),
             labels: labels.clone(),
             context: (!request.context.trim().is_empty()).then(|| request.context.clone()),
-            physiology: None,
+            physiology,
             with_image,
         },
     )
@@ -294,11 +353,24 @@ pub fn prepare(state: &ServerState, request: &proto::ExplainRequest) -> Result<P
 
 /// Streams tokens and then the result into `tx`; stops generating when the client leaves.
 pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, Status>>) {
+    run_into(prepared, &|event| tx.blocking_send(event).is_ok(), &|| {
+        tx.is_closed()
+    });
+}
+
+/// Streams tokens, then the result (or an error status), into `send`, which answers
+/// whether the receiver is still there; `gone` is polled between tokens so that
+/// generation stops promptly when it leaves. Returns the result that was sent.
+pub fn run_into(
+    prepared: Prepared,
+    send: &dyn Fn(Result<proto::ExplainResponse, Status>) -> bool,
+    gone: &dyn Fn() -> bool,
+) -> Option<proto::ExplainResult> {
     let started = Instant::now();
     let send_token = |piece: &str| -> ControlFlow<()> {
         if piece.is_empty() {
             // A backend's probe: is the client still there?
-            return if tx.is_closed() {
+            return if gone() {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
@@ -307,10 +379,10 @@ pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, S
         let event = proto::ExplainResponse {
             event: Some(proto::explain_response::Event::Token(piece.to_string())),
         };
-        if tx.blocking_send(Ok(event)).is_err() {
-            ControlFlow::Break(())
-        } else {
+        if send(Ok(event)) {
             ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
         }
     };
     let mut generations: Vec<Generation> = Vec::new();
@@ -320,12 +392,12 @@ pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, S
     {
         Ok(g) => g,
         Err(e) => {
-            let _ = tx.blocking_send(Err(llm_status(e)));
-            return;
+            send(Err(llm_status(e)));
+            return None;
         }
     };
     if first.cancelled {
-        return;
+        return None;
     }
     let mut parsed = judgement::parse(&first.text, &prepared.labels, &prepared.targets);
     let mut raw = first.text.clone();
@@ -344,7 +416,7 @@ pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, S
             ..prepared.request.clone()
         };
         match prepared.backend.generate(&repair, &mut { send_token }) {
-            Ok(g) if g.cancelled => return,
+            Ok(g) if g.cancelled => return None,
             Ok(g) => {
                 parsed = judgement::parse(&g.text, &prepared.labels, &prepared.targets);
                 raw = format!("{raw}\n\n--- repair attempt ---\n\n{}", g.text);
@@ -359,8 +431,8 @@ pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, S
                 }
             }
             Err(e) => {
-                let _ = tx.blocking_send(Err(llm_status(e)));
-                return;
+                send(Err(llm_status(e)));
+                return None;
             }
         }
     }
@@ -413,7 +485,8 @@ pub fn run(prepared: Prepared, tx: mpsc::Sender<Result<proto::ExplainResponse, S
         timings: Some(timings),
         image_included: prepared.with_image,
     };
-    let _ = tx.blocking_send(Ok(proto::ExplainResponse {
-        event: Some(proto::explain_response::Event::Result(result)),
+    send(Ok(proto::ExplainResponse {
+        event: Some(proto::explain_response::Event::Result(result.clone())),
     }));
+    Some(result)
 }

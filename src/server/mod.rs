@@ -8,6 +8,7 @@ pub mod info;
 mod recordings;
 mod signals;
 pub mod state;
+mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,9 +69,15 @@ pub async fn load_state(config: Config) -> Result<Arc<ServerState>, ServeError> 
         if let Err(reason) = &candle {
             tracing::warn!("backend candle is unavailable: {reason}");
         }
+        let store = crate::store::Store::open(&config.store.database).map_err(|e| e.to_string());
+        if let Err(reason) = &store {
+            tracing::warn!("sessions cannot be recorded: {reason}");
+        }
         Ok(ServerState {
             openai: explain::openai_backend(&config.llm),
             candle,
+            store,
+            sessions: Default::default(),
             config,
             models,
             face_models,
@@ -108,7 +115,7 @@ pub async fn serve(
     let affect = AffectServer::new(affect::AffectService::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let recordings = RecordingsServer::new(recordings::RecordingsService)
+    let recordings = RecordingsServer::new(recordings::RecordingsService::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 

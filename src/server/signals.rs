@@ -86,6 +86,24 @@ pub fn analysis_config(c: Option<&proto::SignalConfig>) -> Result<AnalysisConfig
     Ok(config)
 }
 
+/// A stream's analyzer from its description.
+pub fn analyzer(s: &proto::StreamInfo, config: &AnalysisConfig) -> Result<StreamAnalyzer, Status> {
+    let spec = StreamSpec {
+        id: s.stream_id.clone(),
+        kind: kind(s.kind, &s.stream_id)?,
+        rate_hz: s.nominal_rate_hz,
+        channels: s
+            .channels
+            .iter()
+            .map(|c| ChannelSpec {
+                label: c.label.clone(),
+                unit: c.unit.clone(),
+            })
+            .collect(),
+    };
+    StreamAnalyzer::new(spec, config).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
 pub fn analyze(
     request: proto::AnalyzeSignalsRequest,
 ) -> Result<proto::AnalyzeSignalsResponse, Status> {
@@ -109,21 +127,7 @@ pub fn analyze(
                 "streams: every stream needs a stream_id",
             ));
         }
-        let spec = StreamSpec {
-            id: s.stream_id.clone(),
-            kind: kind(s.kind, &s.stream_id)?,
-            rate_hz: s.nominal_rate_hz,
-            channels: s
-                .channels
-                .iter()
-                .map(|c| ChannelSpec {
-                    label: c.label.clone(),
-                    unit: c.unit.clone(),
-                })
-                .collect(),
-        };
-        let analyzer = StreamAnalyzer::new(spec, &config)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let analyzer = analyzer(s, &config)?;
         if analyzers.insert(s.stream_id.clone(), analyzer).is_some() {
             return Err(Status::invalid_argument(format!(
                 "streams: stream_id {:?} is described twice",

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::llm::ChatBackend;
 use crate::models::loaded::ModelSet;
+use crate::session::Registry;
+use crate::store::Store;
 use crate::vision::FaceModels;
 
 pub struct ServerState {
@@ -16,4 +18,8 @@ pub struct ServerState {
     pub openai: Option<Arc<dyn ChatBackend>>,
     /// The in-process backend (its model loads on first use), or why there is none.
     pub candle: Result<Arc<dyn ChatBackend>, String>,
+    /// The session recording database, or why it could not be opened.
+    pub store: Result<Store, String>,
+    /// Live sessions.
+    pub sessions: Registry,
 }

@@ -25,6 +25,7 @@ pub fn affectd(cache: &Path) -> Command {
         }
     }
     cmd.env("AFFECTD_CACHE_DIR", cache)
+        .env("AFFECTD_DATABASE", cache.join("sessions.sqlite"))
         .env("AFFECTD_LOG_LEVEL", "warn");
     cmd
 }

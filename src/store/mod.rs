@@ -1,0 +1,626 @@
+//! The session recording store: one SQLite database (WAL journal, `synchronous = FULL`), so
+//! that a committed transaction survives a crash or power loss and an acknowledgement can
+//! promise exactly that.
+//!
+//! What a live session receives is stored as received: frames (the client's encoded bytes,
+//! or raw RGB), signal chunks (f32 little-endian samples, optional f64 timestamps),
+//! markers and clock-offset probes. What the server computed (face results, feature
+//! windows, explanations) is stored beside it as the encoded `affect.v1` messages the client
+//! got, so a recording replays exactly what was sent.
+//!
+//! Several sessions may record at once: each writes through its own connection, and
+//! SQLite serialises the writers (`busy_timeout` below), while readers (the Recordings
+//! service) never block them under WAL.
+
+pub mod export;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Schema version, in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id   TEXT PRIMARY KEY,
+    participant  TEXT NOT NULL,
+    started_at   REAL NOT NULL,          -- server clock, s since the Unix epoch
+    ended_at     REAL,                   -- server clock; NULL while live
+    end_reason   TEXT NOT NULL DEFAULT '',
+    config       BLOB NOT NULL           -- the encoded affect.v1.SessionConfig
+);
+CREATE TABLE IF NOT EXISTS frames (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    client_seq   INTEGER NOT NULL,
+    timestamp    REAL NOT NULL,          -- client clock, s
+    received_at  REAL NOT NULL,          -- server clock, s
+    format       TEXT NOT NULL,          -- 'encoded' (JPEG/PNG bytes) or 'rgb8'
+    width        INTEGER NOT NULL,
+    height       INTEGER NOT NULL,
+    data         BLOB NOT NULL,
+    PRIMARY KEY (session_id, client_seq)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    client_seq   INTEGER NOT NULL,
+    stream_id    TEXT NOT NULL,
+    first_timestamp REAL NOT NULL,       -- client clock, s
+    first_sample_index INTEGER,          -- NULL when the client did not send one
+    sample_count INTEGER NOT NULL,       -- samples per channel
+    samples      BLOB NOT NULL,          -- f32 little-endian, sample-major
+    timestamps   BLOB,                   -- f64 little-endian per sample, or NULL
+    PRIMARY KEY (session_id, client_seq)
+);
+CREATE TABLE IF NOT EXISTS markers (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    client_seq   INTEGER NOT NULL,
+    timestamp    REAL NOT NULL,          -- client clock, s
+    label        TEXT NOT NULL,
+    duration_s   REAL NOT NULL,
+    PRIMARY KEY (session_id, client_seq)
+);
+CREATE TABLE IF NOT EXISTS face_results (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    client_seq   INTEGER NOT NULL,       -- the frame's
+    timestamp    REAL NOT NULL,          -- client clock, s
+    result       BLOB NOT NULL,          -- the encoded affect.v1.FaceFrameResult
+    PRIMARY KEY (session_id, client_seq)
+);
+CREATE TABLE IF NOT EXISTS feature_windows (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    stream_id    TEXT NOT NULL,
+    start_time   REAL NOT NULL,          -- client clock, s
+    end_time     REAL NOT NULL,
+    window       BLOB NOT NULL           -- the encoded affect.v1.FeatureWindow
+);
+CREATE INDEX IF NOT EXISTS feature_windows_by_session ON feature_windows(session_id, stream_id);
+CREATE TABLE IF NOT EXISTS explanations (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    client_seq   INTEGER NOT NULL,       -- the ExplainRequest's
+    result       BLOB NOT NULL,          -- the encoded affect.v1.ExplainResult
+    PRIMARY KEY (session_id, client_seq)
+);
+CREATE TABLE IF NOT EXISTS clock_offsets (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    server_time  REAL NOT NULL,          -- server clock, s, when it was reported
+    offset_s     REAL NOT NULL,          -- server minus client clock, s
+    rtt_s        REAL NOT NULL
+);
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot open the session database {path}: {source} (choose another with --database / AFFECTD_DATABASE)"
+    )]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "cannot create the folder {folder} for the session database {path}: {source} (choose another with --database / AFFECTD_DATABASE)"
+    )]
+    Folder {
+        folder: PathBuf,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the session database {path} has schema version {found}; this affectd reads version {SCHEMA_VERSION} (use a newer affectd, or another --database)"
+    )]
+    Version { path: PathBuf, found: i64 },
+    #[error("session `{0}` is already recorded; choose another session_id (or leave it empty)")]
+    Exists(String),
+    #[error("no recorded session `{0}`")]
+    NotFound(String),
+    #[error("session database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Where the database lives; every connection is opened from it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+}
+
+/// A frame's pixels as received.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameData {
+    /// JPEG or PNG bytes; the size is the decoded one.
+    Encoded(Vec<u8>),
+    /// Packed 8-bit RGB rows.
+    Rgb8(Vec<u8>),
+}
+
+/// One item a session writes; a batch of them is one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Frame {
+        client_seq: u64,
+        timestamp: f64,
+        received_at: f64,
+        width: u32,
+        height: u32,
+        data: FrameData,
+    },
+    Chunk {
+        client_seq: u64,
+        stream_id: String,
+        first_timestamp: f64,
+        first_sample_index: Option<u64>,
+        sample_count: u64,
+        samples: Vec<f32>,
+        timestamps: Vec<f64>,
+    },
+    Marker {
+        client_seq: u64,
+        timestamp: f64,
+        label: String,
+        duration_s: f64,
+    },
+    FaceResult {
+        client_seq: u64,
+        timestamp: f64,
+        encoded: Vec<u8>,
+    },
+    FeatureWindow {
+        stream_id: String,
+        start_time: f64,
+        end_time: f64,
+        encoded: Vec<u8>,
+    },
+    Explanation {
+        client_seq: u64,
+        encoded: Vec<u8>,
+    },
+    ClockOffset {
+        server_time: f64,
+        offset_s: f64,
+        rtt_s: f64,
+    },
+}
+
+/// A recorded session's header and counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub session_id: String,
+    pub participant: String,
+    pub started_at: f64,
+    pub ended_at: Option<f64>,
+    pub end_reason: String,
+    /// The encoded `affect.v1.SessionConfig`.
+    pub config: Vec<u8>,
+    pub frames: u64,
+    pub chunks: u64,
+    pub markers: u64,
+    /// Bytes of received frames and samples.
+    pub stored_bytes: u64,
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn f64_bytes(values: &[f64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn f32_values(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect()
+}
+
+pub fn f64_values(bytes: &[u8]) -> Vec<f64> {
+    bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect()
+}
+
+impl Store {
+    /// Creates the database (and its folder) when absent and checks its schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+                folder: parent.to_owned(),
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        let store = Store {
+            path: path.to_owned(),
+        };
+        let conn = store.connect()?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::Version {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new connection: WAL, full sync (commits are durable), foreign keys on.
+    pub fn connect(&self) -> Result<Connection, StoreError> {
+        let open = |source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        let conn = Connection::open(&self.path).map_err(open)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(open)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open)?;
+        Ok(conn)
+    }
+
+    /// Starts recording a session; fails when the id is already recorded.
+    pub fn begin(
+        &self,
+        session_id: &str,
+        participant: &str,
+        started_at: f64,
+        config: &[u8],
+    ) -> Result<Recorder, StoreError> {
+        let conn = self.connect()?;
+        let inserted = conn.execute(
+            "INSERT OR IGNORE INTO sessions (session_id, participant, started_at, config) VALUES (?1, ?2, ?3, ?4)",
+            params![session_id, participant, started_at, config],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Exists(session_id.to_owned()));
+        }
+        Ok(Recorder {
+            conn,
+            session_id: session_id.to_owned(),
+        })
+    }
+
+    pub fn exists(&self, session_id: &str) -> Result<bool, StoreError> {
+        let conn = self.connect()?;
+        Ok(conn
+            .query_row(
+                "SELECT 1 FROM sessions WHERE session_id = ?1",
+                [session_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Sessions in start order, after the one named `after` (a page token), at most `limit`.
+    pub fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<SessionRow>, StoreError> {
+        let conn = self.connect()?;
+        let ids: Vec<String> = match after {
+            None => {
+                let mut stmt = conn.prepare(
+                    "SELECT session_id FROM sessions ORDER BY started_at, session_id LIMIT ?1",
+                )?;
+                stmt.query_map([limit as i64], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            }
+            Some(after) => {
+                let (started, id): (f64, String) = conn
+                    .query_row(
+                        "SELECT started_at, session_id FROM sessions WHERE session_id = ?1",
+                        [after],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?
+                    .ok_or_else(|| StoreError::NotFound(after.to_owned()))?;
+                let mut stmt = conn.prepare(
+                    "SELECT session_id FROM sessions WHERE (started_at, session_id) > (?1, ?2) ORDER BY started_at, session_id LIMIT ?3",
+                )?;
+                stmt.query_map(params![started, id, limit as i64], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        ids.iter().map(|id| summary(&conn, id)).collect()
+    }
+
+    pub fn get(&self, session_id: &str) -> Result<SessionRow, StoreError> {
+        summary(&self.connect()?, session_id)
+    }
+
+    /// Deletes a recording and everything in it; false when there was none.
+    pub fn delete(&self, session_id: &str) -> Result<bool, StoreError> {
+        let conn = self.connect()?;
+        Ok(conn.execute("DELETE FROM sessions WHERE session_id = ?1", [session_id])? > 0)
+    }
+}
+
+fn summary(conn: &Connection, session_id: &str) -> Result<SessionRow, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT participant, started_at, ended_at, end_reason, config FROM sessions WHERE session_id = ?1",
+            [session_id],
+            |r| {
+                Ok(SessionRow {
+                    session_id: session_id.to_owned(),
+                    participant: r.get(0)?,
+                    started_at: r.get(1)?,
+                    ended_at: r.get(2)?,
+                    end_reason: r.get(3)?,
+                    config: r.get(4)?,
+                    frames: 0,
+                    chunks: 0,
+                    markers: 0,
+                    stored_bytes: 0,
+                })
+            },
+        )
+        .optional()?;
+    let mut row = row.ok_or_else(|| StoreError::NotFound(session_id.to_owned()))?;
+    let count = |sql: &str| -> Result<(u64, u64), rusqlite::Error> {
+        conn.query_row(sql, [session_id], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })
+    };
+    let (frames, frame_bytes) =
+        count("SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM frames WHERE session_id = ?1")?;
+    let (chunks, chunk_bytes) = count(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(samples) + COALESCE(LENGTH(timestamps), 0)), 0) FROM chunks WHERE session_id = ?1",
+    )?;
+    let (markers, _) = count("SELECT COUNT(*), 0 FROM markers WHERE session_id = ?1")?;
+    row.frames = frames;
+    row.chunks = chunks;
+    row.markers = markers;
+    row.stored_bytes = frame_bytes + chunk_bytes;
+    Ok(row)
+}
+
+/// One live session's writer.
+pub struct Recorder {
+    conn: Connection,
+    session_id: String,
+}
+
+impl Recorder {
+    /// Writes the records in one transaction; when this returns Ok they are durable.
+    pub fn write(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let id = self.session_id.as_str();
+        let tx = self.conn.transaction()?;
+        for record in records {
+            match record {
+                Record::Frame {
+                    client_seq,
+                    timestamp,
+                    received_at,
+                    width,
+                    height,
+                    data,
+                } => {
+                    let (format, bytes) = match data {
+                        FrameData::Encoded(b) => ("encoded", b),
+                        FrameData::Rgb8(b) => ("rgb8", b),
+                    };
+                    tx.execute(
+                        "INSERT INTO frames VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            id,
+                            *client_seq as i64,
+                            timestamp,
+                            received_at,
+                            format,
+                            width,
+                            height,
+                            bytes
+                        ],
+                    )?;
+                }
+                Record::Chunk {
+                    client_seq,
+                    stream_id,
+                    first_timestamp,
+                    first_sample_index,
+                    sample_count,
+                    samples,
+                    timestamps,
+                } => {
+                    tx.execute(
+                        "INSERT INTO chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            id,
+                            *client_seq as i64,
+                            stream_id,
+                            first_timestamp,
+                            first_sample_index.map(|i| i as i64),
+                            *sample_count as i64,
+                            f32_bytes(samples),
+                            (!timestamps.is_empty()).then(|| f64_bytes(timestamps)),
+                        ],
+                    )?;
+                }
+                Record::Marker {
+                    client_seq,
+                    timestamp,
+                    label,
+                    duration_s,
+                } => {
+                    tx.execute(
+                        "INSERT INTO markers VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![id, *client_seq as i64, timestamp, label, duration_s],
+                    )?;
+                }
+                Record::FaceResult {
+                    client_seq,
+                    timestamp,
+                    encoded,
+                } => {
+                    tx.execute(
+                        "INSERT INTO face_results VALUES (?1, ?2, ?3, ?4)",
+                        params![id, *client_seq as i64, timestamp, encoded],
+                    )?;
+                }
+                Record::FeatureWindow {
+                    stream_id,
+                    start_time,
+                    end_time,
+                    encoded,
+                } => {
+                    tx.execute(
+                        "INSERT INTO feature_windows VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![id, stream_id, start_time, end_time, encoded],
+                    )?;
+                }
+                Record::Explanation {
+                    client_seq,
+                    encoded,
+                } => {
+                    tx.execute(
+                        "INSERT INTO explanations VALUES (?1, ?2, ?3)",
+                        params![id, *client_seq as i64, encoded],
+                    )?;
+                }
+                Record::ClockOffset {
+                    server_time,
+                    offset_s,
+                    rtt_s,
+                } => {
+                    tx.execute(
+                        "INSERT INTO clock_offsets VALUES (?1, ?2, ?3, ?4)",
+                        params![id, server_time, offset_s, rtt_s],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks the recording ended (server clock) and why.
+    pub fn end(&mut self, ended_at: f64, reason: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sessions SET ended_at = ?2, end_reason = ?3 WHERE session_id = ?1",
+            params![self.session_id, ended_at, reason],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(seq: u64, first: f64) -> Record {
+        Record::Chunk {
+            client_seq: seq,
+            stream_id: "eda".into(),
+            first_timestamp: first,
+            first_sample_index: None,
+            sample_count: 3,
+            samples: vec![1.0, 2.5, -3.0],
+            timestamps: vec![],
+        }
+    }
+
+    #[test]
+    fn records_round_trip_with_counts_pages_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("sub/s.sqlite")).unwrap();
+        let mut a = store.begin("a", "p1", 10.0, b"cfg").unwrap();
+        a.write(&[
+            chunk(2, 0.0),
+            chunk(3, 0.1),
+            Record::Marker {
+                client_seq: 4,
+                timestamp: 0.2,
+                label: "stim".into(),
+                duration_s: 0.0,
+            },
+            Record::Frame {
+                client_seq: 5,
+                timestamp: 0.3,
+                received_at: 11.0,
+                width: 2,
+                height: 1,
+                data: FrameData::Rgb8(vec![0; 6]),
+            },
+        ])
+        .unwrap();
+        a.end(12.0, "ended by the client").unwrap();
+        let _b = store.begin("b", "p2", 20.0, b"").unwrap();
+        assert!(matches!(
+            store.begin("a", "p3", 30.0, b""),
+            Err(StoreError::Exists(_))
+        ));
+
+        let row = store.get("a").unwrap();
+        assert_eq!((row.frames, row.chunks, row.markers), (1, 2, 1));
+        assert_eq!(row.stored_bytes, 6 + 2 * 12);
+        assert_eq!(row.ended_at, Some(12.0));
+        assert_eq!(row.config, b"cfg");
+        assert_eq!(store.get("b").unwrap().ended_at, None);
+
+        let page = store.list(None, 1).unwrap();
+        assert_eq!(page[0].session_id, "a");
+        let next = store.list(Some("a"), 1).unwrap();
+        assert_eq!(next[0].session_id, "b");
+        assert!(store.list(Some("b"), 1).unwrap().is_empty());
+        assert!(matches!(
+            store.list(Some("zz"), 1),
+            Err(StoreError::NotFound(_))
+        ));
+
+        assert!(store.delete("a").unwrap());
+        assert!(!store.delete("a").unwrap());
+        assert!(matches!(store.get("a"), Err(StoreError::NotFound(_))));
+        // The cascade removed a's rows.
+        let conn = store.connect().unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_failed_batch_leaves_nothing_half_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let mut rec = store.begin("a", "", 0.0, b"").unwrap();
+        rec.write(&[chunk(1, 0.0)]).unwrap();
+        // The second record repeats client_seq 1: the whole batch is rolled back.
+        assert!(rec.write(&[chunk(2, 0.1), chunk(1, 0.2)]).is_err());
+        assert_eq!(store.get("a").unwrap().chunks, 1);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = Store::open(&path).unwrap_err().to_string();
+        assert!(err.contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn sample_bytes_round_trip() {
+        let v = [1.5f32, -0.0, f32::NAN, 3e-9];
+        let back = f32_values(&f32_bytes(&v));
+        assert_eq!(
+            back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(f64_values(&f64_bytes(&[1.0, 2.0])), vec![1.0, 2.0]);
+    }
+}

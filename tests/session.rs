@@ -1,0 +1,937 @@
+//! The live session (`Affect.Stream`) on the real server, recorded to a real SQLite
+//! database, and the Recordings service over it: what a session sends back, what it
+//! records, that acknowledgements follow commits, that bad input ends a session without
+//! losing what it accepted, and that an explanation reads the session's latest moment.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use affectd::proto::affect_client::AffectClient;
+use affectd::proto::recordings_client::RecordingsClient;
+use affectd::proto::*;
+use common::*;
+use tokio::sync::mpsc;
+use tonic::{Code, Status, Streaming};
+
+fn photo(name: &str) -> Vec<u8> {
+    let path = repo().join(".testdata").join(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run scripts/fetch-testdata.sh", path.display()))
+}
+
+const EEG_RATE: f64 = 256.0;
+
+/// Two frontal channels: 10 Hz alpha (stronger on F3) and 20 Hz beta, plus a little of
+/// both on the other channel, so that asymmetry and the arousal index are defined.
+fn eeg(seconds: f64) -> Vec<f32> {
+    let n = (seconds * EEG_RATE) as usize;
+    let mut samples = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let t = i as f64 / EEG_RATE;
+        let alpha = (2.0 * std::f64::consts::PI * 10.0 * t).sin();
+        let beta = (2.0 * std::f64::consts::PI * 20.0 * t).sin();
+        samples.push((20.0 * alpha + 5.0 * beta) as f32);
+        samples.push((12.0 * alpha + 6.0 * beta) as f32);
+    }
+    samples
+}
+
+fn eeg_stream() -> StreamInfo {
+    StreamInfo {
+        stream_id: "eeg".into(),
+        kind: SignalKind::Eeg as i32,
+        nominal_rate_hz: EEG_RATE,
+        channels: ["F3", "F4"]
+            .iter()
+            .map(|l| ChannelInfo {
+                label: l.to_string(),
+                unit: "uV".into(),
+            })
+            .collect(),
+    }
+}
+
+/// The EEG cut into quarter-second chunks.
+fn eeg_chunks(seconds: f64) -> Vec<SignalChunk> {
+    let samples = eeg(seconds);
+    let per_chunk = (EEG_RATE / 4.0) as usize * 2;
+    samples
+        .chunks(per_chunk)
+        .enumerate()
+        .map(|(i, c)| SignalChunk {
+            stream_id: "eeg".into(),
+            first_timestamp: 100.0 + i as f64 * 0.25,
+            samples: c.to_vec(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// A client's side of one session.
+struct Client {
+    tx: mpsc::Sender<StreamRequest>,
+    rx: Streaming<StreamResponse>,
+    seq: u64,
+    /// Every response read so far.
+    seen: Vec<StreamResponse>,
+}
+
+impl Client {
+    async fn open(
+        affect: &mut AffectClient<tonic::transport::Channel>,
+        config: SessionConfig,
+    ) -> Result<Client, Status> {
+        let (tx, requests) = mpsc::channel(1024);
+        tx.send(StreamRequest {
+            client_seq: 1,
+            message: Some(stream_request::Message::Config(config)),
+        })
+        .await
+        .unwrap();
+        let rx = affect
+            .stream(tokio_stream::wrappers::ReceiverStream::new(requests))
+            .await?
+            .into_inner();
+        Ok(Client {
+            tx,
+            rx,
+            seq: 1,
+            seen: Vec::new(),
+        })
+    }
+
+    async fn send(&mut self, message: stream_request::Message) -> u64 {
+        self.seq += 1;
+        self.tx
+            .send(StreamRequest {
+                client_seq: self.seq,
+                message: Some(message),
+            })
+            .await
+            .unwrap();
+        self.seq
+    }
+
+    async fn frame(&mut self, timestamp: f64, image: Vec<u8>) -> u64 {
+        self.send(stream_request::Message::Frame(Frame {
+            timestamp,
+            image: Some(ImageInput {
+                data: Some(image_input::Data::Encoded(image)),
+            }),
+        }))
+        .await
+    }
+
+    /// Every response until the stream ends, and how it ended.
+    async fn drain(mut self) -> (Vec<StreamResponse>, Result<(), Status>) {
+        drop(self.tx);
+        let mut all = self.seen;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(120), self.rx.message()).await {
+                Err(_) => panic!("the session did not end within 120 s: {all:#?}"),
+                Ok(Ok(Some(m))) => all.push(m),
+                Ok(Ok(None)) => return (all, Ok(())),
+                Ok(Err(status)) => return (all, Err(status)),
+            }
+        }
+    }
+
+    /// Responses until one matches, which is returned last.
+    async fn until(
+        &mut self,
+        mut wanted: impl FnMut(&StreamResponse) -> bool,
+    ) -> Vec<StreamResponse> {
+        let mut seen = Vec::new();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(120), self.rx.message())
+                .await
+                .expect("a response within 120 s")
+                .expect("the stream is healthy")
+                .expect("the stream is open");
+            let done = wanted(&m);
+            self.seen.push(m.clone());
+            seen.push(m);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn messages(all: &[StreamResponse]) -> Vec<&stream_response::Message> {
+    all.iter().filter_map(|r| r.message.as_ref()).collect()
+}
+
+fn acks(all: &[StreamResponse]) -> Vec<u64> {
+    messages(all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Ack(a) => Some(a.client_seq),
+            _ => None,
+        })
+        .collect()
+}
+
+fn faces(all: &[StreamResponse]) -> Vec<&FaceFrameResult> {
+    messages(all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Faces(f) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+fn warnings(all: &[StreamResponse]) -> Vec<&Warning> {
+    messages(all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ended(all: &[StreamResponse]) -> &SessionEnded {
+    match messages(all).last() {
+        Some(stream_response::Message::Ended(e)) => e,
+        other => panic!("the last message is not SessionEnded: {other:?}"),
+    }
+}
+
+async fn export_csv(
+    recordings: &mut RecordingsClient<tonic::transport::Channel>,
+    session_id: &str,
+) -> zip::ZipArchive<std::io::Cursor<Vec<u8>>> {
+    let mut stream = recordings
+        .export_session(ExportSessionRequest {
+            session_id: session_id.into(),
+            format: ExportFormat::Csv as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bytes = Vec::new();
+    let mut name = String::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        if name.is_empty() {
+            name = chunk.file_name.clone();
+        }
+        bytes.extend(chunk.data);
+    }
+    assert_eq!(name, format!("{session_id}.zip"));
+    zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap()
+}
+
+fn read_entry(zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str) -> Vec<u8> {
+    let mut entry = zip
+        .by_name(name)
+        .unwrap_or_else(|_| panic!("{name} is in the export"));
+    let mut out = Vec::new();
+    entry.read_to_end(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_analyses_records_acknowledges_and_exports() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let config = SessionConfig {
+        session_id: "p01-run1".into(),
+        participant: "p01".into(),
+        streams: vec![eeg_stream()],
+        metadata: [("task".to_string(), "faces".to_string())].into(),
+        ..Default::default()
+    };
+    let mut client = Client::open(&mut affect, config).await.unwrap();
+    let started = client
+        .until(|m| matches!(m.message, Some(stream_response::Message::Started(_))))
+        .await;
+    let Some(stream_response::Message::Started(started)) = &started[0].message else {
+        panic!("the first message is not SessionStarted: {started:?}");
+    };
+    assert_eq!(started.session_id, "p01-run1");
+    assert!(started.recording);
+
+    let face = photo("single_face.jpg");
+    let mut frame_seqs = Vec::new();
+    let chunks = eeg_chunks(8.0);
+    for (i, chunk) in chunks.iter().enumerate() {
+        client
+            .send(stream_request::Message::Chunk(chunk.clone()))
+            .await;
+        if i % 8 == 0 {
+            // One frame every 2 s of signal, each waiting for its result, so none is skipped.
+            let seq = client.frame(100.0 + i as f64 * 0.25, face.clone()).await;
+            frame_seqs.push(seq);
+            client
+                .until(|m| matches!(&m.message, Some(stream_response::Message::Faces(f)) if f.client_seq == seq))
+                .await;
+        }
+    }
+    let marker_seq = client
+        .send(stream_request::Message::Marker(Marker {
+            timestamp: 103.0,
+            label: "stimulus onset, \"happy\" block".into(),
+            duration_s: 2.0,
+        }))
+        .await;
+    let end_seq = client
+        .send(stream_request::Message::End(EndSession {}))
+        .await;
+    let (all, end) = client.drain().await;
+    end.unwrap();
+
+    let ended = ended(&all);
+    assert_eq!(ended.session_id, "p01-run1");
+    assert_eq!(
+        (
+            ended.frames,
+            ended.chunks,
+            ended.markers,
+            ended.frames_analysed
+        ),
+        (4, chunks.len() as u64, 1, 4)
+    );
+    assert_eq!(ended.reason, "EndSession received");
+    // Acknowledgements rise and cover every recorded message.
+    let acks = acks(&all);
+    assert!(acks.windows(2).all(|w| w[0] < w[1]), "{acks:?}");
+    assert_eq!(*acks.last().unwrap(), marker_seq);
+    assert!(end_seq > marker_seq);
+    assert!(warnings(&all).is_empty(), "{:?}", warnings(&all));
+
+    // Feature windows: exactly what AnalyzeSignals computes from the same chunks.
+    let windows: Vec<FeatureWindow> = messages(&all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Features(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    let reference = affect
+        .analyze_signals(AnalyzeSignalsRequest {
+            streams: vec![eeg_stream()],
+            chunks: chunks.clone(),
+            config: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(windows.len() >= 5, "{} windows", windows.len());
+    assert_eq!(windows, reference.windows);
+
+    // The recording.
+    let summary = recordings
+        .get_session(GetSessionRequest {
+            session_id: "p01-run1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.participant, "p01");
+    assert_eq!(
+        (summary.frames, summary.chunks, summary.markers),
+        (4, chunks.len() as u64, 1)
+    );
+    assert!(summary.ended_at >= summary.started_at && summary.started_at > 0.0);
+    assert_eq!(summary.streams, vec![eeg_stream()]);
+    assert_eq!(
+        summary.metadata.get("task").map(String::as_str),
+        Some("faces")
+    );
+    let listed = recordings
+        .list_sessions(ListSessionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.sessions, vec![summary.clone()]);
+    assert!(listed.next_page_token.is_empty());
+
+    let mut zip = export_csv(&mut recordings, "p01-run1").await;
+    // Every sample, as sent.
+    let eeg_csv = String::from_utf8(read_entry(&mut zip, "eeg.csv")).unwrap();
+    let mut lines = eeg_csv.lines();
+    assert_eq!(lines.next(), Some("timestamp,F3,F4"));
+    let sent = eeg(8.0);
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), sent.len() / 2);
+    for (i, row) in rows.iter().enumerate() {
+        assert!((row[0] - (100.0 + i as f64 / EEG_RATE)).abs() < 1e-6);
+        assert_eq!(row[1] as f32, sent[2 * i]);
+        assert_eq!(row[2] as f32, sent[2 * i + 1]);
+    }
+    let markers = String::from_utf8(read_entry(&mut zip, "markers.csv")).unwrap();
+    assert_eq!(
+        markers,
+        "timestamp,duration_s,label\n103.000000,2,\"stimulus onset, \"\"happy\"\" block\"\n"
+    );
+    let faces_csv = String::from_utf8(read_entry(&mut zip, "faces.csv")).unwrap();
+    assert_eq!(faces_csv.lines().count(), 1 + 4, "{faces_csv}");
+    assert!(faces_csv.lines().next().unwrap().contains("AU12_r"));
+    let features_csv = String::from_utf8(read_entry(&mut zip, "features.csv")).unwrap();
+    assert_eq!(features_csv.lines().count(), 1 + windows.len());
+    for seq in &frame_seqs {
+        assert_eq!(read_entry(&mut zip, &format!("frames/{seq:08}.jpg")), face);
+    }
+
+    // Deleting it.
+    assert!(
+        recordings
+            .delete_session(DeleteSessionRequest {
+                session_id: "p01-run1".into()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .deleted
+    );
+    let gone = recordings
+        .get_session(GetSessionRequest {
+            session_id: "p01-run1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+}
+
+/// A rejected message ends the session with INVALID_ARGUMENT naming it; everything
+/// accepted before it stays recorded and the recording is closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_ends_the_session_without_losing_what_was_accepted() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let config = |id: &str| SessionConfig {
+        session_id: id.into(),
+        streams: vec![eeg_stream()],
+        ..Default::default()
+    };
+
+    type Bad = Box<dyn Fn() -> stream_request::Message>;
+    let cases: Vec<(&str, Bad, &str)> = vec![
+        (
+            "ragged",
+            Box::new(|| {
+                stream_request::Message::Chunk(SignalChunk {
+                    stream_id: "eeg".into(),
+                    first_timestamp: 200.0,
+                    samples: vec![1.0, 2.0, 3.0],
+                    ..Default::default()
+                })
+            }),
+            "whole number",
+        ),
+        (
+            "unknown-stream",
+            Box::new(|| {
+                stream_request::Message::Chunk(SignalChunk {
+                    stream_id: "eda".into(),
+                    samples: vec![1.0],
+                    ..Default::default()
+                })
+            }),
+            "unknown stream_id",
+        ),
+        (
+            "bad-image",
+            Box::new(|| {
+                stream_request::Message::Frame(Frame {
+                    timestamp: 1.0,
+                    image: Some(ImageInput {
+                        data: Some(image_input::Data::Encoded(b"not an image".to_vec())),
+                    }),
+                })
+            }),
+            "frame",
+        ),
+        (
+            "empty-label",
+            Box::new(|| {
+                stream_request::Message::Marker(Marker {
+                    timestamp: 1.0,
+                    ..Default::default()
+                })
+            }),
+            "label",
+        ),
+        (
+            "second-config",
+            Box::new(|| stream_request::Message::Config(SessionConfig::default())),
+            "config may only be the first",
+        ),
+    ];
+    for (id, bad, words) in cases {
+        let mut client = Client::open(&mut affect, config(id)).await.unwrap();
+        for chunk in eeg_chunks(1.0) {
+            client.send(stream_request::Message::Chunk(chunk)).await;
+        }
+        let marker = client
+            .send(stream_request::Message::Marker(Marker {
+                timestamp: 100.5,
+                label: "go".into(),
+                duration_s: 0.0,
+            }))
+            .await;
+        let bad_seq = client.send(bad()).await;
+        let (all, end) = client.drain().await;
+        let status = end.expect_err(id);
+        assert_eq!(status.code(), Code::InvalidArgument, "{id}: {status:?}");
+        assert!(
+            status.message().contains(words) && status.message().contains(&bad_seq.to_string()),
+            "{id}: {}",
+            status.message()
+        );
+        assert_eq!(acks(&all).last(), Some(&marker), "{id}");
+        let summary = recordings
+            .get_session(GetSessionRequest {
+                session_id: id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((summary.chunks, summary.markers), (4, 1), "{id}");
+        assert!(summary.ended_at > 0.0, "{id}: the recording is closed");
+    }
+
+    // Sequence numbers must increase.
+    let client = Client::open(&mut affect, config("seq")).await.unwrap();
+    client
+        .tx
+        .send(StreamRequest {
+            client_seq: 1,
+            message: Some(stream_request::Message::Marker(Marker {
+                timestamp: 0.0,
+                label: "x".into(),
+                duration_s: 0.0,
+            })),
+        })
+        .await
+        .unwrap();
+    let (_, end) = client.drain().await;
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("must increase"),
+        "{}",
+        status.message()
+    );
+
+    // A first message that is not the config.
+    let (tx, requests) = mpsc::channel(4);
+    tx.send(StreamRequest {
+        client_seq: 1,
+        message: Some(stream_request::Message::End(EndSession {})),
+    })
+    .await
+    .unwrap();
+    let status = affect
+        .stream(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("config"), "{}", status.message());
+
+    // Bad configurations.
+    for (bad, words) in [
+        (
+            SessionConfig {
+                session_id: "../x".into(),
+                ..Default::default()
+            },
+            "session_id",
+        ),
+        (
+            SessionConfig {
+                streams: vec![eeg_stream(), eeg_stream()],
+                ..Default::default()
+            },
+            "twice",
+        ),
+        (
+            SessionConfig {
+                streams: vec![StreamInfo {
+                    nominal_rate_hz: 0.0,
+                    ..eeg_stream()
+                }],
+                ..Default::default()
+            },
+            "rate",
+        ),
+    ] {
+        let status = match Client::open(&mut affect, bad).await {
+            Err(status) => status,
+            Ok(client) => client.drain().await.1.unwrap_err(),
+        };
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(words), "{}", status.message());
+    }
+
+    // A recorded id cannot be reused; a live one cannot be opened twice.
+    let status = match Client::open(&mut affect, config("ragged")).await {
+        Err(status) => status,
+        Ok(client) => client.drain().await.1.unwrap_err(),
+    };
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    let mut live = Client::open(&mut affect, config("live")).await.unwrap();
+    live.until(|m| matches!(m.message, Some(stream_response::Message::Started(_))))
+        .await;
+    let status = match Client::open(&mut affect, config("live")).await {
+        Err(status) => status,
+        Ok(client) => client.drain().await.1.unwrap_err(),
+    };
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    assert!(status.message().contains("live"), "{}", status.message());
+    // ... and a live recording cannot be deleted.
+    let status = recordings
+        .delete_session(DeleteSessionRequest {
+            session_id: "live".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let (all, end) = live.drain().await;
+    end.unwrap();
+    assert_eq!(
+        ended(&all).reason,
+        "the client closed its side of the stream"
+    );
+}
+
+/// Frames sent faster than they can be analysed: each gets exactly one result or one
+/// FRAME_SKIPPED warning, and every frame is recorded either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn frames_under_load_are_recorded_and_each_answered_once() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "burst".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let face = photo("multi_face.jpg");
+    let mut seqs = Vec::new();
+    for i in 0..16 {
+        seqs.push(client.frame(i as f64 / 30.0, face.clone()).await);
+    }
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    let analysed: Vec<u64> = faces(&all).iter().map(|f| f.client_seq).collect();
+    let skipped: Vec<u64> = warnings(&all)
+        .iter()
+        .filter(|w| w.kind == WarningKind::FrameSkipped as i32)
+        .map(|w| w.client_seq)
+        .collect();
+    println!("{} analysed, {} skipped", analysed.len(), skipped.len());
+    let mut answered: Vec<u64> = analysed.iter().chain(&skipped).copied().collect();
+    answered.sort();
+    assert_eq!(answered, seqs);
+    assert!(!analysed.is_empty());
+    assert!(analysed.windows(2).all(|w| w[0] < w[1]), "in order");
+    for f in faces(&all) {
+        assert_eq!(f.faces.len(), 5, "multi_face.jpg has 5 faces");
+    }
+    assert_eq!(ended(&all).frames_analysed, analysed.len() as u64);
+    let summary = recordings
+        .get_session(GetSessionRequest {
+            session_id: "burst".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.frames, 16);
+    let mut zip = export_csv(&mut recordings, "burst").await;
+    let faces_csv = String::from_utf8(read_entry(&mut zip, "faces.csv")).unwrap();
+    assert_eq!(faces_csv.lines().count(), 1 + 5 * analysed.len());
+}
+
+/// An unrecorded session sends no acknowledgements and leaves no recording; a client
+/// that vanishes mid-session still leaves a closed recording of what it sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn unrecorded_sessions_and_vanishing_clients() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "dry".into(),
+            no_record: true,
+            streams: vec![eeg_stream()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for chunk in eeg_chunks(5.0) {
+        client.send(stream_request::Message::Chunk(chunk)).await;
+    }
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    assert!(acks(&all).is_empty());
+    assert!(
+        messages(&all)
+            .iter()
+            .any(|m| matches!(m, stream_response::Message::Features(_)))
+    );
+    let Some(stream_response::Message::Started(started)) = &all[0].message else {
+        panic!()
+    };
+    assert!(!started.recording);
+    let status = recordings
+        .get_session(GetSessionRequest {
+            session_id: "dry".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    // A client that goes away without a word.
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "vanished".into(),
+            streams: vec![eeg_stream()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let chunks = eeg_chunks(2.0);
+    for chunk in &chunks {
+        client
+            .send(stream_request::Message::Chunk(chunk.clone()))
+            .await;
+    }
+    let last = client.seq;
+    client
+        .until(|m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == last))
+        .await;
+    drop(client);
+    drop(affect);
+    // The server notices, closes the recording, and forgets the live session.
+    let mut summary = None;
+    for _ in 0..100 {
+        let s = recordings
+            .get_session(GetSessionRequest {
+                session_id: "vanished".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if s.ended_at > 0.0 {
+            summary = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let summary = summary.expect("the recording is closed after the client vanished");
+    assert_eq!(summary.chunks, chunks.len() as u64);
+}
+
+/// ClockSync reports and Explain's session source need a live session; a recorded one
+/// that has ended is not live.
+#[tokio::test(flavor = "multi_thread")]
+async fn clock_reports_and_explanations_need_a_live_session() {
+    // The candle backend is available (its model loads on first use, which these requests
+    // never reach), so the answers are about the session.
+    let model = common::llama::gemma();
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_CANDLE_MODEL", &model);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let probe = |id: &str| ClockSyncRequest {
+        client_send_time: 5.0,
+        session_id: id.into(),
+        measured_offset_s: 1234.5,
+        measured_rtt_s: 0.002,
+    };
+    let status = affect.clock_sync(probe("nobody")).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "clocked".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    client
+        .until(|m| matches!(m.message, Some(stream_response::Message::Started(_))))
+        .await;
+    affect.clock_sync(probe("clocked")).await.unwrap();
+    let status = affect
+        .clock_sync(ClockSyncRequest {
+            measured_offset_s: f64::NAN,
+            ..probe("clocked")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // No frame analysed yet: nothing to explain.
+    let status = affect
+        .explain(ExplainRequest {
+            source: Some(explain_request::Source::SessionId("clocked".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("no analysed frame"),
+        "{}",
+        status.message()
+    );
+
+    client
+        .send(stream_request::Message::Marker(Marker {
+            timestamp: 1.0,
+            label: "m".into(),
+            duration_s: 0.0,
+        }))
+        .await;
+    let (_, end) = client.drain().await;
+    end.unwrap();
+    let status = affect
+        .explain(ExplainRequest {
+            source: Some(explain_request::Source::SessionId("clocked".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("live"), "{}", status.message());
+
+    let mut zip = export_csv(&mut recordings, "clocked").await;
+    let clock = String::from_utf8(read_entry(&mut zip, "clock_offsets.csv")).unwrap();
+    let rows: Vec<&str> = clock.lines().collect();
+    assert_eq!(rows[0], "server_time,offset_s,rtt_s");
+    assert_eq!(rows.len(), 2, "{clock}");
+    assert!(rows[1].ends_with(",1234.5,0.002"), "{clock}");
+}
+
+/// Explanations inside a session, and from the Explain RPC naming a live session, read
+/// the session's latest frame and windows. The backend is a real llama.cpp server
+/// (Gemma 3 270M); the tests hold the server to the contract, not to what the model says.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_explains_its_latest_moment() {
+    let llama = common::llama::llama_server();
+    let url = llama.url.clone();
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_OPENAI_URL", &url);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "explained".into(),
+            streams: vec![eeg_stream()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for chunk in eeg_chunks(6.0) {
+        client.send(stream_request::Message::Chunk(chunk)).await;
+    }
+    let frame = client.frame(105.0, photo("single_face.jpg")).await;
+    client
+        .until(|m| matches!(&m.message, Some(stream_response::Message::Faces(f)) if f.client_seq == frame))
+        .await;
+
+    let request = ExplainRequest {
+        backend: "openai".into(),
+        max_tokens: 24,
+        ..Default::default()
+    };
+    let asked = client
+        .send(stream_request::Message::Explain(request.clone()))
+        .await;
+    // A bad request fails alone: a warning names it, and the session goes on.
+    let bad = client
+        .send(stream_request::Message::Explain(ExplainRequest {
+            labels: (0..40).map(|i| format!("l{i}")).collect(),
+            ..request.clone()
+        }))
+        .await;
+    let marker = client
+        .send(stream_request::Message::Marker(Marker {
+            timestamp: 106.0,
+            label: "after".into(),
+            duration_s: 0.0,
+        }))
+        .await;
+    let seen = client
+        .until(|m| matches!(&m.message, Some(stream_response::Message::Warning(w)) if w.client_seq == bad))
+        .await;
+    let mut tokens = String::new();
+    let mut result = None;
+    for m in &seen {
+        if let Some(stream_response::Message::Explain(event)) = &m.message {
+            assert_eq!(m.client_seq, asked);
+            match &event.event {
+                Some(explain_response::Event::Token(t)) => tokens.push_str(t),
+                Some(explain_response::Event::Result(r)) => result = Some(r.clone()),
+                None => panic!("an empty explain event"),
+            }
+        }
+    }
+    let result = result.expect("the first explanation's result came before the second's warning");
+    assert!(!tokens.is_empty());
+    assert_eq!(result.backend, "openai");
+    assert!(result.parsed || (!result.raw_text.is_empty() && result.judgements.is_empty()));
+    let warning = warnings(&seen).last().copied().unwrap().clone();
+    assert_eq!(warning.kind, WarningKind::ExplainFailed as i32);
+    assert!(
+        warning.message.starts_with("InvalidArgument"),
+        "{}",
+        warning.message
+    );
+
+    // The Explain RPC can name the live session too.
+    let mut stream = affect
+        .explain(ExplainRequest {
+            source: Some(explain_request::Source::SessionId("explained".into())),
+            ..request
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, rpc_result) = tokens_then_result(&mut stream).await;
+    assert_eq!(rpc_result.backend, "openai");
+
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    assert!(acks(&all).contains(&marker) || acks(&all).last() > Some(&marker));
+    let mut zip = export_csv(&mut recordings, "explained").await;
+    let csv = read_entry(&mut zip, "explanations.csv");
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_slice())
+        .records()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // One row per judgement, or one unparsed row carrying the raw text.
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert_eq!(&row[0], asked.to_string());
+        assert_eq!(&row[1], result.parsed.to_string());
+        if !result.parsed {
+            assert_eq!(&row[8], result.raw_text);
+        }
+    }
+}
