@@ -95,7 +95,9 @@ class AffectServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Stream(self, request_iterator, context):
-        """The bidirectional live session.
+        """The bidirectional live session (see session.proto): frames, signal chunks and markers
+        up; face results, feature windows, acknowledgements of what is recorded, warnings and
+        explanations down.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

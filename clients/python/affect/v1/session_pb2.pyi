@@ -77,7 +77,8 @@ class EndSession(_message.Message):
     def __init__(self) -> None: ...
 
 class StreamResponse(_message.Message):
-    __slots__ = ("started", "faces", "features", "fused", "ack", "warning", "explain", "ended")
+    __slots__ = ("client_seq", "started", "faces", "features", "fused", "ack", "warning", "explain", "ended")
+    CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +87,7 @@ class StreamResponse(_message.Message):
     WARNING_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
+    client_seq: int
     started: SessionStarted
     faces: FaceFrameResult
     features: _signals_pb2.FeatureWindow
@@ -94,7 +96,7 @@ class StreamResponse(_message.Message):
     warning: _signals_pb2.Warning
     explain: _explain_pb2.ExplainResponse
     ended: SessionEnded
-    def __init__(self, started: _Optional[_Union[SessionStarted, _Mapping]] = ..., faces: _Optional[_Union[FaceFrameResult, _Mapping]] = ..., features: _Optional[_Union[_signals_pb2.FeatureWindow, _Mapping]] = ..., fused: _Optional[_Union[FusedEstimate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., warning: _Optional[_Union[_signals_pb2.Warning, _Mapping]] = ..., explain: _Optional[_Union[_explain_pb2.ExplainResponse, _Mapping]] = ..., ended: _Optional[_Union[SessionEnded, _Mapping]] = ...) -> None: ...
+    def __init__(self, client_seq: _Optional[int] = ..., started: _Optional[_Union[SessionStarted, _Mapping]] = ..., faces: _Optional[_Union[FaceFrameResult, _Mapping]] = ..., features: _Optional[_Union[_signals_pb2.FeatureWindow, _Mapping]] = ..., fused: _Optional[_Union[FusedEstimate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., warning: _Optional[_Union[_signals_pb2.Warning, _Mapping]] = ..., explain: _Optional[_Union[_explain_pb2.ExplainResponse, _Mapping]] = ..., ended: _Optional[_Union[SessionEnded, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
     __slots__ = ("session_id", "server_time", "recording")
@@ -151,13 +153,17 @@ class Ack(_message.Message):
     def __init__(self, client_seq: _Optional[int] = ...) -> None: ...
 
 class SessionEnded(_message.Message):
-    __slots__ = ("session_id", "frames", "chunks", "markers")
+    __slots__ = ("session_id", "frames", "chunks", "markers", "reason", "frames_analysed")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     MARKERS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_ANALYSED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     frames: int
     chunks: int
     markers: int
-    def __init__(self, session_id: _Optional[str] = ..., frames: _Optional[int] = ..., chunks: _Optional[int] = ..., markers: _Optional[int] = ...) -> None: ...
+    reason: str
+    frames_analysed: int
+    def __init__(self, session_id: _Optional[str] = ..., frames: _Optional[int] = ..., chunks: _Optional[int] = ..., markers: _Optional[int] = ..., reason: _Optional[str] = ..., frames_analysed: _Optional[int] = ...) -> None: ...

@@ -27,6 +27,7 @@ class WarningKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WARNING_KIND_NON_FINITE: _ClassVar[WarningKind]
     WARNING_KIND_QUALITY: _ClassVar[WarningKind]
     WARNING_KIND_CLOCK: _ClassVar[WarningKind]
+    WARNING_KIND_EXPLAIN_FAILED: _ClassVar[WarningKind]
 SIGNAL_KIND_UNSPECIFIED: SignalKind
 SIGNAL_KIND_EEG: SignalKind
 SIGNAL_KIND_EDA: SignalKind
@@ -42,6 +43,7 @@ WARNING_KIND_LATE_CHUNK: WarningKind
 WARNING_KIND_NON_FINITE: WarningKind
 WARNING_KIND_QUALITY: WarningKind
 WARNING_KIND_CLOCK: WarningKind
+WARNING_KIND_EXPLAIN_FAILED: WarningKind
 
 class ChannelInfo(_message.Message):
     __slots__ = ("label", "unit")
