@@ -490,3 +490,103 @@ pub fn run_into(
     }));
     Some(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{LatestFrame, Snapshot};
+    use crate::signals::eeg::{Asymmetry, EegFeatures};
+    use crate::signals::stream::{CardiacWindow, FeatureWindow, Features, SignalKind};
+
+    fn window(stream: &str, end_time: f64, features: Features) -> FeatureWindow {
+        FeatureWindow {
+            stream_id: stream.into(),
+            kind: SignalKind::Eeg,
+            start_time: end_time - 4.0,
+            end_time,
+            quality: Vec::new(),
+            features,
+            estimate: None,
+        }
+    }
+
+    #[test]
+    fn a_session_moment_carries_its_current_windows_as_cues() {
+        let frame = LatestFrame {
+            client_seq: 9,
+            timestamp: 100.0,
+            image: Arc::new(image::RgbImage::new(4, 4)),
+            faces: Arc::new(crate::vision::FrameResult {
+                faces: Vec::new(),
+                width: 4,
+                height: 4,
+                timings: Vec::new(),
+            }),
+        };
+        let eeg = Features::Eeg(EegFeatures {
+            band_powers: Vec::new(),
+            asymmetry: vec![Asymmetry {
+                pair: "F4-F3".into(),
+                value: 0.25,
+            }],
+            arousal_index: Some(1.8),
+            engagement_index: None,
+        });
+        let cardiac = Features::Cardiac(CardiacWindow {
+            beat_times: Vec::new(),
+            heart_rate_bpm: Some(72.0),
+            heart_rate_change_bpm: Some(5.0),
+            hrv: None,
+        });
+        let mut snapshot = Snapshot {
+            frame: Some(frame),
+            ..Default::default()
+        };
+        snapshot
+            .windows
+            .insert("eeg".into(), window("eeg", 99.0, eeg));
+        // The ECG stream stopped a minute before the frame: stale, left out.
+        snapshot
+            .windows
+            .insert("ecg".into(), window("ecg", 40.0, cardiac.clone()));
+        let cues = moment_of(&snapshot, "s").unwrap().physiology.unwrap();
+        assert_eq!(cues.eeg_asymmetry, Some(0.25));
+        assert_eq!(cues.eeg_arousal_index, Some(1.8));
+        assert_eq!(cues.heart_rate_bpm, None);
+
+        snapshot
+            .windows
+            .insert("ecg".into(), window("ecg", 98.5, cardiac));
+        let moment = moment_of(&snapshot, "s").unwrap();
+        let cues = moment.physiology.clone().unwrap();
+        assert_eq!(cues.heart_rate_bpm, Some(72.0));
+        assert_eq!(cues.heart_rate_change_bpm, Some(5.0));
+
+        // And the prompt states them in words with their values.
+        let face = crate::prompt::FaceCue {
+            face_id: 1,
+            action_units: Vec::new(),
+            expression: None,
+            face_valence_arousal: None,
+            head_pose: None,
+        };
+        let built = prompt::build(
+            &Template::builtin(),
+            &PromptInput {
+                targets: vec![1],
+                faces: vec![face],
+                labels: prompt::label_set(&[]).unwrap(),
+                context: None,
+                physiology: moment.physiology,
+                with_image: false,
+            },
+        )
+        .unwrap();
+        assert!(built.user.contains("Heart rate 72.0 bpm, +5.0 bpm from baseline"));
+        assert!(built.user.contains("EEG frontal alpha asymmetry +0.250"));
+
+        // Without a frame there is nothing to explain.
+        let status = moment_of(&Snapshot::default(), "s").err().unwrap();
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    }
+}
