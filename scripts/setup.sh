@@ -30,7 +30,7 @@ fi
 
 want=("onnxruntime==$ONNXRUNTIME_VERSION")
 if [ "${1:-}" = "--dev" ]; then
-  want+=("grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "grpcio-reflection==1.85.1" "numpy<3" "pillow==11.3.0" "scipy==1.17.1")
+  want+=("grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "grpcio-reflection==1.85.1" "numpy<3" "pillow==11.3.0" "scipy==1.17.1" "pyxdf==1.17.5")
 fi
 
 # pip's own resolver is the check: it does nothing when every requirement is met.

@@ -94,8 +94,14 @@ fn python_live_session_example_streams_and_is_recorded() {
     ]);
     println!("{out}");
     assert!(out.contains("recording=True"), "{out}");
-    assert!(out.contains("face results: 3 (faces in the last: 1)"), "{out}");
-    assert!(out.contains("ended: EndSession received; frames 3, chunks 24, markers 1"), "{out}");
+    assert!(
+        out.contains("face results: 3 (faces in the last: 1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ended: EndSession received; frames 3, chunks 24, markers 1"),
+        "{out}"
+    );
     // config + 24 chunks + 3 frames + 1 marker = client_seq 29; EndSession (30) is not
     // a recorded message.
     assert!(out.contains("acknowledged up to client_seq 29"), "{out}");

@@ -201,14 +201,15 @@ fn ended(all: &[StreamResponse]) -> &SessionEnded {
     }
 }
 
-async fn export_csv(
+async fn export(
     recordings: &mut RecordingsClient<tonic::transport::Channel>,
     session_id: &str,
-) -> zip::ZipArchive<std::io::Cursor<Vec<u8>>> {
+    format: ExportFormat,
+) -> (String, Vec<u8>) {
     let mut stream = recordings
         .export_session(ExportSessionRequest {
             session_id: session_id.into(),
-            format: ExportFormat::Csv as i32,
+            format: format as i32,
         })
         .await
         .unwrap()
@@ -221,8 +222,51 @@ async fn export_csv(
         }
         bytes.extend(chunk.data);
     }
+    (name, bytes)
+}
+
+async fn export_csv(
+    recordings: &mut RecordingsClient<tonic::transport::Channel>,
+    session_id: &str,
+) -> zip::ZipArchive<std::io::Cursor<Vec<u8>>> {
+    let (name, bytes) = export(recordings, session_id, ExportFormat::Csv).await;
     assert_eq!(name, format!("{session_id}.zip"));
     zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap()
+}
+
+/// pyxdf 1.17's reading of an XDF file (load_xdf defaults): per stream its name, type,
+/// labels, nominal rate, time stamps and values.
+fn pyxdf_read(bytes: &[u8]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.xdf");
+    std::fs::write(&path, bytes).unwrap();
+    let script = r#"
+import json, sys
+import pyxdf
+streams, header = pyxdf.load_xdf(sys.argv[1])
+out = []
+for s in streams:
+    info = s["info"]
+    desc = info["desc"][0] if info["desc"] and info["desc"][0] else {}
+    labels = [c["label"][0] for c in desc["channels"][0]["channel"]] if desc else []
+    series = s["time_series"]
+    values = series.tolist() if hasattr(series, "tolist") else series
+    out.append({"name": info["name"][0], "type": info["type"][0], "labels": labels,
+                "nominal_srate": float(info["nominal_srate"][0]),
+                "time_stamps": s["time_stamps"].tolist(), "values": values})
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyxdf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn read_entry(zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str) -> Vec<u8> {
@@ -378,6 +422,39 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
     assert_eq!(features_csv.lines().count(), 1 + windows.len());
     for seq in &frame_seqs {
         assert_eq!(read_entry(&mut zip, &format!("frames/{seq:08}.jpg")), face);
+    }
+
+    // XDF: the samples and markers as sent, read by pyxdf (what MNE and EEGLAB use) and
+    // by affectd's own reader.
+    let (name, xdf) = export(&mut recordings, "p01-run1", ExportFormat::Xdf).await;
+    assert_eq!(name, "p01-run1.xdf");
+    let streams = pyxdf_read(&xdf);
+    let streams = streams.as_array().unwrap();
+    assert_eq!(streams.len(), 2);
+    let eeg_stream = streams.iter().find(|s| s["name"] == "eeg").unwrap();
+    assert_eq!(eeg_stream["type"], "EEG");
+    assert_eq!(eeg_stream["labels"], serde_json::json!(["F3", "F4"]));
+    assert_eq!(eeg_stream["nominal_srate"], EEG_RATE);
+    let stamps = eeg_stream["time_stamps"].as_array().unwrap();
+    let values = eeg_stream["values"].as_array().unwrap();
+    assert_eq!(stamps.len(), sent.len() / 2);
+    for (i, (t, row)) in stamps.iter().zip(values).enumerate() {
+        assert!((t.as_f64().unwrap() - (100.0 + i as f64 / EEG_RATE)).abs() < 1e-6);
+        assert_eq!(row[0].as_f64().unwrap() as f32, sent[2 * i]);
+        assert_eq!(row[1].as_f64().unwrap() as f32, sent[2 * i + 1]);
+    }
+    let marker_stream = streams.iter().find(|s| s["name"] == "Markers").unwrap();
+    assert_eq!(marker_stream["time_stamps"], serde_json::json!([103.0]));
+    assert_eq!(
+        marker_stream["values"],
+        serde_json::json!([["stimulus onset, \"happy\" block"]])
+    );
+    let ours = affectd::signals::readers::xdf::load(&xdf).unwrap();
+    assert_eq!(ours.len(), 2);
+    assert_eq!(ours[0].labels, ["F3", "F4"]);
+    assert_eq!(ours[0].units, ["uV", "uV"]);
+    for (t, p) in ours[0].time_stamps.iter().zip(stamps) {
+        assert!((t - p.as_f64().unwrap()).abs() < 1e-9);
     }
 
     // Deleting it.
@@ -823,6 +900,14 @@ async fn clock_reports_and_explanations_need_a_live_session() {
     assert_eq!(rows[0], "server_time,offset_s,rtt_s");
     assert_eq!(rows.len(), 2, "{clock}");
     assert!(rows[1].ends_with(",1234.5,0.002"), "{clock}");
+    // In XDF the reported offset maps the client clock onto the server's (pyxdf's
+    // default clock synchronisation).
+    let (_, xdf) = export(&mut recordings, "clocked", ExportFormat::Unspecified).await;
+    let streams = pyxdf_read(&xdf);
+    let markers = &streams[0];
+    assert_eq!(markers["name"], "Markers");
+    let t = markers["time_stamps"][0].as_f64().unwrap();
+    assert!((t - (1.0 + 1234.5)).abs() < 1e-6, "{t}");
 }
 
 /// Explanations inside a session, and from the Explain RPC naming a live session, read

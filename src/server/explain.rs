@@ -582,7 +582,11 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(built.user.contains("Heart rate 72.0 bpm, +5.0 bpm from baseline"));
+        assert!(
+            built
+                .user
+                .contains("Heart rate 72.0 bpm, +5.0 bpm from baseline")
+        );
         assert!(built.user.contains("EEG frontal alpha asymmetry +0.250"));
 
         // Without a frame there is nothing to explain.

@@ -137,18 +137,19 @@ impl Recordings for RecordingsService {
         let format = ExportFormat::try_from(request.format).map_err(|_| {
             Status::invalid_argument(format!("format {} is not an ExportFormat", request.format))
         })?;
-        if format != ExportFormat::Csv {
-            return Err(Status::unimplemented(
-                "XDF export is not implemented in this version; ask for EXPORT_FORMAT_CSV",
-            ));
-        }
         let store = self.store()?;
         let id = request.session_id.clone();
         // Built in a temporary file, not in memory: a session's frames can be large.
         let mut file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, Status> {
             let mut file = tempfile::tempfile()
                 .map_err(|e| Status::internal(format!("export: temporary file: {e}")))?;
-            export::csv_zip(&store, &id, &mut file).map_err(|e| match e {
+            let written = match format {
+                ExportFormat::Csv => export::csv_zip(&store, &id, &mut file),
+                ExportFormat::Xdf | ExportFormat::Unspecified => {
+                    export::xdf(&store, &id, std::io::BufWriter::new(&mut file))
+                }
+            };
+            written.map_err(|e| match e {
                 export::ExportError::Store(e) => status(e),
                 e => Status::internal(e.to_string()),
             })?;
@@ -159,7 +160,15 @@ impl Recordings for RecordingsService {
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let file_name = format!("{}.zip", request.session_id);
+        let file_name = format!(
+            "{}.{}",
+            request.session_id,
+            if format == ExportFormat::Csv {
+                "zip"
+            } else {
+                "xdf"
+            }
+        );
         tokio::task::spawn_blocking(move || {
             let mut first = true;
             loop {

@@ -431,3 +431,222 @@ fn safe_name(id: &str) -> String {
         })
         .collect()
 }
+
+/// XDF chunk tags (the XDF 1.0 specification).
+mod xdf_tag {
+    pub const FILE_HEADER: u16 = 1;
+    pub const STREAM_HEADER: u16 = 2;
+    pub const SAMPLES: u16 = 3;
+    pub const CLOCK_OFFSET: u16 = 4;
+    pub const STREAM_FOOTER: u16 = 6;
+}
+
+/// XDF's variable-length integer: a byte giving the width (1, 4 or 8), then the value.
+fn xdf_varlen(out: &mut Vec<u8>, n: u64) {
+    if n < 256 {
+        out.extend([1, n as u8]);
+    } else if n <= u32::MAX as u64 {
+        out.push(4);
+        out.extend((n as u32).to_le_bytes());
+    } else {
+        out.push(8);
+        out.extend(n.to_le_bytes());
+    }
+}
+
+fn xdf_chunk<W: Write>(out: &mut W, tag: u16, content: &[u8]) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(11);
+    xdf_varlen(&mut head, content.len() as u64 + 2);
+    head.extend(tag.to_le_bytes());
+    out.write_all(&head)?;
+    out.write_all(content)
+}
+
+/// Text for an XML element body.
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn xdf_type(kind: i32) -> &'static str {
+    match proto::SignalKind::try_from(kind) {
+        Ok(proto::SignalKind::Eeg) => "EEG",
+        Ok(proto::SignalKind::Eda) => "EDA",
+        Ok(proto::SignalKind::Ecg) => "ECG",
+        Ok(proto::SignalKind::Ppg) => "PPG",
+        Ok(proto::SignalKind::Respiration) => "RESP",
+        _ => "Misc",
+    }
+}
+
+/// Writes a session as XDF 1.0, the format LabRecorder writes and pyxdf, MNE (via pyxdf)
+/// and EEGLAB read: one float32 stream per signal stream, with the channel labels and
+/// units of the session's configuration and every sample's time stamp written out (the
+/// client clock, s), and a string stream "Markers". The offsets the client reported through
+/// ClockSync are written as each stream's clock offsets (server minus client clock, at
+/// the client time they were measured), so that pyxdf's default clock synchronisation maps
+/// the time stamps onto the server's clock; without reports they stay in the client clock.
+/// Face results, feature windows and explanations are not signals: the CSV export has them.
+///
+/// Hand-written: the `xdf` crate only reads.
+pub fn xdf<W: Write>(store: &Store, session_id: &str, mut out: W) -> Result<(), ExportError> {
+    let config = session_config(store, session_id)?;
+    let row = store.get(session_id)?;
+    let conn = store.connect()?;
+    out.write_all(b"XDF:")?;
+    xdf_chunk(
+        &mut out,
+        xdf_tag::FILE_HEADER,
+        format!(
+            "<?xml version=\"1.0\"?><info><version>1.0</version><datetime>{}</datetime><writer>affectd {}</writer><session_id>{}</session_id><participant>{}</participant></info>",
+            row.started_at,
+            env!("CARGO_PKG_VERSION"),
+            xml_escape(session_id),
+            xml_escape(&row.participant),
+        )
+        .as_bytes(),
+    )?;
+    let offsets: Vec<(f64, f64)> = {
+        let mut stmt = conn.prepare(
+            "SELECT server_time, offset_s FROM clock_offsets WHERE session_id = ?1 ORDER BY rowid",
+        )?;
+        stmt.query_map([session_id], |r| {
+            Ok((r.get::<_, f64>(0)?, r.get::<_, f64>(1)?))
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    let offset_chunks = |out: &mut W, id: u32| -> std::io::Result<()> {
+        for (server_time, offset) in &offsets {
+            let mut c = id.to_le_bytes().to_vec();
+            c.extend((server_time - offset).to_le_bytes());
+            c.extend(offset.to_le_bytes());
+            xdf_chunk(out, xdf_tag::CLOCK_OFFSET, &c)?;
+        }
+        Ok(())
+    };
+    let footer = |out: &mut W, id: u32, first: f64, last: f64, count: u64| {
+        let mut c = id.to_le_bytes().to_vec();
+        c.extend(
+            format!(
+                "<?xml version=\"1.0\"?><info><first_timestamp>{first}</first_timestamp><last_timestamp>{last}</last_timestamp><sample_count>{count}</sample_count></info>"
+            )
+            .as_bytes(),
+        );
+        xdf_chunk(out, xdf_tag::STREAM_FOOTER, &c)
+    };
+
+    let mut id = 0u32;
+    for stream in &config.streams {
+        id += 1;
+        let channels = stream.channels.len().max(1);
+        let kind = xdf_type(stream.kind);
+        let described: String = stream
+            .channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let label = if c.label.is_empty() {
+                    format!("ch{}", i + 1)
+                } else {
+                    c.label.clone()
+                };
+                format!(
+                    "<channel><label>{}</label><unit>{}</unit><type>{kind}</type></channel>",
+                    xml_escape(&label),
+                    xml_escape(&c.unit)
+                )
+            })
+            .collect();
+        let mut header = id.to_le_bytes().to_vec();
+        header.extend(
+            format!(
+                "<?xml version=\"1.0\"?><info><name>{}</name><type>{kind}</type><channel_count>{channels}</channel_count><nominal_srate>{}</nominal_srate><channel_format>float32</channel_format><source_id>affectd/{}/{}</source_id><created_at>{}</created_at><desc><channels>{described}</channels></desc></info>",
+                xml_escape(&stream.stream_id),
+                stream.nominal_rate_hz,
+                xml_escape(session_id),
+                xml_escape(&stream.stream_id),
+                row.started_at,
+            )
+            .as_bytes(),
+        );
+        xdf_chunk(&mut out, xdf_tag::STREAM_HEADER, &header)?;
+        let mut stmt = conn.prepare(
+            "SELECT first_timestamp, samples, timestamps FROM chunks WHERE session_id = ?1 AND stream_id = ?2 ORDER BY client_seq",
+        )?;
+        let rows = stmt.query_map(params![session_id, stream.stream_id], |r| {
+            Ok((
+                r.get::<_, f64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })?;
+        let (mut first, mut last, mut count) = (0.0, 0.0, 0u64);
+        for r in rows {
+            let (first_timestamp, samples, times) = r?;
+            let samples = f32_values(&samples);
+            let times = times.map(|t| f64_values(&t));
+            let n = samples.len() / channels;
+            if n == 0 {
+                continue;
+            }
+            let mut c = id.to_le_bytes().to_vec();
+            xdf_varlen(&mut c, n as u64);
+            for (i, sample) in samples.chunks_exact(channels).enumerate() {
+                let t = times.as_ref().map_or(
+                    first_timestamp + i as f64 / stream.nominal_rate_hz,
+                    |times| times[i],
+                );
+                if count == 0 {
+                    first = t;
+                }
+                last = t;
+                count += 1;
+                c.push(8);
+                c.extend(t.to_le_bytes());
+                for v in sample {
+                    c.extend(v.to_le_bytes());
+                }
+            }
+            xdf_chunk(&mut out, xdf_tag::SAMPLES, &c)?;
+        }
+        offset_chunks(&mut out, id)?;
+        footer(&mut out, id, first, last, count)?;
+    }
+
+    id += 1;
+    let mut header = id.to_le_bytes().to_vec();
+    header.extend(
+        format!(
+            "<?xml version=\"1.0\"?><info><name>Markers</name><type>Markers</type><channel_count>1</channel_count><nominal_srate>0</nominal_srate><channel_format>string</channel_format><source_id>affectd/{}/markers</source_id><created_at>{}</created_at></info>",
+            xml_escape(session_id),
+            row.started_at
+        )
+        .as_bytes(),
+    );
+    xdf_chunk(&mut out, xdf_tag::STREAM_HEADER, &header)?;
+    let mut stmt = conn.prepare(
+        "SELECT timestamp, label FROM markers WHERE session_id = ?1 ORDER BY client_seq",
+    )?;
+    let markers: Vec<(f64, String)> = stmt
+        .query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (t, label) in &markers {
+        let mut c = id.to_le_bytes().to_vec();
+        xdf_varlen(&mut c, 1);
+        c.push(8);
+        c.extend(t.to_le_bytes());
+        xdf_varlen(&mut c, label.len() as u64);
+        c.extend(label.as_bytes());
+        xdf_chunk(&mut out, xdf_tag::SAMPLES, &c)?;
+    }
+    offset_chunks(&mut out, id)?;
+    let (first, last) = (
+        markers.first().map_or(0.0, |m| m.0),
+        markers.last().map_or(0.0, |m| m.0),
+    );
+    footer(&mut out, id, first, last, markers.len() as u64)?;
+    out.flush()?;
+    Ok(())
+}
