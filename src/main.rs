@@ -42,6 +42,11 @@ enum Command {
     /// Explain the faces in one image with a language model (SoVTP prompt): tokens stream
     /// to stderr, the validated judgement is printed as JSON.
     Explain(cli::explain::ExplainArgs),
+    /// Recorded sessions in the database: list, show, export (XDF or CSV), delete.
+    Sessions {
+        #[command(subcommand)]
+        command: cli::sessions::SessionsCommand,
+    },
     /// Evaluate against labelled data.
     Eval {
         #[command(subcommand)]
@@ -102,6 +107,9 @@ fn main() -> ExitCode {
         Command::Signals(args) => cli::signals::run(args).map(|()| ExitCode::SUCCESS),
         Command::TrainEeg(args) => cli::signals::train(args).map(|()| ExitCode::SUCCESS),
         Command::Explain(args) => cli::explain::run(&config, args).map(|()| ExitCode::SUCCESS),
+        Command::Sessions { command } => {
+            cli::sessions::run(&config, command).map(|()| ExitCode::SUCCESS)
+        }
         Command::Eval { command } => {
             cli::explain::eval(&config, command).map(|()| ExitCode::SUCCESS)
         }

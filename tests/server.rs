@@ -173,6 +173,9 @@ async fn server_info_reports_verified_models() {
         "face_landmarks",
         "face_blendshapes",
         "face_expression",
+        "signals",
+        "live_sessions",
+        "recordings",
     ] {
         assert!(capability(&info, name).available, "{name}");
     }

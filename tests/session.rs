@@ -1020,3 +1020,109 @@ async fn a_session_explains_its_latest_moment() {
         }
     }
 }
+
+/// `affectd sessions` reads the same database offline: list, show, export, delete, and
+/// errors that say what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sessions_command_lists_exports_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "cli-1".into(),
+            participant: "p07".into(),
+            streams: vec![eeg_stream()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for chunk in eeg_chunks(2.0) {
+        client.send(stream_request::Message::Chunk(chunk)).await;
+    }
+    client
+        .send(stream_request::Message::Marker(Marker {
+            timestamp: 101.0,
+            label: "go".into(),
+            duration_s: 0.0,
+        }))
+        .await;
+    client.drain().await.1.unwrap();
+
+    let sessions = |args: &[&str]| {
+        let mut cmd = affectd(dir.path());
+        cmd.env("AFFECTD_DATABASE", &database)
+            .arg("sessions")
+            .args(args)
+            .current_dir(dir.path());
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = sessions(&["list"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("cli-1\tp07\t20"), "{out}");
+    assert!(
+        out.contains("\tended\tframes=0 chunks=8 markers=1"),
+        "{out}"
+    );
+    let (ok, out, _) = sessions(&["show", "cli-1"]);
+    assert!(ok);
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        shown["streams"][0]["channels"],
+        serde_json::json!(["F3", "F4"])
+    );
+    assert_eq!(
+        shown["end_reason"],
+        "the client closed its side of the stream"
+    );
+
+    let (ok, _, err) = sessions(&["export", "cli-1"]);
+    assert!(ok, "{err}");
+    let xdf = std::fs::read(dir.path().join("cli-1.xdf")).unwrap();
+    let streams = affectd::signals::readers::xdf::load(&xdf).unwrap();
+    assert_eq!(streams[0].time_stamps.len(), 2 * EEG_RATE as usize);
+    let zip_path = dir.path().join("out/cli-1.zip");
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let (ok, _, err) = sessions(&[
+        "export",
+        "cli-1",
+        "--format",
+        "csv",
+        "-o",
+        zip_path.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    assert!(zip.by_name("eeg.csv").is_ok());
+
+    let (ok, _, err) = sessions(&["export", "nobody"]);
+    assert!(!ok && err.contains("no recorded session `nobody`"), "{err}");
+    let (ok, _, _) = sessions(&["delete", "cli-1"]);
+    assert!(ok);
+    let (_, out, _) = sessions(&["list"]);
+    assert!(out.is_empty(), "{out}");
+    let (ok, _, err) = sessions(&["delete", "cli-1"]);
+    assert!(!ok && err.contains("sessions list"), "{err}");
+
+    let mut cmd = affectd(dir.path());
+    let out = cmd
+        .env("AFFECTD_DATABASE", dir.path().join("none.sqlite"))
+        .args(["sessions", "list"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no session database at"),
+        "{err}"
+    );
+}

@@ -1,4 +1,5 @@
 pub mod analyze;
 pub mod explain;
+pub mod sessions;
 pub mod signals;
 pub mod video;

@@ -73,18 +73,20 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
         },
         models: Vec::new(),
     });
-    // Capabilities whose code is not built yet are listed, honestly unavailable.
-    for (name, what) in [
-        ("live_sessions", "the live Stream session"),
-        ("recordings", "the session recording store"),
-    ] {
-        capabilities.push(Capability {
-            name: name.into(),
-            available: false,
-            reason: format!("{what} is not implemented in this version"),
-            models: Vec::new(),
-        });
-    }
+    // Live sessions run without any model (frames are then recorded but not analysed);
+    // recording them needs the database.
+    capabilities.push(Capability {
+        name: "live_sessions".into(),
+        available: true,
+        reason: String::new(),
+        models: Vec::new(),
+    });
+    capabilities.push(Capability {
+        name: "recordings".into(),
+        available: state.store.is_ok(),
+        reason: state.store.as_ref().err().cloned().unwrap_or_default(),
+        models: Vec::new(),
+    });
 
     let default_llm = models
         .models
