@@ -1126,3 +1126,60 @@ async fn the_sessions_command_lists_exports_and_deletes() {
         "{err}"
     );
 }
+
+/// Stopping the server (SIGTERM) ends live sessions first: each client gets SessionEnded,
+/// everything it sent is recorded, the recording is closed, and the server exits cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_the_server_ends_live_sessions_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let mut server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "interrupted".into(),
+            streams: vec![eeg_stream()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let chunks = eeg_chunks(3.0);
+    for chunk in &chunks {
+        client
+            .send(stream_request::Message::Chunk(chunk.clone()))
+            .await;
+    }
+    let last = client.seq;
+    client
+        .until(|m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == last))
+        .await;
+    server.signal("TERM");
+    // The client keeps its side open; the server ends the session anyway.
+    let all = client
+        .until(|m| matches!(m.message, Some(stream_response::Message::Ended(_))))
+        .await;
+    assert_eq!(ended(&all).reason, "the server is shutting down");
+    assert_eq!(ended(&all).chunks, chunks.len() as u64);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait_exit(Duration::from_secs(20));
+        (status, server)
+    })
+    .await
+    .unwrap();
+    let (status, _server) = status;
+    assert!(status.expect("exits within 20 s").success());
+    drop(client);
+
+    let out = affectd(dir.path())
+        .env("AFFECTD_DATABASE", &database)
+        .args(["sessions", "show", "interrupted"])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["end_reason"], "the server is shutting down");
+    assert_eq!(shown["chunks"], chunks.len());
+}

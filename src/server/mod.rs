@@ -119,6 +119,18 @@ pub async fn serve(
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
+    // On shutdown, live sessions end first (their recordings are completed and closed,
+    // and each client gets SessionEnded); then the server drains the remaining calls.
+    let sessions_state = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let live = sessions_state.sessions.len();
+        if live > 0 {
+            tracing::info!("ending {live} live session(s)");
+        }
+        sessions_state.sessions.close_all();
+    };
+
     Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -146,12 +146,12 @@ pub async fn open(
         recording = setup.recorder.is_some(),
         "session started"
     );
-    let worker = Worker::start(state, setup, first_seq, out, input.clone());
+    let worker = Worker::start(state.clone(), setup, first_seq, out, input.clone());
     std::thread::Builder::new()
         .name(format!("session-{session_id}"))
         .spawn(move || worker.run(inputs))
         .map_err(|e| Status::internal(format!("cannot start the session worker: {e}")))?;
-    tokio::spawn(receive(inbound, input, first_seq));
+    tokio::spawn(receive(inbound, input, first_seq, state.sessions.closing()));
     Ok(responses)
 }
 
@@ -160,9 +160,19 @@ async fn receive(
     mut inbound: Streaming<proto::StreamRequest>,
     input: mpsc::Sender<Input>,
     mut last_seq: u64,
+    mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
     let end = loop {
-        let request = match inbound.message().await {
+        let next = tokio::select! {
+            next = inbound.message() => next,
+            _ = closing.wait_for(|closing| *closing) => {
+                break Input::End {
+                    reason: "the server is shutting down".into(),
+                    error: None,
+                };
+            }
+        };
+        let request = match next {
             Ok(Some(request)) => request,
             Ok(None) => {
                 break Input::End {

@@ -90,12 +90,33 @@ impl LiveSession {
 }
 
 /// The live sessions of this server, by id.
-#[derive(Default)]
 pub struct Registry {
     sessions: Mutex<HashMap<String, Arc<LiveSession>>>,
+    /// Becomes true when the server is shutting down: every session then ends as if the
+    /// client had ended it, so that its recording is complete and closed.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::default(),
+            closing: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 impl Registry {
+    /// Asks every live session (and every one that starts later) to end.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves when the server starts shutting down.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     /// Registers a session; None when one with that id is already live.
     pub fn insert(&self, session: LiveSession) -> Option<Arc<LiveSession>> {
         let mut sessions = self.sessions.lock().expect("registry lock");
