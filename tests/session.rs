@@ -1183,3 +1183,205 @@ async fn stopping_the_server_ends_live_sessions_cleanly() {
     assert_eq!(shown["end_reason"], "the server is shutting down");
     assert_eq!(shown["chunks"], chunks.len());
 }
+
+/// A tiny xorshift generator: the protocol fuzz below is reproducible from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn tiny_png() -> Vec<u8> {
+    let image =
+        image::RgbImage::from_fn(16, 12, |x, y| image::Rgb([x as u8 * 9, y as u8 * 13, 77]));
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
+/// Random sessions of valid and invalid messages against the real server. Whatever the
+/// sequence: the server answers INVALID_ARGUMENT at the first bad message (naming its
+/// client_seq) or SessionEnded, exactly the messages accepted before it are recorded and
+/// acknowledged, and the recording is closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_message_sequences_keep_every_accepted_message() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let png = tiny_png();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for case in 0..40 {
+        let id = format!("fuzz-{case}");
+        let mut client = Client::open(
+            &mut affect,
+            SessionConfig {
+                session_id: id.clone(),
+                streams: vec![eeg_stream()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let (mut frames, mut chunks, mut markers) = (0u64, 0u64, 0u64);
+        let mut last_accepted = 1u64;
+        let mut bad: Option<u64> = None;
+        let mut t = 100.0;
+        for _ in 0..(3 + rng.below(40)) {
+            let pick = rng.below(100);
+            let (message, valid) = match pick {
+                0..=39 => {
+                    let n = 1 + rng.below(200) as usize;
+                    if rng.below(5) == 0 {
+                        t += 0.05; // a small gap: a warning, not an error
+                    }
+                    let chunk = SignalChunk {
+                        stream_id: "eeg".into(),
+                        first_timestamp: t,
+                        samples: (0..2 * n).map(|_| rng.below(1000) as f32 - 500.0).collect(),
+                        ..Default::default()
+                    };
+                    t += n as f64 / EEG_RATE;
+                    (stream_request::Message::Chunk(chunk), true)
+                }
+                40..=54 => (
+                    stream_request::Message::Marker(Marker {
+                        timestamp: t,
+                        label: format!("m{}", rng.below(1000)),
+                        duration_s: rng.below(3) as f64,
+                    }),
+                    true,
+                ),
+                55..=64 => (
+                    stream_request::Message::Frame(Frame {
+                        timestamp: t,
+                        image: Some(ImageInput {
+                            data: Some(image_input::Data::Encoded(png.clone())),
+                        }),
+                    }),
+                    true,
+                ),
+                65..=69 => (
+                    stream_request::Message::Explain(ExplainRequest::default()),
+                    true,
+                ),
+                70..=71 => (
+                    stream_request::Message::Chunk(SignalChunk {
+                        stream_id: "eeg".into(),
+                        first_timestamp: t,
+                        samples: vec![1.0; 3],
+                        ..Default::default()
+                    }),
+                    false,
+                ),
+                72 => (
+                    stream_request::Message::Chunk(SignalChunk {
+                        stream_id: "nope".into(),
+                        samples: vec![1.0; 2],
+                        ..Default::default()
+                    }),
+                    false,
+                ),
+                73 => (
+                    stream_request::Message::Marker(Marker {
+                        timestamp: f64::NAN,
+                        label: "x".into(),
+                        duration_s: 0.0,
+                    }),
+                    false,
+                ),
+                74 => (
+                    stream_request::Message::Frame(Frame {
+                        timestamp: t,
+                        image: Some(ImageInput {
+                            data: Some(image_input::Data::Encoded(png[..png.len() / 2].to_vec())),
+                        }),
+                    }),
+                    false,
+                ),
+                _ => (
+                    stream_request::Message::Marker(Marker {
+                        timestamp: t,
+                        label: "ok".into(),
+                        duration_s: 0.0,
+                    }),
+                    true,
+                ),
+            };
+            let kind = std::mem::discriminant(&message);
+            let seq = client.send(message).await;
+            if bad.is_some() {
+                continue;
+            }
+            if !valid {
+                bad = Some(seq);
+                continue;
+            }
+            last_accepted = seq;
+            let probe = stream_request::Message::Chunk(SignalChunk::default());
+            let frame = stream_request::Message::Frame(Frame::default());
+            let marker = stream_request::Message::Marker(Marker::default());
+            if kind == std::mem::discriminant(&probe) {
+                chunks += 1;
+            } else if kind == std::mem::discriminant(&frame) {
+                frames += 1;
+            } else if kind == std::mem::discriminant(&marker) {
+                markers += 1;
+            }
+        }
+        let (all, end) = client.drain().await;
+        println!(
+            "{id}: {frames} frames, {chunks} chunks, {markers} markers accepted; first bad message: {bad:?}"
+        );
+        match bad {
+            Some(seq) => {
+                let status = end.expect_err(&id);
+                assert_eq!(status.code(), Code::InvalidArgument, "{id}: {status:?}");
+                assert!(
+                    status.message().contains(&format!("client_seq {seq}")),
+                    "{id}: {}",
+                    status.message()
+                );
+            }
+            None => {
+                end.unwrap();
+                let e = ended(&all);
+                assert_eq!(
+                    (e.frames, e.chunks, e.markers),
+                    (frames, chunks, markers),
+                    "{id}"
+                );
+            }
+        }
+        assert_eq!(acks(&all).last(), Some(&last_accepted), "{id}");
+        let summary = recordings
+            .get_session(GetSessionRequest {
+                session_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (summary.frames, summary.chunks, summary.markers),
+            (frames, chunks, markers),
+            "{id}"
+        );
+        assert!(summary.ended_at > 0.0, "{id}");
+        // Every accepted frame was answered once (analysed or skipped).
+        let answered = faces(&all).len()
+            + warnings(&all)
+                .iter()
+                .filter(|w| w.kind == WarningKind::FrameSkipped as i32)
+                .count();
+        assert_eq!(answered as u64, frames, "{id}");
+    }
+}
