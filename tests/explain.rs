@@ -193,8 +193,8 @@ async fn bad_requests_and_dead_backends_get_their_status() {
                 source: Some(explain_request::Source::SessionId("s1".into())),
                 ..explain_request(image.clone(), 8)
             },
-            Code::Unimplemented,
-            "live sessions",
+            Code::NotFound,
+            "no live session `s1`",
         ),
     ];
     for (request, code, words) in cases {
