@@ -1385,3 +1385,107 @@ async fn random_message_sequences_keep_every_accepted_message() {
         assert_eq!(answered as u64, frames, "{id}");
     }
 }
+
+/// A recording that cannot be written (here: another process holds SQLite's write lock
+/// past the 10 s busy timeout) ends the session with INTERNAL, naming the last
+/// acknowledged client_seq; exactly the acknowledged messages are in the database. A
+/// server killed mid-session leaves its recording open; the next start closes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_recording_ends_the_session_and_acks_stay_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let mut server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "locked-out".into(),
+            streams: vec![eeg_stream()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let chunks = eeg_chunks(3.0);
+    for chunk in &chunks[..4] {
+        client
+            .send(stream_request::Message::Chunk(chunk.clone()))
+            .await;
+    }
+    let acked = client.seq;
+    client
+        .until(|m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == acked))
+        .await;
+
+    let lock = rusqlite::Connection::open(&database).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for chunk in &chunks[4..] {
+        client
+            .send(stream_request::Message::Chunk(chunk.clone()))
+            .await;
+    }
+    let (all, end) = client.drain().await;
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(
+        status.message().contains("recording failed")
+            && status
+                .message()
+                .contains(&format!("messages up to client_seq {acked} are recorded")),
+        "{}",
+        status.message()
+    );
+    assert_eq!(acks(&all).last(), Some(&acked));
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+
+    let show = |id: &str| -> serde_json::Value {
+        let out = affectd(dir.path())
+            .env("AFFECTD_DATABASE", &database)
+            .args(["sessions", "show", id])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let shown = show("locked-out");
+    assert_eq!(shown["chunks"], 4);
+
+    // Killed mid-session: the recording stays open until the next start closes it.
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "killed".into(),
+            streams: vec![eeg_stream()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    client
+        .send(stream_request::Message::Chunk(chunks[0].clone()))
+        .await;
+    let last = client.seq;
+    client
+        .until(|m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == last))
+        .await;
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(show("killed")["ended_at"].is_null());
+    let _restarted = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let shown = show("killed");
+    assert!(shown["ended_at"].as_f64().unwrap() > 0.0);
+    assert!(
+        shown["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not ended by its server"),
+        "{shown}"
+    );
+    assert_eq!(shown["chunks"], 1);
+    // The failed one was closed too.
+    assert!(show("locked-out")["ended_at"].as_f64().unwrap() > 0.0);
+}

@@ -69,7 +69,16 @@ pub async fn load_state(config: Config) -> Result<Arc<ServerState>, ServeError> 
         if let Err(reason) = &candle {
             tracing::warn!("backend candle is unavailable: {reason}");
         }
-        let store = crate::store::Store::open(&config.store.database).map_err(|e| e.to_string());
+        // One server per database: any recording still open is an orphan of an earlier run.
+        let store = crate::store::Store::open(&config.store.database)
+            .and_then(|store| {
+                let orphans = store.close_orphans(info::unix_now())?;
+                if orphans > 0 {
+                    tracing::warn!("closed {orphans} recording(s) an earlier run left open");
+                }
+                Ok(store)
+            })
+            .map_err(|e| e.to_string());
         if let Err(reason) = &store {
             tracing::warn!("sessions cannot be recorded: {reason}");
         }

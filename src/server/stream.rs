@@ -4,9 +4,12 @@
 //! - the receive task (async) checks the protocol (config first, increasing client_seq)
 //!   and passes each message on; when the session's worker lags, it stops reading, so
 //!   HTTP/2 flow control slows the client instead of the server buffering without bound;
-//! - the session worker owns the signal analyzers and the recorder. It checks each
-//!   message's content (decodes frames, pushes chunks), records accepted messages and the
-//!   results in batches, one SQLite transaction each, and acknowledges after each commit;
+//! - the session worker owns the signal analyzers. It checks each message's content
+//!   (decodes frames, pushes chunks), hands frames to the vision worker and everything
+//!   accepted to the writer, and never waits for a commit;
+//! - the writer owns the recorder: it commits whatever has queued up in one SQLite
+//!   transaction (a commit with synchronous=FULL waits for the disk, ~10-30 ms here), and
+//!   acknowledges after each commit;
 //! - the vision worker owns the session's face tracker; frames wait for it in a queue of
 //!   two, and a frame arriving at a full queue is recorded but skipped, with a warning;
 //! - the explain worker answers the session's ExplainRequests one at a time from its
@@ -361,7 +364,7 @@ struct Counts {
 struct Worker {
     state: Arc<ServerState>,
     live: Arc<LiveSession>,
-    recorder: Option<Recorder>,
+    writer: Option<Writer>,
     analyzers: HashMap<String, StreamAnalyzer>,
     stream_order: Vec<String>,
     out: mpsc::Sender<Result<proto::StreamResponse, Status>>,
@@ -374,7 +377,6 @@ struct Worker {
     counts: Counts,
     /// The highest client_seq accepted so far.
     accepted: u64,
-    acked: u64,
     _registered: Registered,
 }
 
@@ -417,7 +419,9 @@ impl Worker {
         Worker {
             state,
             live: setup.live,
-            recorder: setup.recorder,
+            writer: setup
+                .recorder
+                .map(|recorder| Writer::start(recorder, out.clone())),
             analyzers: setup.analyzers,
             stream_order: setup.stream_order,
             out,
@@ -434,7 +438,6 @@ impl Worker {
             },
             // The config message itself is accepted (and recorded as the session row).
             accepted: first_seq,
-            acked: 0,
             _registered: setup.registered,
         }
     }
@@ -448,11 +451,8 @@ impl Worker {
         let mut ending: Option<(String, Option<Status>)> = None;
         let mut records = Vec::new();
         // The config message is recorded by the session row; acknowledge it.
-        if let Err(status) = self.commit(&mut records) {
-            return self.finish(
-                &mut records,
-                Some(("recording failed".into(), Some(status))),
-            );
+        if self.commit(&mut records).is_err() {
+            return self.finish(&mut records, Some(("recording failed".into(), None)), true);
         }
         loop {
             let Some(first) = inputs.blocking_recv() else {
@@ -488,12 +488,11 @@ impl Worker {
                     rtt_s: report.rtt_s,
                 });
             }
-            if let Err(status) = self.commit(&mut records) {
-                ending = Some(("recording failed".into(), Some(status)));
+            if self.commit(&mut records).is_err() {
                 // Nothing more can be recorded: stop the workers and end now.
                 self.vision = None;
                 self.explain = None;
-                break;
+                return self.finish(&mut records, Some(("recording failed".into(), None)), true);
             }
             if ending.is_some() {
                 // No more client input: let the workers finish what they hold.
@@ -504,7 +503,7 @@ impl Worker {
                 }
             }
         }
-        self.finish(&mut records, ending);
+        self.finish(&mut records, ending, false);
     }
 
     /// One input. Err ends the session with that status (after what is accepted is
@@ -690,34 +689,32 @@ impl Worker {
         self.send(response(stream_response::Message::Features(message)));
     }
 
-    /// Commits what is pending and acknowledges it.
-    fn commit(&mut self, records: &mut Vec<Record>) -> Result<(), Status> {
-        let Some(recorder) = &mut self.recorder else {
-            records.clear();
-            return Ok(());
-        };
-        recorder.write(records).map_err(|e| {
-            tracing::error!(session = %self.live.session_id, "recording failed: {e}");
-            Status::internal(format!(
-                "recording failed: {e}; messages up to client_seq {} are recorded",
-                self.acked
-            ))
-        })?;
-        records.clear();
-        if self.accepted > self.acked {
-            self.acked = self.accepted;
-            self.send(response(stream_response::Message::Ack(proto::Ack {
-                client_seq: self.acked,
-            })));
+    /// Hands what is pending to the writer; Err when recording has failed (the writer
+    /// has told the client).
+    fn commit(&mut self, records: &mut Vec<Record>) -> Result<(), ()> {
+        let records = std::mem::take(records);
+        match &self.writer {
+            None => Ok(()),
+            Some(writer) => writer
+                .jobs
+                .send(WriteJob::Records {
+                    records,
+                    accepted: self.accepted,
+                })
+                .map_err(|_| ()),
         }
-        Ok(())
     }
 
-    /// Flushes the analyzers, records the end, and answers the client.
-    fn finish(mut self, records: &mut Vec<Record>, ending: Option<(String, Option<Status>)>) {
+    /// Flushes the analyzers, records the end, waits for the writer, and answers the
+    /// client (unless recording failed: the writer has answered then).
+    fn finish(
+        mut self,
+        records: &mut Vec<Record>,
+        ending: Option<(String, Option<Status>)>,
+        mut recording_failed: bool,
+    ) {
         let (reason, error) =
             ending.unwrap_or_else(|| ("the session's inputs closed".to_string(), None));
-        let recording_failed = matches!(&error, Some(s) if s.code() == tonic::Code::Internal);
         if !recording_failed {
             let order = std::mem::take(&mut self.stream_order);
             for id in order {
@@ -725,19 +722,20 @@ impl Worker {
                     self.window(w, records);
                 }
             }
+            recording_failed = self.commit(records).is_err();
         }
-        let mut error = error;
-        if !recording_failed {
-            if let Err(status) = self.commit(records) {
-                error = Some(status);
-            }
-            if let Some(recorder) = &mut self.recorder
-                && let Err(e) = recorder.end(unix_now(), &reason)
-            {
-                tracing::error!(session = %self.live.session_id, "cannot mark the recording ended: {e}");
-            }
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.jobs.send(WriteJob::End {
+                ended_at: unix_now(),
+                reason: reason.clone(),
+            });
+            drop(writer.jobs);
+            recording_failed |= writer.thread.join().map_or(true, |ok| !ok);
         }
         tracing::info!(session = %self.live.session_id, %reason, "session ended");
+        if recording_failed {
+            return;
+        }
         match error {
             Some(status) => {
                 let _ = self.out.blocking_send(Err(status));
@@ -753,6 +751,71 @@ impl Worker {
                 },
             ))),
         }
+    }
+}
+
+enum WriteJob {
+    /// Records to commit; every client message up to `accepted` is among them or earlier.
+    Records { records: Vec<Record>, accepted: u64 },
+    /// Marks the recording ended (after everything before it is committed).
+    End { ended_at: f64, reason: String },
+}
+
+/// The session's recording thread.
+struct Writer {
+    jobs: std_mpsc::Sender<WriteJob>,
+    /// Answers whether everything was recorded.
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Writer {
+    fn start(
+        mut recorder: Recorder,
+        out: mpsc::Sender<Result<proto::StreamResponse, Status>>,
+    ) -> Writer {
+        let (jobs, queue) = std_mpsc::channel::<WriteJob>();
+        let thread = std::thread::spawn(move || {
+            let mut acked = 0u64;
+            while let Ok(first) = queue.recv() {
+                // Everything queued meanwhile goes into the same transaction.
+                let mut records = Vec::new();
+                let mut accepted = acked;
+                let mut end = None;
+                for job in std::iter::once(first).chain(queue.try_iter()) {
+                    match job {
+                        WriteJob::Records {
+                            records: more,
+                            accepted: upto,
+                        } => {
+                            records.extend(more);
+                            accepted = accepted.max(upto);
+                        }
+                        WriteJob::End { ended_at, reason } => end = Some((ended_at, reason)),
+                    }
+                }
+                if let Err(e) = recorder.write(&records) {
+                    tracing::error!("recording failed: {e}");
+                    let _ = out.blocking_send(Err(Status::internal(format!(
+                        "recording failed: {e}; messages up to client_seq {acked} are recorded"
+                    ))));
+                    return false;
+                }
+                if accepted > acked {
+                    acked = accepted;
+                    let _ = out.blocking_send(Ok(response(stream_response::Message::Ack(
+                        proto::Ack { client_seq: acked },
+                    ))));
+                }
+                if let Some((ended_at, reason)) = end {
+                    if let Err(e) = recorder.end(ended_at, &reason) {
+                        tracing::error!("cannot mark the recording ended: {e}");
+                    }
+                    return true;
+                }
+            }
+            true
+        });
+        Writer { jobs, thread }
     }
 }
 

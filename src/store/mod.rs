@@ -290,6 +290,17 @@ impl Store {
         })
     }
 
+    /// Closes recordings left open by a server that stopped without ending them (killed,
+    /// or recording failed): called at start-up, when no session of this server is live.
+    /// Their end time is `now`, and the reason says so. Returns how many there were.
+    pub fn close_orphans(&self, now: f64) -> Result<usize, StoreError> {
+        let conn = self.connect()?;
+        Ok(conn.execute(
+            "UPDATE sessions SET ended_at = ?1, end_reason = 'not ended by its server (it stopped, or recording failed); ended_at is when a later start found it open' WHERE ended_at IS NULL",
+            [now],
+        )?)
+    }
+
     pub fn exists(&self, session_id: &str) -> Result<bool, StoreError> {
         let conn = self.connect()?;
         Ok(conn
