@@ -4,8 +4,9 @@ rate plus a multi-channel EEG stream in real-time chunks, recorded. No peer does
 there is no ratio; the script reports what a lab needs to know:
 
 - face results: how many frames were analysed and how many skipped (the server skips
-  frames when face analysis is more than two frames behind), and the latency from sending
-  a frame to receiving its result (median, 95th percentile);
+  frames when face analysis is more than two frames behind), the latency from sending
+  a frame to receiving its result (median, 95th percentile), and how much of it was the
+  analysis itself (the result's stage timings);
 - acknowledgements: the latency from sending a message to receiving the ack that covers it
   (the SQLite commit, synchronous=FULL), median and 95th percentile;
 - feature windows received.
@@ -58,7 +59,7 @@ def main():
     chunk_rows = [[float((i * 7 + c * 13) % 50 - 25) for c in range(args.eeg_channels)] for i in range(per_chunk)]
 
     sent_at = {}  # client_seq -> send time (perf_counter)
-    frame_latency, ack_latency = [], []
+    frame_latency, ack_latency, analysis_ms = [], [], []
     counts = {"faces": 0, "skipped": 0, "windows": 0}
     acked = [0]
     with Client(args.address) as client:
@@ -73,6 +74,7 @@ def main():
                     if kind == "faces":
                         counts["faces"] += 1
                         frame_latency.append(now - sent_at[r.faces.client_seq])
+                        analysis_ms.append(sum(t.ms for t in r.faces.timings))
                     elif kind == "warning" and r.warning.kind == signals_pb2.WARNING_KIND_FRAME_SKIPPED:
                         counts["skipped"] += 1
                     elif kind == "features":
@@ -114,6 +116,8 @@ def main():
           f"({counts['faces'] / max(frames, 1) * 100:.0f}% analysed, {counts['faces'] / args.seconds:.1f} per s)")
     print(f"frame -> result latency: median {ms(statistics.median(frame_latency)):.1f} ms, "
           f"p95 {ms(percentile(frame_latency, 0.95)):.1f} ms")
+    print(f"  of which face analysis on the server (sum of its stage timings): median "
+          f"{statistics.median(analysis_ms):.1f} ms")
     print(f"message -> ack latency: median {ms(statistics.median(ack_latency)):.1f} ms, "
           f"p95 {ms(percentile(ack_latency, 0.95)):.1f} ms ({len(ack_latency)} messages)")
     print(f"feature windows: {counts['windows']}")
