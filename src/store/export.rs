@@ -48,6 +48,88 @@ fn csv_bytes(
     w.into_inner().map_err(|e| ExportError::Io(e.into_error()))
 }
 
+/// A stream's chunks in order, as (first sample's time stamp, samples, per-sample time
+/// stamps when the client sent them).
+type StoredChunk = (f64, Vec<f32>, Option<Vec<f64>>);
+
+/// Calls `each` on a stream's chunks in order, one at a time (a long session's samples
+/// need not fit in memory).
+fn for_each_chunk(
+    conn: &rusqlite::Connection,
+    session_id: &str,
+    stream_id: &str,
+    mut each: impl FnMut(&StoredChunk) -> Result<(), ExportError>,
+) -> Result<(), ExportError> {
+    let mut stmt = conn.prepare(
+        "SELECT first_timestamp, samples, timestamps FROM chunks WHERE session_id = ?1 AND stream_id = ?2 ORDER BY client_seq",
+    )?;
+    let rows = stmt.query_map(params![session_id, stream_id], |r| {
+        Ok((
+            r.get::<_, f64>(0)?,
+            f32_values(&r.get::<_, Vec<u8>>(1)?),
+            r.get::<_, Option<Vec<u8>>>(2)?.map(|t| f64_values(&t)),
+        ))
+    })?;
+    for row in rows {
+        each(&row?)?;
+    }
+    Ok(())
+}
+
+/// Each sample of a chunk with its time stamp (client clock, s): the client's own, or
+/// the first one plus i / rate.
+fn timed_samples(
+    chunk: &StoredChunk,
+    channels: usize,
+    rate_hz: f64,
+) -> impl Iterator<Item = (f64, &[f32])> {
+    let (first, samples, times) = chunk;
+    samples
+        .chunks_exact(channels)
+        .enumerate()
+        .map(move |(i, sample)| {
+            let t = times
+                .as_ref()
+                .map_or(first + i as f64 / rate_hz, |times| times[i]);
+            (t, sample)
+        })
+}
+
+/// Channel labels, "chN" where the client gave none.
+fn channel_labels(stream: &proto::StreamInfo) -> Vec<String> {
+    stream
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if c.label.is_empty() {
+                format!("ch{}", i + 1)
+            } else {
+                c.label.clone()
+            }
+        })
+        .collect()
+}
+
+/// One CSV file from a query over the session's rows (`?1` is the session id).
+fn query_csv(
+    conn: &rusqlite::Connection,
+    session_id: &str,
+    sql: &str,
+    header: &[&str],
+    row: impl Fn(&rusqlite::Row) -> rusqlite::Result<Vec<String>>,
+) -> Result<Vec<u8>, ExportError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([session_id], |r| row(r))?;
+    csv_bytes(|w| {
+        w.write_record(header)?;
+        for r in rows {
+            w.write_record(&r?)?;
+        }
+        Ok(())
+    })
+}
+
 /// The session's configuration as recorded.
 pub fn session_config(
     store: &Store,
@@ -82,64 +164,36 @@ pub fn csv_zip<W: Write + Seek>(
 
     for stream in &config.streams {
         let channels = stream.channels.len().max(1);
-        let rate = stream.nominal_rate_hz;
-        let mut stmt = conn.prepare(
-            "SELECT first_timestamp, samples, timestamps FROM chunks WHERE session_id = ?1 AND stream_id = ?2 ORDER BY client_seq",
-        )?;
-        let rows = stmt.query_map(params![session_id, stream.stream_id], |r| {
-            Ok((
-                r.get::<_, f64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-            ))
-        })?;
-        let body = csv_bytes(|w| {
-            let mut header = vec!["timestamp".to_string()];
-            header.extend(stream.channels.iter().enumerate().map(|(i, c)| {
-                if c.label.is_empty() {
-                    format!("ch{}", i + 1)
-                } else {
-                    c.label.clone()
-                }
-            }));
-            w.write_record(&header)?;
-            for row in rows {
-                let (first, samples, times) = row?;
-                let samples = f32_values(&samples);
-                let times = times.map(|t| f64_values(&t));
-                for (i, sample) in samples.chunks_exact(channels).enumerate() {
-                    let t = times
-                        .as_ref()
-                        .map_or(first + i as f64 / rate, |times| times[i]);
-                    let mut record = vec![format!("{t:.6}")];
-                    record.extend(sample.iter().map(|v| v.to_string()));
-                    w.write_record(&record)?;
-                }
+        // Written straight into the zip entry, a chunk at a time.
+        zip.start_file(format!("{}.csv", safe_name(&stream.stream_id)), options)?;
+        let mut w = csv::Writer::from_writer(&mut zip);
+        let mut header = vec!["timestamp".to_string()];
+        header.extend(channel_labels(stream));
+        w.write_record(&header)?;
+        for_each_chunk(&conn, session_id, &stream.stream_id, |chunk| {
+            for (t, sample) in timed_samples(chunk, channels, stream.nominal_rate_hz) {
+                let mut record = vec![format!("{t:.6}")];
+                record.extend(sample.iter().map(|v| v.to_string()));
+                w.write_record(&record)?;
             }
             Ok(())
         })?;
-        zip.start_file(format!("{}.csv", safe_name(&stream.stream_id)), options)?;
-        zip.write_all(&body)?;
+        w.flush()?;
     }
 
-    let mut stmt = conn.prepare(
+    let body = query_csv(
+        &conn,
+        session_id,
         "SELECT timestamp, duration_s, label FROM markers WHERE session_id = ?1 ORDER BY client_seq",
+        &["timestamp", "duration_s", "label"],
+        |r| {
+            Ok(vec![
+                format!("{:.6}", r.get::<_, f64>(0)?),
+                r.get::<_, f64>(1)?.to_string(),
+                r.get(2)?,
+            ])
+        },
     )?;
-    let markers = stmt.query_map([session_id], |r| {
-        Ok((
-            r.get::<_, f64>(0)?,
-            r.get::<_, f64>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    let body = csv_bytes(|w| {
-        w.write_record(["timestamp", "duration_s", "label"])?;
-        for m in markers {
-            let (t, d, label) = m?;
-            w.write_record([format!("{t:.6}"), d.to_string(), label])?;
-        }
-        Ok(())
-    })?;
     zip.start_file("markers.csv", options)?;
     zip.write_all(&body)?;
 
@@ -358,24 +412,19 @@ pub fn csv_zip<W: Write + Seek>(
     zip.start_file("explanations.csv", options)?;
     zip.write_all(&body)?;
 
-    let mut stmt = conn.prepare(
+    let body = query_csv(
+        &conn,
+        session_id,
         "SELECT server_time, offset_s, rtt_s FROM clock_offsets WHERE session_id = ?1 ORDER BY rowid",
+        &["server_time", "offset_s", "rtt_s"],
+        |r| {
+            Ok(vec![
+                format!("{:.6}", r.get::<_, f64>(0)?),
+                r.get::<_, f64>(1)?.to_string(),
+                r.get::<_, f64>(2)?.to_string(),
+            ])
+        },
     )?;
-    let offsets = stmt.query_map([session_id], |r| {
-        Ok((
-            r.get::<_, f64>(0)?,
-            r.get::<_, f64>(1)?,
-            r.get::<_, f64>(2)?,
-        ))
-    })?;
-    let body = csv_bytes(|w| {
-        w.write_record(["server_time", "offset_s", "rtt_s"])?;
-        for o in offsets {
-            let (t, offset, rtt) = o?;
-            w.write_record([format!("{t:.6}"), offset.to_string(), rtt.to_string()])?;
-        }
-        Ok(())
-    })?;
     zip.start_file("clock_offsets.csv", options)?;
     zip.write_all(&body)?;
 
@@ -542,19 +591,13 @@ pub fn xdf<W: Write>(store: &Store, session_id: &str, mut out: W) -> Result<(), 
         id += 1;
         let channels = stream.channels.len().max(1);
         let kind = xdf_type(stream.kind);
-        let described: String = stream
-            .channels
+        let described: String = channel_labels(stream)
             .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let label = if c.label.is_empty() {
-                    format!("ch{}", i + 1)
-                } else {
-                    c.label.clone()
-                };
+            .zip(&stream.channels)
+            .map(|(label, c)| {
                 format!(
                     "<channel><label>{}</label><unit>{}</unit><type>{kind}</type></channel>",
-                    xml_escape(&label),
+                    xml_escape(label),
                     xml_escape(&c.unit)
                 )
             })
@@ -572,32 +615,15 @@ pub fn xdf<W: Write>(store: &Store, session_id: &str, mut out: W) -> Result<(), 
             .as_bytes(),
         );
         xdf_chunk(&mut out, xdf_tag::STREAM_HEADER, &header)?;
-        let mut stmt = conn.prepare(
-            "SELECT first_timestamp, samples, timestamps FROM chunks WHERE session_id = ?1 AND stream_id = ?2 ORDER BY client_seq",
-        )?;
-        let rows = stmt.query_map(params![session_id, stream.stream_id], |r| {
-            Ok((
-                r.get::<_, f64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-            ))
-        })?;
         let (mut first, mut last, mut count) = (0.0, 0.0, 0u64);
-        for r in rows {
-            let (first_timestamp, samples, times) = r?;
-            let samples = f32_values(&samples);
-            let times = times.map(|t| f64_values(&t));
-            let n = samples.len() / channels;
+        for_each_chunk(&conn, session_id, &stream.stream_id, |chunk| {
+            let n = chunk.1.len() / channels;
             if n == 0 {
-                continue;
+                return Ok(());
             }
             let mut c = id.to_le_bytes().to_vec();
             xdf_varlen(&mut c, n as u64);
-            for (i, sample) in samples.chunks_exact(channels).enumerate() {
-                let t = times.as_ref().map_or(
-                    first_timestamp + i as f64 / stream.nominal_rate_hz,
-                    |times| times[i],
-                );
+            for (t, sample) in timed_samples(chunk, channels, stream.nominal_rate_hz) {
                 if count == 0 {
                     first = t;
                 }
@@ -610,7 +636,8 @@ pub fn xdf<W: Write>(store: &Store, session_id: &str, mut out: W) -> Result<(), 
                 }
             }
             xdf_chunk(&mut out, xdf_tag::SAMPLES, &c)?;
-        }
+            Ok(())
+        })?;
         offset_chunks(&mut out, id)?;
         footer(&mut out, id, first, last, count)?;
     }
