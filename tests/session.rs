@@ -102,6 +102,36 @@ impl Client {
         })
     }
 
+    /// A recorded session with the EEG stream.
+    async fn eeg(affect: &mut AffectClient<tonic::transport::Channel>, session_id: &str) -> Client {
+        Client::open(
+            affect,
+            SessionConfig {
+                session_id: session_id.into(),
+                streams: vec![eeg_stream()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn chunks(&mut self, chunks: &[SignalChunk]) {
+        for chunk in chunks {
+            self.send(stream_request::Message::Chunk(chunk.clone()))
+                .await;
+        }
+    }
+
+    /// Waits until everything sent so far is acknowledged.
+    async fn until_acked(&mut self) {
+        let last = self.seq;
+        self.until(
+            |m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == last),
+        )
+        .await;
+    }
+
     async fn send(&mut self, message: stream_request::Message) -> u64 {
         self.seq += 1;
         self.tx
@@ -775,26 +805,10 @@ async fn unrecorded_sessions_and_vanishing_clients() {
     assert_eq!(status.code(), Code::NotFound);
 
     // A client that goes away without a word.
-    let mut client = Client::open(
-        &mut affect,
-        SessionConfig {
-            session_id: "vanished".into(),
-            streams: vec![eeg_stream()],
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut client = Client::eeg(&mut affect, "vanished").await;
     let chunks = eeg_chunks(2.0);
-    for chunk in &chunks {
-        client
-            .send(stream_request::Message::Chunk(chunk.clone()))
-            .await;
-    }
-    let last = client.seq;
-    client
-        .until(|m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == last))
-        .await;
+    client.chunks(&chunks).await;
+    client.until_acked().await;
     drop(client);
     drop(affect);
     // The server notices, closes the recording, and forgets the live session.
@@ -922,16 +936,7 @@ async fn a_session_explains_its_latest_moment() {
     });
     let mut affect = AffectClient::new(server.channel().await);
     let mut recordings = RecordingsClient::new(server.channel().await);
-    let mut client = Client::open(
-        &mut affect,
-        SessionConfig {
-            session_id: "explained".into(),
-            streams: vec![eeg_stream()],
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut client = Client::eeg(&mut affect, "explained").await;
     for chunk in eeg_chunks(6.0) {
         client.send(stream_request::Message::Chunk(chunk)).await;
     }
@@ -1137,26 +1142,10 @@ async fn stopping_the_server_ends_live_sessions_cleanly() {
         cmd.env("AFFECTD_DATABASE", &database);
     });
     let mut affect = AffectClient::new(server.channel().await);
-    let mut client = Client::open(
-        &mut affect,
-        SessionConfig {
-            session_id: "interrupted".into(),
-            streams: vec![eeg_stream()],
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut client = Client::eeg(&mut affect, "interrupted").await;
     let chunks = eeg_chunks(3.0);
-    for chunk in &chunks {
-        client
-            .send(stream_request::Message::Chunk(chunk.clone()))
-            .await;
-    }
-    let last = client.seq;
-    client
-        .until(|m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == last))
-        .await;
+    client.chunks(&chunks).await;
+    client.until_acked().await;
     server.signal("TERM");
     // The client keeps its side open; the server ends the session anyway.
     let all = client
@@ -1398,34 +1387,15 @@ async fn a_failing_recording_ends_the_session_and_acks_stay_true() {
         cmd.env("AFFECTD_DATABASE", &database);
     });
     let mut affect = AffectClient::new(server.channel().await);
-    let mut client = Client::open(
-        &mut affect,
-        SessionConfig {
-            session_id: "locked-out".into(),
-            streams: vec![eeg_stream()],
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut client = Client::eeg(&mut affect, "locked-out").await;
     let chunks = eeg_chunks(3.0);
-    for chunk in &chunks[..4] {
-        client
-            .send(stream_request::Message::Chunk(chunk.clone()))
-            .await;
-    }
+    client.chunks(&chunks[..4]).await;
     let acked = client.seq;
-    client
-        .until(|m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == acked))
-        .await;
+    client.until_acked().await;
 
     let lock = rusqlite::Connection::open(&database).unwrap();
     lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    for chunk in &chunks[4..] {
-        client
-            .send(stream_request::Message::Chunk(chunk.clone()))
-            .await;
-    }
+    client.chunks(&chunks[4..]).await;
     let (all, end) = client.drain().await;
     let status = end.unwrap_err();
     assert_eq!(status.code(), Code::Internal, "{status:?}");
@@ -1453,23 +1423,11 @@ async fn a_failing_recording_ends_the_session_and_acks_stay_true() {
     assert_eq!(shown["chunks"], 4);
 
     // Killed mid-session: the recording stays open until the next start closes it.
-    let mut client = Client::open(
-        &mut affect,
-        SessionConfig {
-            session_id: "killed".into(),
-            streams: vec![eeg_stream()],
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut client = Client::eeg(&mut affect, "killed").await;
     client
         .send(stream_request::Message::Chunk(chunks[0].clone()))
         .await;
-    let last = client.seq;
-    client
-        .until(|m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == last))
-        .await;
+    client.until_acked().await;
     server.signal("KILL");
     server.wait_exit(Duration::from_secs(10)).unwrap();
     assert!(show("killed")["ended_at"].is_null());
