@@ -513,7 +513,6 @@ mod tests {
     #[test]
     fn a_session_moment_carries_its_current_windows_as_cues() {
         let frame = LatestFrame {
-            client_seq: 9,
             timestamp: 100.0,
             image: Arc::new(image::RgbImage::new(4, 4)),
             faces: Arc::new(crate::vision::FrameResult {

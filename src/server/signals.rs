@@ -87,7 +87,7 @@ pub fn analysis_config(c: Option<&proto::SignalConfig>) -> Result<AnalysisConfig
 }
 
 /// A stream's analyzer from its description.
-pub fn analyzer(s: &proto::StreamInfo, config: &AnalysisConfig) -> Result<StreamAnalyzer, Status> {
+fn analyzer(s: &proto::StreamInfo, config: &AnalysisConfig) -> Result<StreamAnalyzer, Status> {
     let spec = StreamSpec {
         id: s.stream_id.clone(),
         kind: kind(s.kind, &s.stream_id)?,
@@ -102,6 +102,90 @@ pub fn analyzer(s: &proto::StreamInfo, config: &AnalysisConfig) -> Result<Stream
             .collect(),
     };
     StreamAnalyzer::new(spec, config).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// The analyzers of a request's or a session's streams, by id, flushed in the order the
+/// streams were described.
+pub struct Analyzers {
+    by_id: HashMap<String, StreamAnalyzer>,
+    order: Vec<String>,
+    /// The request field that describes the streams, for error messages.
+    field: &'static str,
+}
+
+/// What one accepted chunk gave.
+pub struct Pushed {
+    pub windows: Vec<FeatureWindow>,
+    pub warnings: Vec<StreamWarning>,
+    /// Samples per channel in the chunk.
+    pub samples: u64,
+}
+
+impl Analyzers {
+    pub fn new(
+        streams: &[proto::StreamInfo],
+        config: &AnalysisConfig,
+        field: &'static str,
+    ) -> Result<Self, Status> {
+        let mut by_id = HashMap::new();
+        let mut order = Vec::new();
+        for s in streams {
+            if s.stream_id.is_empty() {
+                return Err(Status::invalid_argument(format!(
+                    "{field}: every stream needs a stream_id"
+                )));
+            }
+            if by_id
+                .insert(s.stream_id.clone(), analyzer(s, config)?)
+                .is_some()
+            {
+                return Err(Status::invalid_argument(format!(
+                    "{field}: stream_id {:?} is described twice",
+                    s.stream_id
+                )));
+            }
+            order.push(s.stream_id.clone());
+        }
+        Ok(Self {
+            by_id,
+            order,
+            field,
+        })
+    }
+
+    /// Validates a chunk and pushes it to its stream; a rejected chunk changes nothing.
+    /// The error names the problem; the caller says where the chunk was.
+    pub fn push(&mut self, c: &proto::SignalChunk) -> Result<Pushed, String> {
+        let field = self.field;
+        let analyzer = self.by_id.get_mut(&c.stream_id).ok_or_else(|| {
+            format!(
+                "unknown stream_id {:?}; describe it in {field}",
+                c.stream_id
+            )
+        })?;
+        let samples: Vec<f64> = c.samples.iter().map(|&v| v as f64).collect();
+        let (windows, warnings) = analyzer
+            .push(Chunk {
+                first_timestamp: c.first_timestamp,
+                samples: &samples,
+                timestamps: &c.timestamps,
+                first_sample_index: (c.first_sample_index > 0).then_some(c.first_sample_index),
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Pushed {
+            windows,
+            warnings,
+            samples: (c.samples.len() / analyzer.spec().channels.len().max(1)) as u64,
+        })
+    }
+
+    /// Every stream's last (possibly shorter) window, in description order.
+    pub fn finish(&mut self) -> Vec<FeatureWindow> {
+        self.order
+            .iter()
+            .filter_map(|id| self.by_id.get_mut(id).and_then(|a| a.finish()))
+            .collect()
+    }
 }
 
 pub fn analyze(
@@ -119,47 +203,22 @@ pub fn analyze(
             "{total} samples in one request; the limit is {MAX_SAMPLES_PER_REQUEST}: split the recording or stream it through a session"
         )));
     }
-    let mut analyzers: HashMap<String, StreamAnalyzer> = HashMap::new();
-    let mut order = Vec::new();
-    for s in &request.streams {
-        if s.stream_id.is_empty() {
-            return Err(Status::invalid_argument(
-                "streams: every stream needs a stream_id",
-            ));
-        }
-        let analyzer = analyzer(s, &config)?;
-        if analyzers.insert(s.stream_id.clone(), analyzer).is_some() {
-            return Err(Status::invalid_argument(format!(
-                "streams: stream_id {:?} is described twice",
-                s.stream_id
-            )));
-        }
-        order.push(s.stream_id.clone());
-    }
+    let mut analyzers = Analyzers::new(&request.streams, &config, "streams")?;
     let mut windows = Vec::new();
     let mut warnings = Vec::new();
     for (seq, c) in request.chunks.iter().enumerate() {
-        let analyzer = analyzers.get_mut(&c.stream_id).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "chunks[{seq}]: unknown stream_id {:?}; describe it in streams",
-                c.stream_id
-            ))
-        })?;
-        let samples: Vec<f64> = c.samples.iter().map(|&v| v as f64).collect();
-        let (w, warn) = analyzer
-            .push(Chunk {
-                first_timestamp: c.first_timestamp,
-                samples: &samples,
-                timestamps: &c.timestamps,
-                first_sample_index: (c.first_sample_index > 0).then_some(c.first_sample_index),
-            })
+        let pushed = analyzers
+            .push(c)
             .map_err(|e| Status::invalid_argument(format!("chunks[{seq}]: {e}")))?;
-        windows.extend(w);
-        warnings.extend(warn.into_iter().map(|w| warning(w, seq as u64 + 1)));
+        windows.extend(pushed.windows);
+        warnings.extend(
+            pushed
+                .warnings
+                .into_iter()
+                .map(|w| warning(w, seq as u64 + 1)),
+        );
     }
-    for id in &order {
-        windows.extend(analyzers.get_mut(id).expect("described").finish());
-    }
+    windows.extend(analyzers.finish());
     Ok(proto::AnalyzeSignalsResponse {
         windows: windows.iter().map(feature_window).collect(),
         warnings,

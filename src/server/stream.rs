@@ -18,7 +18,6 @@
 //! A message is either accepted (recorded, then acknowledged) or rejected with
 //! INVALID_ARGUMENT, which ends the session after everything before it is recorded.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
@@ -32,7 +31,6 @@ use super::state::ServerState;
 use super::{convert, signals};
 use crate::proto::{self, stream_request, stream_response};
 use crate::session::{LatestFrame, LiveSession, check_session_id};
-use crate::signals::stream::{Chunk, StreamAnalyzer};
 use crate::store::{FrameData, Record, Recorder, StoreError};
 use crate::vision::{AnalyzeOptions, FaceModels, Tracker};
 
@@ -72,8 +70,11 @@ enum Input {
         error: Option<Status>,
     },
     /// From the vision worker.
+    /// A frame's face result, encoded for the recording (the client has it already).
     Faces {
-        result: proto::FaceFrameResult,
+        client_seq: u64,
+        timestamp: f64,
+        encoded: Vec<u8>,
     },
     VisionDone,
     /// From the explain worker.
@@ -243,8 +244,7 @@ async fn receive(
 struct Setup {
     live: Arc<LiveSession>,
     recorder: Option<Recorder>,
-    analyzers: HashMap<String, StreamAnalyzer>,
-    stream_order: Vec<String>,
+    analyzers: signals::Analyzers,
     options: AnalyzeOptions,
     detect_every: u32,
     registered: Registered,
@@ -277,23 +277,7 @@ impl Setup {
             )));
         }
         let analysis = signals::analysis_config(config.signal_config.as_ref())?;
-        let mut analyzers = HashMap::new();
-        let mut stream_order = Vec::new();
-        for s in &config.streams {
-            if s.stream_id.is_empty() {
-                return Err(Status::invalid_argument(
-                    "config.streams: every stream needs a stream_id",
-                ));
-            }
-            let analyzer = signals::analyzer(s, &analysis)?;
-            if analyzers.insert(s.stream_id.clone(), analyzer).is_some() {
-                return Err(Status::invalid_argument(format!(
-                    "config.streams: stream_id {:?} is described twice",
-                    s.stream_id
-                )));
-            }
-            stream_order.push(s.stream_id.clone());
-        }
+        let analyzers = signals::Analyzers::new(&config.streams, &analysis, "config.streams")?;
         let options =
             convert::analyze_options(config.frame_options.as_ref(), &state.config.vision)?;
         let detect_every = if config.detect_every_n_frames == 0 {
@@ -304,11 +288,7 @@ impl Setup {
         let recording = !config.no_record;
         let live = state
             .sessions
-            .insert(LiveSession::new(
-                session_id.clone(),
-                config.participant.clone(),
-                recording,
-            ))
+            .insert(LiveSession::new(session_id.clone()))
             .ok_or_else(|| {
                 Status::already_exists(format!(
                     "session `{session_id}` is already live on this server; choose another session_id (or leave it empty)"
@@ -346,7 +326,6 @@ impl Setup {
             live,
             recorder,
             analyzers,
-            stream_order,
             options,
             detect_every,
             registered,
@@ -365,8 +344,7 @@ struct Worker {
     state: Arc<ServerState>,
     live: Arc<LiveSession>,
     writer: Option<Writer>,
-    analyzers: HashMap<String, StreamAnalyzer>,
-    stream_order: Vec<String>,
+    analyzers: signals::Analyzers,
     out: mpsc::Sender<Result<proto::StreamResponse, Status>>,
     vision: Option<std_mpsc::SyncSender<(u64, f64, Arc<image::RgbImage>)>>,
     explain: Option<std_mpsc::Sender<(u64, proto::ExplainRequest)>>,
@@ -423,7 +401,6 @@ impl Worker {
                 .recorder
                 .map(|recorder| Writer::start(recorder, out.clone())),
             analyzers: setup.analyzers,
-            stream_order: setup.stream_order,
             out,
             vision_running: vision.is_some(),
             vision,
@@ -575,44 +552,25 @@ impl Worker {
                 }
             }
             Input::Chunk { seq, chunk } => {
-                let analyzer = self.analyzers.get_mut(&chunk.stream_id).ok_or_else(|| {
-                    invalid(
-                        seq,
-                        format!(
-                            "chunk for unknown stream_id {:?}; describe it in config.streams",
-                            chunk.stream_id
-                        ),
-                    )
-                })?;
-                let samples: Vec<f64> = chunk.samples.iter().map(|&v| v as f64).collect();
-                let channels = analyzer.spec().channels.len().max(1);
-                let (windows, warnings) = analyzer
-                    .push(Chunk {
-                        first_timestamp: chunk.first_timestamp,
-                        samples: &samples,
-                        timestamps: &chunk.timestamps,
-                        first_sample_index: (chunk.first_sample_index > 0)
-                            .then_some(chunk.first_sample_index),
-                    })
-                    .map_err(|e| invalid(seq, e.to_string()))?;
+                let pushed = self.analyzers.push(&chunk).map_err(|e| invalid(seq, e))?;
                 records.push(Record::Chunk {
                     client_seq: seq,
                     stream_id: chunk.stream_id.clone(),
                     first_timestamp: chunk.first_timestamp,
                     first_sample_index: (chunk.first_sample_index > 0)
                         .then_some(chunk.first_sample_index),
-                    sample_count: (chunk.samples.len() / channels) as u64,
+                    sample_count: pushed.samples,
                     samples: chunk.samples,
                     timestamps: chunk.timestamps,
                 });
                 self.counts.chunks += 1;
                 self.accepted = seq;
-                for w in warnings {
+                for w in pushed.warnings {
                     self.send(response(stream_response::Message::Warning(
                         signals::warning(w, seq),
                     )));
                 }
-                for w in windows {
+                for w in pushed.windows {
                     self.window(w, records);
                 }
             }
@@ -658,12 +616,16 @@ impl Worker {
                     *ending = Some((reason, error));
                 }
             }
-            Input::Faces { result } => {
+            Input::Faces {
+                client_seq,
+                timestamp,
+                encoded,
+            } => {
                 self.counts.analysed += 1;
                 records.push(Record::FaceResult {
-                    client_seq: result.client_seq,
-                    timestamp: result.timestamp,
-                    encoded: result.encode_to_vec(),
+                    client_seq,
+                    timestamp,
+                    encoded,
                 });
             }
             Input::VisionDone => self.vision_running = false,
@@ -716,11 +678,8 @@ impl Worker {
         let (reason, error) =
             ending.unwrap_or_else(|| ("the session's inputs closed".to_string(), None));
         if !recording_failed {
-            let order = std::mem::take(&mut self.stream_order);
-            for id in order {
-                if let Some(w) = self.analyzers.get_mut(&id).and_then(|a| a.finish()) {
-                    self.window(w, records);
-                }
+            for w in self.analyzers.finish() {
+                self.window(w, records);
             }
             recording_failed = self.commit(records).is_err();
         }
@@ -855,18 +814,17 @@ fn vision_worker(
                 .collect(),
         };
         live.set_frame(LatestFrame {
-            client_seq: seq,
             timestamp,
             image,
             faces: Arc::new(result),
         });
-        let _ = out.blocking_send(Ok(response(stream_response::Message::Faces(
-            message.clone(),
-        ))));
-        if input
-            .blocking_send(Input::Faces { result: message })
-            .is_err()
-        {
+        let recorded = Input::Faces {
+            client_seq: seq,
+            timestamp,
+            encoded: message.encode_to_vec(),
+        };
+        let _ = out.blocking_send(Ok(response(stream_response::Message::Faces(message))));
+        if input.blocking_send(recorded).is_err() {
             return;
         }
     }

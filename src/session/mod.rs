@@ -15,7 +15,6 @@ use crate::vision::FrameResult;
 /// The latest analysed frame of a session.
 #[derive(Clone)]
 pub struct LatestFrame {
-    pub client_seq: u64,
     /// Client clock, s.
     pub timestamp: f64,
     pub image: Arc<RgbImage>,
@@ -34,9 +33,6 @@ pub struct Snapshot {
 #[derive(Default)]
 pub struct LiveSession {
     pub session_id: String,
-    pub participant: String,
-    /// Whether it is being recorded (clock offsets are then stored too).
-    pub recording: bool,
     latest: Mutex<Snapshot>,
     clock_reports: Mutex<Vec<ClockReport>>,
 }
@@ -51,11 +47,9 @@ pub struct ClockReport {
 }
 
 impl LiveSession {
-    pub fn new(session_id: String, participant: String, recording: bool) -> Self {
+    pub fn new(session_id: String) -> Self {
         Self {
             session_id,
-            participant,
-            recording,
             ..Default::default()
         }
     }
@@ -179,16 +173,8 @@ mod tests {
     #[test]
     fn one_live_session_per_id() {
         let registry = Registry::default();
-        assert!(
-            registry
-                .insert(LiveSession::new("a".into(), String::new(), true))
-                .is_some()
-        );
-        assert!(
-            registry
-                .insert(LiveSession::new("a".into(), String::new(), true))
-                .is_none()
-        );
+        assert!(registry.insert(LiveSession::new("a".into())).is_some());
+        assert!(registry.insert(LiveSession::new("a".into())).is_none());
         assert_eq!(registry.len(), 1);
         registry.remove("a");
         assert!(registry.get("a").is_none());

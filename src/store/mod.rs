@@ -247,10 +247,6 @@ impl Store {
         Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// A new connection: WAL, full sync (commits are durable), foreign keys on.
     pub fn connect(&self) -> Result<Connection, StoreError> {
         let open = |source| StoreError::Open {
@@ -299,18 +295,6 @@ impl Store {
             "UPDATE sessions SET ended_at = ?1, end_reason = 'not ended by its server (it stopped, or recording failed); ended_at is when a later start found it open' WHERE ended_at IS NULL",
             [now],
         )?)
-    }
-
-    pub fn exists(&self, session_id: &str) -> Result<bool, StoreError> {
-        let conn = self.connect()?;
-        Ok(conn
-            .query_row(
-                "SELECT 1 FROM sessions WHERE session_id = ?1",
-                [session_id],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
     }
 
     /// Sessions in start order, after the one named `after` (a page token), at most `limit`.
