@@ -355,7 +355,7 @@ struct Worker {
     counts: Counts,
     /// The highest client_seq accepted so far.
     accepted: u64,
-    _registered: Registered,
+    registered: Registered,
 }
 
 impl Worker {
@@ -415,7 +415,7 @@ impl Worker {
             },
             // The config message itself is accepted (and recorded as the session row).
             accepted: first_seq,
-            _registered: setup.registered,
+            registered: setup.registered,
         }
     }
 
@@ -691,6 +691,9 @@ impl Worker {
             drop(writer.jobs);
             recording_failed |= writer.thread.join().map_or(true, |ok| !ok);
         }
+        // No longer live (Explain and ClockSync answer NOT_FOUND) before the client is
+        // told it has ended.
+        drop(self.registered);
         tracing::info!(session = %self.live.session_id, %reason, "session ended");
         if recording_failed {
             return;
@@ -699,16 +702,20 @@ impl Worker {
             Some(status) => {
                 let _ = self.out.blocking_send(Err(status));
             }
-            None => self.send(response(stream_response::Message::Ended(
-                proto::SessionEnded {
-                    session_id: self.live.session_id.clone(),
-                    frames: self.counts.frames,
-                    chunks: self.counts.chunks,
-                    markers: self.counts.markers,
-                    reason,
-                    frames_analysed: self.counts.analysed,
-                },
-            ))),
+            None => {
+                let _ = self
+                    .out
+                    .blocking_send(Ok(response(stream_response::Message::Ended(
+                        proto::SessionEnded {
+                            session_id: self.live.session_id.clone(),
+                            frames: self.counts.frames,
+                            chunks: self.counts.chunks,
+                            markers: self.counts.markers,
+                            reason,
+                            frames_analysed: self.counts.analysed,
+                        },
+                    ))));
+            }
         }
     }
 }
