@@ -6,9 +6,8 @@ use affectd::signals::dsp::{
     BandType, Detrend, SosFilter, Welch, WelchConfig, butter_sos, sosfiltfilt,
 };
 use affectd::signals::eeg::{EegConfig, EegEncoder};
-use affectd::signals::stream::{
-    AnalysisConfig, ChannelSpec, Chunk, SignalKind, StreamAnalyzer, StreamSpec,
-};
+use affectd::signals::features::SignalKind;
+use affectd::signals::stream::{AnalysisConfig, ChannelSpec, Chunk, StreamAnalyzer, StreamSpec};
 use affectd::signals::{cardiac, eda};
 
 const CHANNELS: usize = 64;

@@ -21,7 +21,7 @@ fn chunk(channels: usize, rate_hz: usize) -> SignalChunk {
         first_timestamp: 12_345.678,
         samples,
         timestamps: Vec::new(),
-        first_sample_index: 1_000_000,
+        first_sample_index: Some(1_000_000),
     }
 }
 

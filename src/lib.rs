@@ -1,7 +1,16 @@
-//! affectd: a streaming affective-computing server. The CLI (`main.rs`) and the gRPC
-//! server (`server/`) are thin front ends over these libraries.
+//! affectd: a streaming affective-computing server.
+//!
+//! Data flows one way: transports (`server/` for gRPC, the CLI in `main.rs` and `cli/`)
+//! over a transport-free core (`engine`, `session/`, `explain/`, `admission`, with its
+//! `error`) over domain libraries (`vision/`, `signals/`, `prompt/`, `llm/`, `store/`,
+//! `formats/`, `models/`).
 
+pub mod admission;
 pub mod config;
+pub mod engine;
+pub mod error;
+pub mod explain;
+pub mod formats;
 pub mod llm;
 pub mod models;
 pub mod onnx;

@@ -53,6 +53,7 @@ enum Command {
         command: cli::explain::EvalCommand,
     },
     /// Time the candle backend on one prompt (used by benches/compare_llm.py).
+    #[cfg(feature = "candle")]
     #[command(hide = true)]
     BenchLlm(cli::explain::BenchLlmArgs),
     /// Print the effective configuration (after file, env and flags) as TOML.
@@ -113,6 +114,7 @@ fn main() -> ExitCode {
         Command::Eval { command } => {
             cli::explain::eval(&config, command).map(|()| ExitCode::SUCCESS)
         }
+        #[cfg(feature = "candle")]
         Command::BenchLlm(args) => cli::explain::bench_llm(args).map(|()| ExitCode::SUCCESS),
         Command::Config => {
             print!("{}", config.to_toml());
@@ -160,11 +162,11 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let shutdown = affectd::server::shutdown_signal().context("installing signal handlers")?;
         let listener = affectd::server::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
-        let state = affectd::server::load_state(config).await?;
+        let engine = affectd::server::load_engine(config).await?;
         // One plain line on stdout, for scripts and tests that start the server on port 0.
         println!("affectd listening on {addr}");
         tracing::info!(%addr, "serving affect.v1");
-        affectd::server::serve(listener, state, shutdown).await?;
+        affectd::server::serve(listener, engine, shutdown).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -10,7 +10,7 @@ use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use affectd::config::Config;
-use affectd::vision::export;
+use affectd::formats::{faces_csv, faces_json, wire};
 use affectd::vision::marks::{self, Encoding, Layers};
 use affectd::vision::{AnalyzeOptions, FrameResult, PipelinedTracker, Tracker};
 
@@ -73,7 +73,8 @@ fn is_image(path: &Path) -> bool {
 struct Sink {
     out: Box<dyn Write>,
     format: OutputFormat,
-    wrote_header: bool,
+    /// The CSV writer, once the header is written.
+    csv: Option<csv::Writer<Box<dyn Write>>>,
 }
 
 impl Sink {
@@ -88,17 +89,22 @@ impl Sink {
             OutputFormat::Jsonl => {
                 serde_json::to_writer(
                     &mut self.out,
-                    &export::frame_json(source, frame, timestamp, result),
+                    &faces_json::frame_json(source, frame, timestamp, result),
                 )?;
                 writeln!(self.out)?;
             }
             OutputFormat::Csv => {
-                if !self.wrote_header {
-                    writeln!(self.out, "{}", export::csv_line(&export::csv_header()))?;
-                    self.wrote_header = true;
-                }
-                for row in export::csv_rows(source, frame, timestamp, result) {
-                    writeln!(self.out, "{}", export::csv_line(&row))?;
+                let csv = match &mut self.csv {
+                    Some(csv) => csv,
+                    None => {
+                        let out = std::mem::replace(&mut self.out, Box::new(std::io::sink()));
+                        let mut csv = csv::Writer::from_writer(out);
+                        csv.write_record(faces_csv::header())?;
+                        self.csv.insert(csv)
+                    }
+                };
+                for face in &result.faces {
+                    csv.write_record(faces_csv::row(source, frame, timestamp, &wire::face(face)))?;
                 }
             }
         }
@@ -133,7 +139,7 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
     let mut sink = Sink {
         out,
         format: args.format,
-        wrote_header: false,
+        csv: None,
     };
     if let Some(dir) = &args.marks_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -252,7 +258,10 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
             eprintln!("affectd: {e:#}");
         }
     }
-    sink.out.flush()?;
+    match sink.csv.take() {
+        Some(mut csv) => csv.flush()?,
+        None => sink.out.flush()?,
+    }
     if failures > 0 {
         bail!("{failures} of {} input(s) failed", args.paths.len());
     }

@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use affectd::config::Config;
-use affectd::proto;
-use affectd::server::explain;
-use affectd::server::state::ServerState;
+use affectd::explain::{self, Explainer, Explanation};
 use affectd::vision::expression::LABELS as FACE_LABELS;
+use affectd::vision::image::ImageInput;
 
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
@@ -53,16 +52,13 @@ pub struct ExplainOptions {
 }
 
 impl ExplainOptions {
-    fn request(&self, encoded: Vec<u8>, include_image: bool) -> proto::ExplainRequest {
-        proto::ExplainRequest {
-            source: Some(proto::explain_request::Source::Image(proto::ImageInput {
-                data: Some(proto::image_input::Data::Encoded(encoded)),
-            })),
+    fn request(&self, include_image: bool) -> explain::Request {
+        explain::Request {
             labels: self.labels.clone(),
             backend: self.backend.clone(),
             max_tokens: self.max_tokens,
             temperature: self.temperature,
-            seed: self.seed,
+            seed: (self.seed != 0).then_some(self.seed),
             include_image,
             context: self.context.clone(),
             face_ids: self.face_ids.clone(),
@@ -71,48 +67,37 @@ impl ExplainOptions {
     }
 }
 
-fn load_state(config: &Config) -> anyhow::Result<ServerState> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let state = runtime.block_on(affectd::server::load_state(config.clone()))?;
-    std::sync::Arc::into_inner(state).context("server state is still shared")
+/// The face models and chat backends, without a server: no port is bound and the session
+/// database is never opened.
+fn load_explainer(config: &Config) -> anyhow::Result<Explainer> {
+    let (manifest, models) = affectd::engine::load_models(config)?;
+    Ok(Explainer::new(config, &manifest, &models))
 }
 
-/// Runs one prepared Explain request; `on_token` sees the streamed text.
+/// Runs one prepared explanation; `on_token` sees the streamed text.
 fn explain_once(
     prepared: explain::Prepared,
     mut on_token: impl FnMut(&str),
-) -> anyhow::Result<proto::ExplainResult> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let worker = std::thread::spawn(move || explain::run(prepared, tx));
-    let mut result = None;
-    while let Some(event) = rx.blocking_recv() {
-        match event.map_err(|s| anyhow::anyhow!("{}", s.message()))?.event {
-            Some(proto::explain_response::Event::Token(t)) => on_token(&t),
-            Some(proto::explain_response::Event::Result(r)) => result = Some(r),
-            None => {}
-        }
+) -> anyhow::Result<Explanation> {
+    match explain::run(
+        prepared,
+        &mut |piece| {
+            on_token(piece);
+            true
+        },
+        &|| false,
+    ) {
+        Ok(Some(result)) => Ok(result),
+        Ok(None) => bail!("the explanation was cancelled"),
+        Err(e) => bail!("{e}"),
     }
-    worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the explain worker panicked"))?;
-    result.context("the backend ended without a result")
 }
 
-fn result_json(r: &proto::ExplainResult) -> serde_json::Value {
-    let t = r.timings.unwrap_or_default();
+fn result_json(r: &Explanation) -> serde_json::Value {
+    let t = &r.timings;
     serde_json::json!({
         "parsed": r.parsed,
-        "judgements": r.judgements.iter().map(|j| serde_json::json!({
-            "face_id": j.face_id,
-            "label": j.label,
-            "confidence": j.confidence,
-            "valence": j.valence,
-            "arousal": j.arousal,
-            "rationale": j.rationale,
-        })).collect::<Vec<_>>(),
+        "judgements": r.judgements,
         "parse_error": r.parse_error,
         "repair_attempts": r.repair_attempts,
         "raw_text": r.raw_text,
@@ -134,11 +119,10 @@ fn result_json(r: &proto::ExplainResult) -> serde_json::Value {
 pub fn run(config: &Config, args: ExplainArgs) -> anyhow::Result<()> {
     let encoded =
         std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
-    let state = load_state(config)?;
-    let request = args.options.request(encoded, !args.options.no_image);
+    let explainer = load_explainer(config)?;
+    let request = args.options.request(!args.options.no_image);
     let quiet = args.quiet;
-    let prepared =
-        explain::prepare(&state, &request).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let prepared = explainer.prepare_image(&request, &ImageInput::Encoded(encoded))?;
     let result = explain_once(prepared, |t| {
         if !quiet {
             eprint!("{t}");
@@ -309,7 +293,7 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    let state = load_state(config)?;
+    let explainer = load_explainer(config)?;
     let mut details = args
         .details
         .as_deref()
@@ -322,23 +306,31 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
     let mut llm_backend = String::new();
     // The full SoVTP prompt (marked image + text) runs only where the model reads images.
     let image_row = !args.no_llm
-        && explain::backend(&state, &args.options.backend).is_ok_and(|b| b.accepts_images());
+        && explainer
+            .backend(&args.options.backend)
+            .is_ok_and(|b| b.accepts_images());
     for (n, (path, truth)) in photos.iter().enumerate() {
         eprintln!("[{}/{}] {} ({truth})", n + 1, photos.len(), path.display());
-        let encoded = std::fs::read(path)?;
-        let at = |s: tonic::Status| anyhow::anyhow!("{}: {}", path.display(), s.message());
+        let image = ImageInput::Encoded(std::fs::read(path)?);
+        let at = |e: affectd::error::Error| anyhow::anyhow!("{}: {e}", path.display());
+        let analyze = || {
+            explainer
+                .analyze_image(&image, &Default::default())
+                .map(|(_, frame)| frame)
+                .map_err(at)
+        };
         // The faces are analysed once: by the prompt's preparation when the LLM runs.
         let (frame, prepared) = if args.no_llm {
-            (explain::analyze_image(&state, &encoded).map_err(at)?, None)
+            (analyze()?, None)
         } else {
-            match explain::prepare(&state, &args.options.request(encoded.clone(), false)) {
+            match explainer.prepare_image(&args.options.request(false), &image) {
                 Ok(prepared) => (prepared.frame.clone(), Some(prepared)),
                 // A photo without a face has nothing to explain: it counts as no answer
                 // in every row. Any other failure stops the evaluation.
-                Err(status) => {
-                    let frame = explain::analyze_image(&state, &encoded).map_err(at)?;
+                Err(error) => {
+                    let frame = analyze()?;
                     if !frame.faces.is_empty() {
-                        return Err(at(status));
+                        return Err(at(error));
                     }
                     (frame, None)
                 }
@@ -360,7 +352,7 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
         prototypes.push((truth.clone(), prototype_label.clone()));
         // The judgement of the subject (the prompt asks about every face); unparsed
         // answers count as no answer.
-        let subject_label = |result: &proto::ExplainResult| {
+        let subject_label = |result: &Explanation| {
             result
                 .judgements
                 .iter()
@@ -379,9 +371,9 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
             raw = result.raw_text;
             llm.push((truth.clone(), llm_label.clone()));
             if image_row {
-                let prepared =
-                    explain::prepare(&state, &args.options.request(encoded.clone(), true))
-                        .map_err(at)?;
+                let prepared = explainer
+                    .prepare_image(&args.options.request(true), &image)
+                    .map_err(at)?;
                 let result = explain_once(prepared, |_| {})?;
                 parsed_image += usize::from(result.parsed);
                 image_label = subject_label(&result);
@@ -472,6 +464,7 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "candle")]
 #[derive(Debug, clap::Args)]
 pub struct BenchLlmArgs {
     /// A Qwen2 or Gemma 3 GGUF.
@@ -492,6 +485,7 @@ pub struct BenchLlmArgs {
 
 /// Prints one JSON object: the prompt's token ids, per-run timings and the greedy tokens,
 /// so that a peer can be run on exactly the same ids.
+#[cfg(feature = "candle")]
 pub fn bench_llm(args: BenchLlmArgs) -> anyhow::Result<()> {
     use affectd::llm::{ChatRequest, Message};
     let user = std::fs::read_to_string(&args.prompt_file)

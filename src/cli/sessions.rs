@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use affectd::config::Config;
-use affectd::store::{SessionRow, Store, StoreError, export};
+use affectd::store::{RecordingState, SessionRow, Store, StoreError, export};
 
 #[derive(Subcommand)]
 pub enum SessionsCommand {
@@ -46,6 +46,14 @@ fn open(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(path)?)
 }
 
+fn state_name(state: RecordingState) -> &'static str {
+    match state {
+        RecordingState::Live => "live",
+        RecordingState::Ended => "ended",
+        RecordingState::Interrupted => "interrupted",
+    }
+}
+
 fn summary_json(row: &SessionRow) -> serde_json::Value {
     use prost::Message;
     let config = affectd::proto::SessionConfig::decode(row.config.as_slice()).unwrap_or_default();
@@ -54,6 +62,7 @@ fn summary_json(row: &SessionRow) -> serde_json::Value {
         "participant": row.participant,
         "started_at": row.started_at,
         "ended_at": row.ended_at,
+        "state": state_name(row.state()),
         "end_reason": row.end_reason,
         "frames": row.frames,
         "chunks": row.chunks,
@@ -110,11 +119,7 @@ pub fn run(config: &Config, command: SessionsCommand) -> anyhow::Result<()> {
                             &row.participant
                         },
                         utc(row.started_at),
-                        if row.ended_at.is_some() {
-                            "ended"
-                        } else {
-                            "live"
-                        },
+                        state_name(row.state()),
                         row.frames,
                         row.chunks,
                         row.markers

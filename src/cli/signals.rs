@@ -8,11 +8,11 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 
+use affectd::formats::{features_csv, wire};
 use affectd::signals::classifier::{ShrinkageLda, cross_validate};
 use affectd::signals::readers::{self, Annotation, Recording, csv::CsvOptions};
-use affectd::signals::stream::{
-    AnalysisConfig, Chunk, FeatureWindow, Features, SignalKind, StreamAnalyzer,
-};
+use affectd::signals::features::{FeatureWindow, Features, SignalKind};
+use affectd::signals::stream::{AnalysisConfig, Chunk, StreamAnalyzer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -34,7 +34,8 @@ pub struct WindowArgs {
     /// Seconds at the start used as the heart-rate baseline (0 = none).
     #[arg(long, default_value_t = 0.0)]
     pub baseline_s: f64,
-    /// CSV input: sample rate in Hz when the file has no time column.
+    /// CSV input: sample rate in Hz when the file has no time column, or instead of the
+    /// rate its time column implies.
     #[arg(long)]
     pub rate: Option<f64>,
     /// CSV input: the signal kind of every column instead of guessing from the names.
@@ -180,95 +181,6 @@ fn read(path: &Path, window: &WindowArgs) -> anyhow::Result<Recording> {
     Ok(recording)
 }
 
-/// One flat row per window: generic columns, then the kind's features.
-fn flat_row(
-    source: &str,
-    w: &FeatureWindow,
-    prediction: Option<&Map<String, Value>>,
-) -> Map<String, Value> {
-    let mut row = Map::new();
-    row.insert("source".into(), json!(source));
-    row.insert("stream".into(), json!(w.stream_id));
-    row.insert("kind".into(), json!(w.kind.name()));
-    row.insert("start_time".into(), json!(w.start_time));
-    row.insert("end_time".into(), json!(w.end_time));
-    row.insert(
-        "usable_channels".into(),
-        json!(w.quality.iter().filter(|q| q.usable).count()),
-    );
-    row.insert("channels".into(), json!(w.quality.len()));
-    row.insert(
-        "non_finite_samples".into(),
-        json!(
-            w.quality
-                .iter()
-                .map(|q| q.non_finite_samples as u64)
-                .sum::<u64>()
-        ),
-    );
-    match &w.features {
-        Features::Eeg(f) => {
-            for b in &f.band_powers {
-                row.insert(format!("{}_{}_abs", b.band, b.channel), json!(b.absolute));
-                row.insert(format!("{}_{}_rel", b.band, b.channel), json!(b.relative));
-                row.insert(
-                    format!("{}_{}_de", b.band, b.channel),
-                    json!(b.differential_entropy),
-                );
-            }
-            for a in &f.asymmetry {
-                row.insert(format!("faa_{}", a.pair), json!(a.value));
-            }
-            row.insert("arousal_index".into(), json!(f.arousal_index));
-            row.insert("engagement_index".into(), json!(f.engagement_index));
-        }
-        Features::Cardiac(c) => {
-            row.insert("beats".into(), json!(c.beat_times.len()));
-            row.insert("heart_rate_bpm".into(), json!(c.heart_rate_bpm));
-            row.insert(
-                "heart_rate_change_bpm".into(),
-                json!(c.heart_rate_change_bpm),
-            );
-            row.insert("rmssd_ms".into(), json!(c.hrv.map(|h| h.rmssd_ms)));
-            row.insert("sdnn_ms".into(), json!(c.hrv.map(|h| h.sdnn_ms)));
-            row.insert("pnn50".into(), json!(c.hrv.map(|h| h.pnn50)));
-        }
-        Features::Eda(e) => {
-            row.insert("tonic_mean".into(), json!(e.tonic_mean));
-            row.insert("scr_count".into(), json!(e.responses.len()));
-            row.insert("scr_rate_per_min".into(), json!(e.scr_rate_per_min));
-            let amplitudes: Vec<f64> = e.responses.iter().map(|s| s.amplitude).collect();
-            let mean = (!amplitudes.is_empty())
-                .then(|| amplitudes.iter().sum::<f64>() / amplitudes.len() as f64);
-            row.insert("scr_amplitude_mean".into(), json!(mean));
-        }
-        Features::Respiration(r) => {
-            row.insert("breathing_rate_per_min".into(), json!(r.rate_per_min));
-        }
-        Features::None => {}
-    }
-    if let Some(e) = &w.estimate {
-        row.insert("valence".into(), json!(e.valence));
-        row.insert("arousal".into(), json!(e.arousal));
-        row.insert("reliability".into(), json!(e.reliability));
-    }
-    if let Some(p) = prediction {
-        row.extend(p.clone());
-    }
-    row
-}
-
-fn csv_field(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) if s.contains([',', '"', '\n']) => {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        }
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 pub fn run(args: SignalsArgs) -> anyhow::Result<()> {
     let config = args.window.config();
     let model: Option<ShrinkageLda> = match &args.model {
@@ -291,7 +203,7 @@ pub fn run(args: SignalsArgs) -> anyhow::Result<()> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut csv_rows: Vec<Map<String, Value>> = Vec::new();
+    let mut table = features_csv::Table::default();
     for path in &args.paths {
         let recording = read(path, &args.window)?;
         let source = path.display().to_string();
@@ -329,36 +241,19 @@ pub fn run(args: SignalsArgs) -> anyhow::Result<()> {
                     serde_json::to_writer(&mut out, &value)?;
                     writeln!(out)?;
                 }
-                OutputFormat::Csv => csv_rows.push(flat_row(&source, &w, prediction.as_ref())),
+                OutputFormat::Csv => {
+                    let mut cells = features_csv::cells(&source, &wire::feature_window(&w));
+                    cells.extend(prediction.iter().flatten().map(|(k, v)| {
+                        let text = v.as_str().map_or_else(|| v.to_string(), String::from);
+                        (k.clone(), text)
+                    }));
+                    table.push(cells);
+                }
             }
         }
     }
     if args.format == OutputFormat::Csv {
-        // The union of columns, in order of first appearance.
-        let mut columns: Vec<String> = Vec::new();
-        for row in &csv_rows {
-            for k in row.keys() {
-                if !columns.contains(k) {
-                    columns.push(k.clone());
-                }
-            }
-        }
-        writeln!(
-            out,
-            "{}",
-            columns
-                .iter()
-                .map(|c| csv_field(&json!(c)))
-                .collect::<Vec<_>>()
-                .join(",")
-        )?;
-        for row in &csv_rows {
-            let fields: Vec<String> = columns
-                .iter()
-                .map(|c| row.get(c).map_or(String::new(), csv_field))
-                .collect();
-            writeln!(out, "{}", fields.join(","))?;
-        }
+        table.write(&mut out)?;
     }
     out.flush()?;
     Ok(())

@@ -3,6 +3,7 @@
 //! Two backends: `candle` runs a GGUF chat model in this process; `openai` talks to any
 //! OpenAI-compatible server (llama.cpp's llama-server, Ollama, vLLM).
 
+#[cfg(feature = "candle")]
 pub mod candle;
 pub mod openai;
 

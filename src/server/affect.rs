@@ -1,40 +1,41 @@
-//! The `affect.v1.Affect` service. RPCs whose capability is not built yet answer
-//! UNIMPLEMENTED with the capability's name; RPCs whose models are missing or corrupt answer
-//! FAILED_PRECONDITION with the reason.
+//! The `affect.v1.Affect` service: each RPC converts its request, asks the engine, and
+//! converts the answer. CPU-bound work runs on blocking threads, off the async workers.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::state::ServerState;
 use super::{convert, info};
+use crate::engine::{Engine, unix_now};
+use crate::error::Error;
+use crate::formats::wire;
 use crate::proto::affect_server::Affect;
 use crate::proto::*;
-use crate::vision::marks;
 
 pub struct AffectService {
-    state: Arc<ServerState>,
+    engine: Arc<Engine>,
 }
 
 impl AffectService {
-    pub fn new(state: Arc<ServerState>) -> Self {
-        Self { state }
-    }
-
-    fn require(&self, capability: &str) -> Result<(), Status> {
-        match self.state.models.capabilities().remove(capability) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(reason)) => Err(Status::failed_precondition(format!(
-                "{capability} is unavailable: {reason}"
-            ))),
-            None => Err(Status::internal(format!("unknown capability {capability}"))),
-        }
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
     }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Runs blocking work; a panic in it is an INTERNAL error naming `what`.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(move || crate::error::catch_panic(what, work))
+        .await
+        .map_err(|e| Status::internal(format!("{what} task failed: {e}")))?
+        .map_err(convert::status)
+}
 
 #[tonic::async_trait]
 impl Affect for AffectService {
@@ -42,52 +43,32 @@ impl Affect for AffectService {
         &self,
         request: Request<AnalyzeFrameRequest>,
     ) -> Result<Response<AnalyzeFrameResponse>, Status> {
-        self.require("face_detection")?;
-        let models = self
-            .state
-            .face_models
-            .clone()
-            .ok_or_else(|| Status::failed_precondition("face_detection is unavailable"))?;
-        let state = self.state.clone();
         let request = request.into_inner();
-        // Decoding and the networks are CPU-bound: keep them off the async workers.
-        tokio::task::spawn_blocking(move || {
-            let vision = &state.config.vision;
-            let started = std::time::Instant::now();
-            let image = convert::decode_image(request.image.as_ref(), vision.max_image_pixels)?;
-            let decode_ms = started.elapsed().as_secs_f64() * 1e3;
-            let options = convert::analyze_options(request.options.as_ref(), vision)?;
-            let result = models
-                .analyze(&image, &options)
-                .map_err(|e| Status::internal(format!("face analysis failed: {e}")))?;
-            let mut timings = vec![StageTiming {
-                stage: "decode".into(),
-                ms: decode_ms,
-            }];
-            timings.extend(result.timings.iter().map(|(stage, ms)| StageTiming {
-                stage: (*stage).into(),
-                ms: *ms,
-            }));
-            let (marked_image, marked_image_mime) = match request.options.as_ref() {
-                Some(o) if o.return_marked_image => {
-                    let (layers, encoding) = convert::mark_options(Some(o));
-                    let marked = marks::render(&image, &result.faces, &layers);
-                    (marks::encode(&marked, encoding), encoding.mime().to_owned())
-                }
-                _ => (Vec::new(), String::new()),
-            };
-            Ok(Response::new(AnalyzeFrameResponse {
-                faces: result.faces.iter().map(convert::face).collect(),
-                image_width: result.width,
-                image_height: result.height,
-                timestamp: request.timestamp,
-                timings,
-                marked_image,
-                marked_image_mime,
-            }))
+        let image = convert::image_input(request.image)?;
+        let settings = convert::frame_settings(request.options.as_ref());
+        let engine = self.engine.clone();
+        let analysis = blocking("face analysis", move || {
+            engine.analyze_frame(&image, &settings)
         })
-        .await
-        .map_err(|e| Status::internal(format!("face analysis task failed: {e}")))?
+        .await?;
+        let mut timings = vec![StageTiming {
+            stage: "decode".into(),
+            ms: analysis.decode_ms,
+        }];
+        timings.extend(wire::timings(&analysis.result));
+        let (marked_image, marked_image_mime) = match analysis.marked {
+            Some((bytes, encoding)) => (bytes, encoding.mime().to_owned()),
+            None => (Vec::new(), String::new()),
+        };
+        Ok(Response::new(AnalyzeFrameResponse {
+            faces: analysis.result.faces.iter().map(wire::face).collect(),
+            image_width: analysis.result.width,
+            image_height: analysis.result.height,
+            timestamp: request.timestamp,
+            timings,
+            marked_image,
+            marked_image_mime,
+        }))
     }
 
     async fn analyze_signals(
@@ -95,11 +76,22 @@ impl Affect for AffectService {
         request: Request<AnalyzeSignalsRequest>,
     ) -> Result<Response<AnalyzeSignalsResponse>, Status> {
         let request = request.into_inner();
-        // Filtering and spectra are CPU-bound: keep them off the async workers.
-        tokio::task::spawn_blocking(move || super::signals::analyze(request))
-            .await
-            .map_err(|e| Status::internal(format!("signal analysis task failed: {e}")))?
-            .map(Response::new)
+        let config = convert::analysis_config(request.config.as_ref())?;
+        let streams = convert::stream_specs(&request.streams)?;
+        let chunks: Vec<_> = request.chunks.into_iter().map(convert::signal_chunk).collect();
+        let engine = self.engine.clone();
+        let analysed = blocking("signal analysis", move || {
+            engine.analyze_signals(&streams, &chunks, &config)
+        })
+        .await?;
+        Ok(Response::new(AnalyzeSignalsResponse {
+            windows: analysed.windows.iter().map(wire::feature_window).collect(),
+            warnings: analysed
+                .warnings
+                .iter()
+                .map(|(index, w)| wire::signal_warning(w, None, Some(*index as u32)))
+                .collect(),
+        }))
     }
 
     type ExplainStream = BoxStream<ExplainResponse>;
@@ -108,14 +100,22 @@ impl Affect for AffectService {
         &self,
         request: Request<ExplainRequest>,
     ) -> Result<Response<Self::ExplainStream>, Status> {
-        let state = self.state.clone();
-        let request = request.into_inner();
-        let prepared =
-            tokio::task::spawn_blocking(move || super::explain::prepare(&state, &request))
-                .await
-                .map_err(|e| Status::internal(format!("explain task failed: {e}")))??;
+        let (request, source) = convert::explain_request(request.into_inner());
+        let source =
+            source.ok_or_else(|| Status::invalid_argument("source: send an image (or a session_id)"))?;
+        let engine = self.engine.clone();
+        let prepared = blocking("explanation", move || {
+            engine.prepare_explanation(&request, &source)
+        })
+        .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::task::spawn_blocking(move || super::explain::run(prepared, tx));
+        tokio::task::spawn_blocking(move || {
+            crate::explain::stream_into(
+                prepared,
+                &|event| tx.blocking_send(convert::explain_response(event)).is_ok(),
+                &|| tx.is_closed(),
+            );
+        });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
@@ -127,9 +127,27 @@ impl Affect for AffectService {
         &self,
         request: Request<Streaming<StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
-        let responses = super::stream::open(self.state.clone(), request.into_inner()).await?;
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the stream ended before its config message"))?;
+        let Some(stream_request::Message::Config(config)) = first.message else {
+            return Err(Status::invalid_argument(
+                "the first message of a stream must carry `config` (SessionConfig)",
+            ));
+        };
+        let config = convert::session_config(config)?;
+        let inbound = inbound.map(|message| {
+            message
+                .map(convert::incoming)
+                .map_err(|status| status.message().to_string())
+        });
+        let events = crate::session::open(self.engine.clone(), first.client_seq, config, inbound)
+            .await
+            .map_err(convert::status)?;
         Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(responses),
+            tokio_stream::wrappers::ReceiverStream::new(events).map(convert::stream_response),
         )))
     }
 
@@ -137,7 +155,7 @@ impl Affect for AffectService {
         &self,
         request: Request<ClockSyncRequest>,
     ) -> Result<Response<ClockSyncResponse>, Status> {
-        let server_receive_time = info::unix_now();
+        let server_receive_time = unix_now();
         let request = request.into_inner();
         if !request.client_send_time.is_finite() {
             return Err(Status::invalid_argument(
@@ -145,42 +163,27 @@ impl Affect for AffectService {
             ));
         }
         if !request.session_id.is_empty() {
-            let live = self
-                .state
-                .sessions
-                .get(&request.session_id)
-                .ok_or_else(|| {
-                    Status::not_found(format!(
-                        "no live session `{}` on this server",
-                        request.session_id
-                    ))
-                })?;
-            if !(request.measured_offset_s.is_finite()
-                && request.measured_rtt_s.is_finite()
-                && request.measured_rtt_s >= 0.0)
-            {
-                return Err(Status::invalid_argument(format!(
-                    "measured_offset_s and measured_rtt_s must be finite and the rtt >= 0, got {} and {}",
-                    request.measured_offset_s, request.measured_rtt_s
-                )));
-            }
-            live.report_clock(crate::session::ClockReport {
-                server_time: server_receive_time,
-                offset_s: request.measured_offset_s,
-                rtt_s: request.measured_rtt_s,
-            });
+            let (Some(offset), Some(rtt)) = (request.measured_offset_s, request.measured_rtt_s)
+            else {
+                return Err(Status::invalid_argument(
+                    "with session_id, set measured_offset_s and measured_rtt_s (the offset to store and its probe's round-trip time)",
+                ));
+            };
+            self.engine
+                .report_clock(&request.session_id, offset, rtt)
+                .map_err(convert::status)?;
         }
         Ok(Response::new(ClockSyncResponse {
             client_send_time: request.client_send_time,
             server_receive_time,
-            server_send_time: info::unix_now(),
+            server_send_time: unix_now(),
         }))
     }
 
     async fn get_server_info(
         &self,
         _request: Request<GetServerInfoRequest>,
-    ) -> Result<Response<ServerInfo>, Status> {
-        Ok(Response::new(info::server_info(&self.state)))
+    ) -> Result<Response<GetServerInfoResponse>, Status> {
+        Ok(Response::new(info::server_info(&self.engine)))
     }
 }

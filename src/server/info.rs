@@ -1,21 +1,11 @@
 //! `GetServerInfo`: version, models with their verified status, capabilities, backends.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use super::state::ServerState;
+use crate::engine::{Engine, unix_now};
 use crate::models::loaded::{CAPABILITIES, Status};
-use crate::proto::{BackendInfo, Capability, ModelInfo, ModelStatus, ServerInfo};
+use crate::proto::{BackendInfo, Capability, GetServerInfoResponse, ModelInfo, ModelStatus};
 
-/// Server clock: seconds since the Unix epoch.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-pub fn server_info(state: &ServerState) -> ServerInfo {
-    let models = &state.models;
+pub fn server_info(engine: &Engine) -> GetServerInfoResponse {
+    let models = &engine.models;
     let model_infos = models
         .models
         .iter()
@@ -35,7 +25,7 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
             } as i32,
             reason: m.reason.clone(),
             size_bytes: m.entry.size_bytes,
-            load_ms: m.load_ms,
+            load_ms: (m.status == Status::Loaded).then_some(m.load_ms),
         })
         .collect();
 
@@ -59,10 +49,11 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
         models: Vec::new(),
     });
     // Explanations need a chat backend: candle's model on disk, or an openai server.
-    let config = &state.config;
-    let openai_ready = state.openai.is_some();
-    let candle_ready = state.candle.is_ok();
-    let candle_reason = state.candle.as_ref().err().cloned().unwrap_or_default();
+    let config = &engine.config;
+    let candle = engine.explainer.candle();
+    let openai_ready = engine.explainer.openai().is_some();
+    let candle_ready = candle.is_ok();
+    let candle_reason = candle.as_ref().err().cloned().unwrap_or_default();
     capabilities.push(Capability {
         name: "explanation".into(),
         available: openai_ready || candle_ready,
@@ -83,8 +74,8 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
     });
     capabilities.push(Capability {
         name: "recordings".into(),
-        available: state.store.is_ok(),
-        reason: state.store.as_ref().err().cloned().unwrap_or_default(),
+        available: engine.store.is_ok(),
+        reason: engine.store.as_ref().err().cloned().unwrap_or_default(),
         models: Vec::new(),
     });
 
@@ -99,12 +90,11 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
             name: "candle".into(),
             available: candle_ready,
             reason: candle_reason,
-            default_model: state
-                .candle
+            default_model: candle
                 .as_ref()
                 .map(|b| b.model().to_string())
                 .unwrap_or(default_llm),
-            accepts_images: candle_ready && state.candle.as_ref().is_ok_and(|b| b.accepts_images()),
+            accepts_images: candle.as_ref().is_ok_and(|b| b.accepts_images()),
         },
         BackendInfo {
             name: "openai".into(),
@@ -128,7 +118,7 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
         Err(_) => (String::new(), String::new()),
     };
 
-    ServerInfo {
+    GetServerInfoResponse {
         version: env!("CARGO_PKG_VERSION").into(),
         proto_package: "affect.v1".into(),
         models: model_infos,
@@ -137,6 +127,6 @@ pub fn server_info(state: &ServerState) -> ServerInfo {
         onnxruntime_version,
         onnxruntime_library,
         server_time: unix_now(),
-        max_message_bytes: state.config.server.max_message_bytes as u64,
+        max_message_bytes: config.server.max_message_bytes as u64,
     }
 }

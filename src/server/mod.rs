@@ -1,14 +1,12 @@
 //! The gRPC front end: affect.v1 services, grpc.health.v1, and server reflection (v1 for
-//! grpcurl, v1alpha for older clients such as Python's grpcio-reflection).
+//! grpcurl, v1alpha for older clients such as Python's grpcio-reflection). Conversion
+//! only: every request is turned into the core's terms (`convert.rs`) and answered by the
+//! [`Engine`]; core errors become `Status`es.
 
 mod affect;
 mod convert;
-pub mod explain;
-pub mod info;
+mod info;
 mod recordings;
-mod signals;
-pub mod state;
-mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,11 +18,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::config::Config;
-use crate::models::Manifest;
-use crate::models::loaded::ModelSet;
+use crate::engine::{Engine, StartError};
 use crate::proto::affect_server::AffectServer;
 use crate::proto::recordings_server::RecordingsServer;
-use state::ServerState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -38,7 +34,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Manifest(#[from] crate::models::manifest::ManifestError),
+    Start(#[from] StartError),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
@@ -56,55 +52,22 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     })
 }
 
-/// Verifies and loads every model (blocking work, off the async threads).
-pub async fn load_state(config: Config) -> Result<Arc<ServerState>, ServeError> {
-    let state = tokio::task::spawn_blocking(move || -> Result<ServerState, ServeError> {
-        let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir)?;
-        let runtime = crate::onnx::init(&config.onnx.library);
-        if let Err(e) = &runtime {
-            tracing::error!("{e}");
-        }
-        let models = ModelSet::load(&manifest, runtime, &config.onnx);
-        let face_models = models.face_models();
-        let candle = explain::candle_backend(&config.llm, &manifest, &models);
-        if let Err(reason) = &candle {
-            tracing::warn!("backend candle is unavailable: {reason}");
-        }
-        // One server per database: any recording still open is an orphan of an earlier run.
-        let store = crate::store::Store::open(&config.store.database)
-            .and_then(|store| {
-                let orphans = store.close_orphans(info::unix_now())?;
-                if orphans > 0 {
-                    tracing::warn!("closed {orphans} recording(s) an earlier run left open");
-                }
-                Ok(store)
-            })
-            .map_err(|e| e.to_string());
-        if let Err(reason) = &store {
-            tracing::warn!("sessions cannot be recorded: {reason}");
-        }
-        Ok(ServerState {
-            openai: explain::openai_backend(&config.llm),
-            candle,
-            store,
-            sessions: Default::default(),
-            config,
-            models,
-            face_models,
-        })
-    })
-    .await
-    .expect("model loading task panicked")?;
-    Ok(Arc::new(state))
+/// Loads the engine (blocking work, off the async threads): models, explainer, the session
+/// database and its lock.
+pub async fn load_engine(config: Config) -> Result<Arc<Engine>, ServeError> {
+    let engine = tokio::task::spawn_blocking(move || Engine::start(config))
+        .await
+        .expect("engine loading task panicked")?;
+    Ok(Arc::new(engine))
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight calls and returns.
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<ServerState>,
+    engine: Arc<Engine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let max = state.config.server.max_message_bytes;
+    let max = engine.config.server.max_message_bytes;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<AffectServer<affect::AffectService>>()
@@ -122,23 +85,23 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let affect = AffectServer::new(affect::AffectService::new(state.clone()))
+    let affect = AffectServer::new(affect::AffectService::new(engine.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let recordings = RecordingsServer::new(recordings::RecordingsService::new(state.clone()))
+    let recordings = RecordingsServer::new(recordings::RecordingsService::new(engine.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
     // On shutdown, live sessions end first (their recordings are completed and closed,
     // and each client gets SessionEnded); then the server drains the remaining calls.
-    let sessions_state = state.clone();
+    let sessions = engine.clone();
     let shutdown = async move {
         shutdown.await;
-        let live = sessions_state.sessions.len();
+        let live = sessions.sessions.len();
         if live > 0 {
             tracing::info!("ending {live} live session(s)");
         }
-        sessions_state.sessions.close_all();
+        sessions.sessions.close_all();
     };
 
     // TCP_NODELAY on every connection: a live session's small messages (acks, warnings)

@@ -1,190 +1,213 @@
-//! Live sessions: what the rest of the server may see of a session while it runs. The
-//! session's own loop (`server::stream`) owns its tracker, analyzers and recorder; it
-//! publishes its latest analysed frame and each stream's latest feature window here, so
-//! that an explanation (from the session itself or from the Explain RPC naming it) reads
-//! the same moment.
+//! The live session, transport-free: a client's stream of frames, signal chunks, markers
+//! and explanation requests in; face results, feature windows, acknowledgements of what is
+//! recorded, warnings and explanations out.
+//!
+//! Threads of one session, data flowing one way:
+//! - the receive task (async, `protocol.rs`) checks the protocol (increasing client_seq,
+//!   one config, no empty message) and passes each message on; when the session's worker
+//!   lags, it stops reading, so the transport's flow control slows the client instead of
+//!   the server buffering without bound;
+//! - the session worker (`worker.rs`) owns the signal analyzers. It checks each message's
+//!   content (decodes frames, pushes chunks), hands frames to the vision worker and
+//!   everything accepted to the writer, and never waits for a commit;
+//! - the writer (`writer.rs`) owns the recorder: it commits whatever has queued up in one
+//!   SQLite transaction and acknowledges after each commit;
+//! - the vision worker owns the session's face tracker; frames wait for it in a short
+//!   queue, and a frame arriving at a full queue is recorded but skipped, with a warning;
+//! - the explain worker answers the session's explanation requests one at a time from its
+//!   latest moment.
+//!
+//! A message is either accepted (recorded, then acknowledged) or rejected with
+//! [`Error::InvalidArgument`], which ends the session after everything before it is
+//! recorded. A worker that panics ends the session with [`Error::Internal`]; the stream
+//! never just stops.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+mod protocol;
+mod registry;
+mod worker;
+mod writer;
 
-use image::RgbImage;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::signals::stream::FeatureWindow;
-use crate::vision::FrameResult;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
 
-/// The latest analysed frame of a session.
-#[derive(Clone)]
-pub struct LatestFrame {
+pub use registry::{ClockReport, LatestFrame, LiveSession, Registry, Snapshot, check_session_id};
+
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::explain::{self, ExplainEvent};
+use crate::signals::analyzers::SignalChunk;
+use crate::signals::features::{FeatureWindow, StreamWarning};
+use crate::signals::stream::{AnalysisConfig, StreamSpec};
+use crate::vision::image::ImageInput;
+use crate::vision::{FrameResult, FrameSettings};
+
+/// A session's set-up, from its first message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionConfig {
+    /// None: the server assigns a UUID.
+    pub session_id: Option<String>,
+    pub participant: String,
+    pub streams: Vec<StreamSpec>,
+    pub analysis: AnalysisConfig,
+    pub frame: FrameSettings,
+    /// Detector every this many frames while tracking; None = the server's default.
+    pub detect_every: Option<u32>,
+    /// Record the session (false: nothing is stored and no acks are sent).
+    pub record: bool,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A webcam frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Capture time, client clock, s.
+    pub timestamp: f64,
+    /// None: the client sent none (refused).
+    pub image: Option<ImageInput>,
+}
+
+/// A stimulus or event marker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
     /// Client clock, s.
     pub timestamp: f64,
-    pub image: Arc<RgbImage>,
-    pub faces: Arc<FrameResult>,
+    pub label: String,
+    /// s; 0 for an instant.
+    pub duration_s: f64,
 }
 
-/// One moment of a session: its latest frame and every stream's latest window.
-#[derive(Clone, Default)]
-pub struct Snapshot {
-    pub frame: Option<LatestFrame>,
-    /// By stream id.
-    pub windows: BTreeMap<String, FeatureWindow>,
+/// What a client message after the first carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    /// A configuration: only the first message may carry one.
+    Config,
+    Frame(Frame),
+    Chunk(SignalChunk),
+    Marker(Marker),
+    /// Explain the session's latest moment (the request's own source is ignored).
+    Explain(Box<explain::Request>),
+    End,
 }
 
-/// A running session's shared view.
-#[derive(Default)]
-pub struct LiveSession {
+/// One client message: its sequence number and what it carries (None: nothing, which is
+/// refused).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    pub client_seq: u64,
+    pub message: Option<ClientMessage>,
+}
+
+/// What a session warning is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionWarningKind {
+    /// A frame was recorded but not analysed.
+    FrameSkipped,
+    /// An explanation request failed; the session goes on.
+    ExplainFailed,
+}
+
+/// A problem with one of the session's frames or explanations; the session goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionWarning {
+    pub kind: SessionWarningKind,
+    pub message: String,
+    /// The frame's or request's client_seq.
+    pub client_seq: u64,
+    /// The frame's time, client clock, s.
+    pub timestamp: Option<f64>,
+}
+
+/// How a session that ended normally ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEnded {
     pub session_id: String,
-    latest: Mutex<Snapshot>,
-    clock_reports: Mutex<Vec<ClockReport>>,
+    pub frames: u64,
+    pub chunks: u64,
+    pub markers: u64,
+    pub reason: String,
+    pub frames_analysed: u64,
 }
 
-/// A client-measured clock offset (server minus client clock), reported by ClockSync.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ClockReport {
-    /// Server clock, s, when it was reported.
-    pub server_time: f64,
-    pub offset_s: f64,
-    pub rtt_s: f64,
+/// What the session sends its client, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// First: the session is set up.
+    Started {
+        session_id: String,
+        /// Server clock, s.
+        server_time: f64,
+        recording: bool,
+    },
+    /// A frame's faces.
+    Faces {
+        client_seq: u64,
+        timestamp: f64,
+        result: Arc<FrameResult>,
+    },
+    /// A completed feature window.
+    Features(FeatureWindow),
+    /// A problem with a chunk's samples.
+    SignalWarning {
+        client_seq: u64,
+        warning: StreamWarning,
+    },
+    /// A problem with a frame or an explanation.
+    Warning(SessionWarning),
+    /// Every message up to this client_seq is recorded.
+    Ack(u64),
+    /// An explanation's token or result, for the request with this client_seq.
+    Explain {
+        client_seq: u64,
+        event: ExplainEvent,
+    },
+    /// Last, for a session that ended normally.
+    Ended(SessionEnded),
 }
 
-impl LiveSession {
-    pub fn new(session_id: String) -> Self {
-        Self {
-            session_id,
-            ..Default::default()
-        }
-    }
+/// The session's answers: events, then at most one error, which ends it.
+pub type Events = mpsc::Receiver<Result<Event, Error>>;
 
-    pub fn set_frame(&self, frame: LatestFrame) {
-        self.latest.lock().expect("session view lock").frame = Some(frame);
-    }
-
-    pub fn set_window(&self, window: FeatureWindow) {
-        self.latest
-            .lock()
-            .expect("session view lock")
-            .windows
-            .insert(window.stream_id.clone(), window);
-    }
-
-    pub fn snapshot(&self) -> Snapshot {
-        self.latest.lock().expect("session view lock").clone()
-    }
-
-    /// Keeps a clock report until the session's loop records it.
-    pub fn report_clock(&self, report: ClockReport) {
-        self.clock_reports
-            .lock()
-            .expect("session clock lock")
-            .push(report);
-    }
-
-    pub fn take_clock_reports(&self) -> Vec<ClockReport> {
-        std::mem::take(&mut *self.clock_reports.lock().expect("session clock lock"))
-    }
-}
-
-/// The live sessions of this server, by id.
-pub struct Registry {
-    sessions: Mutex<HashMap<String, Arc<LiveSession>>>,
-    /// Becomes true when the server is shutting down: every session then ends as if the
-    /// client had ended it, so that its recording is complete and closed.
-    closing: tokio::sync::watch::Sender<bool>,
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Self {
-            sessions: Mutex::default(),
-            closing: tokio::sync::watch::Sender::new(false),
-        }
-    }
-}
-
-impl Registry {
-    /// Asks every live session (and every one that starts later) to end.
-    pub fn close_all(&self) {
-        self.closing.send_replace(true);
-    }
-
-    /// Resolves when the server starts shutting down.
-    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.closing.subscribe()
-    }
-
-    /// Registers a session; None when one with that id is already live.
-    pub fn insert(&self, session: LiveSession) -> Option<Arc<LiveSession>> {
-        let mut sessions = self.sessions.lock().expect("registry lock");
-        if sessions.contains_key(&session.session_id) {
-            return None;
-        }
-        let session = Arc::new(session);
-        sessions.insert(session.session_id.clone(), session.clone());
-        Some(session)
-    }
-
-    pub fn get(&self, session_id: &str) -> Option<Arc<LiveSession>> {
-        self.sessions
-            .lock()
-            .expect("registry lock")
-            .get(session_id)
-            .cloned()
-    }
-
-    pub fn remove(&self, session_id: &str) {
-        self.sessions
-            .lock()
-            .expect("registry lock")
-            .remove(session_id);
-    }
-
-    pub fn len(&self) -> usize {
-        self.sessions.lock().expect("registry lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Checks a client-chosen session id: 1 to 64 characters of letters, digits, '.', '_'
-/// and '-', so that it is safe in file names and URLs.
-pub fn check_session_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 64 {
-        return Err(format!(
-            "session_id must be 1 to 64 characters, got {}",
-            id.len()
+/// Sets a session up from its first message and starts its workers; the session then
+/// reads `inbound` (every message after the first, or a transport error's text) until it
+/// ends. Errors before it starts: a bad configuration, a session id that is live or
+/// recorded, a recording that cannot be made.
+pub async fn open<S>(
+    engine: Arc<Engine>,
+    first_seq: u64,
+    config: SessionConfig,
+    inbound: S,
+) -> Result<Events, Error>
+where
+    S: Stream<Item = Result<Incoming, String>> + Unpin + Send + 'static,
+{
+    if first_seq == 0 {
+        return Err(Error::InvalidArgument(
+            "client_seq must start at 1 or more (acknowledgements refer to it)".into(),
         ));
     }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "session_id {id:?} has the character {c:?}; use letters, digits, '.', '_' and '-'"
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_live_session_per_id() {
-        let registry = Registry::default();
-        assert!(registry.insert(LiveSession::new("a".into())).is_some());
-        assert!(registry.insert(LiveSession::new("a".into())).is_none());
-        assert_eq!(registry.len(), 1);
-        registry.remove("a");
-        assert!(registry.get("a").is_none());
-    }
-
-    #[test]
-    fn session_ids_are_checked() {
-        assert!(check_session_id("p01_run-2.v1").is_ok());
-        assert!(check_session_id("").is_err());
-        assert!(check_session_id("../etc").unwrap_err().contains("'/'"));
-        assert!(check_session_id(&"x".repeat(65)).is_err());
-    }
+    let setup = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || worker::Setup::new(&engine, config))
+            .await
+            .map_err(|e| Error::Internal(format!("session set-up failed: {e}")))??
+    };
+    let (out, events) = mpsc::channel(256);
+    let (input, inputs) = mpsc::channel(worker::MAX_BATCH);
+    let session_id = setup.session_id().to_string();
+    let recording = setup.recording();
+    let _ = out
+        .send(Ok(Event::Started {
+            session_id: session_id.clone(),
+            server_time: crate::engine::unix_now(),
+            recording,
+        }))
+        .await;
+    tracing::info!(session = %session_id, recording, "session started");
+    let closing = engine.sessions.closing();
+    worker::start(engine, setup, first_seq, out, input.clone(), inputs)?;
+    tokio::spawn(protocol::receive(inbound, input, first_seq, closing));
+    Ok(events)
 }

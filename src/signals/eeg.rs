@@ -47,10 +47,11 @@ pub struct BandPower {
     pub band: String,
     /// Integrated Welch PSD over the band, unit^2 (uV^2 for EEG).
     pub absolute: f64,
-    /// absolute / power over the span of all bands (1-45 Hz by default), [0,1].
-    pub relative: f64,
-    /// 0.5 * ln(2*pi*e*absolute), nats.
-    pub differential_entropy: f64,
+    /// absolute / power over the span of all bands (1-45 Hz by default), [0,1]; None
+    /// when that power is 0.
+    pub relative: Option<f64>,
+    /// 0.5 * ln(2*pi*e*absolute), nats; None when absolute is 0 (no finite entropy).
+    pub differential_entropy: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -404,8 +405,9 @@ impl EegEncoder {
                         channel: label.clone(),
                         band: b.name.clone(),
                         absolute,
-                        relative: if total > 0.0 { absolute / total } else { 0.0 },
-                        differential_entropy: differential_entropy(absolute),
+                        relative: (total > 0.0).then(|| absolute / total),
+                        differential_entropy: (absolute > 0.0)
+                            .then(|| differential_entropy(absolute)),
                     });
                 }
                 powers.push(Some(band_values));
@@ -485,17 +487,19 @@ impl EegEncoder {
 /// The mains band is line_hz +- this, Hz.
 const LINE_HALF_WIDTH_HZ: f64 = 2.0;
 
-/// Power within LINE_HALF_WIDTH_HZ of the mains over `total`; 0 when the mains band does
-/// not fit under `top_hz`, the spectrum's highest frequency.
-fn line_noise_ratio(spectrum: &Spectrum, top_hz: f64, line_hz: f64, total: f64) -> f64 {
+/// Power within LINE_HALF_WIDTH_HZ of the mains over `total`; None when the mains band
+/// does not fit under `top_hz`, the spectrum's highest frequency, or there is no power.
+fn line_noise_ratio(spectrum: &Spectrum, top_hz: f64, line_hz: f64, total: f64) -> Option<f64> {
     if line_hz + LINE_HALF_WIDTH_HZ > top_hz || total <= 0.0 {
-        return 0.0;
+        return None;
     }
-    band_power(
-        spectrum,
-        line_hz - LINE_HALF_WIDTH_HZ,
-        line_hz + LINE_HALF_WIDTH_HZ,
-    ) / total
+    Some(
+        band_power(
+            spectrum,
+            line_hz - LINE_HALF_WIDTH_HZ,
+            line_hz + LINE_HALF_WIDTH_HZ,
+        ) / total,
+    )
 }
 
 #[cfg(test)]
@@ -542,7 +546,7 @@ mod tests {
             (alpha_f3.absolute - 200.0).abs() / 200.0 < 0.05,
             "{alpha_f3:?}"
         );
-        assert!(alpha_f3.relative > 0.85);
+        assert!(alpha_f3.relative.unwrap() > 0.85);
         assert_eq!(features.asymmetry.len(), 1);
         assert!(
             (features.asymmetry[0].value - 0.25f64.ln()).abs() < 0.05,

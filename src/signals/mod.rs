@@ -4,10 +4,12 @@
 //! chunk-size independent windowing for streams.
 
 pub mod cardiac;
+pub mod analyzers;
 pub mod classifier;
 pub mod dsp;
 pub mod eda;
 pub mod eeg;
+pub mod features;
 pub mod peaks;
 pub mod quality;
 pub mod readers;

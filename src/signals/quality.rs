@@ -12,14 +12,15 @@ pub struct ChannelQuality {
     /// saturated electrode).
     pub flat: bool,
     /// Fraction of finite samples in runs of 3 or more equal values at the window's
-    /// maximum or minimum (the amplifier's rails), [0,1].
-    pub clipped_fraction: f64,
-    /// Power within 2 Hz of the mains frequency over power 1-45 Hz (EEG; 0 when not
-    /// computed). Can exceed 1.
-    pub line_noise_ratio: f64,
+    /// maximum or minimum (the amplifier's rails), [0,1]; None without finite samples.
+    pub clipped_fraction: Option<f64>,
+    /// Power within 2 Hz of the mains frequency over power 1-45 Hz (EEG only; None when
+    /// not computed). Can exceed 1.
+    pub line_noise_ratio: Option<f64>,
     /// Fraction of finite samples further than the artefact threshold from the window's
-    /// median (estimated from at most ~1000 evenly spaced samples), [0,1].
-    pub artifact_fraction: f64,
+    /// median (estimated from at most ~1000 evenly spaced samples), [0,1]; None when the
+    /// kind has no amplitude threshold (not EEG) or there are no finite samples.
+    pub artifact_fraction: Option<f64>,
     /// NaN/Inf samples, excluded from every feature.
     pub non_finite_samples: u32,
     /// False when this channel's features should not be trusted.
@@ -72,9 +73,9 @@ pub fn assess(channel: &str, x: &[f64], thresholds: QualityThresholds) -> Channe
     let mut quality = ChannelQuality {
         channel: channel.to_string(),
         flat: true,
-        clipped_fraction: 0.0,
-        line_noise_ratio: 0.0,
-        artifact_fraction: 0.0,
+        clipped_fraction: None,
+        line_noise_ratio: None,
+        artifact_fraction: None,
         non_finite_samples: non_finite.min(u32::MAX as usize) as u32,
         usable: false,
     };
@@ -151,15 +152,13 @@ pub fn assess(channel: &str, x: &[f64], thresholds: QualityThresholds) -> Channe
     }
     quality.flat = (squares / n).sqrt() < thresholds.flat_std;
     // A flat channel sits "at its rails" everywhere; that is reported as flat, not clipped.
-    if max > min {
-        quality.clipped_fraction = clipped as f64 / n;
-    }
+    quality.clipped_fraction = Some(if max > min { clipped as f64 / n } else { 0.0 });
     if thresholds.artifact_amplitude.is_some() {
-        quality.artifact_fraction = artifacts as f64 / n;
+        quality.artifact_fraction = Some(artifacts as f64 / n);
     }
     quality.usable = !quality.flat
-        && quality.clipped_fraction < MAX_CLIPPED
-        && quality.artifact_fraction < MAX_ARTIFACT
+        && quality.clipped_fraction.is_some_and(|f| f < MAX_CLIPPED)
+        && quality.artifact_fraction.is_none_or(|f| f < MAX_ARTIFACT)
         && (non_finite as f64) < MAX_NON_FINITE * x.len() as f64;
     quality
 }
@@ -178,8 +177,8 @@ mod tests {
     fn a_clean_channel_is_usable() {
         let q = assess("Cz", &noise(1000, 20.0), QualityThresholds::EEG_MICROVOLTS);
         assert!(q.usable && !q.flat);
-        assert_eq!(q.clipped_fraction, 0.0);
-        assert_eq!(q.artifact_fraction, 0.0);
+        assert_eq!(q.clipped_fraction, Some(0.0));
+        assert_eq!(q.artifact_fraction, Some(0.0));
     }
 
     #[test]
@@ -191,13 +190,13 @@ mod tests {
             *v = 20.0;
         }
         let q = assess("Cz", &clipped, t);
-        assert!(q.clipped_fraction >= 0.1 && !q.usable, "{q:?}");
+        assert!(q.clipped_fraction.unwrap() >= 0.1 && !q.usable, "{q:?}");
         let mut blink = noise(1000, 20.0);
         for v in &mut blink[0..300] {
             *v += 400.0;
         }
         let q = assess("Fp1", &blink, t);
-        assert!(q.artifact_fraction > 0.25 && !q.usable, "{q:?}");
+        assert!(q.artifact_fraction.unwrap() > 0.25 && !q.usable, "{q:?}");
         let mut dropout = noise(1000, 20.0);
         for v in &mut dropout[0..600] {
             *v = f64::NAN;

@@ -6,62 +6,18 @@
 //! intervals); EDA 60 s (the 0.05 Hz tonic/phasic split needs it); respiration 30 s.
 //! Peripheral streams analyse their first channel; every channel gets quality.
 
-use serde::Serialize;
-
-use super::cardiac::{self, HeartRate};
+use super::cardiac;
 use super::dsp::lane_sum;
 use super::eda;
-use super::eeg::{
-    AffectEstimate, Band, EegConfig, EegConfigError, EegEncoder, EegFeatures, eeg_affect_estimate,
+use super::eeg::{Band, EegConfig, EegConfigError, EegEncoder, eeg_affect_estimate};
+use super::features::{
+    CardiacWindow, EdaWindow, FeatureWindow, Features, RespirationWindow, Scr, SignalKind,
+    StreamWarning, WarningKind,
 };
 use super::peaks::fill_non_finite;
 use super::quality::{ChannelQuality, QualityThresholds, assess};
 use super::respiration;
 use super::window::{Window, WindowError, Windower};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum SignalKind {
-    Eeg,
-    Eda,
-    Ecg,
-    Ppg,
-    Respiration,
-    Other,
-}
-
-impl SignalKind {
-    /// Seconds of look-back the kind's detectors need beyond the window.
-    fn context_s(self) -> f64 {
-        match self {
-            SignalKind::Eeg | SignalKind::Other => 0.0,
-            SignalKind::Ecg | SignalKind::Ppg => 10.0,
-            SignalKind::Eda => 60.0,
-            SignalKind::Respiration => 30.0,
-        }
-    }
-
-    /// Seconds by which a kind's reported window lags the newest sample: beats and SCRs
-    /// near the newest sample cannot be placed until the signal after them has arrived.
-    fn delay_s(self) -> f64 {
-        match self {
-            SignalKind::Ecg | SignalKind::Ppg => 1.0,
-            SignalKind::Eda => 4.0,
-            _ => 0.0,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SignalKind::Eeg => "eeg",
-            SignalKind::Eda => "eda",
-            SignalKind::Ecg => "ecg",
-            SignalKind::Ppg => "ppg",
-            SignalKind::Respiration => "respiration",
-            SignalKind::Other => "other",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelSpec {
@@ -166,84 +122,6 @@ pub struct Chunk<'a> {
     pub timestamps: &'a [f64],
     /// Index of the first sample since the stream began, when the client tracks it.
     pub first_sample_index: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Scr {
-    /// Client clock, s.
-    pub onset_time: f64,
-    pub peak_time: f64,
-    /// uS (the channel's unit), phasic peak minus onset.
-    pub amplitude: f64,
-    pub rise_time_s: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EdaWindow {
-    /// Mean tonic level over the window, channel unit (uS).
-    pub tonic_mean: f64,
-    /// SCRs whose peak lies in the window.
-    pub responses: Vec<Scr>,
-    pub scr_rate_per_min: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CardiacWindow {
-    /// Beat times in the window, client clock, s.
-    pub beat_times: Vec<f64>,
-    /// Mean of 60/RR over the window's beats that have a predecessor in the context.
-    pub heart_rate_bpm: Option<f64>,
-    /// heart_rate_bpm minus the baseline's, when a baseline is configured and complete.
-    pub heart_rate_change_bpm: Option<f64>,
-    /// ECG only, from the window's RR intervals (needs 3 beats).
-    pub hrv: Option<HeartRate>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RespirationWindow {
-    /// Breaths per minute over the context (the last 30 s).
-    pub rate_per_min: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Features {
-    Eeg(EegFeatures),
-    Eda(EdaWindow),
-    Cardiac(CardiacWindow),
-    Respiration(RespirationWindow),
-    /// Nothing could be computed (kind Other, too little signal, or no usable channel).
-    None,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FeatureWindow {
-    pub stream_id: String,
-    pub kind: SignalKind,
-    /// Client clock, s; the window is [start_time, end_time).
-    pub start_time: f64,
-    pub end_time: f64,
-    pub quality: Vec<ChannelQuality>,
-    pub features: Features,
-    pub estimate: Option<AffectEstimate>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum WarningKind {
-    SampleGap,
-    SampleOverlap,
-    NonFinite,
-    Quality,
-    Clock,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StreamWarning {
-    pub kind: WarningKind,
-    pub message: String,
-    pub stream_id: String,
-    /// Client clock, s.
-    pub timestamp: f64,
 }
 
 enum Encoder {
@@ -597,11 +475,11 @@ impl StreamAnalyzer {
                 warnings.push(self.warning(
                     WarningKind::Quality,
                     format!(
-                        "channel {:?} became unusable (flat {}, clipped {:.1}%, artefacts {:.1}%, {} NaN/Inf)",
+                        "channel {:?} became unusable (flat {}, clipped {}, artefacts {}, {} NaN/Inf)",
                         q.channel,
                         q.flat,
-                        100.0 * q.clipped_fraction,
-                        100.0 * q.artifact_fraction,
+                        percent(q.clipped_fraction),
+                        percent(q.artifact_fraction),
                         q.non_finite_samples
                     ),
                     start_time,
@@ -733,4 +611,9 @@ impl StreamAnalyzer {
             SignalKind::Eeg | SignalKind::Other => Features::None,
         }
     }
+}
+
+/// A fraction as a percentage for messages; "n/a" when it was not computed.
+fn percent(fraction: Option<f64>) -> String {
+    fraction.map_or("n/a".into(), |f| format!("{:.1}%", 100.0 * f))
 }

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// Schema version, in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// Schema version, in SQLite's `user_version`. Version 2 added `sessions.interrupted`.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     started_at   REAL NOT NULL,          -- server clock, s since the Unix epoch
     ended_at     REAL,                   -- server clock; NULL while live
     end_reason   TEXT NOT NULL DEFAULT '',
-    config       BLOB NOT NULL           -- the encoded affect.v1.SessionConfig
+    config       BLOB NOT NULL,          -- the encoded affect.v1.SessionConfig
+    interrupted  INTEGER NOT NULL DEFAULT 0  -- 1: closed by a later start, not by its server
 );
 CREATE TABLE IF NOT EXISTS frames (
     session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
@@ -115,6 +116,16 @@ pub enum StoreError {
     Exists(String),
     #[error("no recorded session `{0}`")]
     NotFound(String),
+    #[error(
+        "the session database {path} is in use by another affectd server ({holder}); one server records into a database at a time: stop that server, or give this one another database with --database / AFFECTD_DATABASE"
+    )]
+    Locked { path: PathBuf, holder: String },
+    #[error("cannot lock the session database {path} (lock file {lock}): {source}")]
+    Lock {
+        path: PathBuf,
+        lock: PathBuf,
+        source: std::io::Error,
+    },
     #[error("session database: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -197,6 +208,39 @@ pub struct SessionRow {
     pub markers: u64,
     /// Bytes of received frames and samples.
     pub stored_bytes: u64,
+    /// Closed by a later server start rather than by its own server.
+    pub interrupted: bool,
+}
+
+/// Where a recording stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingState {
+    /// Open: being recorded (or its server was killed and has not started again).
+    Live,
+    /// Closed by its server when the session ended.
+    Ended,
+    /// Left open by a server that stopped without ending it; closed by a later start.
+    Interrupted,
+}
+
+impl SessionRow {
+    pub fn state(&self) -> RecordingState {
+        match (self.ended_at, self.interrupted) {
+            (None, _) => RecordingState::Live,
+            (Some(_), true) => RecordingState::Interrupted,
+            (Some(_), false) => RecordingState::Ended,
+        }
+    }
+}
+
+/// Held by the server that records into a database: an exclusive lock on the file
+/// `DATABASE.lock` beside it, which holds the server's process id. The operating system
+/// releases the lock when the process ends, however it ends, so a killed server leaves no
+/// stale lock behind.
+#[derive(Debug)]
+pub struct DatabaseLock {
+    _file: std::fs::File,
+    pub path: PathBuf,
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
@@ -243,8 +287,65 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA)?;
+        if found == 1 {
+            conn.execute_batch(
+                "ALTER TABLE sessions ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(store)
+    }
+
+    /// Takes the server's lock on the database at `path` (see [`DatabaseLock`]); fails with
+    /// [`StoreError::Locked`], naming the holder's process id, when another server holds it.
+    pub fn lock_for_server(path: &Path) -> Result<DatabaseLock, StoreError> {
+        use std::io::{Read, Seek, Write};
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+                folder: parent.to_owned(),
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let failed = |source| StoreError::Lock {
+            path: path.to_owned(),
+            lock: lock_path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => "its process id is not written yet".to_string(),
+                    pid => format!("pid {pid}"),
+                };
+                return Err(StoreError::Locked {
+                    path: path.to_owned(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+        file.set_len(0).map_err(failed)?;
+        file.rewind().map_err(failed)?;
+        writeln!(file, "{}", std::process::id()).map_err(failed)?;
+        file.flush().map_err(failed)?;
+        Ok(DatabaseLock {
+            _file: file,
+            path: lock_path,
+        })
     }
 
     /// A new connection: WAL, full sync (commits are durable), foreign keys on.
@@ -292,7 +393,7 @@ impl Store {
     pub fn close_orphans(&self, now: f64) -> Result<usize, StoreError> {
         let conn = self.connect()?;
         Ok(conn.execute(
-            "UPDATE sessions SET ended_at = ?1, end_reason = 'not ended by its server (it stopped, or recording failed); ended_at is when a later start found it open' WHERE ended_at IS NULL",
+            "UPDATE sessions SET ended_at = ?1, interrupted = 1, end_reason = 'not ended by its server (it stopped, or recording failed); ended_at is when a later start found it open' WHERE ended_at IS NULL",
             [now],
         )?)
     }
@@ -341,7 +442,7 @@ impl Store {
 fn summary(conn: &Connection, session_id: &str) -> Result<SessionRow, StoreError> {
     let row = conn
         .query_row(
-            "SELECT participant, started_at, ended_at, end_reason, config FROM sessions WHERE session_id = ?1",
+            "SELECT participant, started_at, ended_at, end_reason, config, interrupted FROM sessions WHERE session_id = ?1",
             [session_id],
             |r| {
                 Ok(SessionRow {
@@ -355,6 +456,7 @@ fn summary(conn: &Connection, session_id: &str) -> Result<SessionRow, StoreError
                     chunks: 0,
                     markers: 0,
                     stored_bytes: 0,
+                    interrupted: r.get::<_, i64>(5)? != 0,
                 })
             },
         )
@@ -594,6 +696,41 @@ mod tests {
         // The second record repeats client_seq 1: the whole batch is rolled back.
         assert!(rec.write(&[chunk(2, 0.1), chunk(1, 0.2)]).is_err());
         assert_eq!(store.get("a").unwrap().chunks, 1);
+    }
+
+    #[test]
+    fn one_server_per_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let lock = Store::lock_for_server(&path).unwrap();
+        let pid = std::process::id().to_string();
+        assert_eq!(std::fs::read_to_string(&lock.path).unwrap().trim(), pid);
+        let err = Store::lock_for_server(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("pid {pid}")) && err.contains("s.sqlite"), "{err}");
+        drop(lock);
+        // Released with its holder.
+        Store::lock_for_server(&path).unwrap();
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_interrupted_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, participant TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, end_reason TEXT NOT NULL DEFAULT '', config BLOB NOT NULL);
+                 INSERT INTO sessions (session_id, participant, started_at, config) VALUES ('old', 'p', 1.0, x'');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.get("old").unwrap().state(), RecordingState::Live);
+        assert_eq!(store.close_orphans(2.0).unwrap(), 1);
+        let row = store.get("old").unwrap();
+        assert_eq!(row.state(), RecordingState::Interrupted);
+        assert_eq!(row.ended_at, Some(2.0));
     }
 
     #[test]

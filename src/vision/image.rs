@@ -1,5 +1,5 @@
 //! Turning client bytes into an 8-bit RGB frame, with every way it can go wrong reported
-//! as a clear error (the gRPC layer maps these to INVALID_ARGUMENT).
+//! as a clear error (transports report these as invalid input).
 
 use image::{ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
@@ -149,6 +149,46 @@ fn check_jpeg_complete(bytes: &[u8]) -> Result<(), ImageError> {
                 let len = bytes.get(pos + 2..pos + 4).ok_or_else(truncated)?;
                 pos += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
             }
+        }
+    }
+}
+
+/// An image as a client sends it: encoded bytes, or raw pixels with their layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageInput {
+    /// JPEG or PNG bytes.
+    Encoded(Vec<u8>),
+    /// Uncompressed rows, top to bottom.
+    Raw {
+        pixels: Vec<u8>,
+        width: u32,
+        height: u32,
+        /// None when the client named no layout this version knows.
+        layout: Option<PixelLayout>,
+        /// Bytes per row; 0 = packed.
+        stride: usize,
+    },
+}
+
+impl ImageInput {
+    /// Decodes to RGB8, refusing images over `max_pixels` before decoding.
+    pub fn decode(&self, max_pixels: u64) -> Result<RgbImage, ImageError> {
+        match self {
+            ImageInput::Encoded(bytes) => decode(bytes, max_pixels),
+            ImageInput::Raw {
+                pixels,
+                width,
+                height,
+                layout,
+                stride,
+            } => from_raw(
+                pixels,
+                *width,
+                *height,
+                layout.ok_or(ImageError::RawFormat)?,
+                *stride,
+                max_pixels,
+            ),
         }
     }
 }

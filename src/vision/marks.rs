@@ -7,7 +7,7 @@ use image::{ImageFormat, Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 
-use super::pipeline::FaceResult;
+use super::analysis::FaceResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layers {
@@ -148,8 +148,9 @@ pub fn render(frame: &RgbImage, faces: &[FaceResult], layers: &Layers) -> RgbIma
     image
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encoding {
+    #[default]
     Png,
     Jpeg,
 }

@@ -3,17 +3,16 @@
 //! server and the CLI are front ends.
 
 pub mod action_units;
+pub mod analysis;
 pub mod backend;
 pub mod blendshapes;
 pub mod detector;
-pub mod export;
 pub mod expression;
 pub mod geometry;
 pub mod image;
 pub mod marks;
 pub mod mesh;
-pub mod pipeline;
+pub mod tracker;
 
-pub use pipeline::{
-    AnalyzeOptions, FaceModels, FaceResult, FrameResult, PipelinedTracker, Tracker,
-};
+pub use analysis::{AnalyzeOptions, FaceModels, FaceResult, FrameResult, FrameSettings};
+pub use tracker::{PipelinedTracker, Tracker};

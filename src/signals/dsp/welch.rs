@@ -314,19 +314,49 @@ pub fn welch(x: &[f64], fs: f64, config: WelchConfig) -> Result<Spectrum, WelchE
     Ok(Welch::new(config, fs, x.len())?.spectrum(x))
 }
 
-/// Power in [low, high] Hz: the trapezoid integral of the PSD over the bins inside the band
-/// (scipy.integrate.trapezoid(psd[mask], freqs[mask])), unit^2.
+/// Power in [low, high] Hz, unit^2: the trapezoid integral of the PSD, read as a
+/// piecewise-linear function of frequency, from exactly `low` to exactly `high`.
+///
+/// Where both edges fall on bins this is scipy's
+/// `trapezoid(psd[(f >= low) & (f <= high)], f[mask])`. Where an edge falls between two
+/// bins, the PSD is interpolated linearly at the edge and the trapezoid is cut there. So a
+/// grid shifted by a hair (a sample rate of 256.016 Hz instead of 256 puts bins at 7.9995
+/// and 12.9992 Hz instead of 8 and 13) moves the result by a hair too, instead of dropping
+/// a whole trapezoid at each edge, which moved alpha power by a third. Adjacent bands add up
+/// to the band that spans them.
 pub fn band_power(spectrum: &Spectrum, low: f64, high: f64) -> f64 {
-    // The frequencies are increasing, so the bins inside the band are one contiguous run.
-    let first = spectrum.freqs.partition_point(|f| *f < low);
-    let end = spectrum.freqs.partition_point(|f| *f <= high);
-    if end <= first + 1 {
+    let (f, p) = (&spectrum.freqs, &spectrum.psd);
+    let n = f.len();
+    if n < 2 || !(low < high) {
         return 0.0;
     }
-    let (f, p) = (&spectrum.freqs[first..end], &spectrum.psd[first..end]);
-    (1..f.len())
-        .map(|i| (f[i] - f[i - 1]) * (p[i - 1] + p[i]) / 2.0)
-        .sum()
+    let (low, high) = (low.max(f[0]), high.min(f[n - 1]));
+    if low >= high {
+        return 0.0;
+    }
+    // The PSD at x, linear between the bins around it (f is increasing).
+    let at = |x: f64| -> f64 {
+        let i = f.partition_point(|v| *v < x).min(n - 1);
+        if f[i] == x || i == 0 {
+            return p[i];
+        }
+        let t = (x - f[i - 1]) / (f[i] - f[i - 1]);
+        p[i - 1] + t * (p[i] - p[i - 1])
+    };
+    // Bins strictly inside the band, between the two interpolated edge points.
+    let inside = f.partition_point(|v| *v <= low)..f.partition_point(|v| *v < high);
+    let points = std::iter::once((low, at(low)))
+        .chain(inside.map(|i| (f[i], p[i])))
+        .chain(std::iter::once((high, at(high))));
+    let mut total = 0.0;
+    let mut previous: Option<(f64, f64)> = None;
+    for (x, y) in points {
+        if let Some((x0, y0)) = previous {
+            total += (x - x0) * (y0 + y) / 2.0;
+        }
+        previous = Some((x, y));
+    }
+    total
 }
 
 /// Differential entropy of a Gaussian with the band's power as variance:
@@ -390,5 +420,30 @@ mod tests {
             .unwrap_err(),
             WelchError::Empty
         );
+    }
+
+    #[test]
+    fn band_power_is_continuous_when_the_grid_shifts() {
+        // A PSD on a 0.5 Hz grid, and the same PSD on a grid stretched by 256.016/256.
+        let psd: Vec<f64> = (0..100).map(|i| 1.0 + (i as f64 * 0.3).sin().abs()).collect();
+        let grid = |scale: f64| Spectrum {
+            freqs: (0..100).map(|i| i as f64 * 0.5 * scale).collect(),
+            psd: psd.clone(),
+        };
+        let exact = grid(1.0);
+        let shifted = grid(256.016 / 256.0);
+        for (low, high) in [(1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0)] {
+            let a = band_power(&exact, low, high);
+            let b = band_power(&shifted, low, high);
+            assert!((a - b).abs() / a < 1e-3, "{low}-{high} Hz: {a} vs {b}");
+        }
+        // On the grid, it is the trapezoid over the bins in [low, high], as scipy's.
+        let by_hand: f64 = (16..26).map(|i| 0.5 * (psd[i] + psd[i + 1]) / 2.0).sum();
+        assert!((band_power(&exact, 8.0, 13.0) - by_hand).abs() < 1e-12);
+        // Adjacent bands add up to the band that spans them, also off the grid.
+        let sum = band_power(&shifted, 8.0, 10.3) + band_power(&shifted, 10.3, 13.0);
+        assert!((sum - band_power(&shifted, 8.0, 13.0)).abs() < 1e-12);
+        // A band narrower than a bin still has the power under it.
+        assert!((band_power(&exact, 10.1, 10.2) - 0.1 * psd[20]).abs() < 0.1 * 0.2);
     }
 }

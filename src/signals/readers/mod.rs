@@ -8,7 +8,7 @@ pub mod xdf;
 
 use std::path::Path;
 
-use super::stream::SignalKind;
+use super::features::SignalKind;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedChannel {

@@ -1,0 +1,308 @@
+//! The core's state and its requests: the loaded models, the explainer, the live sessions,
+//! the recording database and the limits, with one method per thing a client can ask.
+//! Transport-free: `server/` (gRPC) converts and calls these; the CLI builds only what it
+//! needs (`affectd explain` builds an [`Explainer`] and never opens the session database).
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::admission::Limits;
+use crate::config::Config;
+use crate::error::Error;
+use crate::explain::{self, Explainer, Prepared};
+use crate::models::Manifest;
+use crate::models::loaded::ModelSet;
+use crate::models::manifest::ManifestError;
+use crate::session::{ClockReport, Registry};
+use crate::signals::analyzers::{self, Analysed, SignalChunk};
+use crate::signals::stream::{AnalysisConfig, StreamSpec};
+use crate::store::{DatabaseLock, SessionRow, Store, StoreError, export};
+use crate::vision::image::ImageInput;
+use crate::vision::marks::{self, Encoding};
+use crate::vision::{FaceModels, FrameResult, FrameSettings};
+
+/// Server clock: seconds since the Unix epoch.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// Another server records into the database.
+    #[error(transparent)]
+    DatabaseInUse(StoreError),
+}
+
+/// Verifies and loads the manifest's models (the ONNX face models run once on zeros).
+pub fn load_models(config: &Config) -> Result<(Manifest, ModelSet), ManifestError> {
+    let manifest = Manifest::load(&config.models.dir, &config.models.cache_dir)?;
+    let runtime = crate::onnx::init(&config.onnx.library);
+    if let Err(e) = &runtime {
+        tracing::error!("{e}");
+    }
+    let models = ModelSet::load(&manifest, runtime, &config.onnx);
+    Ok((manifest, models))
+}
+
+/// What to explain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExplainSource {
+    Image(ImageInput),
+    /// A live session's latest moment.
+    Session(String),
+}
+
+/// One analysed image.
+pub struct FrameAnalysis {
+    pub result: FrameResult,
+    pub decode_ms: f64,
+    /// The SoVTP-marked image and its encoding, when asked for.
+    pub marked: Option<(Vec<u8>, Encoding)>,
+}
+
+/// The export file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Xdf,
+    CsvZip,
+}
+
+pub struct Engine {
+    pub config: Config,
+    pub limits: Limits,
+    pub models: ModelSet,
+    /// The face networks that loaded (None without a detector).
+    pub face_models: Option<FaceModels>,
+    /// Why there are no face models, when there are none.
+    pub face_unavailable: String,
+    pub explainer: Explainer,
+    /// Live sessions.
+    pub sessions: Registry,
+    /// The session recording database, or why it could not be opened.
+    pub store: Result<Store, String>,
+    /// Held while this engine records into the database.
+    _database_lock: Option<DatabaseLock>,
+}
+
+impl Engine {
+    /// For `affectd serve`: loads the models, takes the database's server lock (an error
+    /// when another server holds it), and closes recordings an earlier run left open. A
+    /// database that cannot be opened for another reason leaves the server up, with
+    /// recordings reported unavailable.
+    pub fn start(config: Config) -> Result<Engine, StartError> {
+        let (manifest, models) = load_models(&config)?;
+        let explainer = Explainer::new(&config, &manifest, &models);
+        let path = &config.store.database;
+        let (store, lock) = match Store::lock_for_server(path) {
+            Err(e @ StoreError::Locked { .. }) => return Err(StartError::DatabaseInUse(e)),
+            Err(e) => (Err(e.to_string()), None),
+            Ok(lock) => {
+                let store = Store::open(path).and_then(|store| {
+                    // Under the lock, no other server's session is live: any recording
+                    // still open is an orphan of an earlier run.
+                    let orphans = store.close_orphans(unix_now())?;
+                    if orphans > 0 {
+                        tracing::warn!("closed {orphans} recording(s) an earlier run left open");
+                    }
+                    Ok(store)
+                });
+                (store.map_err(|e| e.to_string()), Some(lock))
+            }
+        };
+        if let Err(reason) = &store {
+            tracing::warn!("sessions cannot be recorded: {reason}");
+        }
+        Ok(Self::from_parts(config, models, explainer, store, lock))
+    }
+
+    /// An engine from its parts (tests give their own models and store).
+    pub fn from_parts(
+        config: Config,
+        models: ModelSet,
+        explainer: Explainer,
+        store: Result<Store, String>,
+        database_lock: Option<DatabaseLock>,
+    ) -> Engine {
+        let face_unavailable = match models.capabilities().remove("face_detection") {
+            Some(Err(reason)) => reason,
+            _ => "the face models are not loaded".to_string(),
+        };
+        Engine {
+            face_models: models.face_models(),
+            face_unavailable,
+            limits: Limits::default(),
+            config,
+            models,
+            explainer,
+            sessions: Registry::default(),
+            store,
+            _database_lock: database_lock,
+        }
+    }
+
+    /// The models a capability needs are available, or FAILED_PRECONDITION with why not.
+    pub fn require(&self, capability: &str) -> Result<(), Error> {
+        match self.models.capabilities().remove(capability) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(reason)) => Err(Error::FailedPrecondition(format!(
+                "{capability} is unavailable: {reason}"
+            ))),
+            None => Err(Error::Internal(format!("unknown capability {capability}"))),
+        }
+    }
+
+    /// Faces in one image (AnalyzeFrame).
+    pub fn analyze_frame(
+        &self,
+        image: &ImageInput,
+        settings: &FrameSettings,
+    ) -> Result<FrameAnalysis, Error> {
+        self.require("face_detection")?;
+        let models = self
+            .face_models
+            .as_ref()
+            .ok_or_else(|| Error::FailedPrecondition("face_detection is unavailable".into()))?;
+        let started = Instant::now();
+        let decoded = image
+            .decode(self.config.vision.max_image_pixels)
+            .map_err(|e| Error::InvalidArgument(format!("image: {e}")))?;
+        let decode_ms = started.elapsed().as_secs_f64() * 1e3;
+        let options = settings
+            .options(&self.config.vision)
+            .map_err(Error::InvalidArgument)?;
+        let result = models
+            .analyze(&decoded, &options)
+            .map_err(|e| Error::Internal(format!("face analysis failed: {e}")))?;
+        let marked = settings.return_marked_image.then(|| {
+            let drawn = marks::render(&decoded, &result.faces, &settings.layers());
+            let encoding = settings.marked_image_encoding;
+            (marks::encode(&drawn, encoding), encoding)
+        });
+        Ok(FrameAnalysis {
+            result,
+            decode_ms,
+            marked,
+        })
+    }
+
+    /// Features of a complete recording (AnalyzeSignals).
+    pub fn analyze_signals(
+        &self,
+        streams: &[StreamSpec],
+        chunks: &[SignalChunk],
+        config: &AnalysisConfig,
+    ) -> Result<Analysed, Error> {
+        let total: usize = chunks.iter().map(|c| c.samples.len()).sum();
+        let limit = self.limits.max_samples_per_request;
+        if total > limit {
+            return Err(Error::InvalidArgument(format!(
+                "{total} samples in one request; the limit is {limit}: split the recording or stream it through a session"
+            )));
+        }
+        analyzers::analyze(streams, chunks, config).map_err(Error::InvalidArgument)
+    }
+
+    /// Checks an explanation request and builds its prompt.
+    pub fn prepare_explanation(
+        &self,
+        request: &explain::Request,
+        source: &ExplainSource,
+    ) -> Result<Prepared, Error> {
+        match source {
+            ExplainSource::Image(image) => self.explainer.prepare_image(request, image),
+            ExplainSource::Session(id) => self
+                .explainer
+                .prepare(request, || self.sessions.live(id)?.moment()),
+        }
+    }
+
+    /// Stores a client-measured clock offset with a live session's recording.
+    pub fn report_clock(&self, session_id: &str, offset_s: f64, rtt_s: f64) -> Result<(), Error> {
+        self.sessions.report_clock(
+            session_id,
+            ClockReport {
+                server_time: unix_now(),
+                offset_s,
+                rtt_s,
+            },
+        )
+    }
+
+    /// The recording database, or FAILED_PRECONDITION with why it is unavailable.
+    pub fn store(&self) -> Result<&Store, Error> {
+        self.store.as_ref().map_err(|reason| {
+            Error::FailedPrecondition(format!("the session database is unavailable: {reason}"))
+        })
+    }
+
+    /// A page of recorded sessions after `page_token` (empty: the first page), and the
+    /// next page's token (empty: the last page).
+    pub fn list_recordings(
+        &self,
+        page_token: &str,
+        page_size: usize,
+    ) -> Result<(Vec<SessionRow>, String), Error> {
+        let after = (!page_token.is_empty()).then_some(page_token);
+        // One more than asked tells whether there is a next page.
+        let mut rows = self
+            .store()?
+            .list(after, page_size + 1)
+            .map_err(|e| match e {
+                StoreError::NotFound(id) => Error::InvalidArgument(format!(
+                    "page_token {id:?} is not a session of this database (was it deleted?)"
+                )),
+                e => store_error(e),
+            })?;
+        let next = if rows.len() > page_size {
+            rows.truncate(page_size);
+            rows.last().map(|r| r.session_id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((rows, next))
+    }
+
+    pub fn recording(&self, session_id: &str) -> Result<SessionRow, Error> {
+        self.store()?.get(session_id).map_err(store_error)
+    }
+
+    /// Deletes an ended recording; false when there was none.
+    pub fn delete_recording(&self, session_id: &str) -> Result<bool, Error> {
+        if self.sessions.get(session_id).is_some() {
+            return Err(Error::FailedPrecondition(format!(
+                "session `{session_id}` is live; end it before deleting its recording"
+            )));
+        }
+        self.store()?.delete(session_id).map_err(store_error)
+    }
+
+    /// Writes a recording's export into `out`.
+    pub fn export_recording<W: std::io::Write + std::io::Seek>(
+        &self,
+        session_id: &str,
+        format: ExportFormat,
+        out: W,
+    ) -> Result<(), Error> {
+        let store = self.store()?;
+        let written = match format {
+            ExportFormat::CsvZip => export::csv_zip(store, session_id, out),
+            ExportFormat::Xdf => export::xdf(store, session_id, std::io::BufWriter::new(out)),
+        };
+        written.map_err(|e| match e {
+            export::ExportError::Store(e) => store_error(e),
+            e => Error::Internal(e.to_string()),
+        })
+    }
+}
+
+fn store_error(e: StoreError) -> Error {
+    match e {
+        StoreError::NotFound(_) => Error::NotFound(e.to_string()),
+        e => Error::Internal(e.to_string()),
+    }
+}

@@ -1,0 +1,604 @@
+//! Explanations: a moment (an image, or a live session's latest frame and windows) -> its
+//! faces -> a SoVTP prompt -> a chat backend's streamed tokens -> a validated judgement (one
+//! repair attempt), or the raw text marked unparsed. No label ever comes from anywhere but
+//! the model.
+//!
+//! Transport-free: the gRPC service and the CLI call [`Explainer::prepare`] and [`run`], and
+//! turn [`ExplainEvent`]s and [`Error`]s into their own terms.
+
+mod backends;
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use image::RgbImage;
+
+pub use backends::{candle_backend, openai_backend};
+
+use crate::config::{Config, VisionConfig};
+use crate::error::Error;
+use crate::llm::{ChatBackend, ChatRequest, Generation, LlmError, Message, Part};
+use crate::models::Manifest;
+use crate::models::loaded::ModelSet;
+use crate::prompt::judgement::{self, Judgement};
+use crate::prompt::{self, FaceCue, PhysioCues, PromptInput, Template};
+use crate::vision::image::ImageInput;
+use crate::vision::{FaceModels, FrameResult, FrameSettings, marks};
+
+/// Tokens generated per attempt when a request says 0.
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
+
+/// What the prompt describes: a decoded frame, its faces and, from a live session, the
+/// physiological cues of its current windows.
+#[derive(Clone)]
+pub struct Moment {
+    pub image: Arc<RgbImage>,
+    pub frame: FrameResult,
+    pub physiology: Option<PhysioCues>,
+}
+
+/// An explanation request, as a client states it. Zero values mean the defaults, as on the
+/// wire.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Request {
+    /// Allowed labels; empty = the 7 basic emotions.
+    pub labels: Vec<String>,
+    /// "candle" or "openai"; empty = the configured default.
+    pub backend: String,
+    /// Must be empty or the backend's model.
+    pub model: String,
+    /// 0 = [`DEFAULT_MAX_TOKENS`].
+    pub max_tokens: u32,
+    /// >= 0; 0 = greedy.
+    pub temperature: f32,
+    /// (0,1]; 0 = 1.
+    pub top_p: f32,
+    pub seed: Option<u64>,
+    /// Send the marked image to a model that reads images.
+    pub include_image: bool,
+    /// The experimenter's words, quoted to the model as data.
+    pub context: String,
+    /// Faces to judge; empty = all.
+    pub face_ids: Vec<u32>,
+    /// Face analysis (for an image) and mark options.
+    pub frame: FrameSettings,
+}
+
+/// How long an explanation took.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timings {
+    pub time_to_first_token_ms: f64,
+    pub prompt_tokens: u32,
+    pub generated_tokens: u32,
+    pub prompt_tokens_per_s: Option<f64>,
+    pub generation_tokens_per_s: Option<f64>,
+    pub total_ms: f64,
+}
+
+/// The outcome of an explanation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Explanation {
+    /// The answer validated; otherwise `judgements` is empty and `raw_text` says why not.
+    pub parsed: bool,
+    pub judgements: Vec<Judgement>,
+    pub raw_text: String,
+    pub parse_error: String,
+    pub repair_attempts: u32,
+    pub template_id: String,
+    pub backend: String,
+    pub model: String,
+    pub timings: Timings,
+    pub image_included: bool,
+}
+
+/// What an explanation streams: tokens, then one result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExplainEvent {
+    Token(String),
+    Result(Explanation),
+}
+
+/// The models and settings explanations need: the face models (to analyse an image) and
+/// the chat backends. Built once by the server, or by the CLI without a server.
+pub struct Explainer {
+    vision: VisionConfig,
+    face_models: Option<FaceModels>,
+    /// Why there are no face models, when there are none.
+    no_faces: String,
+    default_backend: String,
+    candle: Result<Arc<dyn ChatBackend>, String>,
+    openai: Option<Arc<dyn ChatBackend>>,
+    /// A user template file; empty = the built-in one.
+    template: PathBuf,
+}
+
+impl Explainer {
+    /// From the configuration and the loaded models; the candle backend's model loads on
+    /// its first request.
+    pub fn new(config: &Config, manifest: &Manifest, models: &ModelSet) -> Self {
+        let candle = candle_backend(&config.llm, manifest, models);
+        if let Err(reason) = &candle {
+            tracing::warn!("backend candle is unavailable: {reason}");
+        }
+        let no_faces = match models.capabilities().remove("face_detection") {
+            Some(Err(reason)) => reason,
+            _ => "the face models are not loaded".to_string(),
+        };
+        Self {
+            vision: config.vision.clone(),
+            face_models: models.face_models(),
+            no_faces,
+            default_backend: config.llm.default_backend.clone(),
+            candle,
+            openai: openai_backend(&config.llm),
+            template: config.llm.template.clone(),
+        }
+    }
+
+    /// The candle backend, or why there is none.
+    pub fn candle(&self) -> &Result<Arc<dyn ChatBackend>, String> {
+        &self.candle
+    }
+
+    /// The openai backend, when configured.
+    pub fn openai(&self) -> Option<&Arc<dyn ChatBackend>> {
+        self.openai.as_ref()
+    }
+
+    /// The backend a request names (empty: the configured default).
+    pub fn backend(&self, requested: &str) -> Result<Arc<dyn ChatBackend>, Error> {
+        let name = if requested.is_empty() {
+            self.default_backend.as_str()
+        } else {
+            requested
+        };
+        match name {
+            "openai" => self.openai.clone().ok_or_else(|| {
+                Error::FailedPrecondition(
+                    "backend openai is not configured: set [llm] openai_url (or AFFECTD_OPENAI_URL) to an OpenAI-compatible server".into(),
+                )
+            }),
+            "candle" => self.candle.clone().map_err(|reason| {
+                Error::Unavailable(format!("backend candle is unavailable: {reason}"))
+            }),
+            other => Err(Error::InvalidArgument(format!(
+                "backend {other:?} is unknown; use \"candle\" or \"openai\""
+            ))),
+        }
+    }
+
+    /// Decodes an image and finds its faces, as the prompt will describe them.
+    pub fn analyze_image(
+        &self,
+        input: &ImageInput,
+        settings: &FrameSettings,
+    ) -> Result<(RgbImage, FrameResult), Error> {
+        let models = self.face_models.as_ref().ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "face_detection is unavailable ({}), so there are no faces to explain",
+                self.no_faces
+            ))
+        })?;
+        let image = input
+            .decode(self.vision.max_image_pixels)
+            .map_err(|e| Error::InvalidArgument(format!("image: {e}")))?;
+        let options = settings
+            .options(&self.vision)
+            .map_err(Error::InvalidArgument)?;
+        let frame = models
+            .analyze(&image, &options)
+            .map_err(|e| Error::Internal(format!("face analysis failed: {e}")))?;
+        Ok((image, frame))
+    }
+
+    /// Checks the request and builds the prompt for an image.
+    pub fn prepare_image(&self, request: &Request, image: &ImageInput) -> Result<Prepared, Error> {
+        self.prepare(request, || {
+            let (image, frame) = self.analyze_image(image, &request.frame)?;
+            Ok(Moment {
+                image: Arc::new(image),
+                frame,
+                physiology: None,
+            })
+        })
+    }
+
+    /// Checks the request, then builds the prompt for the moment `moment` resolves (called
+    /// only once the request's own fields are valid, so that a bad request costs no face
+    /// analysis).
+    pub fn prepare(
+        &self,
+        request: &Request,
+        moment: impl FnOnce() -> Result<Moment, Error>,
+    ) -> Result<Prepared, Error> {
+        let labels = prompt::label_set(&request.labels)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        if !(request.temperature >= 0.0 && request.temperature.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "temperature must be >= 0, got {}",
+                request.temperature
+            )));
+        }
+        if !(0.0..=1.0).contains(&request.top_p) {
+            return Err(Error::InvalidArgument(format!(
+                "top_p must be in (0,1] (0 = 1), got {}",
+                request.top_p
+            )));
+        }
+        let layers = request.frame.layers();
+        let backend = self.backend(&request.backend)?;
+        if !request.model.is_empty() && request.model != backend.model() {
+            return Err(Error::Unimplemented(format!(
+                "model {:?}: choosing the model per request is not built; backend {} runs {:?} (leave model empty, or configure the model: [llm] candle_model, or the openai server's)",
+                request.model,
+                backend.name(),
+                backend.model()
+            )));
+        }
+        let template = if self.template.as_os_str().is_empty() {
+            Template::builtin()
+        } else {
+            Template::load(&self.template).map_err(|e| Error::FailedPrecondition(e.to_string()))?
+        };
+        let Moment {
+            image,
+            frame,
+            physiology,
+        } = moment()?;
+        if frame.faces.is_empty() {
+            return Err(Error::InvalidArgument(
+                "no face was found in the image, so there is nothing to explain".into(),
+            ));
+        }
+        let targets: Vec<u32> = if request.face_ids.is_empty() {
+            frame.faces.iter().map(|f| f.face_id).collect()
+        } else {
+            for id in &request.face_ids {
+                if !frame.faces.iter().any(|f| f.face_id == *id) {
+                    return Err(Error::InvalidArgument(format!(
+                        "face_ids: the image has no face {id} (it has {:?})",
+                        frame.faces.iter().map(|f| f.face_id).collect::<Vec<_>>()
+                    )));
+                }
+            }
+            request.face_ids.clone()
+        };
+        let with_image = request.include_image && backend.accepts_images();
+        let built = prompt::build(
+            &template,
+            &PromptInput {
+                targets: targets.clone(),
+                faces: frame.faces.iter().map(FaceCue::from_face).collect(),
+                labels: labels.clone(),
+                context: (!request.context.trim().is_empty()).then(|| request.context.clone()),
+                physiology,
+                with_image,
+            },
+        )
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let mut user = Vec::new();
+        if with_image {
+            let marked = marks::render(&image, &frame.faces, &layers);
+            user.push(Part::Image {
+                mime: "image/png",
+                bytes: marks::encode(&marked, marks::Encoding::Png),
+            });
+        }
+        user.push(Part::Text(built.user));
+        let messages = vec![
+            Message::text("system", built.system),
+            Message {
+                role: "user",
+                parts: user,
+            },
+        ];
+        Ok(Prepared {
+            frame,
+            backend,
+            template,
+            labels: labels.clone(),
+            targets,
+            with_image,
+            request: ChatRequest {
+                messages: messages.clone(),
+                max_tokens: if request.max_tokens == 0 {
+                    DEFAULT_MAX_TOKENS
+                } else {
+                    request.max_tokens
+                },
+                temperature: request.temperature,
+                top_p: if request.top_p == 0.0 {
+                    1.0
+                } else {
+                    request.top_p
+                },
+                seed: request.seed,
+                stop: Vec::new(),
+                constrain_labels: labels,
+            },
+            messages,
+        })
+    }
+}
+
+/// Everything checked and computed before streaming starts, so that a bad request gets an
+/// error instead of a broken stream.
+pub struct Prepared {
+    /// The faces the prompt describes.
+    pub frame: FrameResult,
+    backend: Arc<dyn ChatBackend>,
+    template: Template,
+    labels: Vec<String>,
+    targets: Vec<u32>,
+    /// Whether the marked image is in the prompt.
+    with_image: bool,
+    messages: Vec<Message>,
+    request: ChatRequest,
+}
+
+fn llm_error(e: LlmError) -> Error {
+    match e {
+        LlmError::Unavailable { .. } | LlmError::Protocol { .. } => Error::Unavailable(e.to_string()),
+        LlmError::Timeout { .. } => Error::DeadlineExceeded(e.to_string()),
+        LlmError::Unsupported { .. } | LlmError::TooLong { .. } => {
+            Error::InvalidArgument(e.to_string())
+        }
+        LlmError::Model { .. } => Error::Internal(e.to_string()),
+    }
+}
+
+/// Generates and validates: each token goes to `on_token`, which answers whether the
+/// receiver is still there; `gone` is polled between long steps so that generation stops
+/// promptly when it leaves. Returns the result (also sent to nobody: the caller sends it),
+/// `Ok(None)` when the receiver left, or the error. A panic in the backend is an
+/// [`Error::Internal`], never a silent end.
+pub fn run(
+    prepared: Prepared,
+    on_token: &mut dyn FnMut(&str) -> bool,
+    gone: &dyn Fn() -> bool,
+) -> Result<Option<Explanation>, Error> {
+    crate::error::catch_panic("explanation", || generate(prepared, on_token, gone))
+}
+
+fn generate(
+    prepared: Prepared,
+    on_token: &mut dyn FnMut(&str) -> bool,
+    gone: &dyn Fn() -> bool,
+) -> Result<Option<Explanation>, Error> {
+    let started = Instant::now();
+    let mut send_token = |piece: &str| -> ControlFlow<()> {
+        let still_there = if piece.is_empty() {
+            // A backend's probe: is the client still there?
+            !gone()
+        } else {
+            on_token(piece)
+        };
+        if still_there {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    };
+    let mut generations: Vec<Generation> = Vec::new();
+    let first = prepared
+        .backend
+        .generate(&prepared.request, &mut send_token)
+        .map_err(llm_error)?;
+    if first.cancelled {
+        return Ok(None);
+    }
+    let mut parsed = judgement::parse(&first.text, &prepared.labels, &prepared.targets);
+    let mut raw = first.text.clone();
+    generations.push(first);
+    let mut repair_attempts = 0;
+    if let Err(problems) = &parsed {
+        repair_attempts = 1;
+        let mut messages = prepared.messages.clone();
+        messages.push(Message::text("assistant", raw.clone()));
+        messages.push(Message::text(
+            "user",
+            judgement::repair_prompt(problems, &prepared.labels, &prepared.targets),
+        ));
+        let repair = ChatRequest {
+            messages,
+            ..prepared.request.clone()
+        };
+        match prepared.backend.generate(&repair, &mut send_token) {
+            Ok(g) if g.cancelled => return Ok(None),
+            Ok(g) => {
+                parsed = judgement::parse(&g.text, &prepared.labels, &prepared.targets);
+                raw = format!("{raw}\n\n--- repair attempt ---\n\n{}", g.text);
+                generations.push(g);
+            }
+            // A small-context model (moondream: 2048 positions, 729 of them the image)
+            // may have no room to repeat its answer: the first answer is still returned,
+            // unparsed, with the reason, rather than lost.
+            Err(e @ LlmError::TooLong { .. }) => {
+                if let Err(problems) = &mut parsed {
+                    problems.push(format!("the repair attempt could not run: {e}"));
+                }
+            }
+            Err(e) => return Err(llm_error(e)),
+        }
+    }
+    let generated: u32 = generations.iter().map(|g| g.generated_tokens).sum();
+    let prompt_tokens: u32 = generations.iter().map(|g| g.prompt_tokens).sum();
+    let generating_s: f64 = generations
+        .iter()
+        .map(|g| (g.total - g.time_to_first_token).as_secs_f64())
+        .sum();
+    let first_token_s = generations[0].time_to_first_token.as_secs_f64();
+    // The first token of each attempt is timed with its prompt, not with generation.
+    let timed_tokens = generated.saturating_sub(generations.len() as u32);
+    let timings = Timings {
+        time_to_first_token_ms: first_token_s * 1e3,
+        prompt_tokens,
+        generated_tokens: generated,
+        prompt_tokens_per_s: (prompt_tokens > 0 && first_token_s > 0.0)
+            .then(|| prompt_tokens as f64 / first_token_s),
+        generation_tokens_per_s: (timed_tokens > 0 && generating_s > 0.0)
+            .then(|| timed_tokens as f64 / generating_s),
+        total_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    let (judgements, parse_error, ok) = match parsed {
+        Ok(list) => (list, String::new(), true),
+        Err(problems) => (Vec::new(), problems.join("; "), false),
+    };
+    Ok(Some(Explanation {
+        parsed: ok,
+        judgements,
+        raw_text: raw,
+        parse_error,
+        repair_attempts,
+        template_id: prepared.template.id.clone(),
+        backend: prepared.backend.name().to_string(),
+        model: prepared.backend.model().to_string(),
+        timings,
+        image_included: prepared.with_image,
+    }))
+}
+
+/// Runs a prepared explanation and streams it into `send`, which answers whether the
+/// receiver is still there: tokens, then the result, or the error. Returns the result that
+/// was sent.
+pub fn stream_into(
+    prepared: Prepared,
+    send: &dyn Fn(Result<ExplainEvent, Error>) -> bool,
+    gone: &dyn Fn() -> bool,
+) -> Option<Explanation> {
+    let outcome = run(
+        prepared,
+        &mut |piece| send(Ok(ExplainEvent::Token(piece.to_string()))),
+        gone,
+    );
+    match outcome {
+        Ok(Some(explanation)) => {
+            send(Ok(ExplainEvent::Result(explanation.clone())));
+            Some(explanation)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            send(Err(e));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Generation;
+    use std::time::Duration;
+
+    /// A backend that panics while generating (a bug in a model's code).
+    struct Panicking;
+
+    impl ChatBackend for Panicking {
+        fn name(&self) -> &str {
+            "test"
+        }
+        fn model(&self) -> &str {
+            "panicking"
+        }
+        fn accepts_images(&self) -> bool {
+            false
+        }
+        fn generate(
+            &self,
+            _request: &ChatRequest,
+            on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+        ) -> Result<Generation, LlmError> {
+            let _ = on_token("{\"judge");
+            panic!("tensor shape mismatch");
+        }
+    }
+
+    fn prepared(backend: Arc<dyn ChatBackend>) -> Prepared {
+        let request = ChatRequest {
+            messages: vec![Message::text("user", "hi")],
+            max_tokens: 8,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: None,
+            stop: Vec::new(),
+            constrain_labels: Vec::new(),
+        };
+        Prepared {
+            frame: FrameResult::default(),
+            backend,
+            template: Template::builtin(),
+            labels: vec!["happy".into()],
+            targets: vec![1],
+            with_image: false,
+            messages: request.messages.clone(),
+            request,
+        }
+    }
+
+    #[test]
+    fn a_backend_that_panics_ends_the_explanation_with_an_internal_error() {
+        let events = std::sync::Mutex::new(Vec::new());
+        let result = stream_into(
+            prepared(Arc::new(Panicking)),
+            &|event| {
+                events.lock().unwrap().push(event);
+                true
+            },
+            &|| false,
+        );
+        assert!(result.is_none());
+        let events = events.into_inner().unwrap();
+        // The token before the panic, then the error: never a stream that just stops.
+        assert_eq!(events[0], Ok(ExplainEvent::Token("{\"judge".into())));
+        match &events[1] {
+            Err(Error::Internal(m)) => assert!(m.contains("tensor shape mismatch"), "{m}"),
+            other => panic!("expected an internal error, got {other:?}"),
+        }
+        assert_eq!(events.len(), 2);
+    }
+
+    /// A backend that answers a fixed text.
+    struct Fixed(&'static str);
+
+    impl ChatBackend for Fixed {
+        fn name(&self) -> &str {
+            "test"
+        }
+        fn model(&self) -> &str {
+            "fixed"
+        }
+        fn accepts_images(&self) -> bool {
+            false
+        }
+        fn generate(
+            &self,
+            _request: &ChatRequest,
+            on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+        ) -> Result<Generation, LlmError> {
+            let _ = on_token(self.0);
+            Ok(Generation {
+                text: self.0.into(),
+                prompt_tokens: 10,
+                generated_tokens: 1,
+                time_to_first_token: Duration::from_millis(5),
+                total: Duration::from_millis(5),
+                cancelled: false,
+            })
+        }
+    }
+
+    #[test]
+    fn a_valid_answer_is_parsed_and_timings_that_cannot_be_measured_are_absent() {
+        let answer = r#"{"judgements": [{"face_id": 1, "label": "happy", "confidence": 0.9, "valence": 0.8, "arousal": 0.5, "rationale": "smile"}]}"#;
+        let result = run(prepared(Arc::new(Fixed(answer))), &mut |_| true, &|| false)
+            .unwrap()
+            .unwrap();
+        assert!(result.parsed);
+        assert_eq!(result.judgements[0].label, "happy");
+        // One token: no generation rate can be measured, so none is reported.
+        assert_eq!(result.timings.generation_tokens_per_s, None);
+        assert!(result.timings.prompt_tokens_per_s.is_some());
+    }
+}

@@ -1,0 +1,89 @@
+//! The receive task: protocol checks on each client message, then on to the worker.
+
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, StreamExt};
+
+use super::worker::Input;
+use super::{ClientMessage, Incoming};
+use crate::error::Error;
+
+/// Reads the client's messages until the session ends, checking that client_seq
+/// increases, that no message is empty and that no config follows the first.
+pub async fn receive<S>(
+    mut inbound: S,
+    input: mpsc::Sender<Input>,
+    mut last_seq: u64,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) where
+    S: Stream<Item = Result<Incoming, String>> + Unpin + Send + 'static,
+{
+    let end = loop {
+        let next = tokio::select! {
+            next = inbound.next() => next,
+            _ = closing.wait_for(|closing| *closing) => {
+                break Input::End {
+                    reason: "the server is shutting down".into(),
+                    error: None,
+                };
+            }
+        };
+        let request = match next {
+            Some(Ok(request)) => request,
+            None => {
+                break Input::End {
+                    reason: "the client closed its side of the stream".into(),
+                    error: None,
+                };
+            }
+            Some(Err(message)) => {
+                break Input::End {
+                    reason: format!("the client's stream failed: {message}"),
+                    error: None,
+                };
+            }
+        };
+        let seq = request.client_seq;
+        if seq <= last_seq {
+            break Input::End {
+                reason: format!("client_seq {seq} after {last_seq}"),
+                error: Some(Error::InvalidArgument(format!(
+                    "client_seq must increase: got {seq} after {last_seq}; nothing from {seq} on was recorded"
+                ))),
+            };
+        }
+        last_seq = seq;
+        let message = match request.message {
+            None => {
+                break Input::End {
+                    reason: format!("empty message at client_seq {seq}"),
+                    error: Some(Error::InvalidArgument(format!(
+                        "client_seq {seq}: the message is empty (set frame, chunk, marker, explain or end)"
+                    ))),
+                };
+            }
+            Some(ClientMessage::Config) => {
+                break Input::End {
+                    reason: format!("a second config at client_seq {seq}"),
+                    error: Some(Error::InvalidArgument(format!(
+                        "client_seq {seq}: config may only be the first message"
+                    ))),
+                };
+            }
+            Some(ClientMessage::End) => {
+                break Input::End {
+                    reason: "EndSession received".into(),
+                    error: None,
+                };
+            }
+            Some(ClientMessage::Frame(frame)) => Input::Frame { seq, frame },
+            Some(ClientMessage::Chunk(chunk)) => Input::Chunk { seq, chunk },
+            Some(ClientMessage::Marker(marker)) => Input::Marker { seq, marker },
+            Some(ClientMessage::Explain(request)) => Input::Explain { seq, request },
+        };
+        if input.send(message).await.is_err() {
+            // The worker stopped (a rejected message or a failed commit); it has answered.
+            return;
+        }
+    };
+    let _ = input.send(end).await;
+}

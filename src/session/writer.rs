@@ -1,0 +1,104 @@
+//! The session's recording thread: commits whatever has queued up in one SQLite
+//! transaction (a commit with synchronous=FULL waits for the disk, ~10-30 ms here), and
+//! acknowledges after each commit.
+
+use std::sync::mpsc as std_mpsc;
+
+use tokio::sync::mpsc;
+
+use super::Event;
+use crate::error::{Error, catch_panic};
+use crate::store::{Record, Recorder};
+
+pub enum WriteJob {
+    /// Records to commit; every client message up to `accepted` is among them or earlier.
+    Records { records: Vec<Record>, accepted: u64 },
+    /// Marks the recording ended (after everything before it is committed).
+    End { ended_at: f64, reason: String },
+}
+
+pub struct Writer {
+    pub jobs: std_mpsc::Sender<WriteJob>,
+    /// Answers whether everything was recorded (false: the writer told the client why).
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Writer {
+    pub fn start(
+        recorder: Recorder,
+        out: mpsc::Sender<Result<Event, Error>>,
+    ) -> Result<Writer, Error> {
+        let (jobs, queue) = std_mpsc::channel::<WriteJob>();
+        let thread = std::thread::Builder::new()
+            .name("session-writer".into())
+            .spawn(move || {
+                match catch_panic("session recorder", || record(recorder, queue, &out)) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        let _ = out.blocking_send(Err(e));
+                        false
+                    }
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the session recorder: {e}")))?;
+        Ok(Writer { jobs, thread })
+    }
+
+    /// Waits for the writer to finish; true when everything was recorded.
+    pub fn join(self) -> bool {
+        drop(self.jobs);
+        // The thread catches its own panics, so a join error cannot carry one.
+        self.thread.join().unwrap_or(false)
+    }
+}
+
+fn record(
+    mut recorder: Recorder,
+    queue: std_mpsc::Receiver<WriteJob>,
+    out: &mpsc::Sender<Result<Event, Error>>,
+) -> Result<(), Error> {
+    let mut acked = 0u64;
+    while let Ok(first) = queue.recv() {
+        // Everything queued meanwhile goes into the same transaction.
+        let mut records = Vec::new();
+        let mut accepted = acked;
+        let mut end = None;
+        for job in std::iter::once(first).chain(queue.try_iter()) {
+            match job {
+                WriteJob::Records {
+                    records: more,
+                    accepted: upto,
+                } => {
+                    records.extend(more);
+                    accepted = accepted.max(upto);
+                }
+                WriteJob::End { ended_at, reason } => end = Some((ended_at, reason)),
+            }
+        }
+        if let Err(e) = recorder.write(&records) {
+            // Closing it may fail for the same reason; then the next start closes it.
+            let _ = recorder.end(crate::engine::unix_now(), &format!("recording failed: {e}"));
+            return Err(Error::Internal(format!(
+                "recording failed: {e}; messages up to client_seq {acked} are recorded"
+            )));
+        }
+        if accepted > acked {
+            acked = accepted;
+            let _ = out.blocking_send(Ok(Event::Ack(acked)));
+        }
+        if let Some((ended_at, reason)) = end {
+            if let Err(e) = recorder.end(ended_at, &reason) {
+                tracing::error!("cannot mark the recording ended: {e}");
+            }
+            return Ok(());
+        }
+    }
+    // The session worker went away without ending the recording (it failed; it has told
+    // the client): close the recording with the reason rather than leave it open.
+    let _ = recorder.end(
+        crate::engine::unix_now(),
+        "the session's worker stopped without ending it (see the server log)",
+    );
+    Ok(())
+}

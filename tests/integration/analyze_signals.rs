@@ -1,0 +1,290 @@
+//! AnalyzeSignals over gRPC on the real server: a real ECG recording and a synthetic EEG
+//! stream in, features out; bad requests answered INVALID_ARGUMENT.
+
+
+use affectd::proto::affect_client::AffectClient;
+use affectd::proto::*;
+use crate::common::*;
+use tonic::Code;
+
+fn pyhrv_ecg() -> Vec<f32> {
+    let path = repo().join(".testdata/SampleECG.txt");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run scripts/fetch-testdata.sh", path.display()))
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().nth(5).unwrap().parse().unwrap())
+        .collect()
+}
+
+fn stream(id: &str, kind: SignalKind, rate: f64, labels: &[&str], unit: &str) -> StreamInfo {
+    StreamInfo {
+        stream_id: id.into(),
+        kind: kind as i32,
+        nominal_rate_hz: rate,
+        channels: labels
+            .iter()
+            .map(|l| ChannelInfo {
+                label: l.to_string(),
+                unit: unit.into(),
+            })
+            .collect(),
+    }
+}
+
+/// Two-channel frontal EEG at 250 Hz: F3 has more alpha than F4.
+fn frontal_eeg(seconds: usize) -> Vec<f32> {
+    (0..seconds * 250)
+        .flat_map(|i| {
+            let t = i as f64 / 250.0;
+            let alpha = (2.0 * std::f64::consts::PI * 10.0 * t).sin();
+            let beta = 4.0 * (2.0 * std::f64::consts::PI * 22.0 * t).sin();
+            [(20.0 * alpha + beta) as f32, (10.0 * alpha + beta) as f32]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn ecg_and_eeg_streams_come_back_as_feature_windows() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let ecg = pyhrv_ecg();
+    let eeg = frontal_eeg(10);
+    let mut chunks = Vec::new();
+    // ECG in 1 s chunks starting at t = 1000 s; EEG in one chunk at t = 1000.5 s.
+    for (k, part) in ecg.chunks(1000).enumerate() {
+        chunks.push(SignalChunk {
+            stream_id: "ecg".into(),
+            first_timestamp: 1000.0 + k as f64,
+            samples: part.to_vec(),
+            ..Default::default()
+        });
+    }
+    chunks.push(SignalChunk {
+        stream_id: "eeg".into(),
+        first_timestamp: 1000.5,
+        samples: eeg,
+        ..Default::default()
+    });
+    let response = affect
+        .analyze_signals(AnalyzeSignalsRequest {
+            streams: vec![
+                stream("ecg", SignalKind::Ecg, 1000.0, &["ECG"], "a.u."),
+                stream("eeg", SignalKind::Eeg, 250.0, &["F3", "F4"], "uV"),
+            ],
+            chunks,
+            config: Some(SignalConfig {
+                baseline_s: 5.0,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let ecg_windows: Vec<&FeatureWindow> = response
+        .windows
+        .iter()
+        .filter(|w| w.stream_id == "ecg")
+        .collect();
+    let beats: usize = ecg_windows
+        .iter()
+        .map(|w| match &w.features {
+            Some(feature_window::Features::Cardiac(c)) => {
+                assert!(
+                    c.beat_times
+                        .iter()
+                        .all(|t| *t >= w.start_time && *t < w.end_time)
+                );
+                c.beat_times.len()
+            }
+            other => panic!("ECG window without cardiac features: {other:?}"),
+        })
+        .sum();
+    assert!(ecg_windows[0].start_time >= 1000.0);
+    // Hop 1 s with a 4 s window: each beat is reported in up to 4 windows.
+    assert!(beats >= 29 * 3, "{beats} beat reports");
+    let with_change = ecg_windows.iter().filter(|w| matches!(&w.features, Some(feature_window::Features::Cardiac(c)) if c.heart_rate_change_bpm.is_some())).count();
+    assert!(with_change > 0);
+
+    let eeg_windows: Vec<&FeatureWindow> = response
+        .windows
+        .iter()
+        .filter(|w| w.stream_id == "eeg")
+        .collect();
+    assert_eq!(
+        eeg_windows.len(),
+        7,
+        "windows at 0..=6 s cover all 10 s; no tail is left"
+    );
+    assert_eq!(eeg_windows[0].start_time, 1000.5);
+    assert_eq!(eeg_windows[0].end_time, 1004.5);
+    let Some(feature_window::Features::Eeg(f)) = &eeg_windows[0].features else {
+        panic!()
+    };
+    assert_eq!(f.band_powers.len(), 10);
+    assert_eq!(f.asymmetry[0].pair, "F4-F3");
+    assert!(
+        (f.asymmetry[0].value - 0.25f64.ln()).abs() < 0.1,
+        "{:?}",
+        f.asymmetry
+    );
+    let estimate = eeg_windows[0].estimate.as_ref().unwrap();
+    assert!(
+        estimate.valence < 0.0 && estimate.reliability > 0.9,
+        "{estimate:?}"
+    );
+    assert_eq!(estimate.method, "eeg-faa-beta-alpha-v1");
+
+    // Signal analysis needs no models, so the capability is listed as available.
+    let info = affect
+        .get_server_info(GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        info.capabilities
+            .iter()
+            .any(|c| c.name == "signals" && c.available)
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_invalid_arguments_that_name_the_problem() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let eeg = || stream("eeg", SignalKind::Eeg, 250.0, &["Cz"], "uV");
+    let chunk = |samples: Vec<f32>| SignalChunk {
+        stream_id: "eeg".into(),
+        samples,
+        ..Default::default()
+    };
+    let cases: Vec<(AnalyzeSignalsRequest, &str)> = vec![
+        (AnalyzeSignalsRequest::default(), "at least one stream"),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![StreamInfo {
+                    nominal_rate_hz: 0.0,
+                    ..eeg()
+                }],
+                ..Default::default()
+            },
+            "sample rate must be positive",
+        ),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![StreamInfo {
+                    nominal_rate_hz: -250.0,
+                    ..eeg()
+                }],
+                ..Default::default()
+            },
+            "sample rate must be positive",
+        ),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![StreamInfo { kind: 0, ..eeg() }],
+                ..Default::default()
+            },
+            "kind must be one of",
+        ),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![StreamInfo {
+                    channels: vec![],
+                    ..eeg()
+                }],
+                ..Default::default()
+            },
+            "has no channels",
+        ),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![eeg(), eeg()],
+                ..Default::default()
+            },
+            "described twice",
+        ),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![stream("eeg", SignalKind::Eeg, 250.0, &["F3", "F4"], "uV")],
+                chunks: vec![chunk(vec![1.0; 3])],
+                ..Default::default()
+            },
+            "not a whole number of 2-channel samples",
+        ),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![eeg()],
+                chunks: vec![SignalChunk {
+                    stream_id: "ecg".into(),
+                    ..chunk(vec![1.0])
+                }],
+                ..Default::default()
+            },
+            "unknown stream_id",
+        ),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![eeg()],
+                chunks: vec![SignalChunk {
+                    timestamps: vec![1.0, 0.5],
+                    ..chunk(vec![1.0, 2.0])
+                }],
+                ..Default::default()
+            },
+            "strictly increasing",
+        ),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![eeg()],
+                config: Some(SignalConfig {
+                    window_s: -1.0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "window_s",
+        ),
+        (
+            AnalyzeSignalsRequest {
+                streams: vec![eeg()],
+                config: Some(SignalConfig {
+                    eeg_bands: vec![Band {
+                        name: "alpha".into(),
+                        low_hz: 13.0,
+                        high_hz: 8.0,
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "band \"alpha\"",
+        ),
+    ];
+    for (request, words) in cases {
+        let status = affect.analyze_signals(request).await.expect_err(words);
+        assert_eq!(status.code(), Code::InvalidArgument, "{words}: {status:?}");
+        assert!(
+            status.message().contains(words),
+            "{words}: {}",
+            status.message()
+        );
+    }
+    // The server is still serving.
+    let ok = affect
+        .analyze_signals(AnalyzeSignalsRequest {
+            streams: vec![eeg()],
+            chunks: vec![chunk(vec![f32::NAN; 2000])],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        ok.warnings
+            .iter()
+            .any(|w| w.kind == SignalWarningKind::NonFinite as i32)
+    );
+    assert!(ok.windows.iter().all(|w| !w.quality[0].usable));
+}

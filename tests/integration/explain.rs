@@ -1,0 +1,303 @@
+//! Explain over gRPC on the real server, with the openai backend pointed at a real
+//! llama.cpp server (llama-cpp-python, built by scripts/setup.sh --dev) serving Gemma 3
+//! 270M. That model is a small base model: it rarely writes the JSON contract, so the
+//! tests hold the server to what it must do either way (a validated judgement, or the raw
+//! text marked unparsed after one repair attempt), never to what the model says.
+
+use affectd::proto::affect_client::AffectClient;
+use affectd::proto::*;
+use crate::common::llama::*;
+use crate::common::*;
+use tonic::Code;
+
+fn photo(name: &str) -> Vec<u8> {
+    let path = repo().join(".testdata").join(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run scripts/fetch-testdata.sh", path.display()))
+}
+
+fn explain_request(image: Vec<u8>, max_tokens: u32) -> ExplainRequest {
+    ExplainRequest {
+        source: Some(explain_request::Source::Image(ImageInput {
+            data: Some(image_input::Data::Encoded(image)),
+        })),
+        backend: "openai".into(),
+        max_tokens,
+        temperature: 0.0,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_and_dead_backends_get_their_status() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_OPENAI_URL", &dead);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let image = photo("single_face.jpg");
+    let cases: Vec<(ExplainRequest, Code, &str)> = vec![
+        (
+            ExplainRequest {
+                labels: (0..33).map(|i| format!("l{i}")).collect(),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::InvalidArgument,
+            "at most 32",
+        ),
+        (
+            ExplainRequest {
+                labels: vec!["".into()],
+                ..explain_request(image.clone(), 8)
+            },
+            Code::InvalidArgument,
+            "label",
+        ),
+        (
+            explain_request(b"not an image".to_vec(), 8),
+            Code::InvalidArgument,
+            "image",
+        ),
+        (
+            explain_request(photo("free-mountain-vector-01.jpg"), 8),
+            Code::InvalidArgument,
+            "no face",
+        ),
+        (
+            ExplainRequest {
+                face_ids: vec![9],
+                ..explain_request(image.clone(), 8)
+            },
+            Code::InvalidArgument,
+            "no face 9",
+        ),
+        (
+            ExplainRequest {
+                backend: "gpt".into(),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::InvalidArgument,
+            "unknown",
+        ),
+        (
+            // The test server's model cache is empty: no GGUF for candle.
+            ExplainRequest {
+                backend: "candle".into(),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::Unavailable,
+            "backend candle is unavailable",
+        ),
+        (
+            // The request's model field cannot pick another model yet; it is refused,
+            // not ignored.
+            ExplainRequest {
+                model: "some-other-model".into(),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::Unimplemented,
+            "choosing the model per request is not built",
+        ),
+        (
+            ExplainRequest {
+                source: Some(explain_request::Source::SessionId("s1".into())),
+                ..explain_request(image.clone(), 8)
+            },
+            Code::NotFound,
+            "no live session `s1`",
+        ),
+    ];
+    for (request, code, words) in cases {
+        let status = affect.explain(request).await.expect_err(words);
+        assert_eq!(status.code(), code, "{words}: {status:?}");
+        assert!(
+            status.message().contains(words),
+            "{words}: {}",
+            status.message()
+        );
+    }
+    // A backend nobody answers at: UNAVAILABLE, named, delivered on the stream.
+    let mut stream = affect
+        .explain(explain_request(image, 8))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without the backend's error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains(&format!("openai at {dead}")),
+        "{}",
+        status.message()
+    );
+}
+
+/// Tests that need a language model (a llama.cpp server or a fetched GGUF); the quick tier skips `llm::`.
+mod llm {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn tokens_stream_then_a_validated_or_unparsed_result() {
+        let llama = llama_server();
+        let url = llama.url.clone();
+        let (_server, mut affect, info) = server_with("AFFECTD_OPENAI_URL", &url).await;
+        assert!(
+            info.backends
+                .iter()
+                .any(|b| b.name == "openai" && b.available)
+        );
+        assert!(
+            info.capabilities
+                .iter()
+                .any(|c| c.name == "explanation" && c.available)
+        );
+
+        let mut stream = affect
+            .explain(explain_request(photo("single_face.jpg"), 48))
+            .await
+            .unwrap()
+            .into_inner();
+        let (tokens, result) = tokens_then_result(&mut stream).await;
+        println!("{result:#?}");
+        assert!(!tokens.is_empty());
+        assert_eq!(result.template_id, "sovtp@1");
+        assert_eq!(result.backend, "openai");
+        let timings = result.timings.unwrap();
+        assert!(
+            timings.generated_tokens > 0
+                && timings.time_to_first_token_ms > 0.0
+                && timings.total_ms >= timings.time_to_first_token_ms
+        );
+        if result.parsed {
+            assert!(!result.judgements.is_empty());
+            let labels = [
+                "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+            ];
+            for j in &result.judgements {
+                assert!(labels.contains(&j.label.as_str()), "{j:?}");
+                assert!((0.0..=1.0).contains(&j.confidence) && (-1.0..=1.0).contains(&j.valence));
+            }
+        } else {
+            // No label invented: nothing but the model's words and why they failed.
+            assert!(result.judgements.is_empty());
+            assert!(!result.raw_text.is_empty());
+            assert!(!result.parse_error.is_empty());
+            assert_eq!(
+                result.repair_attempts, 1,
+                "one repair attempt before giving up"
+            );
+            assert!(result.raw_text.contains("--- repair attempt ---"));
+        }
+        // Every streamed token is in the raw text (the repair attempt's too).
+        assert_eq!(
+            tokens.replace(char::is_whitespace, ""),
+            result
+                .raw_text
+                .replace("--- repair attempt ---", "")
+                .replace(char::is_whitespace, "")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_client_that_leaves_stops_generation() {
+        let llama = llama_server();
+        let pid = llama.child.id();
+        let url = llama.url.clone();
+        let server = TestServer::start(|cmd| {
+            cmd.env("AFFECTD_OPENAI_URL", &url);
+        });
+        let mut affect = AffectClient::new(server.channel().await);
+        let mut stream = affect
+            .explain(explain_request(photo("single_face.jpg"), 2000))
+            .await
+            .unwrap()
+            .into_inner();
+        // Two tokens, then hang up.
+        for _ in 0..2 {
+            stream.message().await.unwrap().unwrap();
+        }
+        drop(stream);
+        let idle_after =
+            tokio::task::spawn_blocking(move || wait_until_idle(pid, "the llama.cpp server"))
+                .await
+                .unwrap();
+        println!("llama.cpp server idle {idle_after:?} after the client left");
+    }
+
+    /// The in-process backend on the default model (Qwen2.5-Coder 0.5B): the same stream and
+    /// result contract, the label masked to the request's set, and a client that leaves stops
+    /// the server's own CPU work.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_candle_backend_streams_a_judgement_and_stops_when_the_client_leaves() {
+        let model = qwen();
+        let (server, mut affect, info) =
+            server_with("AFFECTD_CANDLE_MODEL", &model.to_string_lossy()).await;
+        let candle = info.backends.iter().find(|b| b.name == "candle").unwrap();
+        assert!(candle.available, "{}", candle.reason);
+        assert_eq!(
+            candle.default_model,
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+        );
+
+        let labels = vec![
+            "happy".to_string(),
+            "sad".to_string(),
+            "neutral".to_string(),
+        ];
+        let mut stream = affect
+            .explain(ExplainRequest {
+                backend: String::new(), // the default: candle
+                labels: labels.clone(),
+                ..explain_request(photo("0-f15-hao-ph.jpg"), 160)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let (tokens, result) = tokens_then_result(&mut stream).await;
+        println!("{result:#?}");
+        assert_eq!(result.backend, "candle");
+        assert_eq!(result.model, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+        let timings = result.timings.unwrap();
+        assert!(timings.prompt_tokens > 200 && timings.generated_tokens > 0);
+        assert!(timings.prompt_tokens_per_s > Some(0.0) && timings.generation_tokens_per_s > Some(0.0));
+        assert!(!tokens.is_empty());
+        if result.parsed {
+            for j in &result.judgements {
+                assert!(labels.contains(&j.label), "{j:?}");
+            }
+        } else {
+            assert!(result.judgements.is_empty() && !result.parse_error.is_empty());
+        }
+        // Wherever the raw text has a "label" value, it is one of the allowed labels.
+        for (i, _) in result.raw_text.match_indices("\"label\": \"") {
+            let rest = &result.raw_text[i + 10..];
+            let value = &rest[..rest.find('"').unwrap_or(rest.len())];
+            assert!(labels.iter().any(|l| l == value), "label value {value:?}");
+        }
+
+        // Hang up after two tokens: the server's CPU use falls.
+        let pid = server.child.id();
+        let mut stream = affect
+            .explain(ExplainRequest {
+                // The server's default backend: candle.
+                backend: String::new(),
+                ..explain_request(photo("0-f15-hao-ph.jpg"), 2000)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for _ in 0..2 {
+            stream.message().await.unwrap().unwrap();
+        }
+        drop(stream);
+        let idle_after = tokio::task::spawn_blocking(move || wait_until_idle(pid, "the server"))
+            .await
+            .unwrap();
+        println!("server idle {idle_after:?} after the client left");
+    }
+}

@@ -1,0 +1,1475 @@
+//! The live session (`Affect.Stream`) on the real server, recorded to a real SQLite
+//! database, and the Recordings service over it: what a session sends back, what it
+//! records, that acknowledgements follow commits, that bad input ends a session without
+//! losing what it accepted, and that an explanation reads the session's latest moment.
+
+use std::io::Read;
+use std::time::Duration;
+
+use affectd::proto::affect_client::AffectClient;
+use affectd::proto::recordings_client::RecordingsClient;
+use affectd::proto::*;
+use crate::common::*;
+use tokio::sync::mpsc;
+use tonic::{Code, Status, Streaming};
+
+fn photo(name: &str) -> Vec<u8> {
+    let path = repo().join(".testdata").join(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run scripts/fetch-testdata.sh", path.display()))
+}
+
+const EEG_RATE: f64 = 256.0;
+
+/// Two frontal channels: 10 Hz alpha (stronger on F3) and 20 Hz beta, plus a little of
+/// both on the other channel, so that asymmetry and the arousal index are defined.
+fn eeg(seconds: f64) -> Vec<f32> {
+    let n = (seconds * EEG_RATE) as usize;
+    let mut samples = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let t = i as f64 / EEG_RATE;
+        let alpha = (2.0 * std::f64::consts::PI * 10.0 * t).sin();
+        let beta = (2.0 * std::f64::consts::PI * 20.0 * t).sin();
+        samples.push((20.0 * alpha + 5.0 * beta) as f32);
+        samples.push((12.0 * alpha + 6.0 * beta) as f32);
+    }
+    samples
+}
+
+fn eeg_stream() -> StreamInfo {
+    StreamInfo {
+        stream_id: "eeg".into(),
+        kind: SignalKind::Eeg as i32,
+        nominal_rate_hz: EEG_RATE,
+        channels: ["F3", "F4"]
+            .iter()
+            .map(|l| ChannelInfo {
+                label: l.to_string(),
+                unit: "uV".into(),
+            })
+            .collect(),
+    }
+}
+
+/// The EEG cut into quarter-second chunks.
+fn eeg_chunks(seconds: f64) -> Vec<SignalChunk> {
+    let samples = eeg(seconds);
+    let per_chunk = (EEG_RATE / 4.0) as usize * 2;
+    samples
+        .chunks(per_chunk)
+        .enumerate()
+        .map(|(i, c)| SignalChunk {
+            stream_id: "eeg".into(),
+            first_timestamp: 100.0 + i as f64 * 0.25,
+            samples: c.to_vec(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// A client's side of one session.
+struct Client {
+    tx: mpsc::Sender<StreamRequest>,
+    rx: Streaming<StreamResponse>,
+    seq: u64,
+    /// Every response read so far.
+    seen: Vec<StreamResponse>,
+}
+
+impl Client {
+    async fn open(
+        affect: &mut AffectClient<tonic::transport::Channel>,
+        config: SessionConfig,
+    ) -> Result<Client, Status> {
+        let (tx, requests) = mpsc::channel(1024);
+        tx.send(StreamRequest {
+            client_seq: 1,
+            message: Some(stream_request::Message::Config(config)),
+        })
+        .await
+        .unwrap();
+        let rx = affect
+            .stream(tokio_stream::wrappers::ReceiverStream::new(requests))
+            .await?
+            .into_inner();
+        Ok(Client {
+            tx,
+            rx,
+            seq: 1,
+            seen: Vec::new(),
+        })
+    }
+
+    /// A recorded session with the EEG stream.
+    async fn eeg(affect: &mut AffectClient<tonic::transport::Channel>, session_id: &str) -> Client {
+        Client::open(
+            affect,
+            SessionConfig {
+                session_id: session_id.into(),
+                streams: vec![eeg_stream()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn chunks(&mut self, chunks: &[SignalChunk]) {
+        for chunk in chunks {
+            self.send(stream_request::Message::Chunk(chunk.clone()))
+                .await;
+        }
+    }
+
+    /// Waits until everything sent so far is acknowledged.
+    async fn until_acked(&mut self) {
+        let last = self.seq;
+        self.until(
+            |m| matches!(&m.message, Some(stream_response::Message::Ack(a)) if a.client_seq == last),
+        )
+        .await;
+    }
+
+    async fn send(&mut self, message: stream_request::Message) -> u64 {
+        self.seq += 1;
+        self.tx
+            .send(StreamRequest {
+                client_seq: self.seq,
+                message: Some(message),
+            })
+            .await
+            .unwrap();
+        self.seq
+    }
+
+    async fn frame(&mut self, timestamp: f64, image: Vec<u8>) -> u64 {
+        self.send(stream_request::Message::Frame(Frame {
+            timestamp,
+            image: Some(ImageInput {
+                data: Some(image_input::Data::Encoded(image)),
+            }),
+        }))
+        .await
+    }
+
+    /// Every response until the stream ends, and how it ended.
+    async fn drain(mut self) -> (Vec<StreamResponse>, Result<(), Status>) {
+        drop(self.tx);
+        let mut all = self.seen;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(120), self.rx.message()).await {
+                Err(_) => panic!("the session did not end within 120 s: {all:#?}"),
+                Ok(Ok(Some(m))) => all.push(m),
+                Ok(Ok(None)) => return (all, Ok(())),
+                Ok(Err(status)) => return (all, Err(status)),
+            }
+        }
+    }
+
+    /// Responses until one matches, which is returned last.
+    async fn until(
+        &mut self,
+        mut wanted: impl FnMut(&StreamResponse) -> bool,
+    ) -> Vec<StreamResponse> {
+        let mut seen = Vec::new();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(120), self.rx.message())
+                .await
+                .expect("a response within 120 s")
+                .expect("the stream is healthy")
+                .expect("the stream is open");
+            let done = wanted(&m);
+            self.seen.push(m.clone());
+            seen.push(m);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn messages(all: &[StreamResponse]) -> Vec<&stream_response::Message> {
+    all.iter().filter_map(|r| r.message.as_ref()).collect()
+}
+
+fn acks(all: &[StreamResponse]) -> Vec<u64> {
+    messages(all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Ack(a) => Some(a.client_seq),
+            _ => None,
+        })
+        .collect()
+}
+
+fn faces(all: &[StreamResponse]) -> Vec<&FaceFrameResult> {
+    messages(all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Faces(f) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+fn warnings(all: &[StreamResponse]) -> Vec<&SessionWarning> {
+    messages(all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect()
+}
+
+fn signal_warnings(all: &[StreamResponse]) -> Vec<&SignalWarning> {
+    messages(all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::SignalWarning(w) => Some(w),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ended(all: &[StreamResponse]) -> &SessionEnded {
+    match messages(all).last() {
+        Some(stream_response::Message::Ended(e)) => e,
+        other => panic!("the last message is not SessionEnded: {other:?}"),
+    }
+}
+
+async fn export(
+    recordings: &mut RecordingsClient<tonic::transport::Channel>,
+    session_id: &str,
+    format: ExportFormat,
+) -> (String, Vec<u8>) {
+    let mut stream = recordings
+        .export_session(ExportSessionRequest {
+            session_id: session_id.into(),
+            format: format as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bytes = Vec::new();
+    let mut name = String::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        if name.is_empty() {
+            name = chunk.file_name.clone();
+        }
+        bytes.extend(chunk.data);
+    }
+    (name, bytes)
+}
+
+async fn export_csv(
+    recordings: &mut RecordingsClient<tonic::transport::Channel>,
+    session_id: &str,
+) -> zip::ZipArchive<std::io::Cursor<Vec<u8>>> {
+    let (name, bytes) = export(recordings, session_id, ExportFormat::Csv).await;
+    assert_eq!(name, format!("{session_id}.zip"));
+    zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap()
+}
+
+/// pyxdf 1.17's reading of an XDF file (load_xdf defaults): per stream its name, type,
+/// labels, nominal rate, time stamps and values.
+fn pyxdf_read(bytes: &[u8]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.xdf");
+    std::fs::write(&path, bytes).unwrap();
+    let script = r#"
+import json, sys
+import pyxdf
+streams, header = pyxdf.load_xdf(sys.argv[1])
+out = []
+for s in streams:
+    info = s["info"]
+    desc = info["desc"][0] if info["desc"] and info["desc"][0] else {}
+    labels = [c["label"][0] for c in desc["channels"][0]["channel"]] if desc else []
+    series = s["time_series"]
+    values = series.tolist() if hasattr(series, "tolist") else series
+    out.append({"name": info["name"][0], "type": info["type"][0], "labels": labels,
+                "nominal_srate": float(info["nominal_srate"][0]),
+                "time_stamps": s["time_stamps"].tolist(), "values": values})
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyxdf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn read_entry(zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str) -> Vec<u8> {
+    let mut entry = zip
+        .by_name(name)
+        .unwrap_or_else(|_| panic!("{name} is in the export"));
+    let mut out = Vec::new();
+    entry.read_to_end(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_analyses_records_acknowledges_and_exports() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let config = SessionConfig {
+        session_id: "p01-run1".into(),
+        participant: "p01".into(),
+        streams: vec![eeg_stream()],
+        metadata: [("task".to_string(), "faces".to_string())].into(),
+        ..Default::default()
+    };
+    let mut client = Client::open(&mut affect, config).await.unwrap();
+    let started = client
+        .until(|m| matches!(m.message, Some(stream_response::Message::Started(_))))
+        .await;
+    let Some(stream_response::Message::Started(started)) = &started[0].message else {
+        panic!("the first message is not SessionStarted: {started:?}");
+    };
+    assert_eq!(started.session_id, "p01-run1");
+    assert!(started.recording);
+
+    let face = photo("single_face.jpg");
+    let mut frame_seqs = Vec::new();
+    let chunks = eeg_chunks(8.0);
+    for (i, chunk) in chunks.iter().enumerate() {
+        client
+            .send(stream_request::Message::Chunk(chunk.clone()))
+            .await;
+        if i % 8 == 0 {
+            // One frame every 2 s of signal, each waiting for its result, so none is skipped.
+            let seq = client.frame(100.0 + i as f64 * 0.25, face.clone()).await;
+            frame_seqs.push(seq);
+            client
+                .until(|m| matches!(&m.message, Some(stream_response::Message::Faces(f)) if f.client_seq == seq))
+                .await;
+        }
+    }
+    let marker_seq = client
+        .send(stream_request::Message::Marker(Marker {
+            timestamp: 103.0,
+            label: "stimulus onset, \"happy\" block".into(),
+            duration_s: 2.0,
+        }))
+        .await;
+    let end_seq = client
+        .send(stream_request::Message::End(EndSession {}))
+        .await;
+    let (all, end) = client.drain().await;
+    end.unwrap();
+
+    let ended = ended(&all);
+    assert_eq!(ended.session_id, "p01-run1");
+    assert_eq!(
+        (
+            ended.frames,
+            ended.chunks,
+            ended.markers,
+            ended.frames_analysed
+        ),
+        (4, chunks.len() as u64, 1, 4)
+    );
+    assert_eq!(ended.reason, "EndSession received");
+    // Acknowledgements rise and cover every recorded message.
+    let acks = acks(&all);
+    assert!(acks.windows(2).all(|w| w[0] < w[1]), "{acks:?}");
+    assert_eq!(*acks.last().unwrap(), marker_seq);
+    assert!(end_seq > marker_seq);
+    assert!(warnings(&all).is_empty(), "{:?}", warnings(&all));
+    assert!(signal_warnings(&all).is_empty(), "{:?}", signal_warnings(&all));
+
+    // Feature windows: exactly what AnalyzeSignals computes from the same chunks.
+    let windows: Vec<FeatureWindow> = messages(&all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Features(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    let reference = affect
+        .analyze_signals(AnalyzeSignalsRequest {
+            streams: vec![eeg_stream()],
+            chunks: chunks.clone(),
+            config: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(windows.len() >= 5, "{} windows", windows.len());
+    assert_eq!(windows, reference.windows);
+
+    // The recording.
+    let summary = recordings
+        .get_session(GetSessionRequest {
+            session_id: "p01-run1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+            .session
+            .unwrap();
+    assert_eq!(summary.participant, "p01");
+    assert_eq!(
+        (summary.frames, summary.chunks, summary.markers),
+        (4, chunks.len() as u64, 1)
+    );
+    assert!(summary.ended_at >= Some(summary.started_at) && summary.started_at > 0.0);
+    assert_eq!(summary.state, SessionState::Ended as i32);
+    assert_eq!(summary.end_reason, "EndSession received");
+    assert_eq!(summary.streams, vec![eeg_stream()]);
+    assert_eq!(
+        summary.metadata.get("task").map(String::as_str),
+        Some("faces")
+    );
+    let listed = recordings
+        .list_sessions(ListSessionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.sessions, vec![summary.clone()]);
+    assert!(listed.next_page_token.is_empty());
+
+    let mut zip = export_csv(&mut recordings, "p01-run1").await;
+    // Every sample, as sent.
+    let eeg_csv = String::from_utf8(read_entry(&mut zip, "eeg.csv")).unwrap();
+    let mut lines = eeg_csv.lines();
+    assert_eq!(lines.next(), Some("timestamp,F3,F4"));
+    let sent = eeg(8.0);
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), sent.len() / 2);
+    for (i, row) in rows.iter().enumerate() {
+        assert!((row[0] - (100.0 + i as f64 / EEG_RATE)).abs() < 1e-6);
+        assert_eq!(row[1] as f32, sent[2 * i]);
+        assert_eq!(row[2] as f32, sent[2 * i + 1]);
+    }
+    let markers = String::from_utf8(read_entry(&mut zip, "markers.csv")).unwrap();
+    assert_eq!(
+        markers,
+        "timestamp,duration_s,label\n103.000000,2,\"stimulus onset, \"\"happy\"\" block\"\n"
+    );
+    let faces_csv = String::from_utf8(read_entry(&mut zip, "faces.csv")).unwrap();
+    assert_eq!(faces_csv.lines().count(), 1 + 4, "{faces_csv}");
+    assert!(faces_csv.lines().next().unwrap().contains("AU12_r"));
+    let features_csv = String::from_utf8(read_entry(&mut zip, "features.csv")).unwrap();
+    assert_eq!(features_csv.lines().count(), 1 + windows.len());
+    for seq in &frame_seqs {
+        assert_eq!(read_entry(&mut zip, &format!("frames/{seq:08}.jpg")), face);
+    }
+
+    // XDF: the samples and markers as sent, read by pyxdf (what MNE and EEGLAB use) and
+    // by affectd's own reader.
+    let (name, xdf) = export(&mut recordings, "p01-run1", ExportFormat::Xdf).await;
+    assert_eq!(name, "p01-run1.xdf");
+    let streams = pyxdf_read(&xdf);
+    let streams = streams.as_array().unwrap();
+    assert_eq!(streams.len(), 2);
+    let eeg_stream = streams.iter().find(|s| s["name"] == "eeg").unwrap();
+    assert_eq!(eeg_stream["type"], "EEG");
+    assert_eq!(eeg_stream["labels"], serde_json::json!(["F3", "F4"]));
+    assert_eq!(eeg_stream["nominal_srate"], EEG_RATE);
+    let stamps = eeg_stream["time_stamps"].as_array().unwrap();
+    let values = eeg_stream["values"].as_array().unwrap();
+    assert_eq!(stamps.len(), sent.len() / 2);
+    for (i, (t, row)) in stamps.iter().zip(values).enumerate() {
+        assert!((t.as_f64().unwrap() - (100.0 + i as f64 / EEG_RATE)).abs() < 1e-6);
+        assert_eq!(row[0].as_f64().unwrap() as f32, sent[2 * i]);
+        assert_eq!(row[1].as_f64().unwrap() as f32, sent[2 * i + 1]);
+    }
+    let marker_stream = streams.iter().find(|s| s["name"] == "Markers").unwrap();
+    assert_eq!(marker_stream["time_stamps"], serde_json::json!([103.0]));
+    assert_eq!(
+        marker_stream["values"],
+        serde_json::json!([["stimulus onset, \"happy\" block"]])
+    );
+    let ours = affectd::formats::xdf::load(&xdf).unwrap();
+    assert_eq!(ours.len(), 2);
+    assert_eq!(ours[0].labels, ["F3", "F4"]);
+    assert_eq!(ours[0].units, ["uV", "uV"]);
+    for (t, p) in ours[0].time_stamps.iter().zip(stamps) {
+        assert!((t - p.as_f64().unwrap()).abs() < 1e-9);
+    }
+
+    // Deleting it.
+    assert!(
+        recordings
+            .delete_session(DeleteSessionRequest {
+                session_id: "p01-run1".into()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .deleted
+    );
+    let gone = recordings
+        .get_session(GetSessionRequest {
+            session_id: "p01-run1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+}
+
+/// A rejected message ends the session with INVALID_ARGUMENT naming it; everything
+/// accepted before it stays recorded and the recording is closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_ends_the_session_without_losing_what_was_accepted() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let config = |id: &str| SessionConfig {
+        session_id: id.into(),
+        streams: vec![eeg_stream()],
+        ..Default::default()
+    };
+
+    type Bad = Box<dyn Fn() -> stream_request::Message>;
+    let cases: Vec<(&str, Bad, &str)> = vec![
+        (
+            "ragged",
+            Box::new(|| {
+                stream_request::Message::Chunk(SignalChunk {
+                    stream_id: "eeg".into(),
+                    first_timestamp: 200.0,
+                    samples: vec![1.0, 2.0, 3.0],
+                    ..Default::default()
+                })
+            }),
+            "whole number",
+        ),
+        (
+            "unknown-stream",
+            Box::new(|| {
+                stream_request::Message::Chunk(SignalChunk {
+                    stream_id: "eda".into(),
+                    samples: vec![1.0],
+                    ..Default::default()
+                })
+            }),
+            "unknown stream_id",
+        ),
+        (
+            "bad-image",
+            Box::new(|| {
+                stream_request::Message::Frame(Frame {
+                    timestamp: 1.0,
+                    image: Some(ImageInput {
+                        data: Some(image_input::Data::Encoded(b"not an image".to_vec())),
+                    }),
+                })
+            }),
+            "frame",
+        ),
+        (
+            "empty-label",
+            Box::new(|| {
+                stream_request::Message::Marker(Marker {
+                    timestamp: 1.0,
+                    ..Default::default()
+                })
+            }),
+            "label",
+        ),
+        (
+            "second-config",
+            Box::new(|| stream_request::Message::Config(SessionConfig::default())),
+            "config may only be the first",
+        ),
+    ];
+    for (id, bad, words) in cases {
+        let mut client = Client::open(&mut affect, config(id)).await.unwrap();
+        for chunk in eeg_chunks(1.0) {
+            client.send(stream_request::Message::Chunk(chunk)).await;
+        }
+        let marker = client
+            .send(stream_request::Message::Marker(Marker {
+                timestamp: 100.5,
+                label: "go".into(),
+                duration_s: 0.0,
+            }))
+            .await;
+        let bad_seq = client.send(bad()).await;
+        let (all, end) = client.drain().await;
+        let status = end.expect_err(id);
+        assert_eq!(status.code(), Code::InvalidArgument, "{id}: {status:?}");
+        assert!(
+            status.message().contains(words) && status.message().contains(&bad_seq.to_string()),
+            "{id}: {}",
+            status.message()
+        );
+        assert_eq!(acks(&all).last(), Some(&marker), "{id}");
+        let summary = recordings
+            .get_session(GetSessionRequest {
+                session_id: id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        assert_eq!((summary.chunks, summary.markers), (4, 1), "{id}");
+        assert!(summary.ended_at > Some(0.0), "{id}: the recording is closed");
+    }
+
+    // Sequence numbers must increase.
+    let client = Client::open(&mut affect, config("seq")).await.unwrap();
+    client
+        .tx
+        .send(StreamRequest {
+            client_seq: 1,
+            message: Some(stream_request::Message::Marker(Marker {
+                timestamp: 0.0,
+                label: "x".into(),
+                duration_s: 0.0,
+            })),
+        })
+        .await
+        .unwrap();
+    let (_, end) = client.drain().await;
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("must increase"),
+        "{}",
+        status.message()
+    );
+
+    // A first message that is not the config.
+    let (tx, requests) = mpsc::channel(4);
+    tx.send(StreamRequest {
+        client_seq: 1,
+        message: Some(stream_request::Message::End(EndSession {})),
+    })
+    .await
+    .unwrap();
+    let status = affect
+        .stream(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("config"), "{}", status.message());
+
+    // Bad configurations.
+    for (bad, words) in [
+        (
+            SessionConfig {
+                session_id: "../x".into(),
+                ..Default::default()
+            },
+            "session_id",
+        ),
+        (
+            SessionConfig {
+                streams: vec![eeg_stream(), eeg_stream()],
+                ..Default::default()
+            },
+            "twice",
+        ),
+        (
+            SessionConfig {
+                streams: vec![StreamInfo {
+                    nominal_rate_hz: 0.0,
+                    ..eeg_stream()
+                }],
+                ..Default::default()
+            },
+            "rate",
+        ),
+    ] {
+        let status = match Client::open(&mut affect, bad).await {
+            Err(status) => status,
+            Ok(client) => client.drain().await.1.unwrap_err(),
+        };
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(words), "{}", status.message());
+    }
+
+    // A recorded id cannot be reused; a live one cannot be opened twice.
+    let status = match Client::open(&mut affect, config("ragged")).await {
+        Err(status) => status,
+        Ok(client) => client.drain().await.1.unwrap_err(),
+    };
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    let mut live = Client::open(&mut affect, config("live")).await.unwrap();
+    live.until(|m| matches!(m.message, Some(stream_response::Message::Started(_))))
+        .await;
+    let status = match Client::open(&mut affect, config("live")).await {
+        Err(status) => status,
+        Ok(client) => client.drain().await.1.unwrap_err(),
+    };
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    assert!(status.message().contains("live"), "{}", status.message());
+    // ... and a live recording cannot be deleted.
+    let status = recordings
+        .delete_session(DeleteSessionRequest {
+            session_id: "live".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let (all, end) = live.drain().await;
+    end.unwrap();
+    assert_eq!(
+        ended(&all).reason,
+        "the client closed its side of the stream"
+    );
+}
+
+/// Frames sent faster than they can be analysed: each gets exactly one result or one
+/// FRAME_SKIPPED warning, and every frame is recorded either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn frames_under_load_are_recorded_and_each_answered_once() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "burst".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let face = photo("multi_face.jpg");
+    let mut seqs = Vec::new();
+    for i in 0..16 {
+        seqs.push(client.frame(i as f64 / 30.0, face.clone()).await);
+    }
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    let analysed: Vec<u64> = faces(&all).iter().map(|f| f.client_seq).collect();
+    let skipped: Vec<u64> = warnings(&all)
+        .iter()
+        .filter(|w| w.kind == SessionWarningKind::FrameSkipped as i32)
+        .map(|w| w.client_seq)
+        .collect();
+    println!("{} analysed, {} skipped", analysed.len(), skipped.len());
+    let mut answered: Vec<u64> = analysed.iter().chain(&skipped).copied().collect();
+    answered.sort();
+    assert_eq!(answered, seqs);
+    assert!(!analysed.is_empty());
+    assert!(analysed.windows(2).all(|w| w[0] < w[1]), "in order");
+    for f in faces(&all) {
+        assert_eq!(f.faces.len(), 5, "multi_face.jpg has 5 faces");
+    }
+    assert_eq!(ended(&all).frames_analysed, analysed.len() as u64);
+    let summary = recordings
+        .get_session(GetSessionRequest {
+            session_id: "burst".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+            .session
+            .unwrap();
+    assert_eq!(summary.frames, 16);
+    let mut zip = export_csv(&mut recordings, "burst").await;
+    let faces_csv = String::from_utf8(read_entry(&mut zip, "faces.csv")).unwrap();
+    assert_eq!(faces_csv.lines().count(), 1 + 5 * analysed.len());
+}
+
+/// An unrecorded session sends no acknowledgements and leaves no recording; a client
+/// that vanishes mid-session still leaves a closed recording of what it sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn unrecorded_sessions_and_vanishing_clients() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "dry".into(),
+            no_record: true,
+            streams: vec![eeg_stream()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for chunk in eeg_chunks(5.0) {
+        client.send(stream_request::Message::Chunk(chunk)).await;
+    }
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    assert!(acks(&all).is_empty());
+    assert!(
+        messages(&all)
+            .iter()
+            .any(|m| matches!(m, stream_response::Message::Features(_)))
+    );
+    let Some(stream_response::Message::Started(started)) = &all[0].message else {
+        panic!()
+    };
+    assert!(!started.recording);
+    let status = recordings
+        .get_session(GetSessionRequest {
+            session_id: "dry".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    // A client that goes away without a word.
+    let mut client = Client::eeg(&mut affect, "vanished").await;
+    let chunks = eeg_chunks(2.0);
+    client.chunks(&chunks).await;
+    client.until_acked().await;
+    drop(client);
+    drop(affect);
+    // The server notices, closes the recording, and forgets the live session.
+    let mut summary = None;
+    for _ in 0..100 {
+        let s = recordings
+            .get_session(GetSessionRequest {
+                session_id: "vanished".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        if s.ended_at.is_some() {
+            summary = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let summary = summary.expect("the recording is closed after the client vanished");
+    assert_eq!(summary.chunks, chunks.len() as u64);
+}
+
+/// `affectd sessions` reads the same database offline: list, show, export, delete, and
+/// errors that say what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sessions_command_lists_exports_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "cli-1".into(),
+            participant: "p07".into(),
+            streams: vec![eeg_stream()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for chunk in eeg_chunks(2.0) {
+        client.send(stream_request::Message::Chunk(chunk)).await;
+    }
+    client
+        .send(stream_request::Message::Marker(Marker {
+            timestamp: 101.0,
+            label: "go".into(),
+            duration_s: 0.0,
+        }))
+        .await;
+    client.drain().await.1.unwrap();
+
+    let sessions = |args: &[&str]| {
+        let mut cmd = affectd(dir.path());
+        cmd.env("AFFECTD_DATABASE", &database)
+            .arg("sessions")
+            .args(args)
+            .current_dir(dir.path());
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = sessions(&["list"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("cli-1\tp07\t20"), "{out}");
+    assert!(
+        out.contains("\tended\tframes=0 chunks=8 markers=1"),
+        "{out}"
+    );
+    let (ok, out, _) = sessions(&["show", "cli-1"]);
+    assert!(ok);
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        shown["streams"][0]["channels"],
+        serde_json::json!(["F3", "F4"])
+    );
+    assert_eq!(
+        shown["end_reason"],
+        "the client closed its side of the stream"
+    );
+
+    let (ok, _, err) = sessions(&["export", "cli-1"]);
+    assert!(ok, "{err}");
+    let xdf = std::fs::read(dir.path().join("cli-1.xdf")).unwrap();
+    let streams = affectd::formats::xdf::load(&xdf).unwrap();
+    assert_eq!(streams[0].time_stamps.len(), 2 * EEG_RATE as usize);
+    let zip_path = dir.path().join("out/cli-1.zip");
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    let (ok, _, err) = sessions(&[
+        "export",
+        "cli-1",
+        "--format",
+        "csv",
+        "-o",
+        zip_path.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    assert!(zip.by_name("eeg.csv").is_ok());
+
+    let (ok, _, err) = sessions(&["export", "nobody"]);
+    assert!(!ok && err.contains("no recorded session `nobody`"), "{err}");
+    let (ok, _, _) = sessions(&["delete", "cli-1"]);
+    assert!(ok);
+    let (_, out, _) = sessions(&["list"]);
+    assert!(out.is_empty(), "{out}");
+    let (ok, _, err) = sessions(&["delete", "cli-1"]);
+    assert!(!ok && err.contains("sessions list"), "{err}");
+
+    let mut cmd = affectd(dir.path());
+    let out = cmd
+        .env("AFFECTD_DATABASE", dir.path().join("none.sqlite"))
+        .args(["sessions", "list"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no session database at"),
+        "{err}"
+    );
+}
+
+/// Stopping the server (SIGTERM) ends live sessions first: each client gets SessionEnded,
+/// everything it sent is recorded, the recording is closed, and the server exits cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_the_server_ends_live_sessions_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let mut server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut client = Client::eeg(&mut affect, "interrupted").await;
+    let chunks = eeg_chunks(3.0);
+    client.chunks(&chunks).await;
+    client.until_acked().await;
+    server.signal("TERM");
+    // The client keeps its side open; the server ends the session anyway.
+    let all = client
+        .until(|m| matches!(m.message, Some(stream_response::Message::Ended(_))))
+        .await;
+    assert_eq!(ended(&all).reason, "the server is shutting down");
+    assert_eq!(ended(&all).chunks, chunks.len() as u64);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait_exit(Duration::from_secs(20));
+        (status, server)
+    })
+    .await
+    .unwrap();
+    let (status, _server) = status;
+    assert!(status.expect("exits within 20 s").success());
+    drop(client);
+
+    let out = affectd(dir.path())
+        .env("AFFECTD_DATABASE", &database)
+        .args(["sessions", "show", "interrupted"])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["end_reason"], "the server is shutting down");
+    assert_eq!(shown["chunks"], chunks.len());
+}
+
+/// A tiny xorshift generator: the protocol fuzz below is reproducible from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn tiny_png() -> Vec<u8> {
+    let image =
+        image::RgbImage::from_fn(16, 12, |x, y| image::Rgb([x as u8 * 9, y as u8 * 13, 77]));
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
+/// Random sessions of valid and invalid messages against the real server. Whatever the
+/// sequence: the server answers INVALID_ARGUMENT at the first bad message (naming its
+/// client_seq) or SessionEnded, exactly the messages accepted before it are recorded and
+/// acknowledged, and the recording is closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_message_sequences_keep_every_accepted_message() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let png = tiny_png();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for case in 0..40 {
+        let id = format!("fuzz-{case}");
+        let mut client = Client::open(
+            &mut affect,
+            SessionConfig {
+                session_id: id.clone(),
+                streams: vec![eeg_stream()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let (mut frames, mut chunks, mut markers) = (0u64, 0u64, 0u64);
+        let mut last_accepted = 1u64;
+        let mut bad: Option<u64> = None;
+        let mut t = 100.0;
+        for _ in 0..(3 + rng.below(40)) {
+            let pick = rng.below(100);
+            let (message, valid) = match pick {
+                0..=39 => {
+                    let n = 1 + rng.below(200) as usize;
+                    if rng.below(5) == 0 {
+                        t += 0.05; // a small gap: a warning, not an error
+                    }
+                    let chunk = SignalChunk {
+                        stream_id: "eeg".into(),
+                        first_timestamp: t,
+                        samples: (0..2 * n).map(|_| rng.below(1000) as f32 - 500.0).collect(),
+                        ..Default::default()
+                    };
+                    t += n as f64 / EEG_RATE;
+                    (stream_request::Message::Chunk(chunk), true)
+                }
+                40..=54 => (
+                    stream_request::Message::Marker(Marker {
+                        timestamp: t,
+                        label: format!("m{}", rng.below(1000)),
+                        duration_s: rng.below(3) as f64,
+                    }),
+                    true,
+                ),
+                55..=64 => (
+                    stream_request::Message::Frame(Frame {
+                        timestamp: t,
+                        image: Some(ImageInput {
+                            data: Some(image_input::Data::Encoded(png.clone())),
+                        }),
+                    }),
+                    true,
+                ),
+                65..=69 => (
+                    stream_request::Message::Explain(ExplainRequest::default()),
+                    true,
+                ),
+                70..=71 => (
+                    stream_request::Message::Chunk(SignalChunk {
+                        stream_id: "eeg".into(),
+                        first_timestamp: t,
+                        samples: vec![1.0; 3],
+                        ..Default::default()
+                    }),
+                    false,
+                ),
+                72 => (
+                    stream_request::Message::Chunk(SignalChunk {
+                        stream_id: "nope".into(),
+                        samples: vec![1.0; 2],
+                        ..Default::default()
+                    }),
+                    false,
+                ),
+                73 => (
+                    stream_request::Message::Marker(Marker {
+                        timestamp: f64::NAN,
+                        label: "x".into(),
+                        duration_s: 0.0,
+                    }),
+                    false,
+                ),
+                74 => (
+                    stream_request::Message::Frame(Frame {
+                        timestamp: t,
+                        image: Some(ImageInput {
+                            data: Some(image_input::Data::Encoded(png[..png.len() / 2].to_vec())),
+                        }),
+                    }),
+                    false,
+                ),
+                _ => (
+                    stream_request::Message::Marker(Marker {
+                        timestamp: t,
+                        label: "ok".into(),
+                        duration_s: 0.0,
+                    }),
+                    true,
+                ),
+            };
+            let kind = std::mem::discriminant(&message);
+            let seq = client.send(message).await;
+            if bad.is_some() {
+                continue;
+            }
+            if !valid {
+                bad = Some(seq);
+                continue;
+            }
+            last_accepted = seq;
+            let probe = stream_request::Message::Chunk(SignalChunk::default());
+            let frame = stream_request::Message::Frame(Frame::default());
+            let marker = stream_request::Message::Marker(Marker::default());
+            if kind == std::mem::discriminant(&probe) {
+                chunks += 1;
+            } else if kind == std::mem::discriminant(&frame) {
+                frames += 1;
+            } else if kind == std::mem::discriminant(&marker) {
+                markers += 1;
+            }
+        }
+        let (all, end) = client.drain().await;
+        println!(
+            "{id}: {frames} frames, {chunks} chunks, {markers} markers accepted; first bad message: {bad:?}"
+        );
+        match bad {
+            Some(seq) => {
+                let status = end.expect_err(&id);
+                assert_eq!(status.code(), Code::InvalidArgument, "{id}: {status:?}");
+                assert!(
+                    status.message().contains(&format!("client_seq {seq}")),
+                    "{id}: {}",
+                    status.message()
+                );
+            }
+            None => {
+                end.unwrap();
+                let e = ended(&all);
+                assert_eq!(
+                    (e.frames, e.chunks, e.markers),
+                    (frames, chunks, markers),
+                    "{id}"
+                );
+            }
+        }
+        assert_eq!(acks(&all).last(), Some(&last_accepted), "{id}");
+        let summary = recordings
+            .get_session(GetSessionRequest {
+                session_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        assert_eq!(
+            (summary.frames, summary.chunks, summary.markers),
+            (frames, chunks, markers),
+            "{id}"
+        );
+        assert!(summary.ended_at > Some(0.0), "{id}");
+        // Every accepted frame was answered once (analysed or skipped).
+        let answered = faces(&all).len()
+            + warnings(&all)
+                .iter()
+                .filter(|w| w.kind == SessionWarningKind::FrameSkipped as i32)
+                .count();
+        assert_eq!(answered as u64, frames, "{id}");
+    }
+}
+
+/// A recording that cannot be written (here: another process holds SQLite's write lock
+/// past the 10 s busy timeout) ends the session with INTERNAL, naming the last
+/// acknowledged client_seq; exactly the acknowledged messages are in the database. A
+/// server killed mid-session leaves its recording open; the next start closes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_recording_ends_the_session_and_acks_stay_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let mut server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut client = Client::eeg(&mut affect, "locked-out").await;
+    let chunks = eeg_chunks(3.0);
+    client.chunks(&chunks[..4]).await;
+    let acked = client.seq;
+    client.until_acked().await;
+
+    let lock = rusqlite::Connection::open(&database).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    client.chunks(&chunks[4..]).await;
+    let (all, end) = client.drain().await;
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(
+        status.message().contains("recording failed")
+            && status
+                .message()
+                .contains(&format!("messages up to client_seq {acked} are recorded")),
+        "{}",
+        status.message()
+    );
+    assert_eq!(acks(&all).last(), Some(&acked));
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+
+    let show = |id: &str| -> serde_json::Value {
+        let out = affectd(dir.path())
+            .env("AFFECTD_DATABASE", &database)
+            .args(["sessions", "show", id])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let shown = show("locked-out");
+    assert_eq!(shown["chunks"], 4);
+
+    // Killed mid-session: the recording stays open until the next start closes it.
+    let mut client = Client::eeg(&mut affect, "killed").await;
+    client
+        .send(stream_request::Message::Chunk(chunks[0].clone()))
+        .await;
+    client.until_acked().await;
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(show("killed")["ended_at"].is_null());
+    let _restarted = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let shown = show("killed");
+    assert!(shown["ended_at"].as_f64().unwrap() > 0.0);
+    assert!(
+        shown["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("not ended by its server"),
+        "{shown}"
+    );
+    assert_eq!(shown["chunks"], 1);
+    // The failed one was closed too.
+    assert!(show("locked-out")["ended_at"].as_f64().unwrap() > 0.0);
+}
+
+/// Tests that need a language model (a llama.cpp server or a fetched GGUF); the quick tier skips `llm::`.
+mod llm {
+    use super::*;
+
+    /// ClockSync reports and Explain's session source need a live session; a recorded one
+    /// that has ended is not live.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn clock_reports_and_explanations_need_a_live_session() {
+        // The candle backend is available (its model loads on first use, which these requests
+        // never reach), so the answers are about the session.
+        let model = crate::common::llama::gemma();
+        let server = TestServer::start(|cmd| {
+            cmd.env("AFFECTD_CANDLE_MODEL", &model);
+        });
+        let mut affect = AffectClient::new(server.channel().await);
+        let mut recordings = RecordingsClient::new(server.channel().await);
+        let probe = |id: &str| ClockSyncRequest {
+            client_send_time: 5.0,
+            session_id: id.into(),
+            measured_offset_s: Some(1234.5),
+            measured_rtt_s: Some(0.002),
+        };
+        let status = affect.clock_sync(probe("nobody")).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+
+        let mut client = Client::open(
+            &mut affect,
+            SessionConfig {
+                session_id: "clocked".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        client
+            .until(|m| matches!(m.message, Some(stream_response::Message::Started(_))))
+            .await;
+        affect.clock_sync(probe("clocked")).await.unwrap();
+        let status = affect
+            .clock_sync(ClockSyncRequest {
+                measured_offset_s: Some(f64::NAN),
+                ..probe("clocked")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+
+        // No frame analysed yet: nothing to explain.
+        let status = affect
+            .explain(ExplainRequest {
+                source: Some(explain_request::Source::SessionId("clocked".into())),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert!(
+            status.message().contains("no analysed frame"),
+            "{}",
+            status.message()
+        );
+
+        client
+            .send(stream_request::Message::Marker(Marker {
+                timestamp: 1.0,
+                label: "m".into(),
+                duration_s: 0.0,
+            }))
+            .await;
+        let (_, end) = client.drain().await;
+        end.unwrap();
+        let status = affect
+            .explain(ExplainRequest {
+                source: Some(explain_request::Source::SessionId("clocked".into())),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.message().contains("live"), "{}", status.message());
+
+        let mut zip = export_csv(&mut recordings, "clocked").await;
+        let clock = String::from_utf8(read_entry(&mut zip, "clock_offsets.csv")).unwrap();
+        let rows: Vec<&str> = clock.lines().collect();
+        assert_eq!(rows[0], "server_time,offset_s,rtt_s");
+        assert_eq!(rows.len(), 2, "{clock}");
+        assert!(rows[1].ends_with(",1234.5,0.002"), "{clock}");
+        // In XDF the reported offset maps the client clock onto the server's (pyxdf's
+        // default clock synchronisation).
+        let (_, xdf) = export(&mut recordings, "clocked", ExportFormat::Unspecified).await;
+        let streams = pyxdf_read(&xdf);
+        let markers = &streams[0];
+        assert_eq!(markers["name"], "Markers");
+        let t = markers["time_stamps"][0].as_f64().unwrap();
+        assert!((t - (1.0 + 1234.5)).abs() < 1e-6, "{t}");
+    }
+
+    /// Explanations inside a session, and from the Explain RPC naming a live session, read
+    /// the session's latest frame and windows. The backend is a real llama.cpp server
+    /// (Gemma 3 270M); the tests hold the server to the contract, not to what the model says.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_session_explains_its_latest_moment() {
+        let llama = crate::common::llama::llama_server();
+        let url = llama.url.clone();
+        let server = TestServer::start(|cmd| {
+            cmd.env("AFFECTD_OPENAI_URL", &url);
+        });
+        let mut affect = AffectClient::new(server.channel().await);
+        let mut recordings = RecordingsClient::new(server.channel().await);
+        let mut client = Client::eeg(&mut affect, "explained").await;
+        for chunk in eeg_chunks(6.0) {
+            client.send(stream_request::Message::Chunk(chunk)).await;
+        }
+        let frame = client.frame(105.0, photo("single_face.jpg")).await;
+        client
+            .until(|m| matches!(&m.message, Some(stream_response::Message::Faces(f)) if f.client_seq == frame))
+            .await;
+
+        let request = ExplainRequest {
+            backend: "openai".into(),
+            max_tokens: 24,
+            ..Default::default()
+        };
+        let asked = client
+            .send(stream_request::Message::Explain(request.clone()))
+            .await;
+        // A bad request fails alone: a warning names it, and the session goes on.
+        let bad = client
+            .send(stream_request::Message::Explain(ExplainRequest {
+                labels: (0..40).map(|i| format!("l{i}")).collect(),
+                ..request.clone()
+            }))
+            .await;
+        let marker = client
+            .send(stream_request::Message::Marker(Marker {
+                timestamp: 106.0,
+                label: "after".into(),
+                duration_s: 0.0,
+            }))
+            .await;
+        let seen = client
+            .until(|m| matches!(&m.message, Some(stream_response::Message::Warning(w)) if w.client_seq == bad))
+            .await;
+        let mut tokens = String::new();
+        let mut result = None;
+        for m in &seen {
+            if let Some(stream_response::Message::Explain(event)) = &m.message {
+                assert_eq!(m.client_seq, Some(asked));
+                match &event.event {
+                    Some(explain_response::Event::Token(t)) => tokens.push_str(t),
+                    Some(explain_response::Event::Result(r)) => result = Some(r.clone()),
+                    None => panic!("an empty explain event"),
+                }
+            }
+        }
+        let result = result.expect("the first explanation's result came before the second's warning");
+        assert!(!tokens.is_empty());
+        assert_eq!(result.backend, "openai");
+        assert!(result.parsed || (!result.raw_text.is_empty() && result.judgements.is_empty()));
+        let warning = warnings(&seen).last().copied().unwrap().clone();
+        assert_eq!(warning.kind, SessionWarningKind::ExplainFailed as i32);
+        assert!(
+            warning.message.starts_with("InvalidArgument"),
+            "{}",
+            warning.message
+        );
+
+        // The Explain RPC can name the live session too.
+        let mut stream = affect
+            .explain(ExplainRequest {
+                source: Some(explain_request::Source::SessionId("explained".into())),
+                ..request
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let (_, rpc_result) = tokens_then_result(&mut stream).await;
+        assert_eq!(rpc_result.backend, "openai");
+
+        let (all, end) = client.drain().await;
+        end.unwrap();
+        assert!(acks(&all).contains(&marker) || acks(&all).last() > Some(&marker));
+        let mut zip = export_csv(&mut recordings, "explained").await;
+        let csv = read_entry(&mut zip, "explanations.csv");
+        let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_slice())
+            .records()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // One row per judgement, or one unparsed row carrying the raw text.
+        assert!(!rows.is_empty());
+        for row in &rows {
+            assert_eq!(&row[0], asked.to_string());
+            assert_eq!(&row[1], result.parsed.to_string());
+            if !result.parsed {
+                assert_eq!(&row[8], result.raw_text);
+            }
+        }
+    }
+}
