@@ -52,7 +52,8 @@ pub fn load_models(config: &Config) -> Result<(Manifest, ModelSet), ManifestErro
 /// What to explain.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExplainSource {
-    Image(ImageInput),
+    /// None: the request named an image but sent no pixels.
+    Image(Option<ImageInput>),
     /// A live session's latest moment.
     Session(String),
 }
@@ -159,10 +160,11 @@ impl Engine {
     /// Faces in one image (AnalyzeFrame).
     pub fn analyze_frame(
         &self,
-        image: &ImageInput,
+        image: Option<&ImageInput>,
         settings: &FrameSettings,
     ) -> Result<FrameAnalysis, Error> {
         self.require("face_detection")?;
+        let image = image.ok_or_else(image_required)?;
         let models = self
             .face_models
             .as_ref()
@@ -211,10 +213,16 @@ impl Engine {
     pub fn prepare_explanation(
         &self,
         request: &explain::Request,
-        source: &ExplainSource,
+        source: Option<&ExplainSource>,
     ) -> Result<Prepared, Error> {
+        let source = source.ok_or_else(|| {
+            Error::InvalidArgument("source: send an image (or a session_id)".into())
+        })?;
         match source {
-            ExplainSource::Image(image) => self.explainer.prepare_image(request, image),
+            ExplainSource::Image(image) => {
+                let image = image.as_ref().ok_or_else(image_required)?;
+                self.explainer.prepare_image(request, image)
+            }
             ExplainSource::Session(id) => self
                 .explainer
                 .prepare(request, || self.sessions.live(id)?.moment()),
@@ -298,6 +306,10 @@ impl Engine {
             e => Error::Internal(e.to_string()),
         })
     }
+}
+
+fn image_required() -> Error {
+    Error::InvalidArgument("image is required (encoded bytes or raw pixels)".into())
 }
 
 fn store_error(e: StoreError) -> Error {

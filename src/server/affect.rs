@@ -44,11 +44,11 @@ impl Affect for AffectService {
         request: Request<AnalyzeFrameRequest>,
     ) -> Result<Response<AnalyzeFrameResponse>, Status> {
         let request = request.into_inner();
-        let image = convert::image_input(request.image)?;
+        let image = convert::image_input(request.image);
         let settings = convert::frame_settings(request.options.as_ref());
         let engine = self.engine.clone();
         let analysis = blocking("face analysis", move || {
-            engine.analyze_frame(&image, &settings)
+            engine.analyze_frame(image.as_ref(), &settings)
         })
         .await?;
         let mut timings = vec![StageTiming {
@@ -101,11 +101,9 @@ impl Affect for AffectService {
         request: Request<ExplainRequest>,
     ) -> Result<Response<Self::ExplainStream>, Status> {
         let (request, source) = convert::explain_request(request.into_inner());
-        let source =
-            source.ok_or_else(|| Status::invalid_argument("source: send an image (or a session_id)"))?;
         let engine = self.engine.clone();
         let prepared = blocking("explanation", move || {
-            engine.prepare_explanation(&request, &source)
+            engine.prepare_explanation(&request, source.as_ref())
         })
         .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);

@@ -34,14 +34,11 @@ pub fn status(e: Error) -> Status {
     }
 }
 
-/// The image of a request; INVALID_ARGUMENT when there is none.
-pub fn image_input(input: Option<proto::ImageInput>) -> Result<ImageInput, Status> {
-    match input.and_then(|i| i.data) {
-        None => Err(Status::invalid_argument(
-            "image is required (encoded bytes or raw pixels)",
-        )),
-        Some(proto::image_input::Data::Encoded(bytes)) => Ok(ImageInput::Encoded(bytes)),
-        Some(proto::image_input::Data::Raw(raw)) => Ok(ImageInput::Raw {
+/// The image of a request; None when it has none.
+pub fn image_input(input: Option<proto::ImageInput>) -> Option<ImageInput> {
+    match input.and_then(|i| i.data)? {
+        proto::image_input::Data::Encoded(bytes) => Some(ImageInput::Encoded(bytes)),
+        proto::image_input::Data::Raw(raw) => Some(ImageInput::Raw {
             layout: match proto::PixelFormat::try_from(raw.format) {
                 Ok(proto::PixelFormat::Rgb8) => Some(PixelLayout::Rgb8),
                 Ok(proto::PixelFormat::Bgr8) => Some(PixelLayout::Bgr8),
@@ -181,7 +178,7 @@ pub fn explain_request(r: proto::ExplainRequest) -> (explain::Request, Option<cr
     use crate::engine::ExplainSource;
     let source = match r.source {
         Some(proto::explain_request::Source::Image(image)) => {
-            image_input(Some(image)).ok().map(ExplainSource::Image)
+            Some(ExplainSource::Image(image_input(Some(image))))
         }
         Some(proto::explain_request::Source::SessionId(id)) => Some(ExplainSource::Session(id)),
         None => None,
@@ -223,7 +220,7 @@ pub fn incoming(r: proto::StreamRequest) -> session::Incoming {
         M::Config(_) => C::Config,
         M::Frame(f) => C::Frame(session::Frame {
             timestamp: f.timestamp,
-            image: image_input(f.image).ok(),
+            image: image_input(f.image),
         }),
         M::Chunk(c) => C::Chunk(signal_chunk(c)),
         M::Marker(m) => C::Marker(session::Marker {

@@ -205,16 +205,15 @@ fn markers_csv<W: Write + Seek>(
 ) -> Result<(), ExportError> {
     zip.start_file("markers.csv", deflated())?;
     let mut w = csv::Writer::from_writer(zip);
-    w.write_record(["client_seq", "timestamp", "duration_s", "label"])?;
+    w.write_record(["timestamp", "duration_s", "label"])?;
     let mut stmt = conn.prepare(
-        "SELECT client_seq, timestamp, duration_s, label FROM markers WHERE session_id = ?1 ORDER BY client_seq",
+        "SELECT timestamp, duration_s, label FROM markers WHERE session_id = ?1 ORDER BY client_seq",
     )?;
     let rows = stmt.query_map([session_id], |r| {
         Ok([
-            r.get::<_, i64>(0)?.to_string(),
-            format!("{:.6}", r.get::<_, f64>(1)?),
-            r.get::<_, f64>(2)?.to_string(),
-            r.get::<_, String>(3)?,
+            format!("{:.6}", r.get::<_, f64>(0)?),
+            r.get::<_, f64>(1)?.to_string(),
+            r.get::<_, String>(2)?,
         ])
     })?;
     for row in rows {

@@ -54,10 +54,16 @@ def main():
     for fs, nperseg, noverlap, detrend in [(250.0, 256, None, "constant"), (1000.0, 512, 384, "linear"), (128.0, 100, 25, False), (250.0, 4096, None, "constant")]:
         f, p = signal.welch(x, fs=fs, window="hann", nperseg=nperseg, noverlap=noverlap, detrend=detrend)
         bands = {}
+        interpolated = {}
         for name, lo, hi in [("delta", 1, 4), ("theta", 4, 8), ("alpha", 8, 13), ("beta", 13, 30), ("gamma", 30, 45)]:
             mask = (f >= lo) & (f <= hi)
             bands[name] = float(scipy.integrate.trapezoid(p[mask], f[mask])) if mask.sum() > 1 else 0.0
-        welch_cases.append({"fs": fs, "nperseg": nperseg, "noverlap": noverlap, "detrend": detrend or "none", "freqs": f.tolist(), "psd": p.tolist(), "band_power": bands})
+            # The PSD read as piecewise linear, integrated from exactly lo to exactly hi:
+            # equal to the masked trapezoid where lo and hi are bins.
+            inside = f[(f > lo) & (f < hi)]
+            points = np.concatenate([[lo], inside, [hi]])
+            interpolated[name] = float(scipy.integrate.trapezoid(np.interp(points, f, p), points))
+        welch_cases.append({"fs": fs, "nperseg": nperseg, "noverlap": noverlap, "detrend": detrend or "none", "freqs": f.tolist(), "psd": p.tolist(), "band_power": bands, "band_power_interpolated": interpolated})
     notch_cases = []
     for w0, q, fs in [(50.0, 30.0, 250.0), (60.0, 30.0, 1000.0), (50.0, 10.0, 512.0)]:
         b, a = signal.iirnotch(w0, q, fs=fs)

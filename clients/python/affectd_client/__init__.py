@@ -56,7 +56,7 @@ class Client:
         self.affect = affect_pb2_grpc.AffectStub(self.channel)
         self.recordings = recordings_pb2_grpc.RecordingsStub(self.channel)
 
-    def server_info(self, timeout: float = 10.0) -> affect_pb2.ServerInfo:
+    def server_info(self, timeout: float = 10.0) -> affect_pb2.GetServerInfoResponse:
         return self.affect.GetServerInfo(affect_pb2.GetServerInfoRequest(), timeout=timeout)
 
     def clock_offset(

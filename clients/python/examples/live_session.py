@@ -48,9 +48,9 @@ with Client(address) as client:
                 last["window"] = response.features
             elif kind == "ack":
                 last["ack"] = response.ack.client_seq
-            elif kind == "warning":
+            elif kind in ("warning", "signal_warning"):
                 counts["warnings"] += 1
-                print("warning:", response.warning.message)
+                print("warning:", getattr(response, kind).message)
             elif kind == "ended":
                 last["ended"] = response.ended
 

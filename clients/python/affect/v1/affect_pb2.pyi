@@ -1,7 +1,7 @@
-from affect.v1 import vision_pb2 as _vision_pb2
-from affect.v1 import signals_pb2 as _signals_pb2
 from affect.v1 import explain_pb2 as _explain_pb2
 from affect.v1 import session_pb2 as _session_pb2
+from affect.v1 import signals_pb2 as _signals_pb2
+from affect.v1 import vision_pb2 as _vision_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -102,7 +102,7 @@ class BackendInfo(_message.Message):
     accepts_images: bool
     def __init__(self, name: _Optional[str] = ..., available: _Optional[bool] = ..., reason: _Optional[str] = ..., default_model: _Optional[str] = ..., accepts_images: _Optional[bool] = ...) -> None: ...
 
-class ServerInfo(_message.Message):
+class GetServerInfoResponse(_message.Message):
     __slots__ = ("version", "proto_package", "models", "capabilities", "backends", "onnxruntime_version", "onnxruntime_library", "server_time", "max_message_bytes")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTO_PACKAGE_FIELD_NUMBER: _ClassVar[int]

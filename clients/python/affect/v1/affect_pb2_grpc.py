@@ -30,7 +30,8 @@ if _version_not_supported:
 
 
 class AffectStub:
-    """Missing associated documentation comment in .proto file."""
+    """Analysis of single frames and signal recordings, explanations, and the live session.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -66,12 +67,13 @@ class AffectStub:
         self.GetServerInfo = channel.unary_unary(
                 '/affect.v1.Affect/GetServerInfo',
                 request_serializer=affect_dot_v1_dot_affect__pb2.GetServerInfoRequest.SerializeToString,
-                response_deserializer=affect_dot_v1_dot_affect__pb2.ServerInfo.FromString,
+                response_deserializer=affect_dot_v1_dot_affect__pb2.GetServerInfoResponse.FromString,
                 _registered_method=True)
 
 
 class AffectServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Analysis of single frames and signal recordings, explanations, and the live session.
+    """
 
     def AnalyzeFrame(self, request, context):
         """One image -> faces with landmarks, head pose, blendshapes, AU estimates and expression.
@@ -112,7 +114,8 @@ class AffectServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetServerInfo(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Version, models and their verified state, capabilities and explanation backends.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -148,7 +151,7 @@ def add_AffectServicer_to_server(servicer, server):
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
                     request_deserializer=affect_dot_v1_dot_affect__pb2.GetServerInfoRequest.FromString,
-                    response_serializer=affect_dot_v1_dot_affect__pb2.ServerInfo.SerializeToString,
+                    response_serializer=affect_dot_v1_dot_affect__pb2.GetServerInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -159,7 +162,8 @@ def add_AffectServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Affect:
-    """Missing associated documentation comment in .proto file."""
+    """Analysis of single frames and signal recordings, explanations, and the live session.
+    """
 
     @staticmethod
     def AnalyzeFrame(request,
@@ -312,7 +316,7 @@ class Affect:
             target,
             '/affect.v1.Affect/GetServerInfo',
             affect_dot_v1_dot_affect__pb2.GetServerInfoRequest.SerializeToString,
-            affect_dot_v1_dot_affect__pb2.ServerInfo.FromString,
+            affect_dot_v1_dot_affect__pb2.GetServerInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

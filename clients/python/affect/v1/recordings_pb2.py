@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from affect.v1 import signals_pb2 as affect_dot_v1_dot_signals__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x66\x66\x65\x63t/v1/recordings.proto\x12\taffect.v1\x1a\x17\x61\x66\x66\x65\x63t/v1/signals.proto\"\xba\x02\n\x0eSessionSummary\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bparticipant\x18\x02 \x01(\t\x12\x12\n\nstarted_at\x18\x03 \x01(\x01\x12\x10\n\x08\x65nded_at\x18\x04 \x01(\x01\x12\x0e\n\x06\x66rames\x18\x05 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x06 \x01(\x04\x12\x0f\n\x07markers\x18\x07 \x01(\x04\x12&\n\x07streams\x18\x08 \x03(\x0b\x32\x15.affect.v1.StreamInfo\x12\x39\n\x08metadata\x18\t \x03(\x0b\x32\'.affect.v1.SessionSummary.MetadataEntry\x12\x14\n\x0cstored_bytes\x18\n \x01(\x04\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x13ListSessionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x14ListSessionsResponse\x12+\n\x08sessions\x18\x01 \x03(\x0b\x32\x19.affect.v1.SessionSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"S\n\x14\x45xportSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\'\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x17.affect.v1.ExportFormat\".\n\x0b\x45xportChunk\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"(\n\x15\x44\x65leteSessionResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08*[\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_XDF\x10\x01\x12\x15\n\x11\x45XPORT_FORMAT_CSV\x10\x02\x32\xc4\x02\n\nRecordings\x12O\n\x0cListSessions\x12\x1e.affect.v1.ListSessionsRequest\x1a\x1f.affect.v1.ListSessionsResponse\x12\x45\n\nGetSession\x12\x1c.affect.v1.GetSessionRequest\x1a\x19.affect.v1.SessionSummary\x12J\n\rExportSession\x12\x1f.affect.v1.ExportSessionRequest\x1a\x16.affect.v1.ExportChunk0\x01\x12R\n\rDeleteSession\x12\x1f.affect.v1.DeleteSessionRequest\x1a .affect.v1.DeleteSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x66\x66\x65\x63t/v1/recordings.proto\x12\taffect.v1\x1a\x17\x61\x66\x66\x65\x63t/v1/signals.proto\"\x88\x03\n\x0eSessionSummary\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bparticipant\x18\x02 \x01(\t\x12\x12\n\nstarted_at\x18\x03 \x01(\x01\x12\x15\n\x08\x65nded_at\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x06\x66rames\x18\x05 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x06 \x01(\x04\x12\x0f\n\x07markers\x18\x07 \x01(\x04\x12&\n\x07streams\x18\x08 \x03(\x0b\x32\x15.affect.v1.StreamInfo\x12\x39\n\x08metadata\x18\t \x03(\x0b\x32\'.affect.v1.SessionSummary.MetadataEntry\x12\x14\n\x0cstored_bytes\x18\n \x01(\x04\x12&\n\x05state\x18\x0b \x01(\x0e\x32\x17.affect.v1.SessionState\x12\x12\n\nend_reason\x18\x0c \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_ended_at\"<\n\x13ListSessionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x14ListSessionsResponse\x12+\n\x08sessions\x18\x01 \x03(\x0b\x32\x19.affect.v1.SessionSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"@\n\x12GetSessionResponse\x12*\n\x07session\x18\x01 \x01(\x0b\x32\x19.affect.v1.SessionSummary\"S\n\x14\x45xportSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\'\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x17.affect.v1.ExportFormat\"8\n\x15\x45xportSessionResponse\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"(\n\x15\x44\x65leteSessionResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08*}\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12SESSION_STATE_LIVE\x10\x01\x12\x17\n\x13SESSION_STATE_ENDED\x10\x02\x12\x1d\n\x19SESSION_STATE_INTERRUPTED\x10\x03*[\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_XDF\x10\x01\x12\x15\n\x11\x45XPORT_FORMAT_CSV\x10\x02\x32\xd2\x02\n\nRecordings\x12O\n\x0cListSessions\x12\x1e.affect.v1.ListSessionsRequest\x1a\x1f.affect.v1.ListSessionsResponse\x12I\n\nGetSession\x12\x1c.affect.v1.GetSessionRequest\x1a\x1d.affect.v1.GetSessionResponse\x12T\n\rExportSession\x12\x1f.affect.v1.ExportSessionRequest\x1a .affect.v1.ExportSessionResponse0\x01\x12R\n\rDeleteSession\x12\x1f.affect.v1.DeleteSessionRequest\x1a .affect.v1.DeleteSessionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +34,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SESSIONSUMMARY_METADATAENTRY']._loaded_options = None
   _globals['_SESSIONSUMMARY_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_EXPORTFORMAT']._serialized_start=799
-  _globals['_EXPORTFORMAT']._serialized_end=890
+  _globals['_SESSIONSTATE']._serialized_start=953
+  _globals['_SESSIONSTATE']._serialized_end=1078
+  _globals['_EXPORTFORMAT']._serialized_start=1080
+  _globals['_EXPORTFORMAT']._serialized_end=1171
   _globals['_SESSIONSUMMARY']._serialized_start=67
-  _globals['_SESSIONSUMMARY']._serialized_end=381
-  _globals['_SESSIONSUMMARY_METADATAENTRY']._serialized_start=334
-  _globals['_SESSIONSUMMARY_METADATAENTRY']._serialized_end=381
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=383
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=443
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=445
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=537
-  _globals['_GETSESSIONREQUEST']._serialized_start=539
-  _globals['_GETSESSIONREQUEST']._serialized_end=578
-  _globals['_EXPORTSESSIONREQUEST']._serialized_start=580
-  _globals['_EXPORTSESSIONREQUEST']._serialized_end=663
-  _globals['_EXPORTCHUNK']._serialized_start=665
-  _globals['_EXPORTCHUNK']._serialized_end=711
-  _globals['_DELETESESSIONREQUEST']._serialized_start=713
-  _globals['_DELETESESSIONREQUEST']._serialized_end=755
-  _globals['_DELETESESSIONRESPONSE']._serialized_start=757
-  _globals['_DELETESESSIONRESPONSE']._serialized_end=797
-  _globals['_RECORDINGS']._serialized_start=893
-  _globals['_RECORDINGS']._serialized_end=1217
+  _globals['_SESSIONSUMMARY']._serialized_end=459
+  _globals['_SESSIONSUMMARY_METADATAENTRY']._serialized_start=399
+  _globals['_SESSIONSUMMARY_METADATAENTRY']._serialized_end=446
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=461
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=521
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=523
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=615
+  _globals['_GETSESSIONREQUEST']._serialized_start=617
+  _globals['_GETSESSIONREQUEST']._serialized_end=656
+  _globals['_GETSESSIONRESPONSE']._serialized_start=658
+  _globals['_GETSESSIONRESPONSE']._serialized_end=722
+  _globals['_EXPORTSESSIONREQUEST']._serialized_start=724
+  _globals['_EXPORTSESSIONREQUEST']._serialized_end=807
+  _globals['_EXPORTSESSIONRESPONSE']._serialized_start=809
+  _globals['_EXPORTSESSIONRESPONSE']._serialized_end=865
+  _globals['_DELETESESSIONREQUEST']._serialized_start=867
+  _globals['_DELETESESSIONREQUEST']._serialized_end=909
+  _globals['_DELETESESSIONRESPONSE']._serialized_start=911
+  _globals['_DELETESESSIONRESPONSE']._serialized_end=951
+  _globals['_RECORDINGS']._serialized_start=1174
+  _globals['_RECORDINGS']._serialized_end=1512
 # @@protoc_insertion_point(module_scope)

@@ -8,17 +8,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_STATE_UNSPECIFIED: _ClassVar[SessionState]
+    SESSION_STATE_LIVE: _ClassVar[SessionState]
+    SESSION_STATE_ENDED: _ClassVar[SessionState]
+    SESSION_STATE_INTERRUPTED: _ClassVar[SessionState]
+
 class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EXPORT_FORMAT_UNSPECIFIED: _ClassVar[ExportFormat]
     EXPORT_FORMAT_XDF: _ClassVar[ExportFormat]
     EXPORT_FORMAT_CSV: _ClassVar[ExportFormat]
+SESSION_STATE_UNSPECIFIED: SessionState
+SESSION_STATE_LIVE: SessionState
+SESSION_STATE_ENDED: SessionState
+SESSION_STATE_INTERRUPTED: SessionState
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_XDF: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 
 class SessionSummary(_message.Message):
-    __slots__ = ("session_id", "participant", "started_at", "ended_at", "frames", "chunks", "markers", "streams", "metadata", "stored_bytes")
+    __slots__ = ("session_id", "participant", "started_at", "ended_at", "frames", "chunks", "markers", "streams", "metadata", "stored_bytes", "state", "end_reason")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +47,8 @@ class SessionSummary(_message.Message):
     STREAMS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     STORED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     participant: str
     started_at: float
@@ -46,7 +59,9 @@ class SessionSummary(_message.Message):
     streams: _containers.RepeatedCompositeFieldContainer[_signals_pb2.StreamInfo]
     metadata: _containers.ScalarMap[str, str]
     stored_bytes: int
-    def __init__(self, session_id: _Optional[str] = ..., participant: _Optional[str] = ..., started_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., frames: _Optional[int] = ..., chunks: _Optional[int] = ..., markers: _Optional[int] = ..., streams: _Optional[_Iterable[_Union[_signals_pb2.StreamInfo, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., stored_bytes: _Optional[int] = ...) -> None: ...
+    state: SessionState
+    end_reason: str
+    def __init__(self, session_id: _Optional[str] = ..., participant: _Optional[str] = ..., started_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., frames: _Optional[int] = ..., chunks: _Optional[int] = ..., markers: _Optional[int] = ..., streams: _Optional[_Iterable[_Union[_signals_pb2.StreamInfo, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., stored_bytes: _Optional[int] = ..., state: _Optional[_Union[SessionState, str]] = ..., end_reason: _Optional[str] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -70,6 +85,12 @@ class GetSessionRequest(_message.Message):
     session_id: str
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
+class GetSessionResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: SessionSummary
+    def __init__(self, session: _Optional[_Union[SessionSummary, _Mapping]] = ...) -> None: ...
+
 class ExportSessionRequest(_message.Message):
     __slots__ = ("session_id", "format")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -78,7 +99,7 @@ class ExportSessionRequest(_message.Message):
     format: ExportFormat
     def __init__(self, session_id: _Optional[str] = ..., format: _Optional[_Union[ExportFormat, str]] = ...) -> None: ...
 
-class ExportChunk(_message.Message):
+class ExportSessionResponse(_message.Message):
     __slots__ = ("file_name", "data")
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]

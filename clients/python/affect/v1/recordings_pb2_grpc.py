@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class RecordingsStub:
-    """Missing associated documentation comment in .proto file."""
+    """The sessions recorded in the server's database.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -42,12 +43,12 @@ class RecordingsStub:
         self.GetSession = channel.unary_unary(
                 '/affect.v1.Recordings/GetSession',
                 request_serializer=affect_dot_v1_dot_recordings__pb2.GetSessionRequest.SerializeToString,
-                response_deserializer=affect_dot_v1_dot_recordings__pb2.SessionSummary.FromString,
+                response_deserializer=affect_dot_v1_dot_recordings__pb2.GetSessionResponse.FromString,
                 _registered_method=True)
         self.ExportSession = channel.unary_stream(
                 '/affect.v1.Recordings/ExportSession',
                 request_serializer=affect_dot_v1_dot_recordings__pb2.ExportSessionRequest.SerializeToString,
-                response_deserializer=affect_dot_v1_dot_recordings__pb2.ExportChunk.FromString,
+                response_deserializer=affect_dot_v1_dot_recordings__pb2.ExportSessionResponse.FromString,
                 _registered_method=True)
         self.DeleteSession = channel.unary_unary(
                 '/affect.v1.Recordings/DeleteSession',
@@ -57,29 +58,33 @@ class RecordingsStub:
 
 
 class RecordingsServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The sessions recorded in the server's database.
+    """
 
     def ListSessions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Recorded sessions in start order, a page at a time.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSession(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One recorded session's summary.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExportSession(self, request, context):
-        """Streams the exported file in chunks.
+        """Streams the exported file (XDF or a zip of CSV files) in chunks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteSession(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes an ended recording and everything in it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -95,12 +100,12 @@ def add_RecordingsServicer_to_server(servicer, server):
             'GetSession': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSession,
                     request_deserializer=affect_dot_v1_dot_recordings__pb2.GetSessionRequest.FromString,
-                    response_serializer=affect_dot_v1_dot_recordings__pb2.SessionSummary.SerializeToString,
+                    response_serializer=affect_dot_v1_dot_recordings__pb2.GetSessionResponse.SerializeToString,
             ),
             'ExportSession': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportSession,
                     request_deserializer=affect_dot_v1_dot_recordings__pb2.ExportSessionRequest.FromString,
-                    response_serializer=affect_dot_v1_dot_recordings__pb2.ExportChunk.SerializeToString,
+                    response_serializer=affect_dot_v1_dot_recordings__pb2.ExportSessionResponse.SerializeToString,
             ),
             'DeleteSession': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteSession,
@@ -116,7 +121,8 @@ def add_RecordingsServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Recordings:
-    """Missing associated documentation comment in .proto file."""
+    """The sessions recorded in the server's database.
+    """
 
     @staticmethod
     def ListSessions(request,
@@ -161,7 +167,7 @@ class Recordings:
             target,
             '/affect.v1.Recordings/GetSession',
             affect_dot_v1_dot_recordings__pb2.GetSessionRequest.SerializeToString,
-            affect_dot_v1_dot_recordings__pb2.SessionSummary.FromString,
+            affect_dot_v1_dot_recordings__pb2.GetSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -188,7 +194,7 @@ class Recordings:
             target,
             '/affect.v1.Recordings/ExportSession',
             affect_dot_v1_dot_recordings__pb2.ExportSessionRequest.SerializeToString,
-            affect_dot_v1_dot_recordings__pb2.ExportChunk.FromString,
+            affect_dot_v1_dot_recordings__pb2.ExportSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,13 +1,23 @@
-from affect.v1 import vision_pb2 as _vision_pb2
-from affect.v1 import signals_pb2 as _signals_pb2
 from affect.v1 import explain_pb2 as _explain_pb2
+from affect.v1 import signals_pb2 as _signals_pb2
+from affect.v1 import vision_pb2 as _vision_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class SessionWarningKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_WARNING_KIND_UNSPECIFIED: _ClassVar[SessionWarningKind]
+    SESSION_WARNING_KIND_FRAME_SKIPPED: _ClassVar[SessionWarningKind]
+    SESSION_WARNING_KIND_EXPLAIN_FAILED: _ClassVar[SessionWarningKind]
+SESSION_WARNING_KIND_UNSPECIFIED: SessionWarningKind
+SESSION_WARNING_KIND_FRAME_SKIPPED: SessionWarningKind
+SESSION_WARNING_KIND_EXPLAIN_FAILED: SessionWarningKind
 
 class StreamRequest(_message.Message):
     __slots__ = ("client_seq", "config", "frame", "chunk", "marker", "explain", "end")
@@ -77,26 +87,26 @@ class EndSession(_message.Message):
     def __init__(self) -> None: ...
 
 class StreamResponse(_message.Message):
-    __slots__ = ("client_seq", "started", "faces", "features", "fused", "ack", "warning", "explain", "ended")
+    __slots__ = ("client_seq", "started", "faces", "features", "ack", "signal_warning", "explain", "ended", "warning")
     CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
-    FUSED_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
-    WARNING_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_WARNING_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
     client_seq: int
     started: SessionStarted
     faces: FaceFrameResult
     features: _signals_pb2.FeatureWindow
-    fused: FusedEstimate
     ack: Ack
-    warning: _signals_pb2.Warning
+    signal_warning: _signals_pb2.SignalWarning
     explain: _explain_pb2.ExplainResponse
     ended: SessionEnded
-    def __init__(self, client_seq: _Optional[int] = ..., started: _Optional[_Union[SessionStarted, _Mapping]] = ..., faces: _Optional[_Union[FaceFrameResult, _Mapping]] = ..., features: _Optional[_Union[_signals_pb2.FeatureWindow, _Mapping]] = ..., fused: _Optional[_Union[FusedEstimate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., warning: _Optional[_Union[_signals_pb2.Warning, _Mapping]] = ..., explain: _Optional[_Union[_explain_pb2.ExplainResponse, _Mapping]] = ..., ended: _Optional[_Union[SessionEnded, _Mapping]] = ...) -> None: ...
+    warning: SessionWarning
+    def __init__(self, client_seq: _Optional[int] = ..., started: _Optional[_Union[SessionStarted, _Mapping]] = ..., faces: _Optional[_Union[FaceFrameResult, _Mapping]] = ..., features: _Optional[_Union[_signals_pb2.FeatureWindow, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., signal_warning: _Optional[_Union[_signals_pb2.SignalWarning, _Mapping]] = ..., explain: _Optional[_Union[_explain_pb2.ExplainResponse, _Mapping]] = ..., ended: _Optional[_Union[SessionEnded, _Mapping]] = ..., warning: _Optional[_Union[SessionWarning, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
     __slots__ = ("session_id", "server_time", "recording")
@@ -120,37 +130,23 @@ class FaceFrameResult(_message.Message):
     timings: _containers.RepeatedCompositeFieldContainer[_vision_pb2.StageTiming]
     def __init__(self, client_seq: _Optional[int] = ..., timestamp: _Optional[float] = ..., faces: _Optional[_Iterable[_Union[_vision_pb2.Face, _Mapping]]] = ..., timings: _Optional[_Iterable[_Union[_vision_pb2.StageTiming, _Mapping]]] = ...) -> None: ...
 
-class FusedEstimate(_message.Message):
-    __slots__ = ("start_time", "end_time", "valence", "arousal", "emotions", "contributions")
-    START_TIME_FIELD_NUMBER: _ClassVar[int]
-    END_TIME_FIELD_NUMBER: _ClassVar[int]
-    VALENCE_FIELD_NUMBER: _ClassVar[int]
-    AROUSAL_FIELD_NUMBER: _ClassVar[int]
-    EMOTIONS_FIELD_NUMBER: _ClassVar[int]
-    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
-    start_time: float
-    end_time: float
-    valence: float
-    arousal: float
-    emotions: _containers.RepeatedCompositeFieldContainer[_vision_pb2.LabelProbability]
-    contributions: _containers.RepeatedCompositeFieldContainer[ModalityContribution]
-    def __init__(self, start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., valence: _Optional[float] = ..., arousal: _Optional[float] = ..., emotions: _Optional[_Iterable[_Union[_vision_pb2.LabelProbability, _Mapping]]] = ..., contributions: _Optional[_Iterable[_Union[ModalityContribution, _Mapping]]] = ...) -> None: ...
-
-class ModalityContribution(_message.Message):
-    __slots__ = ("modality", "weight", "reliability")
-    MODALITY_FIELD_NUMBER: _ClassVar[int]
-    WEIGHT_FIELD_NUMBER: _ClassVar[int]
-    RELIABILITY_FIELD_NUMBER: _ClassVar[int]
-    modality: str
-    weight: float
-    reliability: float
-    def __init__(self, modality: _Optional[str] = ..., weight: _Optional[float] = ..., reliability: _Optional[float] = ...) -> None: ...
-
 class Ack(_message.Message):
     __slots__ = ("client_seq",)
     CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     client_seq: int
     def __init__(self, client_seq: _Optional[int] = ...) -> None: ...
+
+class SessionWarning(_message.Message):
+    __slots__ = ("kind", "message", "client_seq", "timestamp")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    kind: SessionWarningKind
+    message: str
+    client_seq: int
+    timestamp: float
+    def __init__(self, kind: _Optional[_Union[SessionWarningKind, str]] = ..., message: _Optional[str] = ..., client_seq: _Optional[int] = ..., timestamp: _Optional[float] = ...) -> None: ...
 
 class SessionEnded(_message.Message):
     __slots__ = ("session_id", "frames", "chunks", "markers", "reason", "frames_analysed")

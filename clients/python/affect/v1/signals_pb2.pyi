@@ -17,17 +17,14 @@ class SignalKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIGNAL_KIND_RESPIRATION: _ClassVar[SignalKind]
     SIGNAL_KIND_OTHER: _ClassVar[SignalKind]
 
-class WarningKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+class SignalWarningKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
-    WARNING_KIND_UNSPECIFIED: _ClassVar[WarningKind]
-    WARNING_KIND_FRAME_SKIPPED: _ClassVar[WarningKind]
-    WARNING_KIND_SAMPLE_GAP: _ClassVar[WarningKind]
-    WARNING_KIND_SAMPLE_OVERLAP: _ClassVar[WarningKind]
-    WARNING_KIND_LATE_CHUNK: _ClassVar[WarningKind]
-    WARNING_KIND_NON_FINITE: _ClassVar[WarningKind]
-    WARNING_KIND_QUALITY: _ClassVar[WarningKind]
-    WARNING_KIND_CLOCK: _ClassVar[WarningKind]
-    WARNING_KIND_EXPLAIN_FAILED: _ClassVar[WarningKind]
+    SIGNAL_WARNING_KIND_UNSPECIFIED: _ClassVar[SignalWarningKind]
+    SIGNAL_WARNING_KIND_SAMPLE_GAP: _ClassVar[SignalWarningKind]
+    SIGNAL_WARNING_KIND_SAMPLE_OVERLAP: _ClassVar[SignalWarningKind]
+    SIGNAL_WARNING_KIND_NON_FINITE: _ClassVar[SignalWarningKind]
+    SIGNAL_WARNING_KIND_QUALITY: _ClassVar[SignalWarningKind]
+    SIGNAL_WARNING_KIND_CLOCK: _ClassVar[SignalWarningKind]
 SIGNAL_KIND_UNSPECIFIED: SignalKind
 SIGNAL_KIND_EEG: SignalKind
 SIGNAL_KIND_EDA: SignalKind
@@ -35,15 +32,12 @@ SIGNAL_KIND_ECG: SignalKind
 SIGNAL_KIND_PPG: SignalKind
 SIGNAL_KIND_RESPIRATION: SignalKind
 SIGNAL_KIND_OTHER: SignalKind
-WARNING_KIND_UNSPECIFIED: WarningKind
-WARNING_KIND_FRAME_SKIPPED: WarningKind
-WARNING_KIND_SAMPLE_GAP: WarningKind
-WARNING_KIND_SAMPLE_OVERLAP: WarningKind
-WARNING_KIND_LATE_CHUNK: WarningKind
-WARNING_KIND_NON_FINITE: WarningKind
-WARNING_KIND_QUALITY: WarningKind
-WARNING_KIND_CLOCK: WarningKind
-WARNING_KIND_EXPLAIN_FAILED: WarningKind
+SIGNAL_WARNING_KIND_UNSPECIFIED: SignalWarningKind
+SIGNAL_WARNING_KIND_SAMPLE_GAP: SignalWarningKind
+SIGNAL_WARNING_KIND_SAMPLE_OVERLAP: SignalWarningKind
+SIGNAL_WARNING_KIND_NON_FINITE: SignalWarningKind
+SIGNAL_WARNING_KIND_QUALITY: SignalWarningKind
+SIGNAL_WARNING_KIND_CLOCK: SignalWarningKind
 
 class ChannelInfo(_message.Message):
     __slots__ = ("label", "unit")
@@ -250,19 +244,21 @@ class AnalyzeSignalsResponse(_message.Message):
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     windows: _containers.RepeatedCompositeFieldContainer[FeatureWindow]
-    warnings: _containers.RepeatedCompositeFieldContainer[Warning]
-    def __init__(self, windows: _Optional[_Iterable[_Union[FeatureWindow, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[Warning, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[SignalWarning]
+    def __init__(self, windows: _Optional[_Iterable[_Union[FeatureWindow, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[SignalWarning, _Mapping]]] = ...) -> None: ...
 
-class Warning(_message.Message):
-    __slots__ = ("kind", "message", "stream_id", "timestamp", "client_seq")
+class SignalWarning(_message.Message):
+    __slots__ = ("kind", "message", "stream_id", "timestamp", "client_seq", "chunk_index")
     KIND_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
-    kind: WarningKind
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    kind: SignalWarningKind
     message: str
     stream_id: str
     timestamp: float
     client_seq: int
-    def __init__(self, kind: _Optional[_Union[WarningKind, str]] = ..., message: _Optional[str] = ..., stream_id: _Optional[str] = ..., timestamp: _Optional[float] = ..., client_seq: _Optional[int] = ...) -> None: ...
+    chunk_index: int
+    def __init__(self, kind: _Optional[_Union[SignalWarningKind, str]] = ..., message: _Optional[str] = ..., stream_id: _Optional[str] = ..., timestamp: _Optional[float] = ..., client_seq: _Optional[int] = ..., chunk_index: _Optional[int] = ...) -> None: ...
