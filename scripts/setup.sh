@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what affectd needs beside Rust, from package registries only, into ./.venv:
 # - onnxruntime (its libonnxruntime.so is loaded by affectd at run time);
-# - with --dev: the Python packages the tests and reference scripts use.
+# - with --dev: the Python packages the tests and reference scripts use, llama.cpp's server,
+#   the test data, and buf (the proto linter, from npm, into ./.tools).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,21 @@ if [ "${1:-}" = "--dev" ]; then
       .venv/bin/python -m pip install --disable-pip-version-check -q "llama-cpp-python[server]==0.3.36"
   fi
   PYTHON=.venv/bin/python scripts/fetch-testdata.sh
+  # buf (proto lint) from npm, into .tools/.
+  BUF_VERSION=1.75.0
+  if ! .tools/node_modules/.bin/buf --version 2>/dev/null | grep -qx "$BUF_VERSION"; then
+    if ! command -v npm >/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing npm from Debian's packages (for buf, the proto linter)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+      else
+        echo "setup: npm is missing; the proto lint needs it: sudo apt-get install nodejs npm" >&2
+        exit 1
+      fi
+    fi
+    echo "setup: installing @bufbuild/buf@$BUF_VERSION from npm into .tools"
+    npm install --prefix .tools --no-audit --no-fund --loglevel=error "@bufbuild/buf@$BUF_VERSION" >/dev/null
+  fi
 fi
 
 lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)

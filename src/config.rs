@@ -82,7 +82,7 @@ pub struct VisionConfig {
     pub max_image_pixels: u64,
     /// Longest side of the detector's downscaled copy, pixels.
     pub detector_max_side: u32,
-    /// Minimum face detection score, [0,1].
+    /// Minimum face detection score, `[0,1]`.
     pub min_face_score: f32,
     /// In streams and videos, look for new faces every this many frames; faces are tracked
     /// from their landmarks between (1 = no tracking).

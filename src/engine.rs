@@ -268,7 +268,9 @@ impl Engine {
             })?;
         let next = if rows.len() > page_size {
             rows.truncate(page_size);
-            rows.last().map(|r| r.session_id.clone()).unwrap_or_default()
+            rows.last()
+                .map(|r| r.session_id.clone())
+                .unwrap_or_default()
         } else {
             String::new()
         };

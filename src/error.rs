@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn a_panic_becomes_an_internal_error_with_its_message() {
         let e = catch_panic::<()>("vision worker", || panic!("index out of bounds")).unwrap_err();
-        assert!(matches!(&e, Error::Internal(m) if m.contains("vision worker") && m.contains("index out of bounds")), "{e}");
+        assert!(
+            matches!(&e, Error::Internal(m) if m.contains("vision worker") && m.contains("index out of bounds")),
+            "{e}"
+        );
         let e = catch_panic::<()>("x", || panic!("{}", String::from("formatted"))).unwrap_err();
         assert!(e.message().contains("formatted"));
         assert_eq!(catch_panic("x", || Ok(3)), Ok(3));

@@ -218,7 +218,7 @@ pub fn warm_up(model_id: &str, session: &mut Session) -> Result<(), OnnxError> {
     Ok(())
 }
 
-/// A loaded ONNX model behind the vision stages' [`Inference`] trait. A session runs one
+/// A loaded ONNX model behind the vision stages' [`Inference`](crate::vision::backend::Inference) trait. A session runs one
 /// call at a time (`ort` needs `&mut` to run), so each model keeps a small pool of
 /// sessions: faces of one frame, and concurrent requests, run in parallel up to its size.
 pub struct OnnxModel {

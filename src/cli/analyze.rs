@@ -46,7 +46,7 @@ pub struct AnalyzeArgs {
     /// Detector input: longest side in pixels.
     #[arg(long)]
     pub max_side: Option<u32>,
-    /// Minimum detection score, [0,1].
+    /// Minimum detection score, `[0,1]`.
     #[arg(long)]
     pub min_score: Option<f32>,
     /// Video: look for new faces every N frames; faces are tracked from their landmarks in

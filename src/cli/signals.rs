@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 
 use affectd::formats::{features_csv, wire};
 use affectd::signals::classifier::{ShrinkageLda, cross_validate};
-use affectd::signals::readers::{self, Annotation, Recording, csv::CsvOptions};
 use affectd::signals::features::{FeatureWindow, Features, SignalKind};
+use affectd::signals::readers::{self, Annotation, Recording, csv::CsvOptions};
 use affectd::signals::stream::{AnalysisConfig, Chunk, StreamAnalyzer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

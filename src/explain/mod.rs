@@ -53,7 +53,7 @@ pub struct Request {
     pub max_tokens: u32,
     /// >= 0; 0 = greedy.
     pub temperature: f32,
-    /// (0,1]; 0 = 1.
+    /// `(0,1]`; 0 = 1.
     pub top_p: f32,
     pub seed: Option<u64>,
     /// Send the marked image to a model that reads images.
@@ -340,7 +340,9 @@ pub struct Prepared {
 
 fn llm_error(e: LlmError) -> Error {
     match e {
-        LlmError::Unavailable { .. } | LlmError::Protocol { .. } => Error::Unavailable(e.to_string()),
+        LlmError::Unavailable { .. } | LlmError::Protocol { .. } => {
+            Error::Unavailable(e.to_string())
+        }
         LlmError::Timeout { .. } => Error::DeadlineExceeded(e.to_string()),
         LlmError::Unsupported { .. } | LlmError::TooLong { .. } => {
             Error::InvalidArgument(e.to_string())

@@ -8,19 +8,19 @@
 //! | `frame` | frame number from 0 (analyze) or the frame's client_seq (export) |
 //! | `timestamp` | s: from the video's start (analyze) or the client clock (export) |
 //! | `face_id` | stable across a video's or session's frames (tracking) |
-//! | `confidence` | detection score, [0,1] (OpenFace's name) |
+//! | `confidence` | detection score, `[0,1]` (OpenFace's name) |
 //! | `success` | 1 when the face mesh found a face (presence >= 0.5), as OpenFace's |
 //! | `tracked` | 1 when located by tracking from the previous frame |
 //! | `face_x`, `face_y`, `face_width`, `face_height` | box, px |
-//! | `presence` | face-mesh presence probability, [0,1] |
+//! | `presence` | face-mesh presence probability, `[0,1]` |
 //! | `pose_Rx`, `pose_Ry`, `pose_Rz` | pitch, yaw, roll in radians (OpenFace's axes; affectd's signs: yaw > 0 turned to the subject's left, pitch > 0 up, roll > 0 toward the left shoulder) |
 //! | `x_0`..`x_477`, `y_0`.., `z_0`.. | the 478 mesh points, px (z: relative depth) |
-//! | `AU01_r`.. | AU intensity estimates, [0,5] |
+//! | `AU01_r`.. | AU intensity estimates, `[0,5]` |
 //! | `AU01_c`.. | AU presence, 0/1 |
 //! | `fer_angry`.. | the FER model's probabilities |
 //! | `prototype_angry`.. | the AU-prototype distribution |
 //! | `angry`..`neutral` | the combined expression distribution |
-//! | `valence`, `arousal` | from the combined distribution, [-1,1] and [0,1] |
+//! | `valence`, `arousal` | from the combined distribution, `[-1,1]` and `[0,1]` |
 //!
 //! A cell is empty when its stage did not run: never 0 for "not computed".
 

@@ -42,7 +42,7 @@ pub struct ChatRequest {
     pub max_tokens: u32,
     /// 0 = greedy.
     pub temperature: f32,
-    /// (0,1].
+    /// `(0,1]`.
     pub top_p: f32,
     pub seed: Option<u64>,
     pub stop: Vec<String>,

@@ -11,11 +11,11 @@ pub struct Judgement {
     pub face_id: u32,
     /// Exactly as spelled in the label set.
     pub label: String,
-    /// [0,1]
+    /// `[0,1]`
     pub confidence: f32,
-    /// [-1,1]
+    /// `[-1,1]`
     pub valence: f32,
-    /// [0,1]
+    /// `[0,1]`
     pub arousal: f32,
     pub rationale: String,
 }

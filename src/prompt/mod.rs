@@ -15,9 +15,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::signals::features::{FeatureWindow, Features};
+use crate::vision::FaceResult;
 use crate::vision::action_units::TABLE as AU_TABLE;
 use crate::vision::expression::LABELS as EXPRESSION_LABELS;
-use crate::vision::FaceResult;
 
 /// The 7 basic emotions, the default label set.
 pub const DEFAULT_LABELS: [&str; 7] = [

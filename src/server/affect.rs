@@ -78,7 +78,11 @@ impl Affect for AffectService {
         let request = request.into_inner();
         let config = convert::analysis_config(request.config.as_ref())?;
         let streams = convert::stream_specs(&request.streams)?;
-        let chunks: Vec<_> = request.chunks.into_iter().map(convert::signal_chunk).collect();
+        let chunks: Vec<_> = request
+            .chunks
+            .into_iter()
+            .map(convert::signal_chunk)
+            .collect();
         let engine = self.engine.clone();
         let analysed = blocking("signal analysis", move || {
             engine.analyze_signals(&streams, &chunks, &config)
@@ -126,10 +130,9 @@ impl Affect for AffectService {
         request: Request<Streaming<StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         let mut inbound = request.into_inner();
-        let first = inbound
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("the stream ended before its config message"))?;
+        let first = inbound.message().await?.ok_or_else(|| {
+            Status::invalid_argument("the stream ended before its config message")
+        })?;
         let Some(stream_request::Message::Config(config)) = first.message else {
             return Err(Status::invalid_argument(
                 "the first message of a stream must carry `config` (SessionConfig)",

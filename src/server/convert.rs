@@ -174,7 +174,9 @@ pub fn signal_chunk(c: proto::SignalChunk) -> SignalChunk {
 }
 
 /// An explanation request and its source (None: the request named none).
-pub fn explain_request(r: proto::ExplainRequest) -> (explain::Request, Option<crate::engine::ExplainSource>) {
+pub fn explain_request(
+    r: proto::ExplainRequest,
+) -> (explain::Request, Option<crate::engine::ExplainSource>) {
     use crate::engine::ExplainSource;
     let source = match r.source {
         Some(proto::explain_request::Source::Image(image)) => {
@@ -249,7 +251,9 @@ fn explain_event(event: ExplainEvent) -> proto::ExplainResponse {
 }
 
 /// An Explain stream's event.
-pub fn explain_response(event: Result<ExplainEvent, Error>) -> Result<proto::ExplainResponse, Status> {
+pub fn explain_response(
+    event: Result<ExplainEvent, Error>,
+) -> Result<proto::ExplainResponse, Status> {
     event.map(explain_event).map_err(status)
 }
 
@@ -274,7 +278,10 @@ pub fn stream_response(event: Result<Event, Error>) -> Result<proto::StreamRespo
             client_seq,
             timestamp,
             result,
-        } => (None, M::Faces(wire::face_frame(client_seq, timestamp, &result))),
+        } => (
+            None,
+            M::Faces(wire::face_frame(client_seq, timestamp, &result)),
+        ),
         Event::Features(w) => (None, M::Features(wire::feature_window(&w))),
         Event::SignalWarning {
             client_seq,
@@ -296,7 +303,9 @@ pub fn stream_response(event: Result<Event, Error>) -> Result<proto::StreamRespo
             }),
         ),
         Event::Ack(client_seq) => (None, M::Ack(proto::Ack { client_seq })),
-        Event::Explain { client_seq, event } => (Some(client_seq), M::Explain(explain_event(event))),
+        Event::Explain { client_seq, event } => {
+            (Some(client_seq), M::Explain(explain_event(event)))
+        }
         Event::Ended(e) => (
             None,
             M::Ended(proto::SessionEnded {

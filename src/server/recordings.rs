@@ -119,7 +119,11 @@ impl Recordings for RecordingsService {
         let file_name = format!(
             "{}.{}",
             request.session_id,
-            if format == Format::CsvZip { "zip" } else { "xdf" }
+            if format == Format::CsvZip {
+                "zip"
+            } else {
+                "xdf"
+            }
         );
         tokio::task::spawn_blocking(move || {
             let mut first = true;

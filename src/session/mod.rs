@@ -211,3 +211,108 @@ where
     tokio::spawn(protocol::receive(inbound, input, first_seq, closing));
     Ok(events)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::models::loaded::ModelSet;
+    use crate::vision::FaceModels;
+    use crate::vision::backend::{Inference, InferenceError};
+    use tokio_stream::StreamExt as _;
+
+    /// A face detector with a bug: it panics.
+    struct PanickingDetector;
+
+    impl Inference for PanickingDetector {
+        fn id(&self) -> &str {
+            "panicking-detector"
+        }
+        fn run(
+            &self,
+            _input: ndarray::ArrayD<f32>,
+        ) -> Result<Vec<(String, ndarray::ArrayD<f32>)>, InferenceError> {
+            panic!("index 7 out of range for an anchor list of length 4");
+        }
+    }
+
+    fn engine_with_a_panicking_detector() -> Arc<Engine> {
+        let config = Config::default();
+        let manifest = crate::models::Manifest::load(&config.models.dir, &config.models.cache_dir)
+            .expect("the vendored manifest");
+        let models = ModelSet {
+            runtime: Err(crate::onnx::OnnxError::NotFound {
+                looked: "nowhere (a unit test)".into(),
+            }),
+            models: Vec::new(),
+        };
+        let explainer = crate::explain::Explainer::new(&config, &manifest, &models);
+        let mut engine = Engine::from_parts(
+            config,
+            models,
+            explainer,
+            Err("no database in this test".into()),
+            None,
+        );
+        engine.face_models = Some(FaceModels {
+            detector: Arc::new(PanickingDetector),
+            mesh: None,
+            blendshapes: None,
+            expression: None,
+        });
+        Arc::new(engine)
+    }
+
+    fn png() -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image::RgbImage::from_pixel(8, 8, image::Rgb([90, 120, 150]))
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        bytes
+    }
+
+    /// A worker that panics ends its session with INTERNAL and the panic's message: the
+    /// client is never left with a stream that just stops, or one that ends as if normal.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_panicking_worker_ends_the_session_with_an_internal_error() {
+        let engine = engine_with_a_panicking_detector();
+        let inbound = tokio_stream::iter(vec![Ok::<_, String>(Incoming {
+            client_seq: 2,
+            message: Some(ClientMessage::Frame(Frame {
+                timestamp: 1.0,
+                image: Some(ImageInput::Encoded(png())),
+            })),
+        })])
+        .chain(tokio_stream::pending());
+        let config = SessionConfig {
+            record: false,
+            ..Default::default()
+        };
+        let mut events = open(engine.clone(), 1, config, inbound).await.unwrap();
+        let mut seen = Vec::new();
+        while let Some(event) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), events.recv())
+                .await
+                .expect("the session ends within 30 s")
+        {
+            seen.push(event);
+        }
+        assert!(
+            matches!(seen.first(), Some(Ok(Event::Started { .. }))),
+            "{seen:?}"
+        );
+        match seen.last() {
+            Some(Err(Error::Internal(message))) => {
+                assert!(message.contains("face analysis"), "{message}");
+                assert!(message.contains("index 7 out of range"), "{message}");
+            }
+            other => panic!("expected the session to end with an internal error, got {other:?}"),
+        }
+        assert!(!seen.iter().any(|e| matches!(e, Ok(Event::Ended(_)))));
+        // The session is no longer live.
+        assert!(engine.sessions.is_empty());
+    }
+}

@@ -204,7 +204,8 @@ pub fn start(
     input: mpsc::Sender<Input>,
     inputs: mpsc::Receiver<Input>,
 ) -> Result<(), Error> {
-    let thread_error = |e: std::io::Error| Error::Internal(format!("cannot start a session thread: {e}"));
+    let thread_error =
+        |e: std::io::Error| Error::Internal(format!("cannot start a session thread: {e}"));
     let (vision, no_vision) = match engine.face_models.clone() {
         Some(models) => {
             let (tx, rx) = std_mpsc::sync_channel(engine.limits.vision_queue_frames);
@@ -303,10 +304,7 @@ impl Worker {
         if self.commit(&mut records).is_err() {
             return self.finish(&mut records, Some(("recording failed".into(), None)), true);
         }
-        loop {
-            let Some(first) = inputs.blocking_recv() else {
-                break;
-            };
+        while let Some(first) = inputs.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match inputs.try_recv() {

@@ -155,7 +155,7 @@ pub struct HeartRate {
     pub rmssd_ms: f64,
     /// Standard deviation of RR intervals (ddof 1), ms.
     pub sdnn_ms: f64,
-    /// Fraction of successive RR differences over 50 ms, [0,1].
+    /// Fraction of successive RR differences over 50 ms, `[0,1]`.
     pub pnn50: f64,
 }
 

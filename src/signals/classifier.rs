@@ -42,7 +42,7 @@ pub struct ShrinkageLda {
     /// One row of weights per class.
     pub coef: Vec<Vec<f64>>,
     pub intercept: Vec<f64>,
-    /// Ledoit-Wolf shrinkage intensity per class covariance, [0,1].
+    /// Ledoit-Wolf shrinkage intensity per class covariance, `[0,1]`.
     pub shrinkage: Vec<f64>,
     pub training_windows: usize,
 }
@@ -245,7 +245,7 @@ pub struct CrossValidation {
     pub folds: usize,
     pub windows: usize,
     pub classes: Vec<String>,
-    /// Mean per-class recall over all held-out windows, [0,1].
+    /// Mean per-class recall over all held-out windows, `[0,1]`.
     pub balanced_accuracy: f64,
     /// Balanced accuracy of guessing: 1 / number of classes.
     pub chance_level: f64,

@@ -47,7 +47,7 @@ pub struct BandPower {
     pub band: String,
     /// Integrated Welch PSD over the band, unit^2 (uV^2 for EEG).
     pub absolute: f64,
-    /// absolute / power over the span of all bands (1-45 Hz by default), [0,1]; None
+    /// absolute / power over the span of all bands (1-45 Hz by default), `[0,1]`; None
     /// when that power is 0.
     pub relative: Option<f64>,
     /// 0.5 * ln(2*pi*e*absolute), nats; None when absolute is 0 (no finite entropy).
@@ -78,11 +78,11 @@ pub struct EegFeatures {
 /// Valence/arousal with how much to trust it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AffectEstimate {
-    /// [-1,1].
+    /// `[-1,1]`.
     pub valence: f64,
-    /// [0,1].
+    /// `[0,1]`.
     pub arousal: f64,
-    /// [0,1]; 0 = no usable evidence.
+    /// `[0,1]`; 0 = no usable evidence.
     pub reliability: f64,
     pub method: String,
 }

@@ -129,4 +129,3 @@ pub struct StreamWarning {
     /// Client clock, s.
     pub timestamp: f64,
 }
-

@@ -3,8 +3,8 @@
 //! scipy.signal; NeuroKit2 ports for ECG, PPG, EDA and respiration; the EEG encoder; and
 //! chunk-size independent windowing for streams.
 
-pub mod cardiac;
 pub mod analyzers;
+pub mod cardiac;
 pub mod classifier;
 pub mod dsp;
 pub mod eda;

@@ -12,13 +12,13 @@ pub struct ChannelQuality {
     /// saturated electrode).
     pub flat: bool,
     /// Fraction of finite samples in runs of 3 or more equal values at the window's
-    /// maximum or minimum (the amplifier's rails), [0,1]; None without finite samples.
+    /// maximum or minimum (the amplifier's rails), `[0,1]`; None without finite samples.
     pub clipped_fraction: Option<f64>,
     /// Power within 2 Hz of the mains frequency over power 1-45 Hz (EEG only; None when
     /// not computed). Can exceed 1.
     pub line_noise_ratio: Option<f64>,
     /// Fraction of finite samples further than the artefact threshold from the window's
-    /// median (estimated from at most ~1000 evenly spaced samples), [0,1]; None when the
+    /// median (estimated from at most ~1000 evenly spaced samples), `[0,1]`; None when the
     /// kind has no amplitude threshold (not EEG) or there are no finite samples.
     pub artifact_fraction: Option<f64>,
     /// NaN/Inf samples, excluded from every feature.

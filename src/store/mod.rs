@@ -706,7 +706,10 @@ mod tests {
         let pid = std::process::id().to_string();
         assert_eq!(std::fs::read_to_string(&lock.path).unwrap().trim(), pid);
         let err = Store::lock_for_server(&path).unwrap_err().to_string();
-        assert!(err.contains(&format!("pid {pid}")) && err.contains("s.sqlite"), "{err}");
+        assert!(
+            err.contains(&format!("pid {pid}")) && err.contains("s.sqlite"),
+            "{err}"
+        );
         drop(lock);
         // Released with its holder.
         Store::lock_for_server(&path).unwrap();

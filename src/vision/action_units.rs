@@ -120,7 +120,7 @@ pub const PRESENCE_THRESHOLD: f32 = 1.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ActionUnit {
     pub number: u32,
-    /// [0,5]
+    /// `[0,5]`
     pub intensity: f32,
     pub present: bool,
 }

@@ -50,9 +50,9 @@ impl Default for AnalyzeOptions {
 /// the server's defaults (`[vision]` in the configuration).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FrameSettings {
-    /// Longest side of the detector's input, px, in [32, 8192].
+    /// Longest side of the detector's input, px, in `[32, 8192]`.
     pub detector_max_side: Option<u32>,
-    /// Minimum detection score, [0,1].
+    /// Minimum detection score, `[0,1]`.
     pub min_face_score: Option<f32>,
     /// At most this many faces, highest score first; 0 = no limit.
     pub max_faces: u32,

@@ -89,7 +89,7 @@ pub fn preprocess(points: &[[f32; 3]]) -> Array3<f32> {
     tensor
 }
 
-/// 52 scores in [0,1], in [`NAMES`] order.
+/// 52 scores in `[0,1]`, in [`NAMES`] order.
 pub fn run(model: &dyn Inference, points: &[[f32; 3]]) -> Result<[f32; 52], InferenceError> {
     let outputs = model.run(preprocess(points).into_dyn())?;
     let scores = output(model.id(), &outputs, "StatefulPartitionedCall:0", Some(52))?;

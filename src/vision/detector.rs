@@ -19,7 +19,7 @@ const SIZE_VARIANCE: f32 = 0.2;
 pub struct DetectorConfig {
     /// The detector runs on a copy whose longest side is at most this (pixels); never upscaled.
     pub max_side: u32,
-    /// Minimum face probability, [0,1].
+    /// Minimum face probability, `[0,1]`.
     pub min_score: f32,
     /// Boxes overlapping a better one by more than this IoU are dropped.
     pub nms_iou: f32,

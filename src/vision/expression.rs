@@ -32,7 +32,7 @@ pub const PROTOTYPES: [(&str, &[u32]); 6] = [
     ("disgust", &[9, 15]),
 ];
 
-/// Circumplex placement of each label (valence in [-1,1], arousal in [0,1]), after Russell
+/// Circumplex placement of each label (valence in `[-1,1]`, arousal in `[0,1]`), after Russell
 /// (1980) and the affect-grid ratings of basic-emotion faces summarised in Russell & Barrett
 /// (1999). Valence/arousal of a distribution are the probability-weighted means.
 pub const CIRCUMPLEX: [(&str, f32, f32); 7] = [
@@ -59,7 +59,7 @@ pub struct Expression {
     pub arousal: f32,
 }
 
-/// Grayscale 64x64 crop of the padded box, scaled to [-1, 1], [1, 64, 64, 1].
+/// Grayscale 64x64 crop of the padded box, scaled to `[-1, 1]`, [1, 64, 64, 1].
 pub fn preprocess(image: &RgbImage, x: f32, y: f32, w: f32, h: f32) -> Array4<f32> {
     let map = Affine::from_box(
         x - CROP_PADDING,

@@ -81,7 +81,7 @@ pub fn hull(points: &[[f32; 3]]) -> [f32; 4] {
 pub struct Mesh {
     /// 478 points: x, y in original-image pixels, z in the same pixel scale (relative depth).
     pub points: Vec<[f32; 3]>,
-    /// Face-presence probability, [0,1].
+    /// Face-presence probability, `[0,1]`.
     pub presence: f32,
 }
 

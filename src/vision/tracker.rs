@@ -6,8 +6,8 @@ use std::sync::Arc;
 use image::RgbImage;
 
 use super::analysis::{
-    AnalyzeOptions, Cores, FaceModels, FrameResult, MeasuredFace, MeasuredFrame,
-    Timer, detection_from_mesh, parallel_map,
+    AnalyzeOptions, Cores, FaceModels, FrameResult, MeasuredFace, MeasuredFrame, Timer,
+    detection_from_mesh, parallel_map,
 };
 use super::backend::InferenceError;
 use super::detector::{self, Detection};

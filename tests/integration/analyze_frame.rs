@@ -1,10 +1,9 @@
 //! AnalyzeFrame over gRPC on the real server: real photos, raw buffers, marked images, and
 //! every kind of bad input answered INVALID_ARGUMENT.
 
-
+use crate::common::*;
 use affectd::proto::affect_client::AffectClient;
 use affectd::proto::*;
-use crate::common::*;
 use tonic::Code;
 
 fn photo(name: &str) -> Vec<u8> {

@@ -1,10 +1,9 @@
 //! AnalyzeSignals over gRPC on the real server: a real ECG recording and a synthetic EEG
 //! stream in, features out; bad requests answered INVALID_ARGUMENT.
 
-
+use crate::common::*;
 use affectd::proto::affect_client::AffectClient;
 use affectd::proto::*;
-use crate::common::*;
 use tonic::Code;
 
 fn pyhrv_ecg() -> Vec<f32> {

@@ -4,10 +4,10 @@
 //! tests hold the server to what it must do either way (a validated judgement, or the raw
 //! text marked unparsed after one repair attempt), never to what the model says.
 
-use affectd::proto::affect_client::AffectClient;
-use affectd::proto::*;
 use crate::common::llama::*;
 use crate::common::*;
+use affectd::proto::affect_client::AffectClient;
+use affectd::proto::*;
 use tonic::Code;
 
 fn photo(name: &str) -> Vec<u8> {
@@ -264,7 +264,9 @@ mod llm {
         assert_eq!(result.model, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
         let timings = result.timings.unwrap();
         assert!(timings.prompt_tokens > 200 && timings.generated_tokens > 0);
-        assert!(timings.prompt_tokens_per_s > Some(0.0) && timings.generation_tokens_per_s > Some(0.0));
+        assert!(
+            timings.prompt_tokens_per_s > Some(0.0) && timings.generation_tokens_per_s > Some(0.0)
+        );
         assert!(!tokens.is_empty());
         if result.parsed {
             for j in &result.judgements {

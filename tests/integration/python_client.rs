@@ -1,7 +1,6 @@
 //! The README's Python example and Python's grpcio-reflection (v1alpha) against the real
 //! server, and the committed Python stubs against the proto files.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -1,13 +1,12 @@
 //! The real server on an ephemeral loopback port: health, reflection, GetServerInfo,
 //! UNIMPLEMENTED and FAILED_PRECONDITION answers, the recordings database, clock sync, graceful shutdown.
 
-
 use std::time::Duration;
 
+use crate::common::*;
 use affectd::proto::affect_client::AffectClient;
 use affectd::proto::recordings_client::RecordingsClient;
 use affectd::proto::*;
-use crate::common::*;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};

@@ -6,10 +6,10 @@
 use std::io::Read;
 use std::time::Duration;
 
+use crate::common::*;
 use affectd::proto::affect_client::AffectClient;
 use affectd::proto::recordings_client::RecordingsClient;
 use affectd::proto::*;
-use crate::common::*;
 use tokio::sync::mpsc;
 use tonic::{Code, Status, Streaming};
 
@@ -385,7 +385,11 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
     assert_eq!(*acks.last().unwrap(), marker_seq);
     assert!(end_seq > marker_seq);
     assert!(warnings(&all).is_empty(), "{:?}", warnings(&all));
-    assert!(signal_warnings(&all).is_empty(), "{:?}", signal_warnings(&all));
+    assert!(
+        signal_warnings(&all).is_empty(),
+        "{:?}",
+        signal_warnings(&all)
+    );
 
     // Feature windows: exactly what AnalyzeSignals computes from the same chunks.
     let windows: Vec<FeatureWindow> = messages(&all)
@@ -415,8 +419,8 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
         .await
         .unwrap()
         .into_inner()
-            .session
-            .unwrap();
+        .session
+        .unwrap();
     assert_eq!(summary.participant, "p01");
     assert_eq!(
         (summary.frames, summary.chunks, summary.markers),
@@ -618,7 +622,10 @@ async fn bad_input_ends_the_session_without_losing_what_was_accepted() {
             .session
             .unwrap();
         assert_eq!((summary.chunks, summary.markers), (4, 1), "{id}");
-        assert!(summary.ended_at > Some(0.0), "{id}: the recording is closed");
+        assert!(
+            summary.ended_at > Some(0.0),
+            "{id}: the recording is closed"
+        );
     }
 
     // Sequence numbers must increase.
@@ -771,8 +778,8 @@ async fn frames_under_load_are_recorded_and_each_answered_once() {
         .await
         .unwrap()
         .into_inner()
-            .session
-            .unwrap();
+        .session
+        .unwrap();
     assert_eq!(summary.frames, 16);
     let mut zip = export_csv(&mut recordings, "burst").await;
     let faces_csv = String::from_utf8(read_entry(&mut zip, "faces.csv")).unwrap();
@@ -1429,7 +1436,8 @@ mod llm {
                 }
             }
         }
-        let result = result.expect("the first explanation's result came before the second's warning");
+        let result =
+            result.expect("the first explanation's result came before the second's warning");
         assert!(!tokens.is_empty());
         assert_eq!(result.backend, "openai");
         assert!(result.parsed || (!result.raw_text.is_empty() && result.judgements.is_empty()));
@@ -1471,5 +1479,236 @@ mod llm {
                 assert_eq!(&row[8], result.raw_text);
             }
         }
+    }
+}
+
+async fn summary_of(
+    recordings: &mut RecordingsClient<tonic::transport::Channel>,
+    session_id: &str,
+) -> SessionSummary {
+    recordings
+        .get_session(GetSessionRequest {
+            session_id: session_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+}
+
+/// A session whose client ends it after two chunks, checking the end is recorded as the
+/// client's and not as an interruption.
+async fn end_and_check_it_ended_normally(
+    mut client: Client,
+    recordings: &mut RecordingsClient<tonic::transport::Channel>,
+    session_id: &str,
+) {
+    client.chunks(&eeg_chunks(1.0)).await;
+    client.until_acked().await;
+    client
+        .send(stream_request::Message::End(EndSession {}))
+        .await;
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    assert_eq!(ended(&all).reason, "EndSession received");
+    let summary = summary_of(recordings, session_id).await;
+    assert_eq!(summary.state, SessionState::Ended as i32, "{summary:?}");
+    assert_eq!(summary.end_reason, "EndSession received");
+}
+
+/// `affectd explain` and `affectd eval explain` record nothing, so they must not touch the
+/// session database: a server's live recording in it stays open, and ends when its client
+/// ends it. (They used to run the server's start-up, which closed every open recording as
+/// left over from an earlier run.)
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_that_do_not_record_leave_a_running_servers_recordings_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let mut client = Client::eeg(&mut affect, "live-run").await;
+    client.chunks(&eeg_chunks(2.0)).await;
+    client.until_acked().await;
+
+    let photos = tempfile::tempdir().unwrap();
+    std::fs::write(
+        photos.path().join("0-f1-su-ph.jpg"),
+        photo("0-f1-su-ph.jpg"),
+    )
+    .unwrap();
+    let photo_path = photos.path().join("0-f1-su-ph.jpg");
+    let cache = tempfile::tempdir().unwrap();
+    let runs: [Vec<&std::ffi::OsStr>; 2] = [
+        // No openai server is configured: it fails, but only after what used to close
+        // the recordings.
+        vec![
+            "explain".as_ref(),
+            photo_path.as_os_str(),
+            "--backend".as_ref(),
+            "openai".as_ref(),
+            "--quiet".as_ref(),
+        ],
+        vec![
+            "eval".as_ref(),
+            "explain".as_ref(),
+            photos.path().as_os_str(),
+            "--no-llm".as_ref(),
+        ],
+    ];
+    for args in runs {
+        let out = affectd(cache.path())
+            .env("AFFECTD_DATABASE", &database)
+            .args(&args)
+            .output()
+            .unwrap();
+        let summary = summary_of(&mut recordings, "live-run").await;
+        assert_eq!(
+            (summary.state, summary.ended_at),
+            (SessionState::Live as i32, None),
+            "after `affectd {args:?}` ({}): {summary:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    end_and_check_it_ended_normally(client, &mut recordings, "live-run").await;
+}
+
+/// One server per database: a second `affectd serve` on it stops at start-up, naming the
+/// database and the running server's pid, and the first server's recording goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_the_same_database_is_refused_and_the_first_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let first = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(first.channel().await);
+    let mut recordings = RecordingsClient::new(first.channel().await);
+    let mut client = Client::eeg(&mut affect, "first-run").await;
+    client.chunks(&eeg_chunks(2.0)).await;
+    client.until_acked().await;
+
+    let cache = tempfile::tempdir().unwrap();
+    let mut second = affectd(cache.path())
+        .env("AFFECTD_DATABASE", &database)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second server on the same database kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&database.display().to_string()),
+        "names the database: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", first.child.id())),
+        "names the running server: {stderr}"
+    );
+    end_and_check_it_ended_normally(client, &mut recordings, "first-run").await;
+}
+
+/// What could not be computed is absent everywhere, never 0: a window of ECG with one beat
+/// has no heart rate on the wire (the optional field is unset) and an empty cell in the
+/// export's features.csv, where a heart rate of 0 bpm used to be written.
+#[tokio::test(flavor = "multi_thread")]
+async fn values_that_were_not_computed_are_absent_on_the_wire_and_in_the_export() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let rate = 250.0;
+    let ecg = StreamInfo {
+        stream_id: "ecg".into(),
+        kind: SignalKind::Ecg as i32,
+        nominal_rate_hz: rate,
+        channels: vec![ChannelInfo {
+            label: "ECG".into(),
+            unit: "uV".into(),
+        }],
+    };
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "one-beat".into(),
+            streams: vec![ecg],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // 8 s of low noise with one R-like spike at 3 s.
+    let samples: Vec<f32> = (0..(8.0 * rate) as usize)
+        .map(|i| {
+            let t = i as f64 / rate;
+            let spike = (1.0 - (t - 3.0).abs() / 0.02).max(0.0) * 1500.0;
+            (5.0 * (i as f64 * 0.37).sin() + spike) as f32
+        })
+        .collect();
+    client
+        .chunks(&[SignalChunk {
+            stream_id: "ecg".into(),
+            first_timestamp: 0.0,
+            samples,
+            ..Default::default()
+        }])
+        .await;
+    client
+        .send(stream_request::Message::End(EndSession {}))
+        .await;
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    let windows: Vec<&CardiacFeatures> = messages(&all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Features(FeatureWindow {
+                features: Some(feature_window::Features::Cardiac(c)),
+                ..
+            }) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        windows
+            .iter()
+            .any(|c| c.heart_rate_bpm.is_none() && c.beat_times.len() < 2),
+        "a window with fewer than two beats and no heart rate: {windows:?}"
+    );
+    assert!(windows.iter().all(|c| c.heart_rate_bpm != Some(0.0)));
+
+    let mut zip = export_csv(&mut recordings, "one-beat").await;
+    let text = String::from_utf8(read_entry(&mut zip, "features.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), windows.len());
+    for (row, window) in rows.iter().zip(&windows) {
+        let cell = &row[column("heart_rate_bpm")];
+        match window.heart_rate_bpm {
+            None => assert_eq!(cell, "", "{row:?}"),
+            Some(bpm) => assert_eq!(cell.parse::<f64>().unwrap(), bpm),
+        }
+        assert_ne!(&row[column("rmssd_ms")], "0");
     }
 }

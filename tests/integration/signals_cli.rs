@@ -1,6 +1,5 @@
 //! `affectd signals` and `affectd train-eeg` on real and generated recordings.
 
-
 use std::path::Path;
 
 use crate::common::*;
@@ -233,12 +232,19 @@ fn train_eeg_reports_cross_validated_accuracy_against_chance_and_the_model_predi
     );
 }
 
-/// Band powers of `affectd signals` on a CSV, by window start and "band_channel".
-fn band_powers(csv: &Path, extra: &[&str]) -> (Vec<(f64, serde_json::Map<String, serde_json::Value>)>, String) {
+/// A window's start time and its absolute band powers by "band_channel".
+type WindowPowers = (f64, serde_json::Map<String, serde_json::Value>);
+
+/// Band powers of `affectd signals` on a CSV, and its stderr.
+fn band_powers(csv: &Path, extra: &[&str]) -> (Vec<WindowPowers>, String) {
     let mut args = vec!["signals", csv.to_str().unwrap(), "--quiet"];
     args.extend(extra);
     let out = affectd_signals(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let windows = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -246,7 +252,11 @@ fn band_powers(csv: &Path, extra: &[&str]) -> (Vec<(f64, serde_json::Map<String,
         .map(|w| {
             let mut powers = serde_json::Map::new();
             for b in w["features"]["band_powers"].as_array().unwrap() {
-                let key = format!("{}_{}", b["band"].as_str().unwrap(), b["channel"].as_str().unwrap());
+                let key = format!(
+                    "{}_{}",
+                    b["band"].as_str().unwrap(),
+                    b["channel"].as_str().unwrap()
+                );
                 powers.insert(key, b["absolute"].clone());
             }
             (w["start_time"].as_f64().unwrap(), powers)
@@ -270,13 +280,19 @@ fn a_csv_time_column_with_rounded_steps_keeps_the_band_powers() {
     assert!((golden["median_step_rate_hz"].as_f64().unwrap() - 256.016).abs() < 1e-3);
 
     let (windows, stderr) = band_powers(&csv, &[]);
-    assert!(!stderr.contains("warning"), "a snapped rate needs no warning: {stderr}");
+    assert!(
+        !stderr.contains("warning"),
+        "a snapped rate needs no warning: {stderr}"
+    );
     // The whole windows (the last, shorter tail window has no golden row).
     for (want, (start, got)) in expected.iter().zip(&windows) {
         assert!((want["start_time"].as_f64().unwrap() - start).abs() < 1e-9);
         for (key, value) in want["band_power"].as_object().unwrap() {
             let (w, g) = (value.as_f64().unwrap(), got[key].as_f64().unwrap());
-            assert!((w - g).abs() <= 1e-8 * w.abs(), "{key} at {start}: scipy {w}, affectd {g}");
+            assert!(
+                (w - g).abs() <= 1e-8 * w.abs(),
+                "{key} at {start}: scipy {w}, affectd {g}"
+            );
         }
     }
     assert!(windows.len() >= expected.len());

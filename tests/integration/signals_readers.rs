@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use affectd::signals::readers::{self, csv::CsvOptions, edf};
 use affectd::signals::features::SignalKind;
+use affectd::signals::readers::{self, csv::CsvOptions, edf};
 use serde_json::Value;
 
 fn root() -> &'static Path {

@@ -6,10 +6,10 @@
 //! validated (a random model's text comes back unparsed, never with an invented label).
 //! Nothing here says the real model's answers are good; see the README.
 
-
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use affectd::llm::candle::moondream::{CONFIG_KEY, MoondreamConfig};
 use affectd::llm::candle::tokenizer::Tokenizer;
 use affectd::llm::candle::{CandleBackend, CandleConfig, Loaded, Prompt};
@@ -19,7 +19,6 @@ use affectd::proto::*;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 use candle_nn::Activation;
-use crate::common::*;
 
 /// A tiny moondream: candle fixes the ViT width at 1152 (its patch embedding is hard-wired),
 /// so the ViT has one block; the decoder is 2 layers of 64. 16 patches = a 56 px image.

@@ -8,7 +8,6 @@
 //! Not ported: pyxdf's repair of a corrupted last clock offset (liblsl#246) and the
 //! `can_drop_samples` stream flag.
 
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
     Numeric(Vec<Vec<f64>>),

@@ -157,7 +157,12 @@ impl<W: Write> XdfWriter<W> {
 
     /// A clock offset: at `collection_time` (the stream's clock), the recorder's clock was
     /// ahead of the stream's by `offset` seconds.
-    pub fn clock_offset(&mut self, id: u32, collection_time: f64, offset: f64) -> std::io::Result<()> {
+    pub fn clock_offset(
+        &mut self,
+        id: u32,
+        collection_time: f64,
+        offset: f64,
+    ) -> std::io::Result<()> {
         let mut content = id.to_le_bytes().to_vec();
         content.extend(collection_time.to_le_bytes());
         content.extend(offset.to_le_bytes());

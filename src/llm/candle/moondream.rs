@@ -221,7 +221,7 @@ impl Moondream {
     }
 
     /// The model's input for an encoded image (PNG or JPEG): RGB, resized whole to the
-    /// square input with a triangle filter, scaled to [-1, 1] (mean 0.5, std 0.5), as a
+    /// square input with a triangle filter, scaled to `[-1, 1]` (mean 0.5, std 0.5), as a
     /// (1, 3, side, side) tensor.
     pub fn pixels(&self, encoded: &[u8]) -> Result<Tensor, String> {
         let image = image::load_from_memory(encoded)

