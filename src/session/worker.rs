@@ -1,6 +1,7 @@
 //! The session worker and its vision and explain workers.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 
 use prost::Message as _;
@@ -187,6 +188,11 @@ struct Worker {
     explain: Option<std_mpsc::Sender<(u64, explain::Request)>>,
     vision_running: bool,
     explain_running: bool,
+    /// The vision and explain threads, joined when the session finishes.
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Set when the session ends early (a failed recording): an explanation in progress
+    /// stops instead of holding the end up.
+    cancel: Arc<AtomicBool>,
     /// Why face analysis cannot run (no detector), when it cannot.
     no_vision: Option<String>,
     counts: Counts,
@@ -206,6 +212,7 @@ pub fn start(
 ) -> Result<(), Error> {
     let thread_error =
         |e: std::io::Error| Error::Internal(format!("cannot start a session thread: {e}"));
+    let mut threads = Vec::new();
     let (vision, no_vision) = match engine.face_models.clone() {
         Some(models) => {
             let (tx, rx) = std_mpsc::sync_channel(engine.limits.vision_queue_frames);
@@ -216,29 +223,40 @@ pub fn start(
                 input.clone(),
                 setup.options,
             );
-            std::thread::Builder::new()
-                .name("session-vision".into())
-                .spawn(move || {
-                    let failed = input.clone();
-                    if let Err(e) = catch_panic("session's face analysis", || {
-                        vision_worker(models, tracker, options, rx, live, out, input);
-                        Ok(())
-                    }) {
-                        let _ = failed.blocking_send(Input::WorkerFailed(e));
-                    }
-                })
-                .map_err(thread_error)?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name("session-vision".into())
+                    .spawn(move || {
+                        let failed = input.clone();
+                        if let Err(e) = catch_panic("session's face analysis", || {
+                            vision_worker(models, tracker, options, rx, live, out, input);
+                            Ok(())
+                        }) {
+                            let _ = failed.blocking_send(Input::WorkerFailed(e));
+                        }
+                    })
+                    .map_err(thread_error)?,
+            );
             (Some(tx), None)
         }
         None => (None, Some(engine.face_unavailable.clone())),
     };
     let (explain_tx, explain_rx) = std_mpsc::channel();
+    let cancel = Arc::new(AtomicBool::new(false));
     {
-        let (engine, live, out, input) = (engine.clone(), setup.live.clone(), out.clone(), input);
-        std::thread::Builder::new()
-            .name("session-explain".into())
-            .spawn(move || explain_worker(engine, live, explain_rx, out, input))
-            .map_err(thread_error)?;
+        let (engine, live, out, input, cancel) = (
+            engine.clone(),
+            setup.live.clone(),
+            out.clone(),
+            input,
+            cancel.clone(),
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name("session-explain".into())
+                .spawn(move || explain_worker(engine, live, explain_rx, out, input, cancel))
+                .map_err(thread_error)?,
+        );
     }
     let writer = setup
         .recorder
@@ -254,6 +272,8 @@ pub fn start(
         vision,
         explain: Some(explain_tx),
         explain_running: true,
+        threads,
+        cancel,
         no_vision,
         counts: Counts {
             frames: 0,
@@ -577,6 +597,17 @@ impl Worker {
             });
             recording_failed |= !writer.join();
         }
+        // The workers have said they are done (or, after a failed recording, are told to
+        // stop); their threads end now. Each catches its own panics, so a join cannot
+        // carry one.
+        if recording_failed {
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+        self.vision = None;
+        self.explain = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
         // No longer live (Explain and ClockSync answer NOT_FOUND) before the client is
         // told it has ended.
         drop(self.registered);
@@ -647,6 +678,7 @@ fn explain_worker(
     requests: std_mpsc::Receiver<(u64, explain::Request)>,
     out: mpsc::Sender<Result<Event, Error>>,
     input: mpsc::Sender<Input>,
+    cancel: Arc<AtomicBool>,
 ) {
     let failed = |seq: u64, error: Error| {
         let _ = out.blocking_send(Ok(Event::Warning(SessionWarning {
@@ -686,7 +718,7 @@ fn explain_worker(
                     true
                 }
             },
-            &|| out.is_closed(),
+            &|| out.is_closed() || cancel.load(Ordering::Relaxed),
         );
         if let Some(result) = result
             && input

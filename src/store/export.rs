@@ -486,14 +486,14 @@ pub fn xdf<W: Write>(store: &Store, session_id: &str, out: W) -> Result<(), Expo
         let (mut first, mut last, mut count) = (None, 0.0, 0u64);
         for_each_chunk(&conn, session_id, &stream.stream_id, |chunk| {
             let samples = timed_samples(chunk, channels, stream.nominal_rate_hz);
-            if let Some((t, _)) = timed_samples(chunk, channels, stream.nominal_rate_hz).next() {
-                first.get_or_insert(t);
-            }
-            if let Some((t, _)) = timed_samples(chunk, channels, stream.nominal_rate_hz).last() {
-                last = t;
-            }
             count += samples.len() as u64;
-            w.numeric_samples(id, samples)?;
+            w.numeric_samples(
+                id,
+                samples.inspect(|(t, _)| {
+                    first.get_or_insert(*t);
+                    last = *t;
+                }),
+            )?;
             Ok(())
         })?;
         write_offsets(&mut w, id)?;

@@ -457,6 +457,20 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
         assert_eq!(row[1] as f32, sent[2 * i]);
         assert_eq!(row[2] as f32, sent[2 * i + 1]);
     }
+    // Round trip: affectd's own CSV reader reads the export back at the session's rate
+    // (the time column is written at 6 decimals) with every sample equal.
+    let back =
+        affectd::signals::readers::csv::parse(eeg_csv.as_bytes(), &Default::default()).unwrap();
+    assert!(back.warnings.is_empty(), "{:?}", back.warnings);
+    let stream = &back.streams[0];
+    assert_eq!((stream.rate_hz, stream.first_timestamp), (EEG_RATE, 100.0));
+    assert_eq!(stream.channels.len(), 2);
+    for (c, channel) in stream.channels.iter().enumerate() {
+        assert_eq!(channel.samples.len(), sent.len() / 2);
+        for (i, v) in channel.samples.iter().enumerate() {
+            assert_eq!(*v as f32, sent[2 * i + c]);
+        }
+    }
     let markers = String::from_utf8(read_entry(&mut zip, "markers.csv")).unwrap();
     assert_eq!(
         markers,
