@@ -4,6 +4,12 @@
 //! (4,864 x 896), and a 512-token prompt through that FFN matrix (compute-bound). Threads:
 //! candle's pool (`CANDLE_NUM_THREADS`, else every core) for both. The whole model against
 //! llama.cpp is `benches/compare_llm.py`.
+//!
+//! And the cost of constrained decoding per token: llguidance's mask over the default
+//! model's vocabulary (151,936 tokens) while a one-face SoVTP answer is written under its
+//! schema, a mask computed before every token (forced tokens need none, so this is an upper
+//! bound). Needs the default GGUF in `.testdata/llm-cache/` (the LLM tests fetch it);
+//! skipped without it.
 
 use affectd::llm::candle::q8x8::{Q8x8, QuantizedVector};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -56,5 +62,72 @@ fn bench_products(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_products);
+/// A one-face answer as the default model writes it under the schema (compact JSON).
+const ANSWER: &str = r#"{"stages":{"scene":"A studio portrait of one person facing the camera.","body":"Upright, head level and turned slightly left.","others":"No other people are in the frame.","cues":"AU06 and AU12 are present and strong; the expression model gives happy 0.80.","check":"Every cue agrees with happy."},"judgements":[{"face_id":1,"label":"happy","confidence":0.85,"valence":0.7,"arousal":0.5,"evidence":[{"key":"AU12","direction":"present"},{"key":"AU06","direction":"present"},{"key":"expr.happy","direction":"high"}],"rationale":"A Duchenne smile: cheek raiser and lip corner puller, with a high happy score."}]}"#;
+
+fn bench_constraint(c: &mut Criterion) {
+    use affectd::explain::schema::{AnswerShape, answer_schema};
+    use affectd::llm::candle::guided::{Constrained, Guide};
+    use affectd::llm::candle::tokenizer::Tokenizer;
+    let gguf = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".testdata/llm-cache/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let Ok(mut file) = std::fs::File::open(&gguf) else {
+        eprintln!(
+            "constraint bench skipped: {} is missing (run the LLM tests, or `affectd models fetch` into that cache)",
+            gguf.display()
+        );
+        return;
+    };
+    let tokenizer = std::sync::Arc::new(Tokenizer::from_gguf_reader(&mut file).unwrap());
+    let started = std::time::Instant::now();
+    let guide = Guide::new(tokenizer.clone()).unwrap();
+    eprintln!(
+        "llguidance: vocabulary of {} tokens indexed in {:.0} ms (once per model)",
+        tokenizer.vocab_size(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let labels: Vec<String> = affectd::prompt::DEFAULT_LABELS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut keys: Vec<String> = [
+        1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26, 28, 45,
+    ]
+    .iter()
+    .map(|n| format!("AU{n:02}"))
+    .collect();
+    keys.extend(labels.iter().map(|l| format!("expr.{l}")));
+    keys.extend(["face.valence", "face.arousal"].map(String::from));
+    let schema = answer_schema(&AnswerShape {
+        face_ids: &[1],
+        labels: &labels,
+        evidence_keys: &[keys],
+    });
+    let tokens = tokenizer.encode(ANSWER, false).unwrap();
+    let vocab = tokenizer.vocab_size();
+    let mut group = c.benchmark_group("constraint");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(tokens.len() as u64));
+    group.bench_function(
+        BenchmarkId::new("llguidance_mask_per_token", tokens.len()),
+        |b| {
+            b.iter(|| {
+                let mut constrained = Constrained::new(guide.matcher(&schema).unwrap());
+                let mut logits = vec![0f32; vocab];
+                for &t in &tokens {
+                    constrained.mask(&mut logits).unwrap();
+                    assert!(
+                        logits[t as usize].is_finite(),
+                        "the answer leaves the schema at token {t}"
+                    );
+                    logits.iter_mut().for_each(|l| *l = 0.0);
+                    constrained.consume_one(t).unwrap();
+                }
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, bench_products, bench_constraint);
 criterion_main!(benches);

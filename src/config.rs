@@ -123,8 +123,18 @@ pub struct LlmConfig {
     pub timeout_s: f64,
     /// Extra attempts after a connection failure or a 5xx answer.
     pub retries: u32,
-    /// A prompt template file NAME@VERSION.txt; empty: the built-in sovtp@1.
-    pub template: PathBuf,
+    /// The prompt template: a built-in one (`sovtp@2`, the default, or `sovtp@1`) or a
+    /// file NAME@VERSION.txt of your own.
+    pub template: String,
+    /// Repetition guard: a token that would repeat an n-gram of this many generated tokens
+    /// is not sampled (0: off).
+    pub no_repeat_ngram: usize,
+    /// The weight of the model's label probabilities against the face's measured
+    /// expression distribution in the combined label, [0,1] (`explain::combine`).
+    pub model_weight: f32,
+    /// How the openai backend sends the answer's JSON schema: `auto`, `json_schema`,
+    /// `json_object` or `none` (see `llm::openai`).
+    pub openai_response_format: crate::llm::openai::SchemaMode,
 }
 
 impl Default for LlmConfig {
@@ -138,7 +148,10 @@ impl Default for LlmConfig {
             openai_images: false,
             timeout_s: 120.0,
             retries: 1,
-            template: PathBuf::new(),
+            template: "sovtp@2".into(),
+            no_repeat_ngram: 8,
+            model_weight: 0.5,
+            openai_response_format: crate::llm::openai::SchemaMode::Auto,
         }
     }
 }
@@ -445,6 +458,12 @@ impl Config {
             return Err(ConfigError::Value {
                 name: "llm.timeout_s",
                 message: "must be a positive number of seconds".into(),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.llm.model_weight) {
+            return Err(ConfigError::Value {
+                name: "llm.model_weight",
+                message: format!("must be in [0,1], got {}", self.llm.model_weight),
             });
         }
         Ok(())

@@ -36,7 +36,8 @@ pub struct ExplainOptions {
     /// Only these faces (ids as numbered in the marked image); default: all.
     #[arg(long = "face-id")]
     pub face_ids: Vec<u32>,
-    #[arg(long, default_value_t = 512)]
+    /// Most tokens per attempt; 0 = enough for the answer's schema (grows with the faces).
+    #[arg(long, default_value_t = 0)]
     pub max_tokens: u32,
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.0)]
@@ -49,6 +50,21 @@ pub struct ExplainOptions {
     /// Scene or task context, quoted to the model as data.
     #[arg(long, default_value = "")]
     pub context: String,
+    /// The prompt template: `sovtp@2` (default), `sovtp@1`, or a NAME@VERSION.txt file;
+    /// overrides `[llm] template`.
+    #[arg(long)]
+    pub template: Option<String>,
+}
+
+impl ExplainOptions {
+    /// The configuration with this command's template, if it names one.
+    fn config(&self, config: &Config) -> Config {
+        let mut config = config.clone();
+        if let Some(template) = &self.template {
+            config.llm.template = template.clone();
+        }
+        config
+    }
 }
 
 impl ExplainOptions {
@@ -93,11 +109,51 @@ fn explain_once(
     }
 }
 
+/// A distribution over the request's labels as a JSON object.
+fn distribution_json(labels: &[String], p: &[f32]) -> serde_json::Value {
+    serde_json::Value::Object(
+        labels
+            .iter()
+            .zip(p)
+            .map(|(l, p)| (l.clone(), serde_json::json!(p)))
+            .collect(),
+    )
+}
+
 fn result_json(r: &Explanation) -> serde_json::Value {
     let t = &r.timings;
+    let judgements: Vec<serde_json::Value> = r
+        .judgements
+        .iter()
+        .map(|f| {
+            let j = &f.judgement;
+            serde_json::json!({
+                "face_id": j.face_id,
+                "label": j.label,
+                "confidence": j.confidence,
+                "valence": j.valence,
+                "arousal": j.arousal,
+                "rationale": j.rationale,
+                "label_probabilities": (!f.label_probabilities.is_empty())
+                    .then(|| distribution_json(&r.labels, &f.label_probabilities)),
+                "label_probability_method": (!f.label_probability_method.is_empty())
+                    .then_some(&f.label_probability_method),
+                "citations": f.citations,
+                "grounding": f.grounding,
+                "combined_label": f.combined.as_ref().map(|c| &c.0),
+                "combined_probabilities": f
+                    .combined
+                    .as_ref()
+                    .map(|c| distribution_json(&r.labels, &c.1)),
+            })
+        })
+        .collect();
     serde_json::json!({
         "parsed": r.parsed,
-        "judgements": r.judgements,
+        "judgements": judgements,
+        "stages": r.stages,
+        "constrained": r.constrained,
+        "combination_method": (!r.combination_method.is_empty()).then_some(&r.combination_method),
         "parse_error": r.parse_error,
         "repair_attempts": r.repair_attempts,
         "raw_text": r.raw_text,
@@ -119,7 +175,7 @@ fn result_json(r: &Explanation) -> serde_json::Value {
 pub fn run(config: &Config, args: ExplainArgs) -> anyhow::Result<()> {
     let encoded =
         std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
-    let explainer = load_explainer(config)?;
+    let explainer = load_explainer(&args.options.config(config))?;
     let request = args.options.request(!args.options.no_image);
     let quiet = args.quiet;
     let prepared = explainer.prepare_image(&request, &ImageInput::Encoded(encoded))?;
@@ -293,6 +349,7 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
+    let config = &args.options.config(config);
     let explainer = load_explainer(config)?;
     let mut details = args
         .details
@@ -300,42 +357,27 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
         .map(std::fs::File::create)
         .transpose()
         .context("creating the details file")?;
-    let (mut fer, mut prototypes, mut llm) = (Vec::new(), Vec::new(), Vec::new());
-    let mut llm_image = Vec::new();
-    let (mut parsed, mut parsed_image) = (0, 0);
-    let mut llm_backend = String::new();
-    // The full SoVTP prompt (marked image + text) runs only where the model reads images.
-    let image_row = !args.no_llm
-        && explainer
+    // Per row, (truth, prediction) pairs; the LLM rows per prompt variant.
+    let (mut fer, mut prototypes, mut measured) = (Vec::new(), Vec::new(), Vec::new());
+    let mut variants: Vec<Variant> = Vec::new();
+    if !args.no_llm {
+        variants.push(Variant::new("image-free SoVTP prompt", false));
+        // The full SoVTP prompt (marked image + text) runs only where the model reads images.
+        if explainer
             .backend(&args.options.backend)
-            .is_ok_and(|b| b.accepts_images());
+            .is_ok_and(|b| b.accepts_images())
+        {
+            variants.push(Variant::new("full SoVTP prompt (image)", true));
+        }
+    }
     for (n, (path, truth)) in photos.iter().enumerate() {
         eprintln!("[{}/{}] {} ({truth})", n + 1, photos.len(), path.display());
         let image = ImageInput::Encoded(std::fs::read(path)?);
         let at = |e: affectd::error::Error| anyhow::anyhow!("{}: {e}", path.display());
-        let analyze = || {
-            explainer
-                .analyze_image(&image, &Default::default())
-                .map(|(_, frame)| frame)
-                .map_err(at)
-        };
-        // The faces are analysed once: by the prompt's preparation when the LLM runs.
-        let (frame, prepared) = if args.no_llm {
-            (analyze()?, None)
-        } else {
-            match explainer.prepare_image(&args.options.request(false), &image) {
-                Ok(prepared) => (prepared.frame.clone(), Some(prepared)),
-                // A photo without a face has nothing to explain: it counts as no answer
-                // in every row. Any other failure stops the evaluation.
-                Err(error) => {
-                    let frame = analyze()?;
-                    if !frame.faces.is_empty() {
-                        return Err(at(error));
-                    }
-                    (frame, None)
-                }
-            }
-        };
+        let frame = explainer
+            .analyze_image(&image, &Default::default())
+            .map(|(_, frame)| frame)
+            .map_err(at)?;
         // The largest face is the photo's subject.
         let face = frame.faces.iter().max_by(|a, b| {
             (a.detection.width * a.detection.height)
@@ -348,60 +390,35 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
         let prototype_label = expression
             .and_then(|e| e.au_prototypes.as_ref())
             .and_then(|p| argmax_label(p, &labels));
+        let measured_label = expression.and_then(|e| argmax_label(&e.combined, &labels));
         fer.push((truth.clone(), fer_label.clone()));
         prototypes.push((truth.clone(), prototype_label.clone()));
-        // The judgement of the subject (the prompt asks about every face); unparsed
-        // answers count as no answer.
-        let subject_label = |result: &Explanation| {
-            result
-                .judgements
-                .iter()
-                .find(|j| face.is_some_and(|f| f.face_id == j.face_id))
-                .map(|j| j.label.clone())
-        };
-        let mut llm_label = None;
-        let mut raw = String::new();
-        let mut image_label = None;
-        let mut image_raw = String::new();
-        if let Some(prepared) = prepared {
-            let result = explain_once(prepared, |_| {})?;
-            llm_backend = format!("{} {}", result.backend, result.model);
-            parsed += usize::from(result.parsed);
-            llm_label = subject_label(&result);
-            raw = result.raw_text;
-            llm.push((truth.clone(), llm_label.clone()));
-            if image_row {
-                let prepared = explainer
-                    .prepare_image(&args.options.request(true), &image)
-                    .map_err(at)?;
-                let result = explain_once(prepared, |_| {})?;
-                parsed_image += usize::from(result.parsed);
-                image_label = subject_label(&result);
-                image_raw = result.raw_text;
-                llm_image.push((truth.clone(), image_label.clone()));
-            }
-        } else if !args.no_llm {
-            llm.push((truth.clone(), None));
-            if image_row {
-                llm_image.push((truth.clone(), None));
-            }
+        measured.push((truth.clone(), measured_label.clone()));
+        let mut detail = serde_json::json!({
+            "file": path.file_name().map(|f| f.to_string_lossy().into_owned()),
+            "truth": truth,
+            "faces": frame.faces.len(),
+            "fer": fer_label,
+            "au_prototypes": prototype_label,
+            "combined_expression": measured_label,
+        });
+        for variant in &mut variants {
+            // A photo without a face has nothing to explain: it counts as no answer in
+            // every LLM row. Any other failure stops the evaluation.
+            let result = match face {
+                None => None,
+                Some(_) => {
+                    let prepared = explainer
+                        .prepare_image(&args.options.request(variant.image), &image)
+                        .map_err(at)?;
+                    Some(explain_once(prepared, |_| {})?)
+                }
+            };
+            variant.add(truth, &labels, face.map(|f| f.face_id), result.as_ref());
+            detail[variant.name] = result.as_ref().map_or(serde_json::Value::Null, result_json);
         }
         if let Some(file) = &mut details {
-            writeln!(
-                file,
-                "{}",
-                serde_json::json!({
-                    "file": path.file_name().map(|f| f.to_string_lossy().into_owned()),
-                    "truth": truth,
-                    "faces": frame.faces.len(),
-                    "fer": fer_label,
-                    "au_prototypes": prototype_label,
-                    "llm_image_free": llm_label,
-                    "llm_raw_text": raw,
-                    "llm_with_image": image_label,
-                    "llm_with_image_raw_text": image_raw,
-                })
-            )?;
+            writeln!(file, "{detail}")?;
         }
     }
     let n = photos.len();
@@ -421,7 +438,10 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("No training and no split: every photo is a test photo (zero-shot).\n");
+    println!(
+        "No training and no split: every photo is a test photo (zero-shot). Prompt template: {}.\n",
+        config.llm.template
+    );
     println!("| method | accuracy | macro-F1 | note |");
     println!("|---|---|---|---|");
     let row = |name: &str, pairs: &[(String, Option<String>)], note: &str| {
@@ -429,24 +449,29 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
         println!("| {name} | {acc:.3} | {f1:.3} | {note} |");
     };
     if args.no_llm {
-        println!("| LLM, full SoVTP prompt (image) | - | - | not run (--no-llm) |");
         println!("| LLM, image-free SoVTP prompt | - | - | not run (--no-llm) |");
-    } else {
-        if image_row {
-            row(
-                "LLM, full SoVTP prompt (image)",
-                &llm_image,
-                &format!("{llm_backend}; parsed {parsed_image}/{n}, unparsed count as wrong"),
-            );
-        } else {
-            println!(
-                "| LLM, full SoVTP prompt (image) | - | - | not run: the model takes no images |"
-            );
-        }
+    }
+    for v in &variants {
+        let unparsed = "unparsed count as wrong";
         row(
-            "LLM, image-free SoVTP prompt",
-            &llm,
-            &format!("{llm_backend}; parsed {parsed}/{n}, unparsed count as wrong"),
+            &format!("LLM, {}", v.name),
+            &v.llm,
+            &format!(
+                "{}; parsed without repair {}/{n}, after repair {}/{n}, {unparsed}",
+                v.backend, v.parsed_first, v.parsed
+            ),
+        );
+        row(
+            &format!("LLM combined with evidence, {}", v.name),
+            &v.combined,
+            &format!(
+                "{}; no label probabilities or no measured expression count as wrong",
+                if v.method.is_empty() {
+                    "-"
+                } else {
+                    v.method.as_str()
+                }
+            ),
         );
     }
     row("FER model alone", &fer, "argmax of the 7-class FER CNN");
@@ -455,13 +480,132 @@ pub fn eval(config: &Config, command: EvalCommand) -> anyhow::Result<()> {
         &prototypes,
         "argmax of the EMFACS prototype scores",
     );
+    row(
+        "face pipeline's combined expression",
+        &measured,
+        "argmax of the FER and AU-prototype average (the evidence the combination uses)",
+    );
     println!(
         "| chance (uniform) | {:.3} | - | 1/{} labels |",
         1.0 / labels.len() as f64,
         labels.len()
     );
     println!("| chance (majority class) | {majority:.3} | - | always the most frequent label |");
+    for v in &variants {
+        if let Some((ece, brier, m)) = calibration(&v.probabilities, &labels) {
+            println!(
+                "\nCalibration of the label probabilities ({}; {m} judgements): expected calibration error {ece:.3} (10 bins of the top label's probability), Brier score {brier:.3} (multi-class, 0 best, 2 worst).",
+                v.name
+            );
+        }
+    }
     Ok(())
+}
+
+/// One LLM row of the evaluation: a prompt variant's answers.
+struct Variant {
+    name: &'static str,
+    image: bool,
+    backend: String,
+    method: String,
+    llm: Vec<(String, Option<String>)>,
+    combined: Vec<(String, Option<String>)>,
+    parsed: usize,
+    parsed_first: usize,
+    /// (truth, label probabilities) of every judgement that has them.
+    probabilities: Vec<(String, Vec<f32>)>,
+}
+
+impl Variant {
+    fn new(name: &'static str, image: bool) -> Self {
+        Self {
+            name,
+            image,
+            backend: String::new(),
+            method: String::new(),
+            llm: Vec::new(),
+            combined: Vec::new(),
+            parsed: 0,
+            parsed_first: 0,
+            probabilities: Vec::new(),
+        }
+    }
+
+    /// The answer about the photo's subject (`subject`: its face id), or none.
+    fn add(
+        &mut self,
+        truth: &str,
+        labels: &[String],
+        subject: Option<u32>,
+        result: Option<&Explanation>,
+    ) {
+        let judged = result.and_then(|r| {
+            r.judgements
+                .iter()
+                .find(|j| Some(j.judgement.face_id) == subject)
+        });
+        if let Some(r) = result {
+            self.backend = format!("{} {}", r.backend, r.model);
+            self.parsed += usize::from(r.parsed);
+            self.parsed_first += usize::from(r.parsed && r.repair_attempts == 0);
+            if !r.combination_method.is_empty() {
+                self.method = r.combination_method.clone();
+            }
+        }
+        self.llm
+            .push((truth.to_string(), judged.map(|j| j.judgement.label.clone())));
+        self.combined.push((
+            truth.to_string(),
+            judged.and_then(|j| j.combined.as_ref().map(|c| c.0.clone())),
+        ));
+        if let Some(j) = judged
+            && j.label_probabilities.len() == labels.len()
+        {
+            self.probabilities
+                .push((truth.to_string(), j.label_probabilities.clone()));
+        }
+    }
+}
+
+/// Expected calibration error (10 equal-width bins of the top probability; Guo et al.
+/// 2017) and the multi-class Brier score (sum over labels of the squared error, averaged;
+/// Brier 1950) of label distributions against the truth. None without any.
+fn calibration(rows: &[(String, Vec<f32>)], labels: &[String]) -> Option<(f64, f64, usize)> {
+    if rows.is_empty() {
+        return None;
+    }
+    let mut bins = vec![(0usize, 0.0f64, 0.0f64); 10];
+    let mut brier = 0.0;
+    for (truth, p) in rows {
+        let (best, top) = p
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, v)| (i, *v as f64))
+            .unwrap_or((0, 0.0));
+        let correct = labels.get(best).is_some_and(|l| l == truth);
+        let bin = &mut bins[((top * 10.0) as usize).min(9)];
+        bin.0 += 1;
+        bin.1 += top;
+        bin.2 += f64::from(u8::from(correct));
+        brier += labels
+            .iter()
+            .zip(p)
+            .map(|(l, &q)| {
+                let y = f64::from(u8::from(l == truth));
+                (q as f64 - y).powi(2)
+            })
+            .sum::<f64>();
+    }
+    let n = rows.len() as f64;
+    let ece = bins
+        .iter()
+        .filter(|b| b.0 > 0)
+        .map(|(count, confidence, correct)| {
+            (*count as f64 / n) * ((confidence - correct) / *count as f64).abs()
+        })
+        .sum();
+    Some((ece, brier / n, rows.len()))
 }
 
 #[cfg(feature = "candle")]
@@ -503,7 +647,8 @@ pub fn bench_llm(args: BenchLlmArgs) -> anyhow::Result<()> {
         top_p: 1.0,
         seed: None,
         stop: Vec::new(),
-        constrain_labels: Vec::new(),
+        response: None,
+        no_repeat_ngram: 0,
     };
     let prompt = model.prompt_tokens(&request)?;
     let mut runs = Vec::new();
@@ -547,6 +692,22 @@ mod tests {
         assert_eq!(l("subject3_sad.png").as_deref(), Some("sad"));
         assert_eq!(l("single_face.jpg"), None);
         assert_eq!(l("multi_face.jpg"), None);
+    }
+
+    #[test]
+    fn calibration_as_worked_out_by_hand() {
+        let labels: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        // Two answers at 0.8 on "a": one right, one wrong. Bin 8: confidence 0.8,
+        // accuracy 0.5, so ECE = 0.3; Brier = ((0.2^2 + 0.2^2) + (0.8^2 + 0.8^2)) / 2 = 0.68.
+        let rows = vec![
+            ("a".to_string(), vec![0.8, 0.2]),
+            ("b".to_string(), vec![0.8, 0.2]),
+        ];
+        let (ece, brier, n) = calibration(&rows, &labels).unwrap();
+        assert!((ece - 0.3).abs() < 1e-6, "{ece}");
+        assert!((brier - 0.68).abs() < 1e-6, "{brier}");
+        assert_eq!(n, 2);
+        assert!(calibration(&[], &labels).is_none());
     }
 
     #[test]

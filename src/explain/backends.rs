@@ -81,5 +81,6 @@ pub fn openai_backend(llm: &LlmConfig) -> Option<Arc<dyn ChatBackend>> {
         read_timeout: Duration::from_secs_f64(llm.timeout_s),
         retries: llm.retries,
         accepts_images: llm.openai_images,
+        schema_mode: llm.openai_response_format,
     })))
 }

@@ -7,6 +7,9 @@
 //! turn [`ExplainEvent`]s and [`Error`]s into their own terms.
 
 mod backends;
+pub mod combine;
+pub mod grounding;
+pub mod schema;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -19,15 +22,17 @@ pub use backends::{candle_backend, openai_backend};
 
 use crate::config::{Config, VisionConfig};
 use crate::error::Error;
-use crate::llm::{ChatBackend, ChatRequest, Generation, LlmError, Message, Part};
+use crate::llm::{ChatBackend, ChatRequest, Generation, LlmError, Message, Part, ResponseFormat};
 use crate::models::Manifest;
 use crate::models::loaded::ModelSet;
-use crate::prompt::judgement::{self, Judgement};
+use crate::prompt::judgement::{self, Judgement, Stages};
 use crate::prompt::{self, FaceCue, PhysioCues, PromptInput, Template};
 use crate::vision::image::ImageInput;
 use crate::vision::{FaceModels, FrameResult, FrameSettings, marks};
 
-/// Tokens generated per attempt when a request says 0.
+/// Tokens generated per attempt when a request says 0 and the answer is not structured
+/// (an HTTP backend with a user template); a structured answer's default is its schema's
+/// budget ([`schema::token_budget`]).
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
 
 /// What the prompt describes: a decoded frame, its faces and, from a live session, the
@@ -66,6 +71,22 @@ pub struct Request {
     pub frame: FrameSettings,
 }
 
+/// One judged face: the model's judgement, its label probabilities, its citations checked,
+/// and the label the model and the measured expression agree on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgedFace {
+    pub judgement: Judgement,
+    /// In the request's label order; empty when the backend gave none.
+    pub label_probabilities: Vec<f32>,
+    /// "sequence" or "first-token"; empty without probabilities.
+    pub label_probability_method: String,
+    pub citations: Vec<grounding::Checked>,
+    /// Supported share of the citations; None without citations.
+    pub grounding: Option<f32>,
+    /// The combined label and its distribution (request label order).
+    pub combined: Option<(String, Vec<f32>)>,
+}
+
 /// How long an explanation took.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timings {
@@ -82,7 +103,15 @@ pub struct Timings {
 pub struct Explanation {
     /// The answer validated; otherwise `judgements` is empty and `raw_text` says why not.
     pub parsed: bool,
-    pub judgements: Vec<Judgement>,
+    pub judgements: Vec<JudgedFace>,
+    /// The request's label set, the order of every probability list.
+    pub labels: Vec<String>,
+    /// The answer's SoVTP stages, when it has them.
+    pub stages: Option<Stages>,
+    /// The answer's shape was enforced while decoding.
+    pub constrained: bool,
+    /// How combined labels were computed; empty when none was.
+    pub combination_method: String,
     pub raw_text: String,
     pub parse_error: String,
     pub repair_attempts: u32,
@@ -110,8 +139,12 @@ pub struct Explainer {
     default_backend: String,
     candle: Result<Arc<dyn ChatBackend>, String>,
     openai: Option<Arc<dyn ChatBackend>>,
-    /// A user template file; empty = the built-in one.
-    template: PathBuf,
+    /// A built-in template id or a user template file.
+    template: String,
+    /// The repetition guard's n-gram length (0: off).
+    no_repeat_ngram: usize,
+    /// The weight of the model's label probabilities in the combined label.
+    evidence_weight: f32,
 }
 
 impl Explainer {
@@ -134,6 +167,8 @@ impl Explainer {
             candle,
             openai: openai_backend(&config.llm),
             template: config.llm.template.clone(),
+            no_repeat_ngram: config.llm.no_repeat_ngram,
+            evidence_weight: config.llm.model_weight,
         }
     }
 
@@ -237,10 +272,11 @@ impl Explainer {
                 backend.model()
             )));
         }
-        let template = if self.template.as_os_str().is_empty() {
-            Template::builtin()
-        } else {
-            Template::load(&self.template).map_err(|e| Error::FailedPrecondition(e.to_string()))?
+        let template = match Template::named(&self.template) {
+            Some(builtin) => builtin,
+            None if self.template.is_empty() => Template::builtin(),
+            None => Template::load(&PathBuf::from(&self.template))
+                .map_err(|e| Error::FailedPrecondition(e.to_string()))?,
         };
         let Moment {
             image,
@@ -266,11 +302,33 @@ impl Explainer {
             request.face_ids.clone()
         };
         let with_image = request.include_image && backend.accepts_images();
+        let faces: Vec<FaceCue> = frame.faces.iter().map(FaceCue::from_face).collect();
+        // What each judged face's evidence may cite: its measurements and the moment's
+        // physiology, under the keys the prompt shows them by.
+        let catalogues: Vec<grounding::Catalogue> = targets
+            .iter()
+            .map(|id| {
+                let face = faces
+                    .iter()
+                    .find(|f| f.face_id == *id)
+                    .expect("checked above");
+                grounding::Catalogue::new(face, physiology.as_ref())
+            })
+            .collect();
+        let evidence: Vec<Option<[f32; 7]>> = targets
+            .iter()
+            .map(|id| {
+                faces
+                    .iter()
+                    .find(|f| f.face_id == *id)
+                    .and_then(|f| f.expression)
+            })
+            .collect();
         let built = prompt::build(
             &template,
             &PromptInput {
                 targets: targets.clone(),
-                faces: frame.faces.iter().map(FaceCue::from_face).collect(),
+                faces,
                 labels: labels.clone(),
                 context: (!request.context.trim().is_empty()).then(|| request.context.clone()),
                 physiology,
@@ -278,6 +336,21 @@ impl Explainer {
             },
         )
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let answer_schema = schema::answer_schema(&schema::AnswerShape {
+            face_ids: &targets,
+            labels: &labels,
+            evidence_keys: &catalogues
+                .iter()
+                .map(|c| c.keys().into_iter().map(String::from).collect())
+                .collect::<Vec<_>>(),
+        });
+        let response = ResponseFormat {
+            schema: answer_schema,
+            labels: labels.clone(),
+        };
+        // A schema that cannot be built for this model (a label it cannot spell) is the
+        // request's fault: refused before anything is generated.
+        backend.check_response(&response).map_err(llm_error)?;
         let mut user = Vec::new();
         if with_image {
             let marked = marks::render(&image, &frame.faces, &layers);
@@ -299,12 +372,14 @@ impl Explainer {
             backend,
             template,
             labels: labels.clone(),
-            targets,
+            catalogues,
+            evidence,
+            evidence_weight: self.evidence_weight,
             with_image,
             request: ChatRequest {
                 messages: messages.clone(),
                 max_tokens: if request.max_tokens == 0 {
-                    DEFAULT_MAX_TOKENS
+                    schema::token_budget(targets.len())
                 } else {
                     request.max_tokens
                 },
@@ -316,8 +391,10 @@ impl Explainer {
                 },
                 seed: request.seed,
                 stop: Vec::new(),
-                constrain_labels: labels,
+                response: Some(response),
+                no_repeat_ngram: self.no_repeat_ngram,
             },
+            targets,
             messages,
         })
     }
@@ -332,6 +409,10 @@ pub struct Prepared {
     template: Template,
     labels: Vec<String>,
     targets: Vec<u32>,
+    /// Per target face: what its evidence may cite, and its measured expression.
+    catalogues: Vec<grounding::Catalogue>,
+    evidence: Vec<Option<[f32; 7]>>,
+    evidence_weight: f32,
     /// Whether the marked image is in the prompt.
     with_image: bool,
     messages: Vec<Message>,
@@ -391,7 +472,7 @@ fn generate(
     if first.cancelled {
         return Ok(None);
     }
-    let mut parsed = judgement::parse(&first.text, &prepared.labels, &prepared.targets);
+    let mut parsed = parse(&first, &prepared);
     let mut raw = first.text.clone();
     generations.push(first);
     let mut repair_attempts = 0;
@@ -410,7 +491,7 @@ fn generate(
         match prepared.backend.generate(&repair, &mut send_token) {
             Ok(g) if g.cancelled => return Ok(None),
             Ok(g) => {
-                parsed = judgement::parse(&g.text, &prepared.labels, &prepared.targets);
+                parsed = parse(&g, &prepared);
                 raw = format!("{raw}\n\n--- repair attempt ---\n\n{}", g.text);
                 generations.push(g);
             }
@@ -444,13 +525,35 @@ fn generate(
             .then(|| timed_tokens as f64 / generating_s),
         total_ms: started.elapsed().as_secs_f64() * 1e3,
     };
-    let (judgements, parse_error, ok) = match parsed {
-        Ok(list) => (list, String::new(), true),
-        Err(problems) => (Vec::new(), problems.join("; "), false),
+    // The label fields of the answer that validated, in the order of its judgements.
+    let scores = &generations
+        .last()
+        .expect("one generation at least")
+        .label_probabilities;
+    let (answer, parse_error, ok) = match parsed {
+        Ok(answer) => (Some(answer), String::new(), true),
+        Err(problems) => (None, problems.join("; "), false),
+    };
+    let stages = answer.as_ref().and_then(|a| a.stages.clone());
+    let judgements: Vec<JudgedFace> = answer
+        .map(|a| a.judgements)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, judgement)| judged(&prepared, judgement, scores.get(i)))
+        .collect();
+    let combination_method = if judgements.iter().any(|j| j.combined.is_some()) {
+        combine::method(prepared.evidence_weight)
+    } else {
+        String::new()
     };
     Ok(Some(Explanation {
         parsed: ok,
         judgements,
+        labels: prepared.labels.clone(),
+        stages,
+        constrained: prepared.backend.constrains_output(),
+        combination_method,
         raw_text: raw,
         parse_error,
         repair_attempts,
@@ -460,6 +563,59 @@ fn generate(
         timings,
         image_included: prepared.with_image,
     }))
+}
+
+/// Validates one generation's text; an answer cut at `max_tokens` says so.
+fn parse(g: &Generation, prepared: &Prepared) -> Result<judgement::Answer, Vec<String>> {
+    judgement::parse_answer(&g.text, &prepared.labels, &prepared.targets).map_err(|mut problems| {
+        if g.hit_max_tokens {
+            problems.insert(
+                0,
+                format!(
+                    "the answer was cut at max_tokens ({}) before it was complete",
+                    prepared.request.max_tokens
+                ),
+            );
+        }
+        problems
+    })
+}
+
+/// A validated judgement with its label probabilities, its citations checked against the
+/// prompt's measurements, and the combined label.
+fn judged(
+    prepared: &Prepared,
+    judgement: Judgement,
+    scores: Option<&crate::llm::LabelScores>,
+) -> JudgedFace {
+    let face = prepared
+        .targets
+        .iter()
+        .position(|id| *id == judgement.face_id)
+        .expect("validated judgements name requested faces");
+    let citations: Vec<grounding::Checked> = judgement
+        .evidence
+        .iter()
+        .map(|c| prepared.catalogues[face].check(&c.key, &c.direction))
+        .collect();
+    let probabilities = scores.map_or(Vec::new(), |s| s.probabilities.clone());
+    let combined = match (&prepared.evidence[face], probabilities.is_empty()) {
+        (Some(expression), false) => combine::combine(
+            &probabilities,
+            expression,
+            &prepared.labels,
+            prepared.evidence_weight,
+        ),
+        _ => None,
+    };
+    JudgedFace {
+        grounding: grounding::score(&citations),
+        citations,
+        label_probability_method: scores.map_or(String::new(), |s| s.method.to_string()),
+        label_probabilities: probabilities,
+        combined,
+        judgement,
+    }
 }
 
 /// Runs a prepared explanation and streams it into `send`, which answers whether the
@@ -525,14 +681,32 @@ mod tests {
             top_p: 1.0,
             seed: None,
             stop: Vec::new(),
-            constrain_labels: Vec::new(),
+            response: None,
+            no_repeat_ngram: 0,
+        };
+        let smiling = FaceCue {
+            face_id: 1,
+            action_units: vec![
+                (12, "lip corner puller", 3.2, true),
+                (4, "brow lowerer", 0.2, false),
+            ],
+            // angry, disgust, fear, happy, sad, surprise, neutral
+            expression: Some([0.02, 0.02, 0.02, 0.80, 0.02, 0.02, 0.10]),
+            face_valence_arousal: Some((0.7, 0.5)),
+            head_pose: None,
         };
         Prepared {
             frame: FrameResult::default(),
             backend,
             template: Template::builtin(),
-            labels: vec!["happy".into()],
+            labels: crate::prompt::DEFAULT_LABELS
+                .iter()
+                .map(|l| l.to_string())
+                .collect(),
             targets: vec![1],
+            catalogues: vec![grounding::Catalogue::new(&smiling, None)],
+            evidence: vec![smiling.expression],
+            evidence_weight: 0.5,
             with_image: false,
             messages: request.messages.clone(),
             request,
@@ -587,18 +761,37 @@ mod tests {
                 time_to_first_token: Duration::from_millis(5),
                 total: Duration::from_millis(5),
                 cancelled: false,
+                hit_max_tokens: false,
+                // The model leans angry at the label's position.
+                label_probabilities: vec![crate::llm::LabelScores {
+                    probabilities: vec![0.55, 0.05, 0.05, 0.25, 0.05, 0.03, 0.02],
+                    method: "sequence",
+                }],
             })
         }
     }
 
     #[test]
     fn a_valid_answer_is_parsed_and_timings_that_cannot_be_measured_are_absent() {
-        let answer = r#"{"judgements": [{"face_id": 1, "label": "happy", "confidence": 0.9, "valence": 0.8, "arousal": 0.5, "rationale": "smile"}]}"#;
+        let answer = r#"{"stages":{"scene":"a lab","body":"upright","others":"none","cues":"AU12 strong","check":"fits"},"judgements": [{"face_id": 1, "label": "angry", "confidence": 0.9, "valence": 0.8, "arousal": 0.5, "evidence": [{"key": "AU12", "direction": "present"}, {"key": "AU04", "direction": "present"}, {"key": "hr", "direction": "high"}], "rationale": "smile"}]}"#;
         let result = run(prepared(Arc::new(Fixed(answer))), &mut |_| true, &|| false)
             .unwrap()
             .unwrap();
         assert!(result.parsed);
-        assert_eq!(result.judgements[0].label, "happy");
+        let face = &result.judgements[0];
+        // The model's own label is kept as it said it.
+        assert_eq!(face.judgement.label, "angry");
+        assert_eq!(result.stages.as_ref().unwrap().cues, "AU12 strong");
+        // Citations checked against the prompt's values: AU12 is present (supported), AU04
+        // is not (contradicted), and the prompt had no heart rate (unsupported).
+        let verdicts: Vec<&str> = face.citations.iter().map(|c| c.verdict.name()).collect();
+        assert_eq!(verdicts, ["supported", "contradicted", "unsupported"]);
+        assert_eq!(face.grounding, Some(1.0 / 3.0));
+        // The model's angry 0.55 against the measured happy 0.80: the combination says happy,
+        // beside the model's label, with the method named.
+        assert_eq!(face.label_probabilities.len(), 7);
+        assert_eq!(face.combined.as_ref().unwrap().0, "happy");
+        assert_eq!(result.combination_method, "poe-v1 w=0.5");
         // One token: no generation rate can be measured, so none is reported.
         assert_eq!(result.timings.generation_tokens_per_s, None);
         assert!(result.timings.prompt_tokens_per_s.is_some());

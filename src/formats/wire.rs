@@ -4,6 +4,7 @@
 //! exactly what was sent. A value the domain holds as `None` stays unset: it is never
 //! written as 0.
 
+use crate::explain::grounding::Verdict;
 use crate::explain::{Explanation, Timings};
 use crate::proto;
 use crate::signals::features::{FeatureWindow, Features, SignalKind, StreamWarning, WarningKind};
@@ -255,18 +256,54 @@ fn explain_timings(t: &Timings) -> proto::ExplainTimings {
 
 /// An explanation's outcome.
 pub fn explanation(e: &Explanation) -> proto::ExplainResult {
+    let distribution = |p: &[f32]| -> Vec<proto::LabelProbability> {
+        e.labels
+            .iter()
+            .zip(p)
+            .map(|(label, probability)| proto::LabelProbability {
+                label: label.clone(),
+                probability: *probability,
+            })
+            .collect()
+    };
     proto::ExplainResult {
         parsed: e.parsed,
         judgements: e
             .judgements
             .iter()
-            .map(|j| proto::Judgement {
-                face_id: j.face_id,
-                label: j.label.clone(),
-                confidence: j.confidence,
-                valence: j.valence,
-                arousal: j.arousal,
-                rationale: j.rationale.clone(),
+            .map(|f| {
+                let j = &f.judgement;
+                proto::Judgement {
+                    face_id: j.face_id,
+                    label: j.label.clone(),
+                    confidence: j.confidence,
+                    valence: j.valence,
+                    arousal: j.arousal,
+                    rationale: j.rationale.clone(),
+                    label_probabilities: distribution(&f.label_probabilities),
+                    citations: f
+                        .citations
+                        .iter()
+                        .map(|c| proto::Citation {
+                            key: c.key.clone(),
+                            direction: c.direction.clone(),
+                            value: c.value,
+                            verdict: match c.verdict {
+                                Verdict::Supported => proto::CitationVerdict::Supported,
+                                Verdict::Unsupported => proto::CitationVerdict::Unsupported,
+                                Verdict::Contradicted => proto::CitationVerdict::Contradicted,
+                            } as i32,
+                            note: c.note.clone(),
+                        })
+                        .collect(),
+                    grounding: f.grounding,
+                    combined_label: f.combined.as_ref().map_or(String::new(), |c| c.0.clone()),
+                    combined_probabilities: f
+                        .combined
+                        .as_ref()
+                        .map_or(Vec::new(), |c| distribution(&c.1)),
+                    label_probability_method: f.label_probability_method.clone(),
+                }
             })
             .collect(),
         raw_text: e.raw_text.clone(),
@@ -277,6 +314,15 @@ pub fn explanation(e: &Explanation) -> proto::ExplainResult {
         model: e.model.clone(),
         timings: Some(explain_timings(&e.timings)),
         image_included: e.image_included,
+        stages: e.stages.as_ref().map(|s| proto::Stages {
+            scene: s.scene.clone(),
+            body: s.body.clone(),
+            others: s.others.clone(),
+            cues: s.cues.clone(),
+            check: s.check.clone(),
+        }),
+        constrained: e.constrained,
+        combination_method: e.combination_method.clone(),
     }
 }
 

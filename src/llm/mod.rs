@@ -46,9 +46,34 @@ pub struct ChatRequest {
     pub top_p: f32,
     pub seed: Option<u64>,
     pub stop: Vec<String>,
-    /// The values the JSON field `"label"` may take. Backends that control decoding (candle)
-    /// mask every other value; the others ignore it (the answer is validated either way).
-    pub constrain_labels: Vec<String>,
+    /// The answer's shape, when it must be structured.
+    pub response: Option<ResponseFormat>,
+    /// Repetition guard: a token that would repeat an n-gram of this many tokens already
+    /// generated is not sampled (0: off). Small models can loop on one sentence.
+    pub no_repeat_ngram: usize,
+}
+
+/// What the answer must look like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseFormat {
+    /// A JSON schema. Backends that control decoding (candle) let the model write only
+    /// text that matches it; HTTP backends pass it to the server (`response_format`),
+    /// which may or may not hold the model to it. The answer is validated either way.
+    pub schema: serde_json::Value,
+    /// The values a `"label"` field may take. At each such field the backend reports the
+    /// model's probability of each (see [`Generation::label_probabilities`]).
+    pub labels: Vec<String>,
+}
+
+/// The model's probabilities for each allowed label at one `"label"` field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelScores {
+    /// In the order of [`ResponseFormat::labels`]; they sum to 1.
+    pub probabilities: Vec<f32>,
+    /// "sequence": each label's whole continuation (its tokens and the closing quote)
+    /// scored and normalised over the set; "first-token": each label's first token only
+    /// (a backend that cannot score continuations).
+    pub method: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +86,11 @@ pub struct Generation {
     pub total: Duration,
     /// True when the caller stopped it.
     pub cancelled: bool,
+    /// True when generation stopped at `max_tokens`.
+    pub hit_max_tokens: bool,
+    /// At each `"label"` field of a structured answer, in order, the label probabilities
+    /// (empty when the backend cannot give them).
+    pub label_probabilities: Vec<LabelScores>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -101,4 +131,15 @@ pub trait ChatBackend: Send + Sync {
         request: &ChatRequest,
         on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation, LlmError>;
+
+    /// Whether a response schema is enforced while decoding (true) or only passed on.
+    fn constrains_output(&self) -> bool {
+        false
+    }
+
+    /// Checks, before anything is generated, that a response schema can be used with this
+    /// model; Err(Unsupported) names what cannot (a label the vocabulary cannot spell).
+    fn check_response(&self, _response: &ResponseFormat) -> Result<(), LlmError> {
+        Ok(())
+    }
 }

@@ -3,6 +3,16 @@
 //! data URIs. Connection failures and 5xx answers before the first token are retried with
 //! back-off; a read that stalls past the timeout is DEADLINE-like; cancelling drops the
 //! connection, which llama.cpp's server takes as the signal to stop generating.
+//!
+//! A structured answer's JSON schema goes in `response_format`, in the form the server
+//! takes: OpenAI's `{"type": "json_schema", "json_schema": {...}}` (llama.cpp's
+//! `llama-server`, vLLM, OpenAI), or `{"type": "json_object", "schema": ...}`
+//! (llama-cpp-python's server, older llama.cpp). With `auto`, the first form is tried and a
+//! server that refuses it (HTTP 4xx) gets the second, which is then remembered. The
+//! server's grammar may or may not hold the model to the schema's every rule (llama.cpp
+//! does not enforce number ranges); the answer is validated either way. With labels to
+//! score, `logprobs` are asked for, and each label's probability at a `"label"` field is
+//! its first token's, among the server's top 20, normalised over the set.
 
 use std::error::Error as _;
 use std::io::{BufRead, BufReader};
@@ -12,7 +22,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{ChatBackend, ChatRequest, Generation, LlmError, Part};
+use super::{ChatBackend, ChatRequest, Generation, LabelScores, LlmError, Part};
 
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
@@ -26,15 +36,80 @@ pub struct OpenAiConfig {
     /// Extra attempts after a connection failure or a 5xx answer.
     pub retries: u32,
     pub accepts_images: bool,
+    /// How a response schema is sent.
+    pub schema_mode: SchemaMode,
+}
+
+/// How a structured answer's schema is sent (`llm.openai_response_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaMode {
+    /// `json_schema`, then `json_object` if the server refuses it.
+    Auto,
+    /// OpenAI's `{"type": "json_schema", "json_schema": {"name", "strict", "schema"}}`.
+    JsonSchema,
+    /// `{"type": "json_object", "schema": ...}` (llama-cpp-python, older llama.cpp).
+    JsonObject,
+    /// No `response_format`: the schema is only in the prompt's words.
+    None,
 }
 
 pub struct OpenAiBackend {
     config: OpenAiConfig,
     agent: ureq::Agent,
     endpoint: String,
+    /// The schema form this server took, once one has worked (`auto`).
+    learned: std::sync::Mutex<Option<SchemaMode>>,
 }
 
 const NAME: &str = "openai";
+
+/// Alternatives per token asked for when labels are scored (OpenAI's maximum).
+const TOP_LOGPROBS: u32 = 20;
+
+/// The schema without llguidance's own options (`x-guidance`), which servers reject.
+fn without_guidance_options(schema: &Value) -> Value {
+    let mut schema = schema.clone();
+    if let Some(map) = schema.as_object_mut() {
+        map.remove("x-guidance");
+    }
+    schema
+}
+
+/// Whether `text` ends where a `"label"` field's string value starts (`"label": "`).
+fn at_label_value(text: &str) -> bool {
+    let Some(before_quote) = text.strip_suffix('"') else {
+        return false;
+    };
+    let Some(before_colon) = before_quote.trim_end().strip_suffix(':') else {
+        return false;
+    };
+    before_colon.trim_end().ends_with("\"label\"")
+}
+
+/// Each label's probability from the top alternatives at a label's first token: the most
+/// probable alternative that starts the label (or is the label and its quote), normalised
+/// over the set; None when no alternative starts any label.
+fn first_token_scores(top: &[(String, f64)], labels: &[String]) -> Option<LabelScores> {
+    let p: Vec<f64> = labels
+        .iter()
+        .map(|label| {
+            top.iter()
+                .filter(|(token, _)| {
+                    !token.is_empty()
+                        && (label.starts_with(token.as_str())
+                            || token.strip_suffix('"') == Some(label.as_str()))
+                })
+                .map(|(_, logprob)| logprob.exp())
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    let sum: f64 = p.iter().sum();
+    (sum > 0.0).then(|| LabelScores {
+        probabilities: p.iter().map(|v| (v / sum) as f32).collect(),
+        method: "first-token",
+    })
+}
 
 impl OpenAiBackend {
     pub fn new(config: OpenAiConfig) -> Self {
@@ -51,10 +126,25 @@ impl OpenAiBackend {
             config,
             agent,
             endpoint,
+            learned: std::sync::Mutex::new(None),
         }
     }
 
-    fn body(&self, request: &ChatRequest) -> Value {
+    /// The schema forms to try, in order.
+    fn schema_modes(&self, request: &ChatRequest) -> Vec<SchemaMode> {
+        if request.response.is_none() {
+            return vec![SchemaMode::None];
+        }
+        match self.config.schema_mode {
+            SchemaMode::Auto => match *self.learned.lock().unwrap_or_else(|p| p.into_inner()) {
+                Some(mode) => vec![mode],
+                None => vec![SchemaMode::JsonSchema, SchemaMode::JsonObject],
+            },
+            mode => vec![mode],
+        }
+    }
+
+    fn body(&self, request: &ChatRequest, mode: SchemaMode) -> Value {
         let messages: Vec<Value> = request
             .messages
             .iter()
@@ -105,6 +195,25 @@ impl OpenAiBackend {
         if !request.stop.is_empty() {
             body["stop"] = json!(request.stop);
         }
+        if let Some(response) = &request.response {
+            let schema = without_guidance_options(&response.schema);
+            match mode {
+                SchemaMode::JsonSchema => {
+                    body["response_format"] = json!({
+                        "type": "json_schema",
+                        "json_schema": {"name": "answer", "strict": true, "schema": schema},
+                    })
+                }
+                SchemaMode::JsonObject => {
+                    body["response_format"] = json!({"type": "json_object", "schema": schema})
+                }
+                SchemaMode::Auto | SchemaMode::None => {}
+            }
+            if !response.labels.is_empty() {
+                body["logprobs"] = json!(true);
+                body["top_logprobs"] = json!(TOP_LOGPROBS);
+            }
+        }
         body
     }
 
@@ -149,7 +258,41 @@ impl ChatBackend for OpenAiBackend {
         on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation, LlmError> {
         let started = Instant::now();
-        let body = self.body(request);
+        let modes = self.schema_modes(request);
+        let mut refusal = None;
+        for (i, &mode) in modes.iter().enumerate() {
+            match self.generate_with(request, mode, started, on_token) {
+                Err(LlmError::Protocol { reason, .. })
+                    if i + 1 < modes.len() && reason.starts_with("HTTP 4") =>
+                {
+                    // This server does not take the schema in this form: try the next.
+                    refusal = Some(reason);
+                }
+                Ok(g) => {
+                    if self.config.schema_mode == SchemaMode::Auto && request.response.is_some() {
+                        *self.learned.lock().unwrap_or_else(|p| p.into_inner()) = Some(mode);
+                    }
+                    return Ok(g);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(LlmError::Protocol {
+            backend: NAME.into(),
+            reason: refusal.unwrap_or_else(|| "no response_format form was accepted".into()),
+        })
+    }
+}
+
+impl OpenAiBackend {
+    fn generate_with(
+        &self,
+        request: &ChatRequest,
+        mode: SchemaMode,
+        started: Instant,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Generation, LlmError> {
+        let body = self.body(request, mode);
         let mut attempt = 0;
         let response = loop {
             let mut call = self
@@ -206,6 +349,11 @@ impl ChatBackend for OpenAiBackend {
         let (mut prompt_tokens, mut generated_tokens) = (0u32, 0u32);
         let mut counted = 0u32;
         let mut cancelled = false;
+        let mut hit_max_tokens = false;
+        let labels: &[String] = request.response.as_ref().map_or(&[], |r| &r.labels);
+        let mut label_probabilities = Vec::new();
+        // The text the logprob tokens spell so far (to find the label fields).
+        let mut spelled = String::new();
         let reader = BufReader::new(response.into_reader());
         for line in reader.lines() {
             let line = line.map_err(|e| {
@@ -231,6 +379,29 @@ impl ChatBackend for OpenAiBackend {
             if let Some(usage) = event.get("usage").filter(|u| u.is_object()) {
                 prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0) as u32;
                 generated_tokens = usage["completion_tokens"].as_u64().unwrap_or(0) as u32;
+            }
+            if event["choices"][0]["finish_reason"].as_str() == Some("length") {
+                hit_max_tokens = true;
+            }
+            if !labels.is_empty()
+                && let Some(tokens) = event["choices"][0]["logprobs"]["content"].as_array()
+            {
+                for t in tokens {
+                    if at_label_value(&spelled) {
+                        let top: Vec<(String, f64)> = t["top_logprobs"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|a| {
+                                Some((a["token"].as_str()?.to_string(), a["logprob"].as_f64()?))
+                            })
+                            .collect();
+                        if let Some(scores) = first_token_scores(&top, labels) {
+                            label_probabilities.push(scores);
+                        }
+                    }
+                    spelled.push_str(t["token"].as_str().unwrap_or(""));
+                }
             }
             let piece = event["choices"][0]["delta"]["content"]
                 .as_str()
@@ -258,6 +429,85 @@ impl ChatBackend for OpenAiBackend {
             time_to_first_token: first_token.unwrap_or_default(),
             total: started.elapsed(),
             cancelled,
+            hit_max_tokens,
+            label_probabilities,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_fields_are_found_however_the_json_is_spaced() {
+        assert!(at_label_value(r#"{"judgements":[{"face_id":1,"label":""#));
+        assert!(at_label_value("{\"label\" :  \""));
+        assert!(!at_label_value(r#"{"label":"hap"#));
+        assert!(!at_label_value(r#"{"rationale":""#));
+    }
+
+    #[test]
+    fn first_token_scores_normalise_over_the_labels() {
+        let labels: Vec<String> = ["happy", "sad", "angry"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let top = vec![
+            ("happy".to_string(), (0.5f64).ln()),
+            ("h".to_string(), (0.1f64).ln()),
+            ("sad".to_string(), (0.2f64).ln()),
+            ("xyz".to_string(), (0.1f64).ln()),
+        ];
+        let s = first_token_scores(&top, &labels).unwrap();
+        assert_eq!(s.method, "first-token");
+        // happy 0.5 (its best token), sad 0.2, angry absent from the top: 0.
+        assert!((s.probabilities[0] - 0.5 / 0.7).abs() < 1e-6);
+        assert!((s.probabilities[1] - 0.2 / 0.7).abs() < 1e-6);
+        assert_eq!(s.probabilities[2], 0.0);
+        assert!(first_token_scores(&[("xyz".into(), 0.0)], &labels).is_none());
+    }
+
+    #[test]
+    fn the_schema_goes_in_the_form_the_server_takes() {
+        let backend = OpenAiBackend::new(OpenAiConfig {
+            base_url: "http://127.0.0.1:1".into(),
+            model: "m".into(),
+            api_key: None,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            retries: 0,
+            accepts_images: false,
+            schema_mode: SchemaMode::Auto,
+        });
+        let request = ChatRequest {
+            messages: Vec::new(),
+            max_tokens: 8,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: None,
+            stop: Vec::new(),
+            response: Some(super::super::ResponseFormat {
+                schema: json!({"type": "object", "x-guidance": {"whitespace_flexible": false}}),
+                labels: vec!["happy".into()],
+            }),
+            no_repeat_ngram: 0,
+        };
+        assert_eq!(
+            backend.schema_modes(&request),
+            [SchemaMode::JsonSchema, SchemaMode::JsonObject]
+        );
+        let body = backend.body(&request, SchemaMode::JsonSchema);
+        assert_eq!(body["response_format"]["type"], "json_schema");
+        // llguidance's own options are not sent.
+        assert!(
+            body["response_format"]["json_schema"]["schema"]
+                .get("x-guidance")
+                .is_none()
+        );
+        assert_eq!(body["logprobs"], true);
+        let body = backend.body(&request, SchemaMode::JsonObject);
+        assert_eq!(body["response_format"]["type"], "json_object");
+        assert_eq!(body["response_format"]["schema"]["type"], "object");
     }
 }

@@ -18,6 +18,33 @@ pub struct Judgement {
     /// `[0,1]`
     pub arousal: f32,
     pub rationale: String,
+    /// The measurements the judgement says it used (empty when it cites none).
+    pub evidence: Vec<Citation>,
+}
+
+/// A measurement a judgement cites: a key from the prompt and what it says of it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Citation {
+    pub key: String,
+    /// high, low, present, absent, up or down.
+    pub direction: String,
+}
+
+/// The SoVTP stages of an answer, each the model's own short text.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Stages {
+    pub scene: String,
+    pub body: String,
+    pub others: String,
+    pub cues: String,
+    pub check: String,
+}
+
+/// A validated answer: one judgement per face, and the stages when the answer has them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub judgements: Vec<Judgement>,
+    pub stages: Option<Stages>,
 }
 
 /// Every JSON object or array in `text` that parses, in order of appearance (outermost
@@ -41,18 +68,77 @@ fn json_values(text: &str) -> Vec<Value> {
 }
 
 /// The list of judgement objects from the last JSON value that holds one: {"judgements":
-/// [...]}, a bare array of objects, or a single object with a "label".
-fn candidate(text: &str) -> Option<Vec<Value>> {
+/// [...]} (with its "stages" when it has them), a bare array of objects, or a single object
+/// with a "label".
+fn candidate(text: &str) -> Option<(Vec<Value>, Option<Value>)> {
     json_values(text).into_iter().rev().find_map(|v| match v {
-        Value::Object(ref map) if map.get("judgements").is_some_and(Value::is_array) => {
-            map["judgements"].as_array().cloned()
-        }
+        Value::Object(ref map) if map.get("judgements").is_some_and(Value::is_array) => Some((
+            map["judgements"].as_array().cloned().unwrap_or_default(),
+            map.get("stages").cloned(),
+        )),
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
-            Some(items)
+            Some((items, None))
         }
-        Value::Object(ref map) if map.contains_key("label") => Some(vec![v.clone()]),
+        Value::Object(ref map) if map.contains_key("label") => Some((vec![v.clone()], None)),
         _ => None,
     })
+}
+
+/// The stages, when the answer has a "stages" object; its fields are the model's text.
+fn stages(value: Option<&Value>, problems: &mut Vec<String>) -> Option<Stages> {
+    let map = value?.as_object().or_else(|| {
+        problems.push("\"stages\" is not an object".into());
+        None
+    })?;
+    let field = |name: &str| {
+        map.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    Some(Stages {
+        scene: field("scene"),
+        body: field("body"),
+        others: field("others"),
+        cues: field("cues"),
+        check: field("check"),
+    })
+}
+
+/// A judgement's "evidence" list (absent: none cited).
+fn evidence(
+    item: &serde_json::Map<String, Value>,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Vec<Citation> {
+    let Some(list) = item.get("evidence") else {
+        return Vec::new();
+    };
+    let Some(list) = list.as_array() else {
+        problems.push(format!("{at}: \"evidence\" is not a list"));
+        return Vec::new();
+    };
+    list.iter()
+        .enumerate()
+        .filter_map(|(k, e)| {
+            let key = e.get("key").and_then(Value::as_str);
+            let direction = e.get("direction").and_then(Value::as_str);
+            match (key, direction) {
+                (Some(key), Some(direction)) => Some(Citation {
+                    key: key.trim().to_string(),
+                    direction: direction.trim().to_ascii_lowercase(),
+                }),
+                _ => {
+                    problems.push(format!(
+                        "{at}: evidence item {} is not {{\"key\": ..., \"direction\": ...}}",
+                        k + 1
+                    ));
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 fn number(
@@ -85,12 +171,22 @@ pub fn parse(
     labels: &[String],
     face_ids: &[u32],
 ) -> Result<Vec<Judgement>, Vec<String>> {
-    let Some(items) = candidate(text) else {
+    parse_answer(text, labels, face_ids).map(|a| a.judgements)
+}
+
+/// Like [`parse`], with the answer's SoVTP stages.
+pub fn parse_answer(
+    text: &str,
+    labels: &[String],
+    face_ids: &[u32],
+) -> Result<Answer, Vec<String>> {
+    let Some((items, stage_value)) = candidate(text) else {
         return Err(vec![
             "no JSON object with a \"judgements\" list was found in the answer".into(),
         ]);
     };
     let mut problems = Vec::new();
+    let stages = stages(stage_value.as_ref(), &mut problems);
     let mut out: Vec<Judgement> = Vec::new();
     for (k, item) in items.iter().enumerate() {
         let at = format!("judgement {}", k + 1);
@@ -141,6 +237,7 @@ pub fn parse(
             .unwrap_or("")
             .trim()
             .to_string();
+        let evidence = evidence(item, &at, &mut problems);
         out.push(Judgement {
             face_id,
             label,
@@ -148,6 +245,7 @@ pub fn parse(
             valence,
             arousal,
             rationale,
+            evidence,
         });
     }
     for id in face_ids {
@@ -158,7 +256,10 @@ pub fn parse(
         }
     }
     if problems.is_empty() {
-        Ok(out)
+        Ok(Answer {
+            judgements: out,
+            stages,
+        })
     } else {
         Err(problems)
     }
@@ -174,7 +275,8 @@ pub fn repair_prompt(problems: &[String], labels: &[String], face_ids: &[u32]) -
     format!(
         "Your answer could not be used:\n{}\nReply with only the corrected JSON object, no other text:\n\
          {{\"judgements\": [{{\"face_id\": <id>, \"label\": <one of {labels}>, \"confidence\": <0..1>, \
-         \"valence\": <-1..1>, \"arousal\": <0..1>, \"rationale\": \"...\"}}]}} with one entry for each face id in {face_ids:?}.",
+         \"valence\": <-1..1>, \"arousal\": <0..1>, \"evidence\": [{{\"key\": \"AU12\", \"direction\": \"present\"}}], \
+         \"rationale\": \"...\"}}]}} with one entry for each face id in {face_ids:?}.",
         problems
             .iter()
             .map(|p| format!("- {p}"))

@@ -28,8 +28,11 @@ pub const MAX_LABEL_CHARS: usize = 64;
 /// Context text beyond this is cut (and the cut is stated in the prompt).
 pub const MAX_CONTEXT_CHARS: usize = 4000;
 
-const BUILTIN_NAME: &str = "sovtp@1";
-const BUILTIN: &str = include_str!("templates/sovtp@1.txt");
+/// The built-in templates, by id; the first is the default.
+const BUILTIN: [(&str, &str); 2] = [
+    ("sovtp@2", include_str!("templates/sovtp@2.txt")),
+    ("sovtp@1", include_str!("templates/sovtp@1.txt")),
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
@@ -48,8 +51,22 @@ pub enum TemplateError {
 }
 
 impl Template {
+    /// The default built-in template (`sovtp@2`).
     pub fn builtin() -> Self {
-        Self::parse(BUILTIN_NAME, BUILTIN).expect("the built-in template is valid")
+        Self::named(BUILTIN[0].0).expect("the built-in template is valid")
+    }
+
+    /// A built-in template by id (`sovtp@1`, `sovtp@2`), or None.
+    pub fn named(id: &str) -> Option<Self> {
+        BUILTIN
+            .iter()
+            .find(|(name, _)| *name == id)
+            .map(|(name, text)| Self::parse(name, text).expect("the built-in templates are valid"))
+    }
+
+    /// The ids of the built-in templates.
+    pub fn builtin_ids() -> Vec<&'static str> {
+        BUILTIN.iter().map(|(name, _)| *name).collect()
     }
 
     /// Loads a user template; its id comes from its file name (NAME@VERSION.txt).
@@ -83,10 +100,13 @@ impl Template {
         let user = text[user_at + "### user".len()..].trim().to_string();
         // The answer contract must be in the template, or the validator has nothing to
         // hold the model to.
-        for needed in ["{{labels}}", "{{face_ids}}", "{{faces}}"] {
+        for needed in ["{{labels}}", "{{face_ids}}"] {
             if !user.contains(needed) {
                 return Err(format!("the user section lacks {needed}"));
             }
+        }
+        if !user.contains("{{faces}}") && !user.contains("{{faces_brief}}") {
+            return Err("the user section lacks {{faces}} (or {{faces_brief}})".into());
         }
         Ok(Self {
             id: id.to_string(),
@@ -180,6 +200,40 @@ impl PhysioCues {
             }
         }
         cues
+    }
+
+    /// The cues on one line, under the keys a judgement may cite.
+    fn describe_brief(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(a) = self.eeg_asymmetry {
+            let side = if a > 0.05 {
+                "left-frontal, approach"
+            } else if a < -0.05 {
+                "right-frontal, withdrawal"
+            } else {
+                "balanced"
+            };
+            parts.push(format!("eeg.faa {a:+.3} ({side})"));
+        }
+        if let Some(r) = self.eeg_arousal_index {
+            parts.push(format!("eeg.arousal {r:.2} (beta/alpha)"));
+        }
+        if let Some(hr) = self.heart_rate_bpm {
+            parts.push(format!("hr {hr:.0} bpm"));
+        }
+        if let Some(c) = self.heart_rate_change_bpm {
+            parts.push(format!("hr.change {c:+.1} bpm from baseline"));
+        }
+        if let Some(r) = self.scr_rate_per_min {
+            let count = self.scr_count.map_or(String::new(), |n| {
+                format!(" ({n} skin conductance responses)")
+            });
+            parts.push(format!("eda.scr_rate {r:.1}/min{count}"));
+        }
+        if let Some(b) = self.breathing_rate_per_min {
+            parts.push(format!("resp.rate {b:.1}/min"));
+        }
+        (!parts.is_empty()).then(|| parts.join("; ") + ".")
     }
 
     fn describe(&self) -> Option<String> {
@@ -357,6 +411,71 @@ fn describe_face(face: &FaceCue, detailed: bool) -> String {
     out.trim_end().to_string()
 }
 
+/// One face on one line, under the keys a judgement may cite (`AU12`, `expr.happy`,
+/// `face.valence`): the AUs that are present or at least 1.0, strongest first (at most 8);
+/// the expression model's three most likely labels; valence and arousal; head pose.
+fn describe_face_brief(face: &FaceCue) -> String {
+    let mut parts = Vec::new();
+    let mut aus: Vec<&(u32, &str, f32, bool)> = face
+        .action_units
+        .iter()
+        .filter(|au| au.3 || au.2 >= 1.0)
+        .collect();
+    aus.sort_by(|a, b| b.2.total_cmp(&a.2));
+    if aus.is_empty() {
+        parts.push("no AU at 1.0 or above".to_string());
+    } else {
+        parts.push(
+            aus.iter()
+                .take(8)
+                .map(|(n, _, i, present)| {
+                    format!("AU{n:02} {i:.1}{}", if *present { " present" } else { "" })
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    if let Some(p) = face.expression {
+        let mut ranked: Vec<(&str, f32)> = EXPRESSION_LABELS.iter().copied().zip(p).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        parts.push(
+            ranked
+                .iter()
+                .take(3)
+                .map(|(l, p)| format!("expr.{l} {p:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    if let Some((v, a)) = face.face_valence_arousal {
+        parts.push(format!("face.valence {v:+.2}, face.arousal {a:.2}"));
+    }
+    if let Some((yaw, pitch, roll)) = face.head_pose {
+        parts.push(format!(
+            "head yaw {yaw:+.0} pitch {pitch:+.0} roll {roll:+.0} deg"
+        ));
+    }
+    format!("Face {}: {}.", face.face_id, parts.join("; "))
+}
+
+/// Another face, in a few words: its most likely expression and its two strongest AUs.
+fn describe_other_brief(face: &FaceCue) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = face.expression {
+        let (label, prob) = EXPRESSION_LABELS
+            .iter()
+            .zip(p)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("seven labels");
+        parts.push(format!("{label} {prob:.2}"));
+    }
+    let mut aus: Vec<&(u32, &str, f32, bool)> =
+        face.action_units.iter().filter(|au| au.3).collect();
+    aus.sort_by(|a, b| b.2.total_cmp(&a.2));
+    parts.extend(aus.iter().take(2).map(|(n, _, i, _)| format!("AU{n:02} {i:.1}")));
+    format!("face {} ({})", face.face_id, parts.join(", "))
+}
+
 /// Quotes experimenter text as data: JSON-escaped inside <data> tags, so it cannot close
 /// the block or pose as the answer contract.
 fn quote_context(context: &str) -> String {
@@ -418,6 +537,27 @@ pub fn build(template: &Template, input: &PromptInput) -> Result<Prompt, PromptE
         .as_ref()
         .and_then(PhysioCues::describe)
         .unwrap_or_else(|| "No physiological signals for this moment.".to_string());
+    let physiology_brief = input
+        .physiology
+        .as_ref()
+        .and_then(PhysioCues::describe_brief)
+        .unwrap_or_else(|| "none.".to_string());
+    let faces_brief = targets
+        .iter()
+        .map(|f| describe_face_brief(f))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let others_brief: Vec<String> = input
+        .faces
+        .iter()
+        .filter(|f| !input.targets.contains(&f.face_id))
+        .map(describe_other_brief)
+        .collect();
+    let others_brief = if others_brief.is_empty() {
+        "none.".to_string()
+    } else {
+        others_brief.join("; ") + "."
+    };
     let image_note = if input.with_image {
         "The image shows the full frame. Each face has a numbered box, a subset of its landmarks and tags of its strongest action units; the numbers are the face ids below."
     } else {
@@ -449,7 +589,10 @@ pub fn build(template: &Template, input: &PromptInput) -> Result<Prompt, PromptE
             };
             let value = match &after[..end] {
                 "faces" => Some(faces.as_str()),
+                "faces_brief" => Some(faces_brief.as_str()),
                 "others" => Some(others.as_str()),
+                "others_brief" => Some(others_brief.as_str()),
+                "physiology_brief" => Some(physiology_brief.as_str()),
                 "context" => Some(context.as_str()),
                 "physiology" => Some(physiology.as_str()),
                 "image_note" => Some(image_note),

@@ -322,24 +322,38 @@ mod tests {
             face_valence_arousal: None,
             head_pose: None,
         };
-        let built = crate::prompt::build(
-            &crate::prompt::Template::builtin(),
-            &crate::prompt::PromptInput {
-                targets: vec![1],
-                faces: vec![face],
-                labels: crate::prompt::label_set(&[]).unwrap(),
-                context: None,
-                physiology: moment.physiology,
-                with_image: false,
-            },
-        )
-        .unwrap();
+        let input = crate::prompt::PromptInput {
+            targets: vec![1],
+            faces: vec![face],
+            labels: crate::prompt::label_set(&[]).unwrap(),
+            context: None,
+            physiology: moment.physiology,
+            with_image: false,
+        };
+        let sovtp1 = crate::prompt::Template::named("sovtp@1").unwrap();
+        let built = crate::prompt::build(&sovtp1, &input).unwrap();
         assert!(
             built
                 .user
                 .contains("Heart rate 72.0 bpm, +5.0 bpm from baseline")
         );
         assert!(built.user.contains("EEG frontal alpha asymmetry +0.250"));
+        // The default template states them under the keys a judgement may cite.
+        let built = crate::prompt::build(&crate::prompt::Template::builtin(), &input).unwrap();
+        assert!(
+            built
+                .user
+                .contains("hr 72 bpm; hr.change +5.0 bpm from baseline"),
+            "{}",
+            built.user
+        );
+        assert!(
+            built
+                .user
+                .contains("eeg.faa +0.250 (left-frontal, approach)"),
+            "{}",
+            built.user
+        );
 
         // Without a frame there is nothing to explain.
         let error = Snapshot::default().moment("s").err().unwrap();

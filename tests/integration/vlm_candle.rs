@@ -300,7 +300,8 @@ fn request(image: Option<Vec<u8>>, max_tokens: u32) -> ChatRequest {
         top_p: 1.0,
         seed: None,
         stop: Vec::new(),
-        constrain_labels: Vec::new(),
+        response: None,
+        no_repeat_ngram: 0,
     }
 }
 
@@ -521,7 +522,7 @@ fn eval_runs_the_full_sovtp_row_when_the_model_reads_images() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_repair_that_does_not_fit_the_context_returns_the_first_answer_unparsed() {
+async fn an_answer_cut_at_max_tokens_is_unparsed_with_the_reason_and_too_long_is_refused() {
     let (_dir, gguf) = tiny_model();
     let (_server, mut affect, _) =
         server_with("AFFECTD_CANDLE_MODEL", gguf.to_str().unwrap()).await;
@@ -539,28 +540,24 @@ async fn a_repair_that_does_not_fit_the_context_returns_the_first_answer_unparse
     let mut refused = affect.explain(request(4000)).await.unwrap().into_inner();
     let status = refused.message().await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    let prompt: u32 = status
-        .message()
-        .split("the prompt (")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no prompt length in {:?}", status.message()));
-    // Exactly the room that is left: the first answer fits, the repair (which repeats the
-    // prompt and the answer) cannot.
-    let mut stream = affect
-        .explain(request(4096 - prompt))
-        .await
-        .unwrap()
-        .into_inner();
+    assert!(
+        status.message().contains("the prompt ("),
+        "no prompt length in {:?}",
+        status.message()
+    );
+    // Decoded under the answer's schema, even a random model writes valid JSON; only a
+    // budget too small for the schema cuts it. Then the answer is unparsed with the reason,
+    // never a half judgement (the repair is cut the same way).
+    let mut stream = affect.explain(request(20)).await.unwrap().into_inner();
     let (_, result) = tokens_then_result(&mut stream).await;
     assert!(!result.parsed && result.judgements.is_empty());
     assert!(!result.raw_text.is_empty());
     assert!(
         result
             .parse_error
-            .contains("the repair attempt could not run"),
+            .contains("the answer was cut at max_tokens (20)"),
         "{}",
         result.parse_error
     );
+    assert!(result.constrained);
 }

@@ -8,16 +8,17 @@
 //! - The tokenizer and chat template come from the GGUF itself ([`tokenizer`],
 //!   [`chat_template`]).
 //! - Decoding: KV cache, greedy or temperature + top-p with a seed, stop sequences, max
-//!   tokens, tokens streamed as they are sampled, and the JSON `"label"` value masked to
-//!   the allowed labels ([`constrain`]).
+//!   tokens, tokens streamed as they are sampled, a repetition guard, and answers
+//!   constrained to a JSON schema with llguidance (`guided.rs`), with the model's
+//!   probability of every allowed label at each `"label"` field.
 //!
 //! The model loads on first use and then stays in memory. One generation runs at a time
 //! (the weights and KV cache are shared); later requests wait their turn. Threads: candle
 //! uses `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else every core).
 
 pub mod chat_template;
-pub mod constrain;
 pub mod gemma3;
+pub mod guided;
 pub mod moondream;
 pub mod q8x8;
 pub mod qwen2;
@@ -39,9 +40,8 @@ use self::moondream::Moondream;
 use self::qwen2::Qwen2;
 
 use self::chat_template::{ChatTemplate, Segment};
-use self::constrain::LabelConstraint;
 use self::tokenizer::{Tokenizer, Utf8Stream};
-use super::{ChatBackend, ChatRequest, Generation, LlmError, Part};
+use super::{ChatBackend, ChatRequest, Generation, LabelScores, LlmError, Part, ResponseFormat};
 
 const BACKEND: &str = "candle";
 
@@ -72,6 +72,15 @@ impl Weights {
         let logits = match self {
             Self::Qwen2(m) => return m.forward(tokens, position),
             Self::Gemma3(m) => m.forward(&input()?, position)?,
+            // candle's Phi masks a multi-token pass only from an empty cache: forced text
+            // after the prompt is read one token at a time.
+            Self::Moondream(m) if position > 0 && tokens.len() > 1 => {
+                let mut logits = Vec::new();
+                for (i, &t) in tokens.iter().enumerate() {
+                    logits = m.forward(&[t], position + i)?;
+                }
+                return Ok(logits);
+            }
             Self::Moondream(m) => return m.forward(tokens, position),
         };
         logits
@@ -92,7 +101,9 @@ pub struct Prompt {
 
 pub struct Loaded {
     weights: Weights,
-    pub tokenizer: Tokenizer,
+    pub tokenizer: std::sync::Arc<Tokenizer>,
+    /// Constrained decoding's index of the vocabulary, built on first use.
+    guide: Option<guided::Guide>,
     pub template: ChatTemplate,
     pub architecture: String,
     pub context_length: usize,
@@ -173,7 +184,8 @@ impl Loaded {
         };
         Ok(Self {
             weights,
-            tokenizer,
+            tokenizer: std::sync::Arc::new(tokenizer),
+            guide: None,
             template,
             architecture,
             context_length,
@@ -219,7 +231,8 @@ impl Loaded {
         Ok(Self {
             context_length: model.context_length(),
             weights: Weights::Moondream(Box::new(model)),
-            tokenizer,
+            tokenizer: std::sync::Arc::new(tokenizer),
+            guide: None,
             template,
             architecture: "moondream".into(),
         })
@@ -411,8 +424,84 @@ impl Loaded {
         self.generate_prompt(&prompt, request, prefill_chunk, on_token)
     }
 
+    /// The grammar machinery for this model's vocabulary, built on first use.
+    fn guide(&mut self) -> Result<&guided::Guide, LlmError> {
+        if self.guide.is_none() {
+            self.guide = Some(guided::Guide::new(self.tokenizer.clone()).map_err(model_error)?);
+        }
+        Ok(self.guide.as_ref().expect("built above"))
+    }
+
+    /// Checks that a structured answer's schema compiles for this vocabulary and that
+    /// every label can be written with it; Err says which does not.
+    pub fn check_response(&mut self, response: &ResponseFormat) -> Result<(), LlmError> {
+        let unsupported = |reason: String| LlmError::Unsupported {
+            backend: BACKEND.into(),
+            reason,
+        };
+        for label in &response.labels {
+            let ids = self.tokenizer.encode(label, false).map_err(model_error)?;
+            if self.tokenizer.decode(&ids) != *label {
+                return Err(unsupported(format!(
+                    "the label {label:?} cannot be written with this model's vocabulary"
+                )));
+            }
+        }
+        self.guide()?
+            .matcher(&response.schema)
+            .map_err(unsupported)?;
+        Ok(())
+    }
+
+    /// The probability of each label as the value of the `"label"` field that starts
+    /// here: each label's tokens and the closing quote, scored one after another from
+    /// the current position and normalised over the set. The KV cache after `position`
+    /// is overwritten by whatever is read next, so scoring leaves no trace.
+    fn label_scores(
+        &mut self,
+        logits: &[f32],
+        position: usize,
+        labels: &[String],
+    ) -> Result<LabelScores, LlmError> {
+        let rewinds = matches!(self.weights, Weights::Qwen2(_));
+        let first = log_softmax(logits);
+        let mut log_p = Vec::with_capacity(labels.len());
+        for label in labels {
+            let ids = self
+                .tokenizer
+                .encode(&format!("{label}\""), false)
+                .map_err(model_error)?;
+            let Some((&head, rest)) = ids.split_first() else {
+                log_p.push(f64::NEG_INFINITY);
+                continue;
+            };
+            let mut total = first[head as usize];
+            if rewinds {
+                let mut previous = head;
+                for (i, &id) in rest.iter().enumerate() {
+                    let next = self
+                        .weights
+                        .forward(&[previous], position + i)
+                        .map_err(model_error)?;
+                    total += log_softmax(&next)[id as usize];
+                    previous = id;
+                }
+            }
+            log_p.push(total);
+        }
+        let top = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = log_p.iter().map(|l| (l - top).exp()).collect();
+        let sum: f64 = weights.iter().sum();
+        Ok(LabelScores {
+            probabilities: weights.iter().map(|w| (w / sum) as f32).collect(),
+            method: if rewinds { "sequence" } else { "first-token" },
+        })
+    }
+
     /// Runs `prompt` (an image included) and then samples up to `max_tokens`, streaming
-    /// text to `on_token`. Prompt token counts include the image's positions.
+    /// text to `on_token`. Prompt token counts include the image's positions. With a
+    /// response schema, only text that matches it can be sampled (`guided.rs`), forced
+    /// text is read in one pass, and every `"label"` field gets the labels' probabilities.
     pub fn generate_prompt(
         &mut self,
         prompt: &Prompt,
@@ -434,6 +523,19 @@ impl Loaded {
                 context: self.context_length,
             });
         }
+        let mut constraint = match &request.response {
+            Some(response) => {
+                let matcher = self.guide()?.matcher(&response.schema).map_err(|reason| {
+                    LlmError::Unsupported {
+                        backend: BACKEND.into(),
+                        reason,
+                    }
+                })?;
+                Some(guided::Constrained::new(matcher))
+            }
+            None => None,
+        };
+        let labels: &[String] = request.response.as_ref().map_or(&[], |r| &r.labels);
         // An empty piece asks whether the caller is still listening.
         let Some(mut logits) =
             self.prefill(prompt, prefill_chunk, &mut || on_token("").is_continue())?
@@ -454,72 +556,246 @@ impl Loaded {
         };
         let mut sampler =
             LogitsProcessor::from_sampling(request.seed.unwrap_or(299_792_458), sampling);
-        let mut constraint = (!request.constrain_labels.is_empty())
-            .then(|| LabelConstraint::new(&request.constrain_labels));
-        let mut utf8 = Utf8Stream::default();
-        let mut text = String::new();
-        let mut generated = 0usize;
-        let mut first_token_at = None;
-        let longest_stop = request.stop.iter().map(|s| s.len()).max().unwrap_or(0);
-        // Text held back because it could be the start of a stop sequence.
-        let mut streamed_up_to = 0usize;
-        loop {
-            if let Some(c) = &constraint {
-                c.mask(&mut logits, self.tokenizer.pieces());
+        let mut out = Output::new(request);
+        let mut label_probabilities = Vec::new();
+        let mut hit_max_tokens = false;
+        // Tokens in the cache: the prompt, then what has been generated or forced.
+        let mut position = read;
+        // Text the grammar forces before anything is sampled (the answer's opening).
+        let opening = constraint.as_mut().map_or(Vec::new(), |c| c.forced());
+        if !opening.is_empty() {
+            for &id in &opening {
+                if out.push(&self.tokenizer, id, true, on_token).is_break() {
+                    return Ok(out.cancelled(read, started));
+                }
             }
-            let next = sampler
-                .sample(&Tensor::new(logits.as_slice(), &Device::Cpu).map_err(model_error)?)
+            logits = self
+                .weights
+                .forward(&opening, position)
                 .map_err(model_error)?;
-            generated += 1;
-            first_token_at.get_or_insert_with(|| started.elapsed());
+            position += opening.len();
+        }
+        loop {
+            if out.stopped || constraint.as_ref().is_some_and(|c| c.is_stopped()) {
+                break;
+            }
+            if out.generated >= max_tokens {
+                hit_max_tokens = true;
+                break;
+            }
+            if !labels.is_empty() && out.text.ends_with("\"label\":\"") {
+                label_probabilities.push(self.label_scores(&logits, position, labels)?);
+            }
+            if let Some(c) = &mut constraint {
+                c.mask(&mut logits).map_err(model_error)?;
+            }
+            repetition_guard(&mut logits, &out.tokens, request.no_repeat_ngram);
+            let remaining = max_tokens - out.generated;
+            let next = match closing_token(&self.tokenizer, &logits, remaining, &constraint) {
+                Some(id) => id,
+                None => sampler
+                    .sample(&Tensor::new(logits.as_slice(), &Device::Cpu).map_err(model_error)?)
+                    .map_err(model_error)?,
+            };
+            out.generated += 1;
+            out.first_token_at.get_or_insert_with(|| started.elapsed());
             if self.tokenizer.end_of_generation.contains(&next) {
                 break;
             }
-            let piece = self.tokenizer.piece(next);
+            if out.push(&self.tokenizer, next, false, on_token).is_break() {
+                return Ok(out.cancelled(read, started));
+            }
+            // The sampled token and whatever the grammar forces after it, read in one pass.
+            let mut batch = vec![next];
             if let Some(c) = &mut constraint {
-                c.advance(piece);
-            }
-            text.push_str(&utf8.push(piece));
-            if let Some(at) = request
-                .stop
-                .iter()
-                .filter_map(|s| text.find(s.as_str()))
-                .min()
-            {
-                text.truncate(at);
-                if at > streamed_up_to && on_token(&text[streamed_up_to..]).is_break() {
-                    return Ok(cancelled(read, generated, started, text));
+                let forced = c.consume(next).map_err(model_error)?;
+                for &id in &forced {
+                    if out.push(&self.tokenizer, id, true, on_token).is_break() {
+                        return Ok(out.cancelled(read, started));
+                    }
                 }
-                streamed_up_to = text.len();
-                break;
-            }
-            let safe = safe_prefix(&text, longest_stop);
-            if safe > streamed_up_to {
-                if on_token(&text[streamed_up_to..safe]).is_break() {
-                    return Ok(cancelled(read, generated, started, text));
+                batch.extend(forced);
+                if c.is_stopped() {
+                    break;
                 }
-                streamed_up_to = safe;
             }
-            if generated >= max_tokens {
+            if out.stopped {
                 break;
             }
             logits = self
                 .weights
-                .forward(&[next], read + generated - 1)
+                .forward(&batch, position)
                 .map_err(model_error)?;
+            position += batch.len();
         }
-        text.push_str(&utf8.finish());
-        if text.len() > streamed_up_to && on_token(&text[streamed_up_to..]).is_break() {
-            return Ok(cancelled(read, generated, started, text));
+        out.finish(on_token)?;
+        if out.cancelled_at_end {
+            return Ok(out.cancelled(read, started));
         }
         Ok(Generation {
-            text,
             prompt_tokens: read as u32,
-            generated_tokens: generated as u32,
-            time_to_first_token: first_token_at.unwrap_or_else(|| started.elapsed()),
+            generated_tokens: out.generated as u32,
+            time_to_first_token: out.first_token_at.unwrap_or_else(|| started.elapsed()),
             total: started.elapsed(),
             cancelled: false,
+            hit_max_tokens,
+            label_probabilities,
+            text: out.text,
         })
+    }
+}
+
+/// When this few tokens are left, a structured answer is steered to its end: a closing
+/// quote, bracket or brace is taken whenever the grammar allows one, so that strings end
+/// and the JSON closes where the schema lets it, instead of being cut mid-value.
+const CLOSING_RESERVE: usize = 48;
+
+fn closing_token(
+    tokenizer: &Tokenizer,
+    logits: &[f32],
+    remaining: usize,
+    constraint: &Option<guided::Constrained>,
+) -> Option<u32> {
+    if constraint.is_none() || remaining > CLOSING_RESERVE {
+        return None;
+    }
+    [b"\"".as_slice(), b"]", b"}"].iter().find_map(|closer| {
+        tokenizer
+            .pieces()
+            .iter()
+            .position(|p| p.as_slice() == *closer)
+            .filter(|&id| logits.get(id).is_some_and(|l| l.is_finite()))
+            .map(|id| id as u32)
+    })
+}
+
+/// Bans every token that would complete an n-gram of `n` tokens already in `tokens`
+/// (Hugging Face's `no_repeat_ngram_size`), unless that would ban every allowed token.
+fn repetition_guard(logits: &mut [f32], tokens: &[u32], n: usize) {
+    if n == 0 || tokens.len() < n {
+        return;
+    }
+    let prefix = &tokens[tokens.len() - (n - 1)..];
+    let banned: Vec<u32> = tokens
+        .windows(n)
+        .filter(|w| &w[..n - 1] == prefix)
+        .map(|w| w[n - 1])
+        .collect();
+    if banned.is_empty() {
+        return;
+    }
+    let still_allowed = logits
+        .iter()
+        .enumerate()
+        .filter(|(id, l)| l.is_finite() && !banned.contains(&(*id as u32)))
+        .count();
+    if still_allowed == 0 {
+        return;
+    }
+    for id in banned {
+        if let Some(l) = logits.get_mut(id as usize) {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+}
+
+fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - top).exp()).sum();
+    let log_sum = top + sum.ln();
+    logits.iter().map(|&l| l as f64 - log_sum).collect()
+}
+
+/// The text of a generation as it grows: decoded pieces, stop sequences, and what has
+/// been streamed to the caller (text that could start a stop sequence is held back).
+struct Output<'a> {
+    request: &'a ChatRequest,
+    utf8: Utf8Stream,
+    text: String,
+    tokens: Vec<u32>,
+    generated: usize,
+    first_token_at: Option<std::time::Duration>,
+    streamed_up_to: usize,
+    longest_stop: usize,
+    /// A stop sequence was met.
+    stopped: bool,
+    cancelled_at_end: bool,
+}
+
+impl<'a> Output<'a> {
+    fn new(request: &'a ChatRequest) -> Self {
+        Self {
+            request,
+            utf8: Utf8Stream::default(),
+            text: String::new(),
+            tokens: Vec::new(),
+            generated: 0,
+            first_token_at: None,
+            streamed_up_to: 0,
+            longest_stop: request.stop.iter().map(|s| s.len()).max().unwrap_or(0),
+            stopped: false,
+            cancelled_at_end: false,
+        }
+    }
+
+    /// Adds a token's text (`forced`: written by the grammar, not sampled); Break when the
+    /// caller left.
+    fn push(
+        &mut self,
+        tokenizer: &Tokenizer,
+        id: u32,
+        forced: bool,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        if forced {
+            self.generated += 1;
+        }
+        self.tokens.push(id);
+        self.text.push_str(&self.utf8.push(tokenizer.piece(id)));
+        if let Some(at) = self
+            .request
+            .stop
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
+            self.text.truncate(at);
+            self.stopped = true;
+            if at > self.streamed_up_to {
+                let flow = on_token(&self.text[self.streamed_up_to..]);
+                self.streamed_up_to = self.text.len();
+                return flow;
+            }
+            return ControlFlow::Continue(());
+        }
+        let safe = safe_prefix(&self.text, self.longest_stop);
+        if safe > self.streamed_up_to {
+            let flow = on_token(&self.text[self.streamed_up_to..safe]);
+            self.streamed_up_to = safe;
+            return flow;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Flushes what is held back.
+    fn finish(
+        &mut self,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<(), LlmError> {
+        if !self.stopped {
+            self.text.push_str(&self.utf8.finish());
+        }
+        if self.text.len() > self.streamed_up_to
+            && on_token(&self.text[self.streamed_up_to..]).is_break()
+        {
+            self.cancelled_at_end = true;
+        }
+        self.streamed_up_to = self.text.len();
+        Ok(())
+    }
+
+    fn cancelled(self, read: usize, started: Instant) -> Generation {
+        cancelled(read, self.generated, started, self.text)
     }
 }
 
@@ -552,6 +828,8 @@ fn cancelled(prompt: usize, generated: usize, started: Instant, text: String) ->
         time_to_first_token: started.elapsed(),
         total: started.elapsed(),
         cancelled: true,
+        hit_max_tokens: false,
+        label_probabilities: Vec::new(),
     }
 }
 
@@ -602,6 +880,14 @@ impl ChatBackend for CandleBackend {
         })
     }
 
+    fn constrains_output(&self) -> bool {
+        true
+    }
+
+    fn check_response(&self, response: &ResponseFormat) -> Result<(), LlmError> {
+        self.with_model(|model| model.check_response(response))
+    }
+
     fn generate(
         &self,
         request: &ChatRequest,
@@ -624,6 +910,31 @@ impl ChatBackend for CandleBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_repetition_guard_bans_what_would_repeat_an_ngram() {
+        // "a b c a b" so far, with 3-grams: "a b c" was seen, so after "a b" the token "c"
+        // would repeat it and is banned; everything else stays.
+        let mut logits = vec![0.0f32; 5];
+        repetition_guard(&mut logits, &[0, 1, 2, 0, 1], 3);
+        assert_eq!(logits[2], f32::NEG_INFINITY);
+        assert!(
+            logits
+                .iter()
+                .enumerate()
+                .all(|(i, l)| i == 2 || l.is_finite())
+        );
+        // Off, or too few tokens: nothing banned.
+        let mut logits = vec![0.0f32; 5];
+        repetition_guard(&mut logits, &[0, 1, 2, 0, 1], 0);
+        repetition_guard(&mut logits, &[0, 1], 3);
+        assert!(logits.iter().all(|l| l.is_finite()));
+        // It never bans the only token a grammar allows.
+        let mut logits = vec![f32::NEG_INFINITY; 5];
+        logits[2] = 0.0;
+        repetition_guard(&mut logits, &[0, 1, 2, 0, 1], 3);
+        assert_eq!(logits[2], 0.0);
+    }
 
     #[test]
     fn safe_prefix_holds_back_a_possible_stop_start() {

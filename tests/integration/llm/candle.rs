@@ -126,7 +126,8 @@ fn check_forward(path: &Path, golden: &Value) {
             top_p: 1.0,
             seed: None,
             stop: Vec::new(),
-            constrain_labels: Vec::new(),
+            response: None,
+            no_repeat_ngram: 0,
         };
         let generation = model
             .generate_from_tokens(&prompt, &request, 64, &mut |_| ControlFlow::Continue(()))
@@ -166,7 +167,8 @@ fn chat(system: &str, user: &str, max_tokens: u32) -> ChatRequest {
         top_p: 1.0,
         seed: Some(7),
         stop: Vec::new(),
-        constrain_labels: Vec::new(),
+        response: None,
+        no_repeat_ngram: 0,
     }
 }
 
@@ -272,7 +274,19 @@ fn the_label_value_is_masked_to_the_label_set() {
     let masked = backend
         .generate(
             &ChatRequest {
-                constrain_labels: labels.clone(),
+                response: Some(affectd::llm::ResponseFormat {
+                    schema: serde_json::json!({
+                        "type": "object",
+                        "properties": {
+                            "label": {"enum": labels},
+                            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                        },
+                        "required": ["label", "confidence"],
+                        "additionalProperties": false,
+                        "x-guidance": {"whitespace_flexible": false},
+                    }),
+                    labels: labels.clone(),
+                }),
                 ..request
             },
             &mut |_| ControlFlow::Continue(()),
@@ -281,6 +295,18 @@ fn the_label_value_is_masked_to_the_label_set() {
     eprintln!("constrained: {:?}", masked.text);
     let label = label_of(&masked.text).expect("a JSON object with a label");
     assert!(labels.contains(&label), "{label:?} is not in {labels:?}");
+    // The whole answer is the schema's: valid JSON, the confidence a number in range.
+    let v: Value = serde_json::from_str(&masked.text).expect("the answer is one JSON object");
+    assert!(
+        (0.0..=1.0).contains(&v["confidence"].as_f64().unwrap()),
+        "{v}"
+    );
+    // The label's probability over the set, scored at its position.
+    let scores = &masked.label_probabilities;
+    assert_eq!(scores.len(), 1, "one label field");
+    assert_eq!(scores[0].probabilities.len(), 2);
+    assert!((scores[0].probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    assert_eq!(scores[0].method, "sequence");
 }
 
 #[test]

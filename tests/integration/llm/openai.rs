@@ -21,6 +21,7 @@ fn backend(url: &str, read_timeout: Duration, retries: u32) -> OpenAiBackend {
         read_timeout,
         retries,
         accepts_images: false,
+        schema_mode: affectd::llm::openai::SchemaMode::Auto,
     })
 }
 
@@ -35,7 +36,8 @@ fn request(max_tokens: u32) -> ChatRequest {
         top_p: 1.0,
         seed: Some(7),
         stop: Vec::new(),
-        constrain_labels: Vec::new(),
+        response: None,
+        no_repeat_ngram: 0,
     }
 }
 
