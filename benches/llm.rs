@@ -90,18 +90,25 @@ fn bench_constraint(c: &mut Criterion) {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let mut keys: Vec<String> = [
+    let aus: Vec<String> = [
         1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26, 28, 45,
     ]
     .iter()
     .map(|n| format!("AU{n:02}"))
     .collect();
-    keys.extend(labels.iter().map(|l| format!("expr.{l}")));
-    keys.extend(["face.valence", "face.arousal"].map(String::from));
+    let mut levels: Vec<String> = labels.iter().map(|l| format!("expr.{l}")).collect();
+    levels.push("face.arousal".into());
+    let au_directions: &'static [&'static str] = &["present", "absent", "high", "low"];
+    let level_directions: &'static [&'static str] = &["high", "low"];
+    let signed_directions: &'static [&'static str] = &["up", "down"];
     let schema = answer_schema(&AnswerShape {
         face_ids: &[1],
         labels: &labels,
-        evidence_keys: &[keys],
+        evidence_keys: &[vec![
+            (au_directions, aus),
+            (level_directions, levels),
+            (signed_directions, vec!["face.valence".into()]),
+        ]],
     });
     let tokens = tokenizer.encode(ANSWER, false).unwrap();
     let vocab = tokenizer.vocab_size();

@@ -71,8 +71,25 @@ impl Measurement {
         }
     }
 
-    /// What `direction` says about this measurement.
+    /// The directions that apply to this measurement: an action unit's presence or level,
+    /// a level's height, a signed quantity's sign.
+    pub fn directions(&self) -> &'static [&'static str] {
+        match self.value {
+            Reading::ActionUnit { .. } => &["present", "absent", "high", "low"],
+            Reading::Level { .. } => &["high", "low"],
+            Reading::Signed { .. } => &["up", "down"],
+        }
+    }
+
+    /// What `direction` says about this measurement. Near-synonyms are read as such:
+    /// `present`/`absent` of a level as `high`/`low`, `high`/`low` of a signed value as
+    /// `up`/`down`.
     pub fn check(&self, direction: &str) -> Verdict {
+        let direction = match (self.value, direction) {
+            (Reading::Level { .. }, "present") => "high",
+            (Reading::Level { .. }, "absent") => "low",
+            _ => direction,
+        };
         let (says_high, says_low) = match self.value {
             Reading::ActionUnit { intensity, present } => match direction {
                 "present" => (present, !present),
@@ -193,6 +210,18 @@ impl Catalogue {
 
     pub fn keys(&self) -> Vec<&str> {
         self.measurements.iter().map(|m| m.key.as_str()).collect()
+    }
+
+    /// The keys grouped by the directions that apply to them, for the answer's schema.
+    pub fn keys_by_directions(&self) -> Vec<(&'static [&'static str], Vec<String>)> {
+        let mut groups: Vec<(&'static [&'static str], Vec<String>)> = Vec::new();
+        for m in &self.measurements {
+            match groups.iter_mut().find(|(d, _)| *d == m.directions()) {
+                Some((_, keys)) => keys.push(m.key.clone()),
+                None => groups.push((m.directions(), vec![m.key.clone()])),
+            }
+        }
+        groups
     }
 
     pub fn get(&self, key: &str) -> Option<&Measurement> {

@@ -341,7 +341,7 @@ impl Explainer {
             labels: &labels,
             evidence_keys: &catalogues
                 .iter()
-                .map(|c| c.keys().into_iter().map(String::from).collect())
+                .map(|c| c.keys_by_directions())
                 .collect::<Vec<_>>(),
         });
         let response = ResponseFormat {

@@ -9,8 +9,6 @@
 
 use serde_json::{Value, json};
 
-use super::grounding::DIRECTIONS;
-
 /// Longest text of one SoVTP stage, characters.
 pub const STAGE_CHARS: usize = 90;
 /// Longest text of the `cues` stage, characters.
@@ -25,8 +23,9 @@ pub struct AnswerShape<'a> {
     /// Faces to judge, in the order their judgements come.
     pub face_ids: &'a [u32],
     pub labels: &'a [String],
-    /// For each face (same order), the keys its evidence may cite.
-    pub evidence_keys: &'a [Vec<String>],
+    /// For each face (same order), the keys its evidence may cite, grouped by the
+    /// directions that apply to them.
+    pub evidence_keys: &'a [Vec<(&'static [&'static str], Vec<String>)>],
 }
 
 /// The schema for `shape`.
@@ -37,22 +36,29 @@ pub fn answer_schema(shape: &AnswerShape) -> Value {
         .iter()
         .zip(shape.evidence_keys)
         .map(|(id, keys)| {
-            let evidence = if keys.is_empty() {
-                json!({"type": "array", "maxItems": 0})
-            } else {
+            let item = |directions: &[&str], keys: &[String]| {
                 json!({
+                    "type": "object",
+                    "properties": {
+                        "key": {"enum": keys},
+                        "direction": {"enum": directions},
+                    },
+                    "required": ["key", "direction"],
+                    "additionalProperties": false,
+                })
+            };
+            let evidence = match keys.as_slice() {
+                [] => json!({"type": "array", "maxItems": 0}),
+                [(directions, keys)] => json!({
                     "type": "array",
                     "maxItems": MAX_EVIDENCE,
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "key": {"enum": keys},
-                            "direction": {"enum": DIRECTIONS},
-                        },
-                        "required": ["key", "direction"],
-                        "additionalProperties": false,
-                    },
-                })
+                    "items": item(directions, keys),
+                }),
+                groups => json!({
+                    "type": "array",
+                    "maxItems": MAX_EVIDENCE,
+                    "items": {"anyOf": groups.iter().map(|(d, k)| item(d, k)).collect::<Vec<_>>()},
+                }),
             };
             json!({
                 "type": "object",
@@ -117,7 +123,8 @@ mod tests {
     #[test]
     fn the_schema_names_exactly_the_faces_labels_and_keys_of_the_request() {
         let labels = vec!["happy".to_string(), "sad".to_string()];
-        let keys = vec![vec!["AU12".to_string()], vec![]];
+        let au: &'static [&'static str] = &["present", "absent"];
+        let keys = vec![vec![(au, vec!["AU12".to_string()])], vec![]];
         let schema = answer_schema(&AnswerShape {
             face_ids: &[3, 7],
             labels: &labels,
@@ -133,6 +140,10 @@ mod tests {
         assert_eq!(
             items[0]["properties"]["evidence"]["items"]["properties"]["key"]["enum"],
             json!(["AU12"])
+        );
+        assert_eq!(
+            items[0]["properties"]["evidence"]["items"]["properties"]["direction"]["enum"],
+            json!(["present", "absent"])
         );
         // A face without measurements may cite nothing.
         assert_eq!(items[1]["properties"]["evidence"]["maxItems"], 0);

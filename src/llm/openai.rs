@@ -64,6 +64,9 @@ pub struct OpenAiBackend {
 
 const NAME: &str = "openai";
 
+/// How a refused `response_format` form is reported (the next form is then tried).
+const REFUSED: &str = "the server refused this response_format form";
+
 /// Alternatives per token asked for when labels are scored (OpenAI's maximum).
 const TOP_LOGPROBS: u32 = 20;
 
@@ -217,6 +220,20 @@ impl OpenAiBackend {
         body
     }
 
+    /// An HTTP error answer: a 5xx is the server's trouble (unavailable), a 4xx the
+    /// request's.
+    fn status_error(&self, code: u16, text: String) -> LlmError {
+        let text: String = text.chars().take(300).collect();
+        if code >= 500 {
+            self.unavailable(format!("HTTP {code}: {text}"))
+        } else {
+            LlmError::Protocol {
+                backend: NAME.into(),
+                reason: format!("HTTP {code}: {text}"),
+            }
+        }
+    }
+
     fn unavailable(&self, reason: String) -> LlmError {
         LlmError::Unavailable {
             backend: format!("{NAME} at {}", self.config.base_url),
@@ -263,7 +280,7 @@ impl ChatBackend for OpenAiBackend {
         for (i, &mode) in modes.iter().enumerate() {
             match self.generate_with(request, mode, started, on_token) {
                 Err(LlmError::Protocol { reason, .. })
-                    if i + 1 < modes.len() && reason.starts_with("HTTP 4") =>
+                    if i + 1 < modes.len() && reason.starts_with(REFUSED) =>
                 {
                     // This server does not take the schema in this form: try the next.
                     refusal = Some(reason);
@@ -305,26 +322,34 @@ impl OpenAiBackend {
             match call.send_json(body.clone()) {
                 Ok(r) => break r,
                 Err(ureq::Error::Status(code, r))
+                    if request.response.is_some() && mode != SchemaMode::None =>
+                {
+                    // A server that does not take the schema in this form says so in
+                    // its answer (llama-cpp-python with a 500, others with a 4xx).
+                    let text = r.into_string().unwrap_or_default();
+                    if text.contains("response_format") {
+                        return Err(LlmError::Protocol {
+                            backend: NAME.into(),
+                            reason: format!(
+                                "{REFUSED} (HTTP {code}): {}",
+                                text.chars().take(300).collect::<String>()
+                            ),
+                        });
+                    }
+                    if code >= 500 && attempt < self.config.retries {
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(200 * 2u64.pow(attempt.min(5))));
+                        continue;
+                    }
+                    return Err(self.status_error(code, text));
+                }
+                Err(ureq::Error::Status(code, r))
                     if code >= 500 && attempt < self.config.retries =>
                 {
                     drop(r);
                 }
                 Err(ureq::Error::Status(code, r)) => {
-                    let text = r.into_string().unwrap_or_default();
-                    return Err(if code >= 500 {
-                        self.unavailable(format!(
-                            "HTTP {code}: {}",
-                            text.chars().take(300).collect::<String>()
-                        ))
-                    } else {
-                        LlmError::Protocol {
-                            backend: NAME.into(),
-                            reason: format!(
-                                "HTTP {code}: {}",
-                                text.chars().take(300).collect::<String>()
-                            ),
-                        }
-                    });
+                    return Err(self.status_error(code, r.into_string().unwrap_or_default()));
                 }
                 Err(ureq::Error::Transport(t)) => {
                     let timed_out = t

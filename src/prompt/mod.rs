@@ -472,7 +472,11 @@ fn describe_other_brief(face: &FaceCue) -> String {
     let mut aus: Vec<&(u32, &str, f32, bool)> =
         face.action_units.iter().filter(|au| au.3).collect();
     aus.sort_by(|a, b| b.2.total_cmp(&a.2));
-    parts.extend(aus.iter().take(2).map(|(n, _, i, _)| format!("AU{n:02} {i:.1}")));
+    parts.extend(
+        aus.iter()
+            .take(2)
+            .map(|(n, _, i, _)| format!("AU{n:02} {i:.1}")),
+    );
     format!("face {} ({})", face.face_id, parts.join(", "))
 }
 

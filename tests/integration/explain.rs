@@ -165,7 +165,7 @@ mod llm {
         let (tokens, result) = tokens_then_result(&mut stream).await;
         println!("{result:#?}");
         assert!(!tokens.is_empty());
-        assert_eq!(result.template_id, "sovtp@1");
+        assert_eq!(result.template_id, "sovtp@2");
         assert_eq!(result.backend, "openai");
         let timings = result.timings.unwrap();
         assert!(
@@ -201,6 +201,69 @@ mod llm {
                 .replace("--- repair attempt ---", "")
                 .replace(char::is_whitespace, "")
         );
+    }
+
+    /// The answer's JSON schema goes to the server as `response_format`: llama-cpp-python
+    /// refuses OpenAI's `json_schema` form (naming response_format), takes the
+    /// `json_object` form with the schema, and its grammar holds even this small base model
+    /// to the answer's shape: the face id, a label from the set, the evidence keys, the
+    /// SoVTP stages. The labels' probabilities come from the server's logprobs.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_answer_schema_goes_to_the_server_and_its_grammar_holds_the_model_to_it() {
+        let llama = llama_server();
+        let (_server, mut affect, _) = server_with("AFFECTD_OPENAI_URL", &llama.url).await;
+        let mut stream = affect
+            .explain(explain_request(photo("single_face.jpg"), 0))
+            .await
+            .unwrap()
+            .into_inner();
+        let (_, result) = tokens_then_result(&mut stream).await;
+        println!("{result:#?}");
+        assert!(!result.constrained, "the server, not affectd, decodes");
+        // The first answer, repaired or not, has the schema's shape.
+        let first = result
+            .raw_text
+            .split("--- repair attempt ---")
+            .next()
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_str(first.trim())
+            .unwrap_or_else(|e| panic!("the first answer is not one JSON object ({e}): {first}"));
+        for stage in ["scene", "body", "others", "cues", "check"] {
+            assert!(answer["stages"][stage].is_string(), "{answer}");
+        }
+        let judgement = &answer["judgements"][0];
+        assert_eq!(judgement["face_id"], 1, "{answer}");
+        let labels = [
+            "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+        ];
+        assert!(
+            labels.contains(&judgement["label"].as_str().unwrap()),
+            "{answer}"
+        );
+        for item in judgement["evidence"].as_array().unwrap() {
+            let key = item["key"].as_str().unwrap();
+            assert!(
+                key.starts_with("AU") || key.starts_with("expr.") || key.starts_with("face."),
+                "{answer}"
+            );
+        }
+        if result.parsed {
+            let j = &result.judgements[0];
+            assert_eq!(j.label_probability_method, "first-token", "{j:?}");
+            assert_eq!(j.label_probabilities.len(), 7);
+            let sum: f32 = j.label_probabilities.iter().map(|p| p.probability).sum();
+            assert!((sum - 1.0).abs() < 1e-3, "{sum}");
+            // Every citation was checked against the prompt's values.
+            assert_eq!(
+                j.citations.len(),
+                judgement["evidence"].as_array().unwrap().len()
+            );
+            assert!(
+                j.citations
+                    .iter()
+                    .all(|c| c.verdict != 0 && c.value.is_some())
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]
