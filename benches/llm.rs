@@ -112,6 +112,19 @@ fn bench_constraint(c: &mut Criterion) {
     });
     let tokens = tokenizer.encode(ANSWER, false).unwrap();
     let vocab = tokenizer.vocab_size();
+    // For benches/constraint-peers (outlines-core on the same vocabulary and schema).
+    if let Some(dir) = std::env::var_os("AFFECTD_DUMP_CONSTRAINT") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let dump = serde_json::json!({
+            "tokens": tokenizer.pieces(),
+            "eos": tokenizer.end_of_generation[0],
+            "specials": (0..vocab).filter(|&i| tokenizer.pieces()[i].is_empty() || tokenizer.end_of_generation.contains(&(i as u32))).collect::<Vec<_>>(),
+            "schema": schema,
+            "answer": tokens,
+        });
+        std::fs::write(dir.join("constraint.json"), dump.to_string()).unwrap();
+    }
     let mut group = c.benchmark_group("constraint");
     group.sample_size(10);
     group.throughput(Throughput::Elements(tokens.len() as u64));

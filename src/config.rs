@@ -150,7 +150,7 @@ impl Default for LlmConfig {
             retries: 1,
             template: "sovtp@2".into(),
             no_repeat_ngram: 8,
-            model_weight: 0.5,
+            model_weight: 0.25,
             openai_response_format: crate::llm::openai::SchemaMode::Auto,
         }
     }
