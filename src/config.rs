@@ -130,7 +130,7 @@ pub struct LlmConfig {
     /// is not sampled (0: off).
     pub no_repeat_ngram: usize,
     /// The weight of the model's label probabilities against the face's measured
-    /// expression distribution in the combined label, [0,1] (`explain::combine`).
+    /// expression distribution in the combined label, `[0,1]` (`explain::combine`).
     pub model_weight: f32,
     /// How the openai backend sends the answer's JSON schema: `auto`, `json_schema`,
     /// `json_object` or `none` (see `llm::openai`).

@@ -126,7 +126,7 @@ pub struct Explanation {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExplainEvent {
     Token(String),
-    Result(Explanation),
+    Result(Box<Explanation>),
 }
 
 /// The models and settings explanations need: the face models (to analyse an image) and
@@ -633,7 +633,7 @@ pub fn stream_into(
     );
     match outcome {
         Ok(Some(explanation)) => {
-            send(Ok(ExplainEvent::Result(explanation.clone())));
+            send(Ok(ExplainEvent::Result(Box::new(explanation.clone()))));
             Some(explanation)
         }
         Ok(None) => None,

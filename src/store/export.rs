@@ -296,6 +296,9 @@ fn explanations_csv<W: Write + Seek>(
         "template_id",
         "backend",
         "model",
+        "combined_label",
+        "grounding",
+        "citations",
     ])?;
     for (seq, e) in &explanations {
         let row = |j: Option<&proto::Judgement>| {
@@ -316,6 +319,27 @@ fn explanations_csv<W: Write + Seek>(
                 e.template_id.clone(),
                 e.backend.clone(),
                 e.model.clone(),
+                j.map_or(String::new(), |j| j.combined_label.clone()),
+                j.and_then(|j| j.grounding)
+                    .map_or(String::new(), |g| g.to_string()),
+                // key:direction:verdict, separated by spaces.
+                j.map_or(String::new(), |j| {
+                    j.citations
+                        .iter()
+                        .map(|c| {
+                            let verdict = proto::CitationVerdict::try_from(c.verdict).map_or(
+                                "unknown",
+                                |v| match v {
+                                    proto::CitationVerdict::Supported => "supported",
+                                    proto::CitationVerdict::Contradicted => "contradicted",
+                                    _ => "unsupported",
+                                },
+                            );
+                            format!("{}:{}:{verdict}", c.key, c.direction)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }),
             ]
         };
         if e.judgements.is_empty() {
