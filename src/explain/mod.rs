@@ -476,7 +476,12 @@ fn generate(
     let mut raw = first.text.clone();
     generations.push(first);
     let mut repair_attempts = 0;
-    if let Err(problems) = &parsed {
+    // An answer decoded under its schema can only fail by running out of tokens, which a
+    // repair with the same budget would too: only backends that merely pass the schema on
+    // get a repair prompt.
+    if let Err(problems) = &parsed
+        && !prepared.backend.constrains_output()
+    {
         repair_attempts = 1;
         let mut messages = prepared.messages.clone();
         messages.push(Message::text("assistant", raw.clone()));

@@ -255,6 +255,35 @@ fn write_tokenizer_json(path: &Path) {
     std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
 }
 
+/// The tiny model's tokenizer without the byte tokens of `missing` (ids renumbered): text
+/// holding those bytes cannot be written with it.
+fn write_tokenizer_json_without(path: &Path, missing: &[u8]) {
+    write_tokenizer_json(path);
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let chars = byte_chars();
+    let gone: Vec<String> = missing
+        .iter()
+        .map(|b| chars[*b as usize].to_string())
+        .collect();
+    let vocab = json["model"]["vocab"].as_object().unwrap().clone();
+    let mut kept: Vec<(String, u64)> = vocab
+        .into_iter()
+        .filter(|(token, _)| !gone.contains(token))
+        .map(|(token, id)| (token, id.as_u64().unwrap()))
+        .collect();
+    kept.sort_by_key(|(_, id)| *id);
+    let renumbered: serde_json::Map<String, serde_json::Value> = kept
+        .into_iter()
+        .enumerate()
+        .map(|(id, (token, _))| (token, id.into()))
+        .collect();
+    let end_of_text = renumbered.len();
+    json["model"]["vocab"] = serde_json::Value::Object(renumbered);
+    json["added_tokens"][0]["id"] = end_of_text.into();
+    std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+}
+
 /// The tiny model and its tokenizer in a temporary folder, as a user would lay them out.
 fn tiny_model() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -547,10 +576,12 @@ async fn an_answer_cut_at_max_tokens_is_unparsed_with_the_reason_and_too_long_is
     );
     // Decoded under the answer's schema, even a random model writes valid JSON; only a
     // budget too small for the schema cuts it. Then the answer is unparsed with the reason,
-    // never a half judgement (the repair is cut the same way).
+    // never a half judgement. A repair with the same budget would be cut the same way, so
+    // none is tried.
     let mut stream = affect.explain(request(20)).await.unwrap().into_inner();
     let (_, result) = tokens_then_result(&mut stream).await;
     assert!(!result.parsed && result.judgements.is_empty());
+    assert_eq!(result.repair_attempts, 0);
     assert!(!result.raw_text.is_empty());
     assert!(
         result
@@ -560,4 +591,45 @@ async fn an_answer_cut_at_max_tokens_is_unparsed_with_the_reason_and_too_long_is
         result.parse_error
     );
     assert!(result.constrained);
+}
+
+/// A label the model's vocabulary cannot write (its bytes are not tokens, and there is no
+/// byte fallback) makes the answer's schema impossible: refused before anything is
+/// generated, naming the label.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_label_the_vocabulary_cannot_spell_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("tiny-moondream.gguf");
+    write_tiny_gguf(&gguf, 7);
+    // "é" is the bytes 0xC3 0xA9.
+    write_tokenizer_json_without(&dir.path().join("tokenizer.json"), &[0xC3, 0xA9]);
+    let (_server, mut affect, _) =
+        server_with("AFFECTD_CANDLE_MODEL", gguf.to_str().unwrap()).await;
+    let request = |labels: &[&str]| ExplainRequest {
+        source: Some(explain_request::Source::Image(ImageInput {
+            data: Some(image_input::Data::Encoded(photo("0-f1-su-ph.jpg"))),
+        })),
+        backend: "candle".into(),
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        max_tokens: 20,
+        ..Default::default()
+    };
+    let status = affect
+        .explain(request(&["calm", "blasé"]))
+        .await
+        .expect_err("refused before streaming");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("\"blasé\" cannot be written"),
+        "{}",
+        status.message()
+    );
+    // The same model with labels it can spell answers.
+    let mut stream = affect
+        .explain(request(&["calm", "tense"]))
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, result) = tokens_then_result(&mut stream).await;
+    assert_eq!(result.backend, "candle");
 }

@@ -440,8 +440,8 @@ impl Loaded {
             reason,
         };
         for label in &response.labels {
-            let ids = self.tokenizer.encode(label, false).map_err(model_error)?;
-            if self.tokenizer.decode(&ids) != *label {
+            let ids = self.tokenizer.encode(label, false).unwrap_or_default();
+            if ids.is_empty() || self.tokenizer.decode(&ids) != *label {
                 return Err(unsupported(format!(
                     "the label {label:?} cannot be written with this model's vocabulary"
                 )));
