@@ -316,7 +316,8 @@ mod llm {
             .explain(ExplainRequest {
                 backend: String::new(), // the default: candle
                 labels: labels.clone(),
-                ..explain_request(photo("0-f15-hao-ph.jpg"), 160)
+                // 0: the answer schema's own budget.
+                ..explain_request(photo("0-f15-hao-ph.jpg"), 0)
             })
             .await
             .unwrap()
@@ -331,16 +332,42 @@ mod llm {
             timings.prompt_tokens_per_s > Some(0.0) && timings.generation_tokens_per_s > Some(0.0)
         );
         assert!(!tokens.is_empty());
-        if result.parsed {
-            for j in &result.judgements {
-                assert!(labels.contains(&j.label), "{j:?}");
-            }
-        } else {
-            assert!(result.judgements.is_empty() && !result.parse_error.is_empty());
+        // Decoded under the answer's schema with its own budget: valid the first time, by
+        // construction, whatever the model's judgement.
+        assert!(result.constrained);
+        assert!(
+            result.parsed && result.repair_attempts == 0,
+            "{}",
+            result.parse_error
+        );
+        assert!(result.stages.is_some());
+        for j in &result.judgements {
+            assert!(labels.contains(&j.label), "{j:?}");
+            assert_eq!(j.face_id, 1);
+            // The model's probability of each allowed label, scored where the label went.
+            assert_eq!(j.label_probability_method, "sequence");
+            let named: Vec<&str> = j
+                .label_probabilities
+                .iter()
+                .map(|p| p.label.as_str())
+                .collect();
+            assert_eq!(named, ["happy", "sad", "neutral"]);
+            let sum: f32 = j.label_probabilities.iter().map(|p| p.probability).sum();
+            assert!((sum - 1.0).abs() < 1e-3, "{sum}");
+            // Every citation was checked against a value the prompt carried (the schema
+            // only allows keys it carried).
+            assert!(
+                j.citations
+                    .iter()
+                    .all(|c| c.value.is_some() && c.verdict != 0),
+                "{j:?}"
+            );
+            // The combination is reported beside the model's label.
+            assert!(labels.contains(&j.combined_label), "{j:?}");
         }
-        // Wherever the raw text has a "label" value, it is one of the allowed labels.
-        for (i, _) in result.raw_text.match_indices("\"label\": \"") {
-            let rest = &result.raw_text[i + 10..];
+        // The label value in the raw text is one of the allowed labels.
+        for (i, _) in result.raw_text.match_indices("\"label\":\"") {
+            let rest = &result.raw_text[i + 9..];
             let value = &rest[..rest.find('"').unwrap_or(rest.len())];
             assert!(labels.iter().any(|l| l == value), "label value {value:?}");
         }
