@@ -265,16 +265,22 @@ pub fn f64_values(bytes: &[u8]) -> Vec<f64> {
         .collect()
 }
 
+/// Creates the folder the database at `path` lives in.
+fn create_folder(path: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+            folder: parent.to_owned(),
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Creates the database (and its folder) when absent and checks its schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
-                folder: parent.to_owned(),
-                path: path.to_owned(),
-                source,
-            })?;
-        }
+        create_folder(path)?;
         let store = Store {
             path: path.to_owned(),
         };
@@ -300,13 +306,7 @@ impl Store {
     /// [`StoreError::Locked`], naming the holder's process id, when another server holds it.
     pub fn lock_for_server(path: &Path) -> Result<DatabaseLock, StoreError> {
         use std::io::{Read, Seek, Write};
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
-                folder: parent.to_owned(),
-                path: path.to_owned(),
-                source,
-            })?;
-        }
+        create_folder(path)?;
         let mut lock_path = path.as_os_str().to_owned();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
