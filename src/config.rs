@@ -23,6 +23,78 @@ pub struct Config {
     pub vision: VisionConfig,
     pub llm: LlmConfig,
     pub store: StoreConfig,
+    pub fusion: FusionConfig,
+}
+
+/// One number per modality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerModality {
+    pub face: f64,
+    pub eeg: f64,
+    pub cardiac: f64,
+    pub eda: f64,
+    pub respiration: f64,
+}
+
+impl PerModality {
+    pub fn get(&self, m: crate::fusion::Modality) -> f64 {
+        use crate::fusion::Modality as M;
+        match m {
+            M::Face => self.face,
+            M::Eeg => self.eeg,
+            M::Cardiac => self.cardiac,
+            M::Eda => self.eda,
+            M::Respiration => self.respiration,
+        }
+    }
+}
+
+/// `fusion-v1`'s settings (see `fusion::fuse`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FusionConfig {
+    /// Prior weight of each modality, multiplied by its reliability. Priors, not trained:
+    /// the face (the expression pipeline) counts most, breathing least.
+    pub weights: PerModality,
+    /// How long after a stimulus each modality shows it, s: the face and EEG at once; skin
+    /// conductance 2 s (SCR onset latency 1-3 s: Dawson, Schell & Filion 2007; Boucsein
+    /// 2012); heart rate 2 s (the affective HR response unfolds over 1-4 s: Bradley,
+    /// Codispoti, Cuthbert & Lang 2001); breathing 3 s (Boiten, Frijda & Wientjes 1994).
+    pub latency_s: PerModality,
+    /// Time constant of the exponential smoothing, s.
+    pub smoothing_s: f64,
+    /// A modality that stops reporting loses its weight with this time constant, s.
+    pub dropout_s: f64,
+    /// A modality this far behind the others is taken to have stopped, s.
+    pub stale_s: f64,
+    /// Seconds of each physiological quantity used as the participant's baseline.
+    pub baseline_s: f64,
+}
+
+impl Default for FusionConfig {
+    fn default() -> Self {
+        Self {
+            weights: PerModality {
+                face: 1.0,
+                eeg: 1.0,
+                cardiac: 1.0,
+                eda: 1.0,
+                respiration: 0.5,
+            },
+            latency_s: PerModality {
+                face: 0.0,
+                eeg: 0.0,
+                cardiac: 2.0,
+                eda: 2.0,
+                respiration: 3.0,
+            },
+            smoothing_s: 1.0,
+            dropout_s: 3.0,
+            stale_s: 10.0,
+            baseline_s: 60.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -459,6 +531,32 @@ impl Config {
                 name: "llm.timeout_s",
                 message: "must be a positive number of seconds".into(),
             });
+        }
+        let f = &self.fusion;
+        for (name, value) in [
+            ("fusion.smoothing_s", f.smoothing_s),
+            ("fusion.dropout_s", f.dropout_s),
+            ("fusion.stale_s", f.stale_s),
+            ("fusion.baseline_s", f.baseline_s),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(ConfigError::Value {
+                    name,
+                    message: format!("must be a positive number of seconds, got {value}"),
+                });
+            }
+        }
+        for m in crate::fusion::Modality::ALL {
+            let (w, l) = (f.weights.get(m), f.latency_s.get(m));
+            if !(w.is_finite() && w >= 0.0 && l.is_finite() && (0.0..=30.0).contains(&l)) {
+                return Err(ConfigError::Value {
+                    name: "fusion.weights / fusion.latency_s",
+                    message: format!(
+                        "{}: the weight must be >= 0 and the latency in [0, 30] s, got {w} and {l}",
+                        m.name()
+                    ),
+                });
+            }
         }
         if !(0.0..=1.0).contains(&self.llm.model_weight) {
             return Err(ConfigError::Value {

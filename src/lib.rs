@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod explain;
 pub mod formats;
+pub mod fusion;
 pub mod llm;
 pub mod models;
 pub mod onnx;

@@ -11,6 +11,7 @@ mod analyze_frame;
 mod analyze_signals;
 mod cli;
 mod explain;
+mod fusion;
 mod prompt;
 mod python_client;
 mod server;
