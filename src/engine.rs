@@ -241,6 +241,15 @@ impl Engine {
         )
     }
 
+    /// Calibrates a live session's fusion (see `fusion::calibrate`).
+    pub async fn calibrate(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::fusion::calibrate::FusionModel, Error> {
+        let live = self.sessions.live(session_id)?;
+        live.calibrate().await
+    }
+
     /// The recording database, or FAILED_PRECONDITION with why it is unavailable.
     pub fn store(&self) -> Result<&Store, Error> {
         self.store.as_ref().map_err(|reason| {

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 
-use affectd::formats::{features_csv, wire};
+use affectd::formats::{features_csv, labels, wire};
 use affectd::signals::classifier::{ShrinkageLda, cross_validate};
 use affectd::signals::features::{FeatureWindow, Features, SignalKind};
 use affectd::signals::readers::{self, Annotation, Recording, csv::CsvOptions};
@@ -259,54 +259,33 @@ pub fn run(args: SignalsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Labelled intervals [onset, end) with their label.
+/// Labelled intervals [onset, end) with their label, per recording.
 fn intervals(
     spec: &str,
     recordings: &[(PathBuf, Recording)],
 ) -> anyhow::Result<Vec<Vec<(f64, f64, String)>>> {
+    let as_tuples = |blocks: Vec<labels::LabelledBlock>| {
+        blocks
+            .into_iter()
+            .map(|b| (b.start, b.end, b.label))
+            .collect::<Vec<_>>()
+    };
     if spec == "annotations" {
         return Ok(recordings
             .iter()
             .map(|(_, r)| {
-                let mut a: Vec<&Annotation> = r.annotations.iter().collect();
-                a.sort_by(|x, y| x.onset.total_cmp(&y.onset));
-                (0..a.len())
-                    .map(|i| {
-                        let end = if a[i].duration > 0.0 {
-                            a[i].onset + a[i].duration
-                        } else {
-                            a.get(i + 1).map_or(f64::INFINITY, |n| n.onset)
-                        };
-                        (a[i].onset, end, a[i].text.clone())
-                    })
-                    .collect()
+                let markers: Vec<(f64, f64, String)> = r
+                    .annotations
+                    .iter()
+                    .map(|a: &Annotation| (a.onset, a.duration, a.text.clone()))
+                    .collect();
+                as_tuples(labels::from_markers(&markers))
             })
             .collect());
     }
-    let text = std::fs::read_to_string(spec).with_context(|| {
-        format!("--labels {spec}: not \"annotations\" and not a readable CSV file")
-    })?;
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let parse = |k: usize, what: &str| -> anyhow::Result<f64> {
-            f.get(k)
-                .and_then(|v| v.parse().ok())
-                .with_context(|| format!("{spec} line {}: {what} must be a number", i + 1))
-        };
-        if f.len() != 3 {
-            bail!("{spec} line {}: expected onset,duration,label", i + 1);
-        }
-        rows.push((
-            parse(0, "onset")?,
-            parse(0, "onset")? + parse(1, "duration")?,
-            f[2].to_string(),
-        ));
-    }
-    Ok(vec![rows; recordings.len()])
+    let blocks = labels::read_csv(Path::new(spec))
+        .map_err(|e| anyhow::anyhow!("--labels {spec}: not \"annotations\" and {e}"))?;
+    Ok(vec![as_tuples(blocks); recordings.len()])
 }
 
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {

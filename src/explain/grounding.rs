@@ -192,6 +192,13 @@ impl Catalogue {
             level("eda.scr_rate", p.scr_rate_per_min, 1.0, 6.0);
             // Breaths per minute: 12-20 is the adult resting range.
             level("resp.rate", p.breathing_rate_per_min, 10.0, 20.0);
+            // The fused estimate's arousal, read as the face's own is.
+            level(
+                "fused.arousal",
+                p.fused.as_ref().and_then(|f| f.arousal),
+                0.3,
+                0.6,
+            );
             let mut signed = |key: &str, value: Option<f64>, threshold: f64| {
                 if let Some(value) = value {
                     m.push(Measurement {
@@ -204,6 +211,12 @@ impl Catalogue {
             signed("eeg.faa", p.eeg_asymmetry, 0.05);
             // A change of more than 3 bpm from baseline.
             signed("hr.change", p.heart_rate_change_bpm, 3.0);
+            // The fused estimate's valence, read as the face's own is.
+            signed(
+                "fused.valence",
+                p.fused.as_ref().and_then(|f| f.valence),
+                0.2,
+            );
         }
         Self { measurements: m }
     }

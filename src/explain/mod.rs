@@ -41,6 +41,7 @@ pub const DEFAULT_MAX_TOKENS: u32 = 512;
 pub struct Moment {
     pub image: Arc<RgbImage>,
     pub frame: FrameResult,
+    /// The physiological cues and the session's fused estimate at the frame.
     pub physiology: Option<PhysioCues>,
 }
 

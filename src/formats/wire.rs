@@ -389,3 +389,61 @@ pub fn session_config(c: &crate::session::SessionConfig) -> proto::SessionConfig
         detect_every_n_frames: c.detect_every.unwrap_or(0),
     }
 }
+
+/// A fusion modality.
+pub fn modality(m: crate::fusion::Modality) -> proto::Modality {
+    use crate::fusion::Modality as M;
+    match m {
+        M::Face => proto::Modality::Face,
+        M::Eeg => proto::Modality::Eeg,
+        M::Cardiac => proto::Modality::Cardiac,
+        M::Eda => proto::Modality::Eda,
+        M::Respiration => proto::Modality::Respiration,
+    }
+}
+
+/// A fused estimate.
+pub fn fused_estimate(e: &crate::fusion::FusedEstimate) -> proto::FusedEstimate {
+    proto::FusedEstimate {
+        start_time: e.start_time,
+        end_time: e.end_time,
+        valence: e.valence,
+        arousal: e.arousal,
+        labels: e
+            .label_names
+            .iter()
+            .zip(&e.labels)
+            .map(|(label, p)| proto::LabelProbability {
+                label: label.clone(),
+                probability: *p as f32,
+            })
+            .collect(),
+        contributions: e
+            .contributions
+            .iter()
+            .map(|c| proto::ModalityContribution {
+                modality: modality(c.modality) as i32,
+                weight: c.weight,
+                reliability: c.reliability,
+                valence: c.valence,
+                arousal: c.arousal,
+            })
+            .collect(),
+        method: e.method.clone(),
+    }
+}
+
+/// A calibration's figures.
+pub fn calibration(model: &crate::fusion::calibrate::FusionModel) -> proto::CalibrateResponse {
+    let cv = &model.cross_validation;
+    proto::CalibrateResponse {
+        classes: cv.classes.clone(),
+        hops: cv.hops as u64,
+        folds: cv.folds as u32,
+        balanced_accuracy: cv.balanced_accuracy,
+        chance_level: cv.chance_level,
+        chance_95th_percentile: cv.chance_95th_percentile,
+        features: model.lda.feature_names.clone(),
+        method: model.method(),
+    }
+}

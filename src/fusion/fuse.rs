@@ -43,6 +43,10 @@ pub struct Contribution {
     pub weight: f64,
     /// `[0,1]`, smoothed.
     pub reliability: f64,
+    /// The modality's own valence `[-1,1]` and arousal `[0,1]` in this hop (not smoothed);
+    /// None where it has none.
+    pub valence: Option<f64>,
+    pub arousal: Option<f64>,
 }
 
 /// The fused estimate of one hop of the timeline.
@@ -86,6 +90,8 @@ pub struct Fuser {
     tracks: BTreeMap<Modality, Track>,
     /// The next bin to report.
     next: Option<i64>,
+    /// The earliest time any modality reported (client clock, s).
+    origin: Option<f64>,
     /// Whether a bin has been reported (the timeline's start is then fixed).
     started: bool,
     /// Estimates that arrived for a bin already reported, and were dropped.
@@ -116,6 +122,7 @@ impl Fuser {
             hop: hop_s,
             tracks: BTreeMap::new(),
             next: None,
+            origin: None,
             started: false,
             late: 0,
             smoothed: None,
@@ -148,7 +155,7 @@ impl Fuser {
         if let Some(e) = estimate {
             track.pending.entry(bin).or_default().push(e);
         }
-        self.start_at(bin);
+        self.start_at(bin, time);
     }
 
     /// A signal estimate (a window's), or a window with nothing usable (`None`) that still
@@ -172,10 +179,11 @@ impl Fuser {
         if let Some(e) = estimate {
             track.pending.entry(bin).or_default().push(e);
         }
-        self.start_at(bin);
+        self.start_at(bin, time);
     }
 
-    fn start_at(&mut self, bin: i64) {
+    fn start_at(&mut self, bin: i64, time: f64) {
+        self.origin = Some(self.origin.map_or(time, |o| o.min(time)));
         if !self.started {
             self.next = Some(self.next.map_or(bin, |n| n.min(bin)));
         }
@@ -239,10 +247,10 @@ impl Fuser {
             .fold(f64::NEG_INFINITY, f64::max);
         self.tracks.iter().all(|(m, t)| {
             let needed = end + self.config.latency_s.get(*m);
-            match t.watermark {
-                Some(w) => w >= needed || w < front - self.config.stale_s,
-                None => front - self.config.stale_s > needed,
-            }
+            // A modality that has not reported yet counts as having stopped at the start:
+            // a declared stream that never sends holds the output up `stale_s` once.
+            let w = t.watermark.or(self.origin).unwrap_or(f64::NEG_INFINITY);
+            w >= needed || w < front - self.config.stale_s
         })
     }
 
@@ -349,6 +357,8 @@ impl Fuser {
                     modality: *m,
                     weight: *weight,
                     reliability: v.reliability,
+                    valence: v.valence,
+                    arousal: v.arousal,
                 })
                 .collect(),
             method: METHOD.into(),

@@ -163,6 +163,52 @@ pub struct PhysioCues {
     pub heart_rate_bpm: Option<f64>,
     pub heart_rate_change_bpm: Option<f64>,
     pub breathing_rate_per_min: Option<f64>,
+    /// The session's fused estimate of the moment.
+    pub fused: Option<FusedCue>,
+}
+
+/// A fused estimate as the prompt shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedCue {
+    pub method: String,
+    pub valence: Option<f64>,
+    pub arousal: Option<f64>,
+    /// (modality, weight), in the estimate's order.
+    pub weights: Vec<(String, f64)>,
+}
+
+impl FusedCue {
+    pub fn new(e: &crate::fusion::FusedEstimate) -> Self {
+        Self {
+            method: e.method.clone(),
+            valence: e.valence,
+            arousal: e.arousal,
+            weights: e
+                .contributions
+                .iter()
+                .map(|c| (c.modality.name().to_string(), c.weight))
+                .collect(),
+        }
+    }
+
+    fn weights(&self) -> String {
+        self.weights
+            .iter()
+            .map(|(m, w)| format!("{m} {w:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn values(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = self.valence {
+            parts.push(format!("fused.valence {v:+.2}"));
+        }
+        if let Some(a) = self.arousal {
+            parts.push(format!("fused.arousal {a:.2}"));
+        }
+        parts.join(", ")
+    }
 }
 
 impl PhysioCues {
@@ -233,6 +279,9 @@ impl PhysioCues {
         if let Some(b) = self.breathing_rate_per_min {
             parts.push(format!("resp.rate {b:.1}/min"));
         }
+        if let Some(f) = self.fused.as_ref().filter(|f| !f.values().is_empty()) {
+            parts.push(format!("{} ({}: {})", f.values(), f.method, f.weights()));
+        }
         (!parts.is_empty()).then(|| parts.join("; ") + ".")
     }
 
@@ -279,6 +328,14 @@ impl PhysioCues {
         }
         if let Some(b) = self.breathing_rate_per_min {
             lines.push(format!("- Breathing rate {b:.1} breaths per minute."));
+        }
+        if let Some(f) = self.fused.as_ref().filter(|f| !f.values().is_empty()) {
+            lines.push(format!(
+                "- Fused estimate over the modalities ({}; valence -1..1, arousal 0..1): {}; each modality's weight: {}.",
+                f.method,
+                f.values(),
+                f.weights()
+            ));
         }
         (!lines.is_empty()).then(|| lines.join("\n"))
     }

@@ -181,6 +181,19 @@ impl Affect for AffectService {
         }))
     }
 
+    async fn calibrate(
+        &self,
+        request: Request<CalibrateRequest>,
+    ) -> Result<Response<CalibrateResponse>, Status> {
+        let session_id = request.into_inner().session_id;
+        let model = self
+            .engine
+            .calibrate(&session_id)
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(wire::calibration(&model)))
+    }
+
     async fn get_server_info(
         &self,
         _request: Request<GetServerInfoRequest>,

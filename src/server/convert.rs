@@ -283,6 +283,7 @@ pub fn stream_response(event: Result<Event, Error>) -> Result<proto::StreamRespo
             M::Faces(wire::face_frame(client_seq, timestamp, &result)),
         ),
         Event::Features(w) => (None, M::Features(wire::feature_window(&w))),
+        Event::Fused(e) => (None, M::Fused(wire::fused_estimate(&e))),
         Event::SignalWarning {
             client_seq,
             warning,

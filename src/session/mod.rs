@@ -149,6 +149,8 @@ pub enum Event {
     },
     /// A completed feature window.
     Features(FeatureWindow),
+    /// The fused estimate of one hop.
+    Fused(crate::fusion::FusedEstimate),
     /// A problem with a chunk's samples.
     SignalWarning {
         client_seq: u64,

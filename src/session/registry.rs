@@ -10,13 +10,18 @@ use image::RgbImage;
 
 use crate::error::Error;
 use crate::explain::Moment;
-use crate::prompt::PhysioCues;
+use crate::fusion::FusedEstimate;
+use crate::prompt::{FusedCue, PhysioCues};
 use crate::signals::features::FeatureWindow;
 use crate::vision::FrameResult;
 
 /// Windows that ended this long before the explained frame are stale: their stream has
 /// stopped, and they do not describe the moment being explained.
 const STALE_WINDOW_S: f64 = 30.0;
+
+/// A fused estimate whose hop ended this long before the explained frame is stale (fusion
+/// waits up to `fusion.stale_s`, 10 s by default, for a lagging modality).
+const STALE_FUSED_S: f64 = 15.0;
 
 /// The latest analysed frame of a session.
 #[derive(Clone)]
@@ -33,6 +38,8 @@ pub struct Snapshot {
     pub frame: Option<LatestFrame>,
     /// By stream id.
     pub windows: BTreeMap<String, FeatureWindow>,
+    /// The latest fused estimate.
+    pub fused: Option<FusedEstimate>,
 }
 
 impl Snapshot {
@@ -50,9 +57,15 @@ impl Snapshot {
             .filter(|w| w.end_time >= frame.timestamp - STALE_WINDOW_S)
             .cloned()
             .collect();
-        let physiology = (!windows.is_empty())
-            .then(|| PhysioCues::from_windows(&windows))
-            .filter(|cues| *cues != PhysioCues::default());
+        // The fused estimate current at the frame: its hop ended within a few seconds of it
+        // (estimates trail the frames by the modalities' latencies).
+        let fused = self
+            .fused
+            .clone()
+            .filter(|f| f.end_time >= frame.timestamp - STALE_FUSED_S);
+        let mut cues = PhysioCues::from_windows(&windows);
+        cues.fused = fused.as_ref().map(FusedCue::new);
+        let physiology = (cues != PhysioCues::default()).then_some(cues);
         Ok(Moment {
             image: frame.image.clone(),
             frame: (*frame.faces).clone(),
@@ -67,6 +80,8 @@ pub struct LiveSession {
     pub session_id: String,
     latest: Mutex<Snapshot>,
     clock_reports: Mutex<Vec<ClockReport>>,
+    /// The session worker's input, for requests from outside the stream (Calibrate).
+    control: Mutex<Option<tokio::sync::mpsc::Sender<super::worker::Input>>>,
 }
 
 /// A client-measured clock offset (server minus client clock), reported by ClockSync.
@@ -96,6 +111,37 @@ impl LiveSession {
             .expect("session view lock")
             .windows
             .insert(window.stream_id.clone(), window);
+    }
+
+    pub fn set_fused(&self, fused: FusedEstimate) {
+        self.latest.lock().expect("session view lock").fused = Some(fused);
+    }
+
+    pub(super) fn clear_control(&self) {
+        *self.control.lock().expect("session control lock") = None;
+    }
+
+    pub(super) fn set_control(&self, input: tokio::sync::mpsc::Sender<super::worker::Input>) {
+        *self.control.lock().expect("session control lock") = Some(input);
+    }
+
+    /// Trains the session's subject calibration on its labelled blocks so far and switches
+    /// its fusion to it (see `fusion::calibrate`).
+    pub async fn calibrate(&self) -> Result<crate::fusion::calibrate::FusionModel, Error> {
+        let input = self
+            .control
+            .lock()
+            .expect("session control lock")
+            .clone()
+            .ok_or_else(|| Error::NotFound(format!("session `{}` is ending", self.session_id)))?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        input
+            .send(super::worker::Input::Calibrate { reply })
+            .await
+            .map_err(|_| Error::NotFound(format!("session `{}` has ended", self.session_id)))?;
+        answer
+            .await
+            .map_err(|_| Error::NotFound(format!("session `{}` has ended", self.session_id)))?
     }
 
     pub fn snapshot(&self) -> Snapshot {

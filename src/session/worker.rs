@@ -15,12 +15,14 @@ use super::{
 use crate::engine::{Engine, unix_now};
 use crate::error::{Error, catch_panic};
 use crate::explain;
-use crate::formats::wire;
+use crate::formats::{labels, wire};
+use crate::fusion::calibrate::{self, FusionModel};
+use crate::fusion::{FusedEstimate, Timeline};
 use crate::signals::analyzers::{Analyzers, SignalChunk};
 use crate::signals::features::FeatureWindow;
 use crate::store::{FrameData, Record, Recorder, StoreError};
 use crate::vision::image::ImageInput;
-use crate::vision::{AnalyzeOptions, FaceModels, Tracker};
+use crate::vision::{AnalyzeOptions, FaceModels, FrameResult, Tracker};
 
 /// Messages committed in one transaction at most.
 pub const MAX_BATCH: usize = 256;
@@ -49,12 +51,17 @@ pub enum Input {
         reason: String,
         error: Option<Error>,
     },
-    /// From the vision worker: a frame's face result, encoded for the recording (the
-    /// client has it already).
+    /// From the vision worker: a frame's face result, and it encoded for the recording
+    /// (the client has it already).
     Faces {
         client_seq: u64,
         timestamp: f64,
+        result: Arc<FrameResult>,
         encoded: Vec<u8>,
+    },
+    /// From the vision worker: a frame whose analysis failed (the client was warned).
+    FrameFailed {
+        client_seq: u64,
     },
     VisionDone,
     /// From the explain worker.
@@ -65,6 +72,10 @@ pub enum Input {
     ExplainDone,
     /// A worker failed (a bug): the session ends with this error.
     WorkerFailed(Error),
+    /// From the Calibrate RPC: train on the labelled blocks so far and switch.
+    Calibrate {
+        reply: tokio::sync::oneshot::Sender<Result<FusionModel, Error>>,
+    },
 }
 
 /// Everything checked and opened before the session starts.
@@ -74,6 +85,7 @@ pub struct Setup {
     analyzers: Analyzers,
     options: AnalyzeOptions,
     detect_every: u32,
+    timeline: Timeline,
     registered: Registered,
 }
 
@@ -114,6 +126,12 @@ impl Setup {
         let detect_every = config
             .detect_every
             .unwrap_or(engine.config.vision.detect_every_n_frames);
+        let timeline = Timeline::new(
+            &engine.config.fusion,
+            config.analysis.hop_s,
+            &config.streams,
+            engine.face_models.is_some(),
+        );
         let live = engine
             .sessions
             .insert(LiveSession::new(session_id.clone()))
@@ -158,6 +176,7 @@ impl Setup {
             analyzers,
             options,
             detect_every,
+            timeline,
             registered,
         })
     }
@@ -198,6 +217,10 @@ struct Worker {
     counts: Counts,
     /// The highest client_seq accepted so far.
     accepted: u64,
+    timeline: Timeline,
+    /// Every fused estimate and marker so far: what a calibration trains on.
+    fused: Vec<FusedEstimate>,
+    markers: Vec<(f64, f64, String)>,
     registered: Registered,
 }
 
@@ -248,7 +271,7 @@ pub fn start(
             engine.clone(),
             setup.live.clone(),
             out.clone(),
-            input,
+            input.clone(),
             cancel.clone(),
         );
         threads.push(
@@ -258,6 +281,7 @@ pub fn start(
                 .map_err(thread_error)?,
         );
     }
+    setup.live.set_control(input);
     let writer = setup
         .recorder
         .map(|recorder| Writer::start(recorder, out.clone()))
@@ -283,6 +307,9 @@ pub fn start(
         },
         // The config message itself is accepted (and recorded as the session row).
         accepted: first_seq,
+        timeline: setup.timeline,
+        fused: Vec::new(),
+        markers: Vec::new(),
         registered: setup.registered,
     };
     std::thread::Builder::new()
@@ -352,6 +379,7 @@ impl Worker {
                     }
                 }
             }
+            self.fuse(&mut records, false);
             for report in self.live.take_clock_reports() {
                 records.push(Record::ClockOffset {
                     server_time: report.server_time,
@@ -425,9 +453,11 @@ impl Worker {
                 self.accepted = seq;
                 match (&self.vision, &self.no_vision) {
                     (Some(vision), _) => {
+                        self.timeline.frame_accepted(seq, frame.timestamp);
                         if let Err(std_mpsc::TrySendError::Full(_)) =
                             vision.try_send((seq, frame.timestamp, image))
                         {
+                            self.timeline.frame_not_analysed(seq);
                             self.send(skipped(
                                 format!(
                                     "frame {seq} was recorded but not analysed: face analysis is {} frames behind",
@@ -494,6 +524,8 @@ impl Worker {
                         ),
                     ));
                 }
+                self.markers
+                    .push((marker.timestamp, marker.duration_s, marker.label.clone()));
                 records.push(Record::Marker {
                     client_seq: seq,
                     timestamp: marker.timestamp,
@@ -517,14 +549,20 @@ impl Worker {
             Input::Faces {
                 client_seq,
                 timestamp,
+                result,
                 encoded,
             } => {
                 self.counts.analysed += 1;
+                self.timeline.frame_analysed(client_seq, &result);
                 records.push(Record::FaceResult {
                     client_seq,
                     timestamp,
                     encoded,
                 });
+            }
+            Input::FrameFailed { client_seq } => self.timeline.frame_not_analysed(client_seq),
+            Input::Calibrate { reply } => {
+                let _ = reply.send(self.calibrate(records));
             }
             Input::VisionDone => self.vision_running = false,
             Input::Explained { seq, encoded } => records.push(Record::Explanation {
@@ -542,8 +580,48 @@ impl Worker {
         Ok(())
     }
 
+    /// Trains the calibration on the labelled blocks so far, records it and switches to it.
+    fn calibrate(&mut self, records: &mut Vec<Record>) -> Result<FusionModel, Error> {
+        let blocks = labels::from_markers(&self.markers);
+        let model = calibrate::train(&self.fused, &blocks)
+            .map_err(|e| Error::FailedPrecondition(format!("calibration: {e}")))?;
+        records.push(Record::FusionModel {
+            trained_at: unix_now(),
+            model: serde_json::to_string(&model)
+                .map_err(|e| Error::Internal(format!("cannot encode the calibration: {e}")))?,
+        });
+        self.timeline.calibrate(model.clone());
+        tracing::info!(
+            session = %self.live.session_id,
+            balanced_accuracy = model.cross_validation.balanced_accuracy,
+            "session calibrated"
+        );
+        Ok(model)
+    }
+
+    /// Fused estimates now complete (all that remain, at the end): to the client, the live
+    /// view and the recording.
+    fn fuse(&mut self, records: &mut Vec<Record>, end: bool) {
+        let estimates = if end {
+            self.timeline.finish()
+        } else {
+            self.timeline.advance()
+        };
+        for e in estimates {
+            records.push(Record::FusedEstimate {
+                start_time: e.start_time,
+                end_time: e.end_time,
+                encoded: wire::fused_estimate(&e).encode_to_vec(),
+            });
+            self.send(Event::Fused(e.clone()));
+            self.live.set_fused(e.clone());
+            self.fused.push(e);
+        }
+    }
+
     /// A completed feature window: to the client, the live view and the recording.
     fn window(&mut self, w: FeatureWindow, records: &mut Vec<Record>) {
+        self.timeline.window(&w);
         records.push(Record::FeatureWindow {
             stream_id: w.stream_id.clone(),
             start_time: w.start_time,
@@ -580,10 +658,12 @@ impl Worker {
     ) {
         let (reason, error) =
             ending.unwrap_or_else(|| ("the session's inputs closed".to_string(), None));
+        self.live.clear_control();
         if !recording_failed {
             for w in self.analyzers.finish() {
                 self.window(w, records);
             }
+            self.fuse(records, true);
             recording_failed = self.commit(records).is_err();
         }
         if let Some(writer) = self.writer.take() {
@@ -647,12 +727,19 @@ fn vision_worker(
                     seq,
                     timestamp,
                 )));
+                if input
+                    .blocking_send(Input::FrameFailed { client_seq: seq })
+                    .is_err()
+                {
+                    return;
+                }
                 continue;
             }
         };
         let recorded = Input::Faces {
             client_seq: seq,
             timestamp,
+            result: result.clone(),
             encoded: wire::face_frame(seq, timestamp, &result).encode_to_vec(),
         };
         live.set_frame(LatestFrame {

@@ -3,11 +3,12 @@
 //! CSV: a zip holding one CSV per signal stream (a timestamp column, then one column per
 //! channel, named by its label), `markers.csv`, `faces.csv` and `features.csv` (the tables
 //! of `formats::faces_csv` and `formats::features_csv`, the same that `affectd analyze` and
-//! `affectd signals` write), `explanations.csv`, `clock_offsets.csv` (the offsets the
+//! `affectd signals` write), `fused.csv` (`formats::fused_csv`), `explanations.csv`,
+//! `fusion_models.json` (the session's calibrations, when it has any), `clock_offsets.csv` (the offsets the
 //! client reported through ClockSync), and the frames themselves under `frames/` (the
 //! client's JPEG/PNG bytes; raw frames as PNG). Each table has its own writer below.
 //!
-//! XDF: the signal streams and the markers (`formats::xdf`).
+//! XDF: the signal streams, the markers and the fused estimates (`formats::xdf`).
 
 use std::io::{Seek, Write};
 
@@ -16,7 +17,7 @@ use rusqlite::{Connection, params};
 
 use super::{Store, StoreError, f32_values, f64_values};
 use crate::formats::xdf::{ChannelHeader, StreamHeader, XdfWriter, xml_escape};
-use crate::formats::{faces_csv, features_csv};
+use crate::formats::{faces_csv, features_csv, fused_csv};
 use crate::proto;
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +166,8 @@ pub fn csv_zip<W: Write + Seek>(
     markers_csv(&conn, session_id, &mut zip)?;
     faces_table(&conn, session_id, &mut zip)?;
     features_table(&conn, session_id, &mut zip)?;
+    fused_table(&conn, session_id, &mut zip)?;
+    fusion_models(&conn, session_id, &mut zip)?;
     explanations_csv(&conn, session_id, &mut zip)?;
     clock_offsets_csv(&conn, session_id, &mut zip)?;
     frames(&conn, session_id, &mut zip)?;
@@ -265,6 +268,61 @@ fn features_table<W: Write + Seek>(
     }
     zip.start_file("features.csv", deflated())?;
     table.write(zip)?;
+    Ok(())
+}
+
+/// The session's fused estimates, in time order.
+pub fn fused_estimates(
+    conn: &Connection,
+    session_id: &str,
+) -> Result<Vec<proto::FusedEstimate>, ExportError> {
+    Ok(decoded(
+        conn,
+        session_id,
+        "SELECT rowid, estimate FROM fused_estimates WHERE session_id = ?1 ORDER BY start_time, rowid",
+        "fused estimate",
+    )?
+    .into_iter()
+    .map(|(_, e): (i64, proto::FusedEstimate)| e)
+    .collect())
+}
+
+/// `fused.csv`: one row per hop.
+fn fused_table<W: Write + Seek>(
+    conn: &Connection,
+    session_id: &str,
+    zip: &mut Zip<W>,
+) -> Result<(), ExportError> {
+    let rows: Vec<(String, proto::FusedEstimate)> = fused_estimates(conn, session_id)?
+        .into_iter()
+        .map(|e| (session_id.to_string(), e))
+        .collect();
+    zip.start_file("fused.csv", deflated())?;
+    fused_csv::write(&rows, zip)?;
+    Ok(())
+}
+
+/// `fusion_models.json`: the session's calibrations in training order, when it has any.
+fn fusion_models<W: Write + Seek>(
+    conn: &Connection,
+    session_id: &str,
+    zip: &mut Zip<W>,
+) -> Result<(), ExportError> {
+    let mut stmt = conn.prepare(
+        "SELECT trained_at, model FROM fusion_models WHERE session_id = ?1 ORDER BY rowid",
+    )?;
+    let models: Vec<(f64, String)> = stmt
+        .query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if models.is_empty() {
+        return Ok(());
+    }
+    zip.start_file("fusion_models.json", deflated())?;
+    let items: Vec<String> = models
+        .iter()
+        .map(|(at, model)| format!("{{\"trained_at\": {at}, \"model\": {model}}}"))
+        .collect();
+    zip.write_all(format!("[{}]\n", items.join(",\n")).as_bytes())?;
     Ok(())
 }
 
@@ -525,6 +583,11 @@ pub fn xdf<W: Write>(store: &Store, session_id: &str, out: W) -> Result<(), Expo
     }
 
     id += 1;
+    let (first, last, count) = fused_stream(&mut w, id, &conn, session_id, row.started_at)?;
+    write_offsets(&mut w, id)?;
+    w.stream_footer(id, first, last, count)?;
+
+    id += 1;
     w.stream_header(
         id,
         &StreamHeader {
@@ -555,4 +618,78 @@ pub fn xdf<W: Write>(store: &Store, session_id: &str, out: W) -> Result<(), Expo
     w.stream_footer(id, first, last, markers.len() as u64)?;
     w.finish()?;
     Ok(())
+}
+
+/// Channels of the XDF stream "Fused": the fused values, then each modality's weight.
+const FUSED_CHANNELS: [&str; 7] = [
+    "valence",
+    "arousal",
+    "face.weight",
+    "eeg.weight",
+    "cardiac.weight",
+    "eda.weight",
+    "respiration.weight",
+];
+
+/// The XDF stream "Fused": one sample per hop, stamped with the hop's start (client clock,
+/// s); a value not computed (no modality with a valence, a modality that did not
+/// contribute) is NaN, XDF's missing value. Returns the first and last time stamps and the
+/// count, for the footer.
+fn fused_stream<W: Write>(
+    w: &mut XdfWriter<W>,
+    id: u32,
+    conn: &Connection,
+    session_id: &str,
+    created_at: f64,
+) -> Result<(f64, f64, u64), ExportError> {
+    let estimates = fused_estimates(conn, session_id)?;
+    w.stream_header(
+        id,
+        &StreamHeader {
+            name: "Fused".into(),
+            stream_type: "Affect".into(),
+            channel_count: FUSED_CHANNELS.len(),
+            nominal_srate: 0.0,
+            numeric: true,
+            source_id: format!("affectd/{session_id}/fused"),
+            created_at,
+            channels: FUSED_CHANNELS
+                .iter()
+                .map(|label| ChannelHeader {
+                    label: label.to_string(),
+                    unit: String::new(),
+                    kind: "Affect".into(),
+                })
+                .collect(),
+        },
+    )?;
+    let modalities = [
+        proto::Modality::Face,
+        proto::Modality::Eeg,
+        proto::Modality::Cardiac,
+        proto::Modality::Eda,
+        proto::Modality::Respiration,
+    ];
+    let rows: Vec<(f64, Vec<f32>)> = estimates
+        .iter()
+        .map(|e| {
+            let mut values = vec![
+                e.valence.map_or(f32::NAN, |v| v as f32),
+                e.arousal.map_or(f32::NAN, |v| v as f32),
+            ];
+            values.extend(modalities.iter().map(|m| {
+                e.contributions
+                    .iter()
+                    .find(|c| c.modality == *m as i32)
+                    .map_or(f32::NAN, |c| c.weight as f32)
+            }));
+            (e.start_time, values)
+        })
+        .collect();
+    w.numeric_samples(id, rows.iter().map(|(t, v)| (*t, v.as_slice())))?;
+    Ok((
+        rows.first().map_or(0.0, |r| r.0),
+        rows.last().map_or(0.0, |r| r.0),
+        rows.len() as u64,
+    ))
 }

@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// Schema version, in SQLite's `user_version`. Version 2 added `sessions.interrupted`.
-const SCHEMA_VERSION: i64 = 2;
+/// Schema version, in SQLite's `user_version`. Version 2 added `sessions.interrupted`;
+/// version 3 the tables `fused_estimates` and `fusion_models` (created when absent).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
@@ -82,6 +83,18 @@ CREATE TABLE IF NOT EXISTS explanations (
     client_seq   INTEGER NOT NULL,       -- the ExplainRequest's
     result       BLOB NOT NULL,          -- the encoded affect.v1.ExplainResult
     PRIMARY KEY (session_id, client_seq)
+);
+CREATE TABLE IF NOT EXISTS fused_estimates (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    start_time   REAL NOT NULL,          -- client clock, s: the hop [start_time, end_time)
+    end_time     REAL NOT NULL,
+    estimate     BLOB NOT NULL           -- the encoded affect.v1.FusedEstimate
+);
+CREATE INDEX IF NOT EXISTS fused_estimates_by_session ON fused_estimates(session_id, start_time);
+CREATE TABLE IF NOT EXISTS fusion_models (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    trained_at   REAL NOT NULL,          -- server clock, s
+    model        TEXT NOT NULL           -- the calibration, JSON (fusion::calibrate::FusionModel)
 );
 CREATE TABLE IF NOT EXISTS clock_offsets (
     session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
@@ -185,6 +198,17 @@ pub enum Record {
     Explanation {
         client_seq: u64,
         encoded: Vec<u8>,
+    },
+    FusedEstimate {
+        start_time: f64,
+        end_time: f64,
+        encoded: Vec<u8>,
+    },
+    FusionModel {
+        /// Server clock, s.
+        trained_at: f64,
+        /// JSON.
+        model: String,
     },
     ClockOffset {
         server_time: f64,
@@ -584,6 +608,22 @@ impl Recorder {
                     tx.execute(
                         "INSERT INTO explanations VALUES (?1, ?2, ?3)",
                         params![id, *client_seq as i64, encoded],
+                    )?;
+                }
+                Record::FusedEstimate {
+                    start_time,
+                    end_time,
+                    encoded,
+                } => {
+                    tx.execute(
+                        "INSERT INTO fused_estimates VALUES (?1, ?2, ?3, ?4)",
+                        params![id, start_time, end_time, encoded],
+                    )?;
+                }
+                Record::FusionModel { trained_at, model } => {
+                    tx.execute(
+                        "INSERT INTO fusion_models VALUES (?1, ?2, ?3)",
+                        params![id, trained_at, model],
                     )?;
                 }
                 Record::ClockOffset {

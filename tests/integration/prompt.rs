@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use affectd::config::Config;
-use affectd::prompt::{self, FaceCue, PhysioCues, PromptInput, Template, judgement};
+use affectd::prompt::{self, FaceCue, FusedCue, PhysioCues, PromptInput, Template, judgement};
 use affectd::vision::AnalyzeOptions;
 
 fn faces_of(name: &str) -> Vec<FaceCue> {
@@ -80,6 +80,16 @@ fn the_prompt_carries_each_stage_of_sovtp_for_real_faces() {
         heart_rate_bpm: Some(88.0),
         heart_rate_change_bpm: Some(9.5),
         breathing_rate_per_min: Some(17.0),
+        fused: Some(FusedCue {
+            method: "fusion-v1".into(),
+            valence: Some(0.31),
+            arousal: Some(0.72),
+            weights: vec![
+                ("face".into(), 0.45),
+                ("eeg".into(), 0.3),
+                ("eda".into(), 0.25),
+            ],
+        }),
     };
     let input = PromptInput {
         targets: vec![faces[1].face_id],
@@ -109,6 +119,22 @@ fn the_prompt_carries_each_stage_of_sovtp_for_real_faces() {
             .contains("Heart rate 88.0 bpm, +9.5 bpm from baseline")
     );
     assert!(p.user.contains("2 responses in the window"));
+    // The fused estimate, with each modality's weight.
+    assert!(
+        p.user.contains(
+            "Fused estimate over the modalities (fusion-v1; valence -1..1, arousal 0..1): fused.valence +0.31, fused.arousal 0.72; each modality's weight: face 0.45, eeg 0.30, eda 0.25."
+        ),
+        "{}",
+        p.user
+    );
+    let brief = prompt::build(&prompt::Template::builtin(), &input).unwrap();
+    assert!(
+        brief.user.contains(
+            "fused.valence +0.31, fused.arousal 0.72 (fusion-v1: face 0.45, eeg 0.30, eda 0.25)"
+        ),
+        "{}",
+        brief.user
+    );
     for stage in [
         "1. Scene",
         "2. Body language",

@@ -289,6 +289,8 @@ for s in streams:
     labels = [c["label"][0] for c in desc["channels"][0]["channel"]] if desc else []
     series = s["time_series"]
     values = series.tolist() if hasattr(series, "tolist") else series
+    # NaN (XDF's missing value) as JSON null.
+    values = [[None if isinstance(v, float) and v != v else v for v in row] for row in values]
     out.append({"name": info["name"][0], "type": info["type"][0], "labels": labels,
                 "nominal_srate": float(info["nominal_srate"][0]),
                 "time_stamps": s["time_stamps"].tolist(), "values": values})
@@ -411,6 +413,35 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
     assert!(windows.len() >= 5, "{} windows", windows.len());
     assert_eq!(windows, reference.windows);
 
+    // Fused estimates: one per 1-s hop of the timeline, from the face and the EEG, each
+    // naming its modalities with weights summing to 1.
+    let fused: Vec<FusedEstimate> = messages(&all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Fused(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(fused.len() >= 7, "{} fused estimates", fused.len());
+    for (i, f) in fused.iter().enumerate() {
+        assert_eq!(f.method, "fusion-v1");
+        assert!((f.end_time - f.start_time - 1.0).abs() < 1e-9, "{f:?}");
+        if i > 0 {
+            assert!((f.start_time - fused[i - 1].end_time).abs() < 1e-9);
+        }
+        let weights: f64 = f.contributions.iter().map(|c| c.weight).sum();
+        assert!((weights - 1.0).abs() < 1e-6, "{f:?}");
+        let p: f32 = f.labels.iter().map(|l| l.probability).sum();
+        assert!((p - 1.0).abs() < 1e-4, "{f:?}");
+        assert!(f.arousal.is_some_and(|a| (0.0..=1.0).contains(&a)));
+    }
+    let used = |m: Modality| {
+        fused
+            .iter()
+            .any(|f| f.contributions.iter().any(|c| c.modality == m as i32))
+    };
+    assert!(used(Modality::Face) && used(Modality::Eeg), "{fused:?}");
+
     // The recording.
     let summary = recordings
         .get_session(GetSessionRequest {
@@ -481,6 +512,24 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
     assert!(faces_csv.lines().next().unwrap().contains("AU12_r"));
     let features_csv = String::from_utf8(read_entry(&mut zip, "features.csv")).unwrap();
     assert_eq!(features_csv.lines().count(), 1 + windows.len());
+    // fused.csv: the estimates as sent.
+    let fused_csv = String::from_utf8(read_entry(&mut zip, "fused.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(fused_csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), fused.len());
+    for (row, f) in rows.iter().zip(&fused) {
+        assert_eq!(
+            row[column("start_time")].parse::<f64>().unwrap(),
+            f.start_time
+        );
+        let arousal: f64 = row[column("arousal")].parse().unwrap();
+        assert!((arousal - f.arousal.unwrap()).abs() < 1e-6);
+        assert_eq!(&row[column("method")], "fusion-v1");
+        // Not computed is empty, never 0: no respiration stream.
+        assert_eq!(&row[column("respiration.weight")], "");
+    }
     for seq in &frame_seqs {
         assert_eq!(read_entry(&mut zip, &format!("frames/{seq:08}.jpg")), face);
     }
@@ -491,7 +540,41 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
     assert_eq!(name, "p01-run1.xdf");
     let streams = pyxdf_read(&xdf);
     let streams = streams.as_array().unwrap();
-    assert_eq!(streams.len(), 2);
+    assert_eq!(streams.len(), 3);
+    // The fused estimates as a stream, one sample per hop at its start.
+    let fused_stream = streams.iter().find(|s| s["name"] == "Fused").unwrap();
+    assert_eq!(
+        fused_stream["labels"],
+        serde_json::json!([
+            "valence",
+            "arousal",
+            "face.weight",
+            "eeg.weight",
+            "cardiac.weight",
+            "eda.weight",
+            "respiration.weight"
+        ])
+    );
+    let fused_stamps: Vec<f64> = fused_stream["time_stamps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        fused_stamps,
+        fused.iter().map(|f| f.start_time).collect::<Vec<_>>()
+    );
+    for (row, f) in fused_stream["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&fused)
+    {
+        assert!((row[1].as_f64().unwrap() - f.arousal.unwrap()).abs() < 1e-6);
+        // A modality that did not contribute is NaN (null here).
+        assert!(row[6].is_null(), "{row:?}");
+    }
     let eeg_stream = streams.iter().find(|s| s["name"] == "eeg").unwrap();
     assert_eq!(eeg_stream["type"], "EEG");
     assert_eq!(eeg_stream["labels"], serde_json::json!(["F3", "F4"]));
@@ -511,7 +594,7 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
         serde_json::json!([["stimulus onset, \"happy\" block"]])
     );
     let ours = affectd::formats::xdf::load(&xdf).unwrap();
-    assert_eq!(ours.len(), 2);
+    assert_eq!(ours.len(), 3);
     assert_eq!(ours[0].labels, ["F3", "F4"]);
     assert_eq!(ours[0].units, ["uV", "uV"]);
     for (t, p) in ours[0].time_stamps.iter().zip(stamps) {

@@ -23,34 +23,35 @@ _sym_db = _symbol_database.Default()
 
 
 from affect.v1 import explain_pb2 as affect_dot_v1_dot_explain__pb2
+from affect.v1 import fusion_pb2 as affect_dot_v1_dot_fusion__pb2
 from affect.v1 import session_pb2 as affect_dot_v1_dot_session__pb2
 from affect.v1 import signals_pb2 as affect_dot_v1_dot_signals__pb2
 from affect.v1 import vision_pb2 as affect_dot_v1_dot_vision__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61\x66\x66\x65\x63t/v1/affect.proto\x12\taffect.v1\x1a\x17\x61\x66\x66\x65\x63t/v1/explain.proto\x1a\x17\x61\x66\x66\x65\x63t/v1/session.proto\x1a\x17\x61\x66\x66\x65\x63t/v1/signals.proto\x1a\x16\x61\x66\x66\x65\x63t/v1/vision.proto\"\xa6\x01\n\x10\x43lockSyncRequest\x12\x18\n\x10\x63lient_send_time\x18\x01 \x01(\x01\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x1e\n\x11measured_offset_s\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x0emeasured_rtt_s\x18\x04 \x01(\x01H\x01\x88\x01\x01\x42\x14\n\x12_measured_offset_sB\x11\n\x0f_measured_rtt_s\"d\n\x11\x43lockSyncResponse\x12\x18\n\x10\x63lient_send_time\x18\x01 \x01(\x01\x12\x1b\n\x13server_receive_time\x18\x02 \x01(\x01\x12\x18\n\x10server_send_time\x18\x03 \x01(\x01\"\x16\n\x14GetServerInfoRequest\"\xd2\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0c\n\x04\x66ile\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x0f\n\x07license\x18\x06 \x01(\t\x12&\n\x06status\x18\x07 \x01(\x0e\x32\x16.affect.v1.ModelStatus\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x12\n\nsize_bytes\x18\t \x01(\x04\x12\x14\n\x07load_ms\x18\n \x01(\x01H\x00\x88\x01\x01\x42\n\n\x08_load_ms\"M\n\nCapability\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06models\x18\x04 \x03(\t\"m\n\x0b\x42\x61\x63kendInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\rdefault_model\x18\x04 \x01(\t\x12\x16\n\x0e\x61\x63\x63\x65pts_images\x18\x05 \x01(\x08\"\xa6\x02\n\x15GetServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x15\n\rproto_package\x18\x02 \x01(\t\x12$\n\x06models\x18\x03 \x03(\x0b\x32\x14.affect.v1.ModelInfo\x12+\n\x0c\x63\x61pabilities\x18\x04 \x03(\x0b\x32\x15.affect.v1.Capability\x12(\n\x08\x62\x61\x63kends\x18\x05 \x03(\x0b\x32\x16.affect.v1.BackendInfo\x12\x1b\n\x13onnxruntime_version\x18\x06 \x01(\t\x12\x1b\n\x13onnxruntime_library\x18\x07 \x01(\t\x12\x13\n\x0bserver_time\x18\x08 \x01(\x01\x12\x19\n\x11max_message_bytes\x18\t \x01(\x04*\xb2\x01\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATUS_LOADED\x10\x01\x12\x1a\n\x16MODEL_STATUS_AVAILABLE\x10\x02\x12\x18\n\x14MODEL_STATUS_MISSING\x10\x03\x12\x18\n\x14MODEL_STATUS_CORRUPT\x10\x04\x12\x1c\n\x18MODEL_STATUS_LOAD_FAILED\x10\x05\x32\xd3\x03\n\x06\x41\x66\x66\x65\x63t\x12O\n\x0c\x41nalyzeFrame\x12\x1e.affect.v1.AnalyzeFrameRequest\x1a\x1f.affect.v1.AnalyzeFrameResponse\x12U\n\x0e\x41nalyzeSignals\x12 .affect.v1.AnalyzeSignalsRequest\x1a!.affect.v1.AnalyzeSignalsResponse\x12\x42\n\x07\x45xplain\x12\x19.affect.v1.ExplainRequest\x1a\x1a.affect.v1.ExplainResponse0\x01\x12\x41\n\x06Stream\x12\x18.affect.v1.StreamRequest\x1a\x19.affect.v1.StreamResponse(\x01\x30\x01\x12\x46\n\tClockSync\x12\x1b.affect.v1.ClockSyncRequest\x1a\x1c.affect.v1.ClockSyncResponse\x12R\n\rGetServerInfo\x12\x1f.affect.v1.GetServerInfoRequest\x1a .affect.v1.GetServerInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61\x66\x66\x65\x63t/v1/affect.proto\x12\taffect.v1\x1a\x17\x61\x66\x66\x65\x63t/v1/explain.proto\x1a\x16\x61\x66\x66\x65\x63t/v1/fusion.proto\x1a\x17\x61\x66\x66\x65\x63t/v1/session.proto\x1a\x17\x61\x66\x66\x65\x63t/v1/signals.proto\x1a\x16\x61\x66\x66\x65\x63t/v1/vision.proto\"\xa6\x01\n\x10\x43lockSyncRequest\x12\x18\n\x10\x63lient_send_time\x18\x01 \x01(\x01\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x1e\n\x11measured_offset_s\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x0emeasured_rtt_s\x18\x04 \x01(\x01H\x01\x88\x01\x01\x42\x14\n\x12_measured_offset_sB\x11\n\x0f_measured_rtt_s\"d\n\x11\x43lockSyncResponse\x12\x18\n\x10\x63lient_send_time\x18\x01 \x01(\x01\x12\x1b\n\x13server_receive_time\x18\x02 \x01(\x01\x12\x18\n\x10server_send_time\x18\x03 \x01(\x01\"\x16\n\x14GetServerInfoRequest\"\xd2\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0c\n\x04\x66ile\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x0f\n\x07license\x18\x06 \x01(\t\x12&\n\x06status\x18\x07 \x01(\x0e\x32\x16.affect.v1.ModelStatus\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x12\n\nsize_bytes\x18\t \x01(\x04\x12\x14\n\x07load_ms\x18\n \x01(\x01H\x00\x88\x01\x01\x42\n\n\x08_load_ms\"M\n\nCapability\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06models\x18\x04 \x03(\t\"m\n\x0b\x42\x61\x63kendInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\rdefault_model\x18\x04 \x01(\t\x12\x16\n\x0e\x61\x63\x63\x65pts_images\x18\x05 \x01(\x08\"\xa6\x02\n\x15GetServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x15\n\rproto_package\x18\x02 \x01(\t\x12$\n\x06models\x18\x03 \x03(\x0b\x32\x14.affect.v1.ModelInfo\x12+\n\x0c\x63\x61pabilities\x18\x04 \x03(\x0b\x32\x15.affect.v1.Capability\x12(\n\x08\x62\x61\x63kends\x18\x05 \x03(\x0b\x32\x16.affect.v1.BackendInfo\x12\x1b\n\x13onnxruntime_version\x18\x06 \x01(\t\x12\x1b\n\x13onnxruntime_library\x18\x07 \x01(\t\x12\x13\n\x0bserver_time\x18\x08 \x01(\x01\x12\x19\n\x11max_message_bytes\x18\t \x01(\x04*\xb2\x01\n\x0bModelStatus\x12\x1c\n\x18MODEL_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATUS_LOADED\x10\x01\x12\x1a\n\x16MODEL_STATUS_AVAILABLE\x10\x02\x12\x18\n\x14MODEL_STATUS_MISSING\x10\x03\x12\x18\n\x14MODEL_STATUS_CORRUPT\x10\x04\x12\x1c\n\x18MODEL_STATUS_LOAD_FAILED\x10\x05\x32\x9b\x04\n\x06\x41\x66\x66\x65\x63t\x12O\n\x0c\x41nalyzeFrame\x12\x1e.affect.v1.AnalyzeFrameRequest\x1a\x1f.affect.v1.AnalyzeFrameResponse\x12U\n\x0e\x41nalyzeSignals\x12 .affect.v1.AnalyzeSignalsRequest\x1a!.affect.v1.AnalyzeSignalsResponse\x12\x42\n\x07\x45xplain\x12\x19.affect.v1.ExplainRequest\x1a\x1a.affect.v1.ExplainResponse0\x01\x12\x41\n\x06Stream\x12\x18.affect.v1.StreamRequest\x1a\x19.affect.v1.StreamResponse(\x01\x30\x01\x12\x46\n\tClockSync\x12\x1b.affect.v1.ClockSyncRequest\x1a\x1c.affect.v1.ClockSyncResponse\x12\x46\n\tCalibrate\x12\x1b.affect.v1.CalibrateRequest\x1a\x1c.affect.v1.CalibrateResponse\x12R\n\rGetServerInfo\x12\x1f.affect.v1.GetServerInfoRequest\x1a .affect.v1.GetServerInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'affect.v1.affect_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODELSTATUS']._serialized_start=1132
-  _globals['_MODELSTATUS']._serialized_end=1310
-  _globals['_CLOCKSYNCREQUEST']._serialized_start=137
-  _globals['_CLOCKSYNCREQUEST']._serialized_end=303
-  _globals['_CLOCKSYNCRESPONSE']._serialized_start=305
-  _globals['_CLOCKSYNCRESPONSE']._serialized_end=405
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=407
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=429
-  _globals['_MODELINFO']._serialized_start=432
-  _globals['_MODELINFO']._serialized_end=642
-  _globals['_CAPABILITY']._serialized_start=644
-  _globals['_CAPABILITY']._serialized_end=721
-  _globals['_BACKENDINFO']._serialized_start=723
-  _globals['_BACKENDINFO']._serialized_end=832
-  _globals['_GETSERVERINFORESPONSE']._serialized_start=835
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=1129
-  _globals['_AFFECT']._serialized_start=1313
-  _globals['_AFFECT']._serialized_end=1780
+  _globals['_MODELSTATUS']._serialized_start=1156
+  _globals['_MODELSTATUS']._serialized_end=1334
+  _globals['_CLOCKSYNCREQUEST']._serialized_start=161
+  _globals['_CLOCKSYNCREQUEST']._serialized_end=327
+  _globals['_CLOCKSYNCRESPONSE']._serialized_start=329
+  _globals['_CLOCKSYNCRESPONSE']._serialized_end=429
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=431
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=453
+  _globals['_MODELINFO']._serialized_start=456
+  _globals['_MODELINFO']._serialized_end=666
+  _globals['_CAPABILITY']._serialized_start=668
+  _globals['_CAPABILITY']._serialized_end=745
+  _globals['_BACKENDINFO']._serialized_start=747
+  _globals['_BACKENDINFO']._serialized_end=856
+  _globals['_GETSERVERINFORESPONSE']._serialized_start=859
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=1153
+  _globals['_AFFECT']._serialized_start=1337
+  _globals['_AFFECT']._serialized_end=1876
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from affect.v1 import explain_pb2 as _explain_pb2
+from affect.v1 import fusion_pb2 as _fusion_pb2
 from affect.v1 import session_pb2 as _session_pb2
 from affect.v1 import signals_pb2 as _signals_pb2
 from affect.v1 import vision_pb2 as _vision_pb2

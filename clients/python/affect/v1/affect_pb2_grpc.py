@@ -5,6 +5,7 @@ import warnings
 
 from affect.v1 import affect_pb2 as affect_dot_v1_dot_affect__pb2
 from affect.v1 import explain_pb2 as affect_dot_v1_dot_explain__pb2
+from affect.v1 import fusion_pb2 as affect_dot_v1_dot_fusion__pb2
 from affect.v1 import session_pb2 as affect_dot_v1_dot_session__pb2
 from affect.v1 import signals_pb2 as affect_dot_v1_dot_signals__pb2
 from affect.v1 import vision_pb2 as affect_dot_v1_dot_vision__pb2
@@ -64,6 +65,11 @@ class AffectStub:
                 request_serializer=affect_dot_v1_dot_affect__pb2.ClockSyncRequest.SerializeToString,
                 response_deserializer=affect_dot_v1_dot_affect__pb2.ClockSyncResponse.FromString,
                 _registered_method=True)
+        self.Calibrate = channel.unary_unary(
+                '/affect.v1.Affect/Calibrate',
+                request_serializer=affect_dot_v1_dot_fusion__pb2.CalibrateRequest.SerializeToString,
+                response_deserializer=affect_dot_v1_dot_fusion__pb2.CalibrateResponse.FromString,
+                _registered_method=True)
         self.GetServerInfo = channel.unary_unary(
                 '/affect.v1.Affect/GetServerInfo',
                 request_serializer=affect_dot_v1_dot_affect__pb2.GetServerInfoRequest.SerializeToString,
@@ -113,6 +119,14 @@ class AffectServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Calibrate(self, request, context):
+        """Subject calibration of a live session's fusion from its labelled blocks so far (see
+        fusion.proto); the session goes on whatever the answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetServerInfo(self, request, context):
         """Version, models and their verified state, capabilities and explanation backends.
         """
@@ -147,6 +161,11 @@ def add_AffectServicer_to_server(servicer, server):
                     servicer.ClockSync,
                     request_deserializer=affect_dot_v1_dot_affect__pb2.ClockSyncRequest.FromString,
                     response_serializer=affect_dot_v1_dot_affect__pb2.ClockSyncResponse.SerializeToString,
+            ),
+            'Calibrate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Calibrate,
+                    request_deserializer=affect_dot_v1_dot_fusion__pb2.CalibrateRequest.FromString,
+                    response_serializer=affect_dot_v1_dot_fusion__pb2.CalibrateResponse.SerializeToString,
             ),
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
@@ -290,6 +309,33 @@ class Affect:
             '/affect.v1.Affect/ClockSync',
             affect_dot_v1_dot_affect__pb2.ClockSyncRequest.SerializeToString,
             affect_dot_v1_dot_affect__pb2.ClockSyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Calibrate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/affect.v1.Affect/Calibrate',
+            affect_dot_v1_dot_fusion__pb2.CalibrateRequest.SerializeToString,
+            affect_dot_v1_dot_fusion__pb2.CalibrateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from affect.v1 import explain_pb2 as affect_dot_v1_dot_explain__pb2
+from affect.v1 import fusion_pb2 as affect_dot_v1_dot_fusion__pb2
 from affect.v1 import signals_pb2 as affect_dot_v1_dot_signals__pb2
 from affect.v1 import vision_pb2 as affect_dot_v1_dot_vision__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61\x66\x66\x65\x63t/v1/session.proto\x12\taffect.v1\x1a\x17\x61\x66\x66\x65\x63t/v1/explain.proto\x1a\x17\x61\x66\x66\x65\x63t/v1/signals.proto\x1a\x16\x61\x66\x66\x65\x63t/v1/vision.proto\"\x9f\x02\n\rStreamRequest\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12*\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x18.affect.v1.SessionConfigH\x00\x12!\n\x05\x66rame\x18\x03 \x01(\x0b\x32\x10.affect.v1.FrameH\x00\x12\'\n\x05\x63hunk\x18\x04 \x01(\x0b\x32\x16.affect.v1.SignalChunkH\x00\x12#\n\x06marker\x18\x05 \x01(\x0b\x32\x11.affect.v1.MarkerH\x00\x12,\n\x07\x65xplain\x18\x06 \x01(\x0b\x32\x19.affect.v1.ExplainRequestH\x00\x12$\n\x03\x65nd\x18\x07 \x01(\x0b\x32\x15.affect.v1.EndSessionH\x00\x42\t\n\x07message\"\xdd\x02\n\rSessionConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bparticipant\x18\x02 \x01(\t\x12&\n\x07streams\x18\x03 \x03(\x0b\x32\x15.affect.v1.StreamInfo\x12.\n\rframe_options\x18\x04 \x01(\x0b\x32\x17.affect.v1.FrameOptions\x12.\n\rsignal_config\x18\x05 \x01(\x0b\x32\x17.affect.v1.SignalConfig\x12\x11\n\tno_record\x18\x06 \x01(\x08\x12\x38\n\x08metadata\x18\x07 \x03(\x0b\x32&.affect.v1.SessionConfig.MetadataEntry\x12\x1d\n\x15\x64\x65tect_every_n_frames\x18\x08 \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x05\x46rame\x12\x11\n\ttimestamp\x18\x01 \x01(\x01\x12$\n\x05image\x18\x02 \x01(\x0b\x32\x15.affect.v1.ImageInput\">\n\x06Marker\x12\x11\n\ttimestamp\x18\x01 \x01(\x01\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\nduration_s\x18\x03 \x01(\x01\"\x0c\n\nEndSession\"\xa6\x03\n\x0eStreamResponse\x12\x17\n\nclient_seq\x18\t \x01(\x04H\x01\x88\x01\x01\x12,\n\x07started\x18\x01 \x01(\x0b\x32\x19.affect.v1.SessionStartedH\x00\x12+\n\x05\x66\x61\x63\x65s\x18\x02 \x01(\x0b\x32\x1a.affect.v1.FaceFrameResultH\x00\x12,\n\x08\x66\x65\x61tures\x18\x03 \x01(\x0b\x32\x18.affect.v1.FeatureWindowH\x00\x12\x1d\n\x03\x61\x63k\x18\x05 \x01(\x0b\x32\x0e.affect.v1.AckH\x00\x12\x32\n\x0esignal_warning\x18\x06 \x01(\x0b\x32\x18.affect.v1.SignalWarningH\x00\x12-\n\x07\x65xplain\x18\x07 \x01(\x0b\x32\x1a.affect.v1.ExplainResponseH\x00\x12(\n\x05\x65nded\x18\x08 \x01(\x0b\x32\x17.affect.v1.SessionEndedH\x00\x12,\n\x07warning\x18\n \x01(\x0b\x32\x19.affect.v1.SessionWarningH\x00\x42\t\n\x07messageB\r\n\x0b_client_seq\"L\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bserver_time\x18\x02 \x01(\x01\x12\x11\n\trecording\x18\x03 \x01(\x08\"\x81\x01\n\x0f\x46\x61\x63\x65\x46rameResult\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x1e\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x0f.affect.v1.Face\x12\'\n\x07timings\x18\x04 \x03(\x0b\x32\x16.affect.v1.StageTiming\"\x19\n\x03\x41\x63k\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\"\x88\x01\n\x0eSessionWarning\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.affect.v1.SessionWarningKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nclient_seq\x18\x03 \x01(\x04\x12\x16\n\ttimestamp\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_timestamp\"|\n\x0cSessionEnded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66rames\x18\x02 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x03 \x01(\x04\x12\x0f\n\x07markers\x18\x04 \x01(\x04\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x17\n\x0f\x66rames_analysed\x18\x06 \x01(\x04*\x8b\x01\n\x12SessionWarningKind\x12$\n SESSION_WARNING_KIND_UNSPECIFIED\x10\x00\x12&\n\"SESSION_WARNING_KIND_FRAME_SKIPPED\x10\x01\x12\'\n#SESSION_WARNING_KIND_EXPLAIN_FAILED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61\x66\x66\x65\x63t/v1/session.proto\x12\taffect.v1\x1a\x17\x61\x66\x66\x65\x63t/v1/explain.proto\x1a\x16\x61\x66\x66\x65\x63t/v1/fusion.proto\x1a\x17\x61\x66\x66\x65\x63t/v1/signals.proto\x1a\x16\x61\x66\x66\x65\x63t/v1/vision.proto\"\x9f\x02\n\rStreamRequest\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12*\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x18.affect.v1.SessionConfigH\x00\x12!\n\x05\x66rame\x18\x03 \x01(\x0b\x32\x10.affect.v1.FrameH\x00\x12\'\n\x05\x63hunk\x18\x04 \x01(\x0b\x32\x16.affect.v1.SignalChunkH\x00\x12#\n\x06marker\x18\x05 \x01(\x0b\x32\x11.affect.v1.MarkerH\x00\x12,\n\x07\x65xplain\x18\x06 \x01(\x0b\x32\x19.affect.v1.ExplainRequestH\x00\x12$\n\x03\x65nd\x18\x07 \x01(\x0b\x32\x15.affect.v1.EndSessionH\x00\x42\t\n\x07message\"\xdd\x02\n\rSessionConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bparticipant\x18\x02 \x01(\t\x12&\n\x07streams\x18\x03 \x03(\x0b\x32\x15.affect.v1.StreamInfo\x12.\n\rframe_options\x18\x04 \x01(\x0b\x32\x17.affect.v1.FrameOptions\x12.\n\rsignal_config\x18\x05 \x01(\x0b\x32\x17.affect.v1.SignalConfig\x12\x11\n\tno_record\x18\x06 \x01(\x08\x12\x38\n\x08metadata\x18\x07 \x03(\x0b\x32&.affect.v1.SessionConfig.MetadataEntry\x12\x1d\n\x15\x64\x65tect_every_n_frames\x18\x08 \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x05\x46rame\x12\x11\n\ttimestamp\x18\x01 \x01(\x01\x12$\n\x05image\x18\x02 \x01(\x0b\x32\x15.affect.v1.ImageInput\">\n\x06Marker\x12\x11\n\ttimestamp\x18\x01 \x01(\x01\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\nduration_s\x18\x03 \x01(\x01\"\x0c\n\nEndSession\"\xd1\x03\n\x0eStreamResponse\x12\x17\n\nclient_seq\x18\t \x01(\x04H\x01\x88\x01\x01\x12,\n\x07started\x18\x01 \x01(\x0b\x32\x19.affect.v1.SessionStartedH\x00\x12+\n\x05\x66\x61\x63\x65s\x18\x02 \x01(\x0b\x32\x1a.affect.v1.FaceFrameResultH\x00\x12,\n\x08\x66\x65\x61tures\x18\x03 \x01(\x0b\x32\x18.affect.v1.FeatureWindowH\x00\x12)\n\x05\x66used\x18\x04 \x01(\x0b\x32\x18.affect.v1.FusedEstimateH\x00\x12\x1d\n\x03\x61\x63k\x18\x05 \x01(\x0b\x32\x0e.affect.v1.AckH\x00\x12\x32\n\x0esignal_warning\x18\x06 \x01(\x0b\x32\x18.affect.v1.SignalWarningH\x00\x12-\n\x07\x65xplain\x18\x07 \x01(\x0b\x32\x1a.affect.v1.ExplainResponseH\x00\x12(\n\x05\x65nded\x18\x08 \x01(\x0b\x32\x17.affect.v1.SessionEndedH\x00\x12,\n\x07warning\x18\n \x01(\x0b\x32\x19.affect.v1.SessionWarningH\x00\x42\t\n\x07messageB\r\n\x0b_client_seq\"L\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bserver_time\x18\x02 \x01(\x01\x12\x11\n\trecording\x18\x03 \x01(\x08\"\x81\x01\n\x0f\x46\x61\x63\x65\x46rameResult\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x1e\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x0f.affect.v1.Face\x12\'\n\x07timings\x18\x04 \x03(\x0b\x32\x16.affect.v1.StageTiming\"\x19\n\x03\x41\x63k\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\"\x88\x01\n\x0eSessionWarning\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.affect.v1.SessionWarningKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nclient_seq\x18\x03 \x01(\x04\x12\x16\n\ttimestamp\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_timestamp\"|\n\x0cSessionEnded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66rames\x18\x02 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x03 \x01(\x04\x12\x0f\n\x07markers\x18\x04 \x01(\x04\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x17\n\x0f\x66rames_analysed\x18\x06 \x01(\x04*\x8b\x01\n\x12SessionWarningKind\x12$\n SESSION_WARNING_KIND_UNSPECIFIED\x10\x00\x12&\n\"SESSION_WARNING_KIND_FRAME_SKIPPED\x10\x01\x12\'\n#SESSION_WARNING_KIND_EXPLAIN_FAILED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +37,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SESSIONCONFIG_METADATAENTRY']._loaded_options = None
   _globals['_SESSIONCONFIG_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_SESSIONWARNINGKIND']._serialized_start=1826
-  _globals['_SESSIONWARNINGKIND']._serialized_end=1965
-  _globals['_STREAMREQUEST']._serialized_start=113
-  _globals['_STREAMREQUEST']._serialized_end=400
-  _globals['_SESSIONCONFIG']._serialized_start=403
-  _globals['_SESSIONCONFIG']._serialized_end=752
-  _globals['_SESSIONCONFIG_METADATAENTRY']._serialized_start=705
-  _globals['_SESSIONCONFIG_METADATAENTRY']._serialized_end=752
-  _globals['_FRAME']._serialized_start=754
-  _globals['_FRAME']._serialized_end=818
-  _globals['_MARKER']._serialized_start=820
-  _globals['_MARKER']._serialized_end=882
-  _globals['_ENDSESSION']._serialized_start=884
-  _globals['_ENDSESSION']._serialized_end=896
-  _globals['_STREAMRESPONSE']._serialized_start=899
-  _globals['_STREAMRESPONSE']._serialized_end=1321
-  _globals['_SESSIONSTARTED']._serialized_start=1323
-  _globals['_SESSIONSTARTED']._serialized_end=1399
-  _globals['_FACEFRAMERESULT']._serialized_start=1402
-  _globals['_FACEFRAMERESULT']._serialized_end=1531
-  _globals['_ACK']._serialized_start=1533
-  _globals['_ACK']._serialized_end=1558
-  _globals['_SESSIONWARNING']._serialized_start=1561
-  _globals['_SESSIONWARNING']._serialized_end=1697
-  _globals['_SESSIONENDED']._serialized_start=1699
-  _globals['_SESSIONENDED']._serialized_end=1823
+  _globals['_SESSIONWARNINGKIND']._serialized_start=1893
+  _globals['_SESSIONWARNINGKIND']._serialized_end=2032
+  _globals['_STREAMREQUEST']._serialized_start=137
+  _globals['_STREAMREQUEST']._serialized_end=424
+  _globals['_SESSIONCONFIG']._serialized_start=427
+  _globals['_SESSIONCONFIG']._serialized_end=776
+  _globals['_SESSIONCONFIG_METADATAENTRY']._serialized_start=729
+  _globals['_SESSIONCONFIG_METADATAENTRY']._serialized_end=776
+  _globals['_FRAME']._serialized_start=778
+  _globals['_FRAME']._serialized_end=842
+  _globals['_MARKER']._serialized_start=844
+  _globals['_MARKER']._serialized_end=906
+  _globals['_ENDSESSION']._serialized_start=908
+  _globals['_ENDSESSION']._serialized_end=920
+  _globals['_STREAMRESPONSE']._serialized_start=923
+  _globals['_STREAMRESPONSE']._serialized_end=1388
+  _globals['_SESSIONSTARTED']._serialized_start=1390
+  _globals['_SESSIONSTARTED']._serialized_end=1466
+  _globals['_FACEFRAMERESULT']._serialized_start=1469
+  _globals['_FACEFRAMERESULT']._serialized_end=1598
+  _globals['_ACK']._serialized_start=1600
+  _globals['_ACK']._serialized_end=1625
+  _globals['_SESSIONWARNING']._serialized_start=1628
+  _globals['_SESSIONWARNING']._serialized_end=1764
+  _globals['_SESSIONENDED']._serialized_start=1766
+  _globals['_SESSIONENDED']._serialized_end=1890
 # @@protoc_insertion_point(module_scope)

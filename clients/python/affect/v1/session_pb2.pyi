@@ -1,4 +1,5 @@
 from affect.v1 import explain_pb2 as _explain_pb2
+from affect.v1 import fusion_pb2 as _fusion_pb2
 from affect.v1 import signals_pb2 as _signals_pb2
 from affect.v1 import vision_pb2 as _vision_pb2
 from google.protobuf.internal import containers as _containers
@@ -87,11 +88,12 @@ class EndSession(_message.Message):
     def __init__(self) -> None: ...
 
 class StreamResponse(_message.Message):
-    __slots__ = ("client_seq", "started", "faces", "features", "ack", "signal_warning", "explain", "ended", "warning")
+    __slots__ = ("client_seq", "started", "faces", "features", "fused", "ack", "signal_warning", "explain", "ended", "warning")
     CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    FUSED_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_WARNING_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
@@ -101,12 +103,13 @@ class StreamResponse(_message.Message):
     started: SessionStarted
     faces: FaceFrameResult
     features: _signals_pb2.FeatureWindow
+    fused: _fusion_pb2.FusedEstimate
     ack: Ack
     signal_warning: _signals_pb2.SignalWarning
     explain: _explain_pb2.ExplainResponse
     ended: SessionEnded
     warning: SessionWarning
-    def __init__(self, client_seq: _Optional[int] = ..., started: _Optional[_Union[SessionStarted, _Mapping]] = ..., faces: _Optional[_Union[FaceFrameResult, _Mapping]] = ..., features: _Optional[_Union[_signals_pb2.FeatureWindow, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., signal_warning: _Optional[_Union[_signals_pb2.SignalWarning, _Mapping]] = ..., explain: _Optional[_Union[_explain_pb2.ExplainResponse, _Mapping]] = ..., ended: _Optional[_Union[SessionEnded, _Mapping]] = ..., warning: _Optional[_Union[SessionWarning, _Mapping]] = ...) -> None: ...
+    def __init__(self, client_seq: _Optional[int] = ..., started: _Optional[_Union[SessionStarted, _Mapping]] = ..., faces: _Optional[_Union[FaceFrameResult, _Mapping]] = ..., features: _Optional[_Union[_signals_pb2.FeatureWindow, _Mapping]] = ..., fused: _Optional[_Union[_fusion_pb2.FusedEstimate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., signal_warning: _Optional[_Union[_signals_pb2.SignalWarning, _Mapping]] = ..., explain: _Optional[_Union[_explain_pb2.ExplainResponse, _Mapping]] = ..., ended: _Optional[_Union[SessionEnded, _Mapping]] = ..., warning: _Optional[_Union[SessionWarning, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
     __slots__ = ("session_id", "server_time", "recording")
