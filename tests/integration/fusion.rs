@@ -376,3 +376,47 @@ fn fusion_beats_every_modality_and_the_degraded_one_loses_weight() {
         }
     }
 }
+
+/// Calibration on the generated session's blocks (low and high arousal) learns the effect;
+/// on labels drawn at random for each hop, it stays at chance.
+#[test]
+fn calibration_learns_a_real_effect_and_not_shuffled_labels() {
+    use affectd::formats::labels::LabelledBlock;
+    use affectd::fusion::calibrate;
+    let (fused, _) = run_session(0, &FusionConfig::default());
+    let blocks: Vec<LabelledBlock> = (0..8)
+        .map(|k| {
+            let start = BASELINE + 20.0 * k as f64;
+            LabelledBlock {
+                start,
+                end: start + 20.0,
+                label: if arousal(start) < 0.5 { "low" } else { "high" }.into(),
+            }
+        })
+        .collect();
+    let model = calibrate::train(&fused, &blocks).unwrap();
+    let cv = &model.cross_validation;
+    println!("blocks: {cv:?}");
+    assert!(
+        cv.balanced_accuracy > cv.chance_95th_percentile,
+        "real effect: {cv:?}"
+    );
+    // The same hops, each labelled at random.
+    let mut noise = Noise::new(7);
+    let shuffled: Vec<LabelledBlock> = fused
+        .iter()
+        .filter(|f| f.start_time >= BASELINE)
+        .map(|f| LabelledBlock {
+            start: f.start_time,
+            end: f.end_time,
+            label: if noise.uniform() < 0.5 { "a" } else { "b" }.into(),
+        })
+        .collect();
+    let model = calibrate::train(&fused, &shuffled).unwrap();
+    let cv = &model.cross_validation;
+    println!("shuffled: {cv:?}");
+    assert!(
+        cv.balanced_accuracy < cv.chance_95th_percentile,
+        "shuffled labels: {cv:?}"
+    );
+}

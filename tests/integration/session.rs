@@ -1809,3 +1809,139 @@ async fn values_that_were_not_computed_are_absent_on_the_wire_and_in_the_export(
         assert_ne!(&row[column("rmssd_ms")], "0");
     }
 }
+
+/// EEG whose state alternates every 10 s between "rest" (strong alpha) and "task" (strong
+/// beta, weaker alpha), starting at rest, in quarter-second chunks from client time 100.
+fn rest_and_task_chunks(from_s: f64, to_s: f64) -> Vec<SignalChunk> {
+    let per_chunk = (EEG_RATE / 4.0) as usize;
+    let mut noise = 0x2545_f491_4f6c_dd1du64;
+    let mut chunks = Vec::new();
+    let mut t0 = from_s;
+    while t0 < to_s - 1e-9 {
+        let mut samples = Vec::with_capacity(2 * per_chunk);
+        for i in 0..per_chunk {
+            let t = t0 + i as f64 / EEG_RATE;
+            let task = ((t / 10.0) as u64) % 2 == 1;
+            let (a, b) = if task { (8.0, 14.0) } else { (20.0, 4.0) };
+            let alpha = (2.0 * std::f64::consts::PI * 10.0 * t).sin();
+            let beta = (2.0 * std::f64::consts::PI * 20.0 * t).sin();
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            let jitter = (noise >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            samples.push((a * alpha + b * beta + 2.0 * jitter) as f32);
+            samples.push((0.7 * a * alpha + b * beta - 2.0 * jitter) as f32);
+        }
+        chunks.push(SignalChunk {
+            stream_id: "eeg".into(),
+            first_timestamp: 100.0 + t0,
+            samples,
+            ..Default::default()
+        });
+        t0 += 0.25;
+    }
+    chunks
+}
+
+fn block(start: f64, label: &str) -> stream_request::Message {
+    stream_request::Message::Marker(Marker {
+        timestamp: 100.0 + start,
+        label: label.into(),
+        duration_s: 10.0,
+    })
+}
+
+/// Waits for a fused estimate of a hop starting at `at` (client time) or later.
+async fn until_fused(client: &mut Client, at: f64) {
+    client
+        .until(|m| matches!(&m.message, Some(stream_response::Message::Fused(f)) if f.start_time >= at))
+        .await;
+}
+
+/// Calibrate trains on the session's labelled blocks so far and switches its fusion to the
+/// calibrated model; without blocks, or with one class, it answers FAILED_PRECONDITION
+/// saying what is missing, and the session goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn calibration_switches_a_live_session_and_refuses_what_it_cannot_learn() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let mut client = Client::eeg(&mut affect, "calibrated").await;
+    let calibrate = |affect: &mut AffectClient<tonic::transport::Channel>, id: &str| {
+        let mut affect = affect.clone();
+        let id = id.to_string();
+        async move { affect.calibrate(CalibrateRequest { session_id: id }).await }
+    };
+
+    let unknown = calibrate(&mut affect, "no-such-session").await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+
+    // Nothing labelled yet. (No frames come: fusion waits for the face for 10 s of
+    // signal, fusion.stale_s, then goes on without it.)
+    client.chunks(&rest_and_task_chunks(0.0, 16.0)).await;
+    until_fused(&mut client, 103.0).await;
+    let none = calibrate(&mut affect, "calibrated").await.unwrap_err();
+    assert_eq!(none.code(), Code::FailedPrecondition, "{none:?}");
+    assert!(
+        none.message().contains("no labelled blocks"),
+        "{}",
+        none.message()
+    );
+
+    // One class only.
+    client.send(block(0.0, "rest")).await;
+    let one = calibrate(&mut affect, "calibrated").await.unwrap_err();
+    assert_eq!(one.code(), Code::FailedPrecondition, "{one:?}");
+    assert!(one.message().contains("two classes"), "{}", one.message());
+
+    // Two classes over 40 s: rest, task, rest, task.
+    client.send(block(10.0, "task")).await;
+    client.send(block(20.0, "rest")).await;
+    client.send(block(30.0, "task")).await;
+    client.chunks(&rest_and_task_chunks(16.0, 41.0)).await;
+    until_fused(&mut client, 137.0).await;
+    let figures = calibrate(&mut affect, "calibrated")
+        .await
+        .unwrap()
+        .into_inner();
+    println!("live calibration: {figures:?}");
+    assert_eq!(figures.classes, ["rest", "task"]);
+    assert!(figures.hops >= 30, "{figures:?}");
+    assert_eq!(figures.chance_level, 0.5);
+    assert!(
+        figures.balanced_accuracy > figures.chance_95th_percentile,
+        "{figures:?}"
+    );
+    assert!(figures.features.iter().any(|f| f.starts_with("eeg.")));
+    assert_eq!(figures.method, "fusion-v1+calibrated-lda");
+
+    // The session goes on, calibrated.
+    client.chunks(&rest_and_task_chunks(41.0, 50.0)).await;
+    client
+        .send(stream_request::Message::End(EndSession {}))
+        .await;
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    let fused: Vec<&FusedEstimate> = messages(&all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Fused(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let last = fused.last().unwrap();
+    assert_eq!(last.method, "fusion-v1+calibrated-lda");
+    let labels: Vec<&str> = last.labels.iter().map(|l| l.label.as_str()).collect();
+    assert_eq!(labels, ["rest", "task"]);
+    assert!(fused.iter().any(|f| f.method == "fusion-v1"));
+    // The model is recorded with the session.
+    let mut zip = export_csv(&mut recordings, "calibrated").await;
+    let models: serde_json::Value =
+        serde_json::from_slice(&read_entry(&mut zip, "fusion_models.json")).unwrap();
+    assert_eq!(models.as_array().unwrap().len(), 1);
+    assert_eq!(models[0]["model"]["format"], "affectd-fusion-lda-v1");
+    assert_eq!(
+        models[0]["model"]["cross_validation"]["balanced_accuracy"],
+        figures.balanced_accuracy
+    );
+}
