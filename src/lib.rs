@@ -1,9 +1,9 @@
 //! affectd: a streaming affective-computing server.
 //!
 //! Data flows one way: transports (`server/` for gRPC, the CLI in `main.rs` and `cli/`)
-//! over a transport-free core (`engine`, `session/`, `explain/`, `admission`, with its
-//! `error`) over domain libraries (`vision/`, `signals/`, `prompt/`, `llm/`, `store/`,
-//! `formats/`, `models/`).
+//! over a transport-free core (`engine`, `session/`, `explain/`, `admission`, `replay`,
+//! with its `error`) over domain libraries (`vision/`, `signals/`, `fusion/`, `prompt/`,
+//! `llm/`, `store/`, `formats/`, `models/`).
 
 pub mod admission;
 pub mod config;
@@ -16,6 +16,7 @@ pub mod llm;
 pub mod models;
 pub mod onnx;
 pub mod prompt;
+pub mod replay;
 pub mod server;
 pub mod session;
 pub mod signals;

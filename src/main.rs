@@ -39,6 +39,12 @@ enum Command {
     /// Train a subject-specific EEG classifier from labelled windows; prints its
     /// cross-validated balanced accuracy against chance.
     TrainEeg(cli::signals::TrainArgs),
+    /// Train a participant's calibrated fusion from a recorded session's labelled blocks;
+    /// prints its blocked cross-validated balanced accuracy against chance.
+    TrainFusion(cli::offline::TrainFusionArgs),
+    /// Analyse a video with an XDF file recorded alongside (LabRecorder): faces, feature
+    /// windows and fused estimates on one timeline, optionally with a summary plot.
+    AnalyzeRecording(cli::offline::AnalyzeRecordingArgs),
     /// Explain the faces in one image with a language model (SoVTP prompt): tokens stream
     /// to stderr, the validated judgement is printed as JSON.
     Explain(cli::explain::ExplainArgs),
@@ -107,6 +113,12 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cli::analyze::run(&config, args).map(|()| ExitCode::SUCCESS),
         Command::Signals(args) => cli::signals::run(args).map(|()| ExitCode::SUCCESS),
         Command::TrainEeg(args) => cli::signals::train(args).map(|()| ExitCode::SUCCESS),
+        Command::TrainFusion(args) => {
+            cli::offline::train_fusion(&config, args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::AnalyzeRecording(args) => {
+            cli::offline::analyze_recording(&config, args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Explain(args) => cli::explain::run(&config, args).map(|()| ExitCode::SUCCESS),
         Command::Sessions { command } => {
             cli::sessions::run(&config, command).map(|()| ExitCode::SUCCESS)

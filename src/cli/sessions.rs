@@ -27,6 +27,10 @@ pub enum SessionsCommand {
     },
     /// Delete a recorded session and everything in it.
     Delete { session_id: String },
+    /// Re-run vision, signals and fusion over a recorded session (with new settings if
+    /// given): one timeline of faces, feature windows, fused estimates and markers, as JSON
+    /// lines or CSV, and optionally a summary plot.
+    Analyze(super::offline::AnalyzeSessionArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,6 +108,7 @@ pub fn run(config: &Config, command: SessionsCommand) -> anyhow::Result<()> {
     let store = open(config)?;
     let mut stdout = std::io::stdout().lock();
     match command {
+        SessionsCommand::Analyze(args) => super::offline::analyze_session(config, args)?,
         SessionsCommand::List => {
             let mut after: Option<String> = None;
             loop {

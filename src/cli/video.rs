@@ -17,6 +17,8 @@ pub struct VideoInfo {
     pub fps: f64,
     /// Frame count when the container says; 0 when unknown.
     pub frames: u64,
+    /// Duration, s, when the container says.
+    pub duration_s: Option<f64>,
 }
 
 fn parse_rate(rate: &str) -> Option<f64> {
@@ -33,7 +35,7 @@ pub fn probe(path: &Path) -> anyhow::Result<VideoInfo> {
             "-select_streams",
             "v:0",
             "-show_entries",
-            "stream=width,height,avg_frame_rate,nb_frames",
+            "stream=width,height,avg_frame_rate,nb_frames,duration",
             "-of",
             "default=noprint_wrappers=1",
         ])
@@ -64,6 +66,9 @@ pub fn probe(path: &Path) -> anyhow::Result<VideoInfo> {
         height,
         fps: field("avg_frame_rate").and_then(parse_rate).unwrap_or(30.0),
         frames: field("nb_frames").and_then(|v| v.parse().ok()).unwrap_or(0),
+        duration_s: field("duration")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|d| d.is_finite() && *d > 0.0),
     })
 }
 

@@ -799,3 +799,109 @@ mod tests {
         assert_eq!(f64_values(&f64_bytes(&[1.0, 2.0])), vec![1.0, 2.0]);
     }
 }
+
+/// A recorded client message, as a replay reads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredMessage {
+    Frame {
+        client_seq: u64,
+        timestamp: f64,
+        width: u32,
+        height: u32,
+        data: FrameData,
+    },
+    Chunk {
+        client_seq: u64,
+        stream_id: String,
+        first_timestamp: f64,
+        first_sample_index: Option<u64>,
+        samples: Vec<f32>,
+        timestamps: Vec<f64>,
+    },
+    Marker {
+        client_seq: u64,
+        timestamp: f64,
+        label: String,
+        duration_s: f64,
+    },
+}
+
+impl Store {
+    /// How many frames, chunks and markers a session holds (for a progress bar).
+    pub fn message_count(&self, session_id: &str) -> Result<u64, StoreError> {
+        let conn = self.connect()?;
+        Ok(conn.query_row(
+            "SELECT (SELECT count(*) FROM frames WHERE session_id = ?1)
+                  + (SELECT count(*) FROM chunks WHERE session_id = ?1)
+                  + (SELECT count(*) FROM markers WHERE session_id = ?1)",
+            [session_id],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Calls `each` on a session's frames, chunks and markers in client_seq order (the
+    /// order the session received them), one at a time.
+    pub fn replay<E: From<StoreError>>(
+        &self,
+        session_id: &str,
+        mut each: impl FnMut(StoredMessage) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let conn = self.connect()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT 0, client_seq, timestamp, format, width, height, data, NULL, NULL, NULL
+                   FROM frames WHERE session_id = ?1
+                 UNION ALL
+                 SELECT 1, client_seq, first_timestamp, stream_id, first_sample_index, NULL, samples, timestamps, NULL, NULL
+                   FROM chunks WHERE session_id = ?1
+                 UNION ALL
+                 SELECT 2, client_seq, timestamp, label, NULL, NULL, NULL, NULL, duration_s, NULL
+                   FROM markers WHERE session_id = ?1
+                 ORDER BY 2",
+            )
+            .map_err(StoreError::from)?;
+        let mut rows = stmt.query([session_id]).map_err(StoreError::from)?;
+        while let Some(r) = rows.next().map_err(StoreError::from)? {
+            let read = || -> rusqlite::Result<StoredMessage> {
+                let kind: i64 = r.get(0)?;
+                let client_seq = r.get::<_, i64>(1)? as u64;
+                let timestamp: f64 = r.get(2)?;
+                Ok(match kind {
+                    0 => {
+                        let format: String = r.get(3)?;
+                        let data: Vec<u8> = r.get(6)?;
+                        StoredMessage::Frame {
+                            client_seq,
+                            timestamp,
+                            width: r.get(4)?,
+                            height: r.get(5)?,
+                            data: if format == "rgb8" {
+                                FrameData::Rgb8(data)
+                            } else {
+                                FrameData::Encoded(data)
+                            },
+                        }
+                    }
+                    1 => StoredMessage::Chunk {
+                        client_seq,
+                        stream_id: r.get(3)?,
+                        first_timestamp: timestamp,
+                        first_sample_index: r.get::<_, Option<i64>>(4)?.map(|i| i as u64),
+                        samples: f32_values(&r.get::<_, Vec<u8>>(6)?),
+                        timestamps: r
+                            .get::<_, Option<Vec<u8>>>(7)?
+                            .map_or_else(Vec::new, |t| f64_values(&t)),
+                    },
+                    _ => StoredMessage::Marker {
+                        client_seq,
+                        timestamp,
+                        label: r.get(3)?,
+                        duration_s: r.get(8)?,
+                    },
+                })
+            };
+            each(read().map_err(StoreError::from)?)?;
+        }
+        Ok(())
+    }
+}

@@ -1945,3 +1945,157 @@ async fn calibration_switches_a_live_session_and_refuses_what_it_cannot_learn() 
         figures.balanced_accuracy
     );
 }
+
+/// `affectd sessions analyze` replays a recorded session through the same pipeline: its
+/// faces, feature windows and fused estimates equal what the session sent live; with a
+/// model from `affectd train-fusion` its labels are the calibrated classes; it draws the
+/// summary plot.
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_analysis_of_a_recorded_session_equals_the_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut client = Client::eeg(&mut affect, "replayed").await;
+    let face = photo("single_face.jpg");
+    client.send(block(0.0, "rest")).await;
+    client.send(block(10.0, "task")).await;
+    client.send(block(20.0, "rest")).await;
+    client.send(block(30.0, "task")).await;
+    for (i, chunk) in rest_and_task_chunks(0.0, 40.0).into_iter().enumerate() {
+        let t = chunk.first_timestamp;
+        client.send(stream_request::Message::Chunk(chunk)).await;
+        if i % 2 == 0 {
+            // Each frame waits for its result, so that none is skipped live.
+            let seq = client.frame(t, face.clone()).await;
+            client
+                .until(|m| matches!(&m.message, Some(stream_response::Message::Faces(f)) if f.client_seq == seq))
+                .await;
+        }
+    }
+    client
+        .send(stream_request::Message::End(EndSession {}))
+        .await;
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    let live_fused: Vec<&FusedEstimate> = messages(&all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::Fused(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let live_windows = messages(&all)
+        .into_iter()
+        .filter(|m| matches!(m, stream_response::Message::Features(_)))
+        .count();
+    assert!(live_fused.len() >= 35, "{}", live_fused.len());
+    assert!(warnings(&all).is_empty(), "{:?}", warnings(&all));
+
+    let run = |args: &[&str]| {
+        let out = affectd(dir.path())
+            .env("AFFECTD_DATABASE", &database)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "affectd {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let records = |text: &str, kind: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["record"] == kind)
+            .collect()
+    };
+    let timeline = run(&[
+        "sessions",
+        "analyze",
+        "replayed",
+        "--quiet",
+        "--plot",
+        "summary.png",
+    ]);
+    let fused = records(&timeline, "fused");
+    assert_eq!(fused.len(), live_fused.len());
+    for (offline, live) in fused.iter().zip(&live_fused) {
+        assert_eq!(offline["start_time"].as_f64().unwrap(), live.start_time);
+        assert_eq!(offline["method"], "fusion-v1");
+        let close = |a: &serde_json::Value, b: Option<f64>| match (a.as_f64(), b) {
+            (Some(a), Some(b)) => (a - b).abs() < 1e-6,
+            (None, None) => true,
+            _ => false,
+        };
+        assert!(
+            close(&offline["arousal"], live.arousal),
+            "{offline} vs {live:?}"
+        );
+        assert!(
+            close(&offline["valence"], live.valence),
+            "{offline} vs {live:?}"
+        );
+        let contributions = offline["contributions"].as_array().unwrap();
+        assert_eq!(contributions.len(), live.contributions.len());
+        for (o, l) in contributions.iter().zip(&live.contributions) {
+            assert!((o["weight"].as_f64().unwrap() - l.weight).abs() < 1e-6);
+        }
+    }
+    assert_eq!(records(&timeline, "features").len(), live_windows);
+    assert_eq!(records(&timeline, "faces").len(), faces(&all).len());
+    assert_eq!(records(&timeline, "marker").len(), 4);
+    let plot = image::open(dir.path().join("summary.png")).unwrap();
+    if let Ok(keep) = std::env::var("AFFECTD_KEEP_PLOT") {
+        std::fs::copy(dir.path().join("summary.png"), keep).unwrap();
+    }
+    assert_eq!((plot.width(), plot.height()), (1600, 1000));
+
+    // The CSV timeline holds the same rows.
+    let csv_text = run(&[
+        "sessions", "analyze", "replayed", "--quiet", "--format", "csv",
+    ]);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let record = header.iter().position(|h| h == "record").unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+    assert_eq!(
+        rows.iter().filter(|r| &r[record] == "fused").count(),
+        live_fused.len()
+    );
+
+    // A calibration from the recording, then its labels offline.
+    let report = run(&["train-fusion", "replayed", "--model-out", "model.json"]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let cv = &report["cross_validation"];
+    assert!(
+        cv["balanced_accuracy"].as_f64().unwrap() > cv["chance_95th_percentile"].as_f64().unwrap(),
+        "{report}"
+    );
+    let calibrated = run(&[
+        "sessions",
+        "analyze",
+        "replayed",
+        "--quiet",
+        "--fusion-model",
+        "model.json",
+    ]);
+    let fused = records(&calibrated, "fused");
+    assert_eq!(fused[0]["method"], "fusion-v1+calibrated-lda");
+    assert_eq!(fused[0]["label_names"], serde_json::json!(["rest", "task"]));
+
+    // Errors that say what to do.
+    let out = affectd(dir.path())
+        .env("AFFECTD_DATABASE", &database)
+        .args(["train-fusion", "replayed", "--labels", "no-such.csv"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such.csv"));
+}
