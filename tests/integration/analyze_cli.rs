@@ -155,3 +155,170 @@ fn a_broken_input_is_named_and_the_others_still_run() {
         "the good image is still analysed"
     );
 }
+
+/// An XDF file as a recorder writes it: EEG at 256 Hz from 1000 s to 1010 s of the
+/// recorder's clock, a "VideoSync" marker stream marking the camera's start at 1002 s, and
+/// a "Markers" stream with one event.
+fn recording_xdf(path: &std::path::Path) {
+    use affectd::formats::xdf::{ChannelHeader, StreamHeader, XdfWriter};
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = XdfWriter::new(file, "<datetime>2026-11-30</datetime>").unwrap();
+    let rate = 256.0;
+    w.stream_header(
+        1,
+        &StreamHeader {
+            name: "EEG".into(),
+            stream_type: "EEG".into(),
+            channel_count: 2,
+            nominal_srate: rate,
+            numeric: true,
+            source_id: "test-amp".into(),
+            created_at: 1000.0,
+            channels: ["F3", "F4"]
+                .iter()
+                .map(|l| ChannelHeader {
+                    label: l.to_string(),
+                    unit: "microvolts".into(),
+                    kind: "EEG".into(),
+                })
+                .collect(),
+        },
+    )
+    .unwrap();
+    let n = (10.0 * rate) as usize;
+    let rows: Vec<(f64, Vec<f32>)> = (0..n)
+        .map(|i| {
+            let t = i as f64 / rate;
+            let alpha = (2.0 * std::f64::consts::PI * 10.0 * t).sin();
+            let beta = (2.0 * std::f64::consts::PI * 20.0 * t).sin();
+            (
+                1000.0 + t,
+                vec![
+                    (20.0 * alpha + 6.0 * beta) as f32,
+                    (12.0 * alpha + 6.0 * beta) as f32,
+                ],
+            )
+        })
+        .collect();
+    w.numeric_samples(1, rows.iter().map(|(t, v)| (*t, v.as_slice())))
+        .unwrap();
+    w.stream_footer(1, 1000.0, rows.last().unwrap().0, n as u64)
+        .unwrap();
+    for (id, name, t, label) in [
+        (2, "VideoSync", 1002.0, "camera start"),
+        (3, "Markers", 1003.0, "stimulus"),
+    ] {
+        w.stream_header(
+            id,
+            &StreamHeader {
+                name: name.into(),
+                stream_type: "Markers".into(),
+                channel_count: 1,
+                nominal_srate: 0.0,
+                numeric: false,
+                source_id: format!("test-{name}"),
+                created_at: 1000.0,
+                channels: Vec::new(),
+            },
+        )
+        .unwrap();
+        w.string_sample(id, t, label).unwrap();
+        w.stream_footer(id, t, t, 1).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// `affectd analyze-recording VIDEO XDF`: the video's frames placed on the XDF's clock
+/// (from its sync marker), analysed with the signals and fused; no overlap is an error
+/// naming both time ranges.
+#[test]
+fn a_video_and_an_xdf_are_analysed_on_one_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let xdf = dir.path().join("run1.xdf");
+    recording_xdf(&xdf);
+    let video = testdata("single_face.mp4");
+    let run = |extra: &[&str]| {
+        affectd(dir.path())
+            .env("AFFECTD_LOG_LEVEL", "error")
+            .arg("analyze-recording")
+            .arg(&video)
+            .arg(&xdf)
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "--video-start-marker",
+        "VideoSync:camera start",
+        "--quiet",
+        "--plot",
+        "summary.png",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |kind: &str| {
+        records
+            .iter()
+            .filter(|r| r["record"] == kind)
+            .collect::<Vec<_>>()
+    };
+    let faces = of("faces");
+    assert_eq!(faces.len(), 72);
+    assert_eq!(faces[0]["timestamp"], 1002.0);
+    assert!((faces[30]["timestamp"].as_f64().unwrap() - 1003.0).abs() < 1e-9);
+    assert!(
+        faces
+            .iter()
+            .all(|f| f["faces"].as_array().unwrap().len() == 1)
+    );
+    assert!(of("features").len() >= 6);
+    let fused = of("fused");
+    // Windows of 4 s every second over 10 s of EEG: moments 1002 to 1008.
+    assert!(fused.len() >= 6, "{} fused", fused.len());
+    // While the video runs, the face contributes alongside the EEG.
+    let both = fused.iter().any(|f| {
+        let names: Vec<&str> = f["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["modality"].as_str().unwrap())
+            .collect();
+        names.contains(&"face") && names.contains(&"eeg")
+    });
+    assert!(both, "{fused:?}");
+    let markers = of("marker");
+    assert_eq!(markers.len(), 2);
+    assert!(image::open(dir.path().join("summary.png")).is_ok());
+
+    // The same with the start given.
+    let given = run(&["--video-start", "1002", "--quiet"]);
+    assert!(given.status.success());
+
+    // No overlap: both ranges named.
+    let apart = run(&["--video-start", "5000", "--quiet"]);
+    assert!(!apart.status.success());
+    let err = String::from_utf8_lossy(&apart.stderr);
+    assert!(err.contains("5000.000 to 5002.400"), "{err}");
+    assert!(err.contains("1000.000 to 1010.000"), "{err}");
+    // A marker stream that is not there: the ones that are are named.
+    let missing = run(&["--video-start-marker", "Camera", "--quiet"]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("no stream named \"Camera\"") && err.contains("VideoSync"),
+        "{err}"
+    );
+    // Neither given.
+    let neither = run(&["--quiet"]);
+    assert!(!neither.status.success());
+    assert!(String::from_utf8_lossy(&neither.stderr).contains("--video-start"));
+}
