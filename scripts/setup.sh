@@ -45,6 +45,9 @@ if [ "${1:-}" = "--dev" ]; then
     CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
       .venv/bin/python -m pip install --disable-pip-version-check -q "llama-cpp-python[server]==0.3.36"
   fi
+  # The stress model's own Python (its feature extraction is the parity reference); its
+  # dependencies (numpy, scipy, onnxruntime) are the ones above, pandas is not used.
+  .venv/bin/python -m pip install --disable-pip-version-check -q --no-deps "synheart-emotion==0.1.0"
   PYTHON=.venv/bin/python scripts/fetch-testdata.sh
   # buf (proto lint) from npm, into .tools/.
   BUF_VERSION=1.75.0

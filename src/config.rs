@@ -70,6 +70,19 @@ pub struct FusionConfig {
     pub stale_s: f64,
     /// Seconds of each physiological quantity used as the participant's baseline.
     pub baseline_s: f64,
+    /// How the cardiac modality reads arousal: "rules" (heart rate and RMSSD change from
+    /// the participant's baseline) or "synheart-stress" (synheart-emotion's WESAD stress
+    /// model on the last 60 s of beats; needs `affectd models fetch synheart-stress-ecg-60s`).
+    pub cardiac_encoder: CardiacEncoder,
+}
+
+/// The cardiac arousal encoder (see `fusion::estimate` and `fusion::stress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CardiacEncoder {
+    #[default]
+    Rules,
+    SynheartStress,
 }
 
 impl Default for FusionConfig {
@@ -93,6 +106,7 @@ impl Default for FusionConfig {
             dropout_s: 3.0,
             stale_s: 10.0,
             baseline_s: 60.0,
+            cardiac_encoder: CardiacEncoder::Rules,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Transport-free: `server/` (gRPC) converts and calls these; the CLI builds only what it
 //! needs (`affectd explain` builds an [`Explainer`] and never opens the session database).
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::admission::Limits;
@@ -36,6 +37,33 @@ pub enum StartError {
     /// Another server records into the database.
     #[error(transparent)]
     DatabaseInUse(StoreError),
+    /// A configured model is unavailable.
+    #[error("{0}")]
+    Model(String),
+}
+
+/// The cardiac stress model when the configuration asks for it (fusion.cardiac_encoder);
+/// an error saying how to get it when it is asked for and not loaded.
+pub fn stress_model(
+    config: &Config,
+    models: &ModelSet,
+) -> Result<Option<Arc<dyn crate::vision::backend::Inference>>, String> {
+    if config.fusion.cardiac_encoder != crate::config::CardiacEncoder::SynheartStress {
+        return Ok(None);
+    }
+    let id = crate::fusion::stress::MODEL_ID;
+    match models.get(id) {
+        Some(state) => match &state.model {
+            Some(model) => Ok(Some(
+                model.clone() as Arc<dyn crate::vision::backend::Inference>
+            )),
+            None => Err(format!(
+                "fusion.cardiac_encoder is \"synheart-stress\" but model {id} is unavailable: {}; run `affectd models fetch {id}`, or set fusion.cardiac_encoder = \"rules\"",
+                state.reason
+            )),
+        },
+        None => Err(format!("model {id} is not in the manifest")),
+    }
 }
 
 /// Verifies and loads the manifest's models (the ONNX face models run once on zeros).
@@ -81,6 +109,8 @@ pub struct Engine {
     pub face_models: Option<FaceModels>,
     /// Why there are no face models, when there are none.
     pub face_unavailable: String,
+    /// The cardiac stress model, when fusion is configured to use it.
+    pub stress_model: Option<Arc<dyn crate::vision::backend::Inference>>,
     pub explainer: Explainer,
     /// Live sessions.
     pub sessions: Registry,
@@ -97,6 +127,7 @@ impl Engine {
     /// recordings reported unavailable.
     pub fn start(config: Config) -> Result<Engine, StartError> {
         let (manifest, models) = load_models(&config)?;
+        stress_model(&config, &models).map_err(StartError::Model)?;
         let explainer = Explainer::new(&config, &manifest, &models);
         let path = &config.store.database;
         let (store, lock) = match Store::lock_for_server(path) {
@@ -134,6 +165,7 @@ impl Engine {
             _ => "the face models are not loaded".to_string(),
         };
         Engine {
+            stress_model: stress_model(&config, &models).ok().flatten(),
             face_models: models.face_models(),
             face_unavailable,
             limits: Limits::default(),

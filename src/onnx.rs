@@ -280,15 +280,24 @@ impl crate::vision::backend::Inference for OnnxModel {
         let outputs = session
             .run(ort::inputs![self.input.as_str() => tensor])
             .map_err(|e| fail(e.to_string()))?;
-        outputs
-            .iter()
-            .map(|(name, value)| {
-                let array = value
-                    .try_extract_array::<f32>()
-                    .map_err(|e| fail(e.to_string()))?;
-                Ok((name.to_owned(), array.to_owned()))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (name, value) in outputs.iter() {
+            // Outputs of other element types (a classifier's int64 label) are not read.
+            if !matches!(
+                value.dtype(),
+                ValueType::Tensor {
+                    ty: TensorElementType::Float32,
+                    ..
+                }
+            ) {
+                continue;
+            }
+            let array = value
+                .try_extract_array::<f32>()
+                .map_err(|e| fail(e.to_string()))?;
+            out.push((name.to_owned(), array.to_owned()));
+        }
+        Ok(out)
     }
 }
 

@@ -14,6 +14,7 @@ use crate::fusion::{FusedEstimate, Timeline};
 use crate::session::SessionConfig;
 use crate::signals::analyzers::{Analyzers, SignalChunk};
 use crate::signals::features::{FeatureWindow, StreamWarning};
+use crate::vision::backend::Inference;
 use crate::vision::{AnalyzeOptions, FaceModels, FrameResult, Tracker};
 
 /// What the replay produces, in the order a live session would send it.
@@ -43,11 +44,13 @@ pub struct Replay {
 
 impl Replay {
     /// A replay of a session set up as `session` says, with this server configuration's
-    /// defaults and fusion settings; frames are analysed when `face_models` are given.
+    /// defaults and fusion settings; frames are analysed when `face_models` are given, and
+    /// the cardiac encoder is the stress model when `stress_model` is.
     pub fn new(
         config: &Config,
         session: &SessionConfig,
         face_models: Option<FaceModels>,
+        stress_model: Option<Arc<dyn Inference>>,
     ) -> Result<Self, String> {
         let analyzers = Analyzers::new(&session.streams, &session.analysis, "streams")?;
         let face = match face_models {
@@ -65,6 +68,7 @@ impl Replay {
             session.analysis.hop_s,
             &session.streams,
             face.is_some(),
+            stress_model,
         );
         Ok(Self {
             face,

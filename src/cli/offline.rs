@@ -167,12 +167,14 @@ enum Sink {
     /// Rows go to a temporary file as they come (columns numbered on first sight), and the
     /// table is written at the end with the header of every column seen: a long session
     /// need not fit in memory.
-    Csv {
-        out: Box<dyn Write>,
-        columns: Vec<String>,
-        index: HashMap<String, usize>,
-        body: csv::Writer<std::fs::File>,
-    },
+    Csv(Box<CsvTimeline>),
+}
+
+struct CsvTimeline {
+    out: Box<dyn Write>,
+    columns: Vec<String>,
+    index: HashMap<String, usize>,
+    body: csv::Writer<std::fs::File>,
 }
 
 impl Sink {
@@ -186,14 +188,14 @@ impl Sink {
         };
         Ok(match args.format {
             TimelineFormat::Jsonl => Sink::Jsonl(out),
-            TimelineFormat::Csv => Sink::Csv {
+            TimelineFormat::Csv => Sink::Csv(Box::new(CsvTimeline {
                 out,
                 columns: Vec::new(),
                 index: HashMap::new(),
                 body: csv::WriterBuilder::new()
                     .flexible(true)
                     .from_writer(tempfile::tempfile().context("creating a temporary file")?),
-            },
+            })),
         })
     }
 
@@ -206,13 +208,13 @@ impl Sink {
     }
 
     fn cells(&mut self, cells: Vec<(String, String)>) -> anyhow::Result<()> {
-        if let Sink::Csv {
-            columns,
-            index,
-            body,
-            ..
-        } = self
-        {
+        if let Sink::Csv(table) = self {
+            let CsvTimeline {
+                columns,
+                index,
+                body,
+                ..
+            } = table.as_mut();
             let mut row = vec![String::new(); columns.len()];
             for (k, v) in cells {
                 let i = *index.entry(k.clone()).or_insert_with(|| {
@@ -330,9 +332,10 @@ impl Sink {
     fn finish(self) -> anyhow::Result<()> {
         match self {
             Sink::Jsonl(mut out) => out.flush()?,
-            Sink::Csv {
-                out, columns, body, ..
-            } => {
+            Sink::Csv(table) => {
+                let CsvTimeline {
+                    out, columns, body, ..
+                } = *table;
                 let mut file = body.into_inner().map_err(|e| e.into_error())?;
                 file.rewind()?;
                 let mut w = csv::Writer::from_writer(out);
@@ -407,6 +410,23 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(path)?)
 }
 
+/// The cardiac stress model when fusion.cardiac_encoder asks for it.
+fn stress_model(
+    config: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<dyn affectd::vision::backend::Inference>>> {
+    if config.fusion.cardiac_encoder != affectd::config::CardiacEncoder::SynheartStress {
+        return Ok(None);
+    }
+    let manifest = affectd::models::Manifest::load(&config.models.dir, &config.models.cache_dir)?;
+    let set = affectd::models::loaded::ModelSet::load_formats(
+        &manifest,
+        affectd::onnx::init(&config.onnx.library),
+        &config.onnx,
+        &[affectd::models::manifest::Format::Onnx],
+    );
+    affectd::engine::stress_model(config, &set).map_err(anyhow::Error::msg)
+}
+
 /// The face models, when the analysis needs them.
 fn face_models(config: &Config, needed_for: &str) -> anyhow::Result<affectd::vision::FaceModels> {
     affectd::models::loaded::load_face_models(config)
@@ -429,7 +449,8 @@ pub fn analyze_session(config: &Config, args: AnalyzeSessionArgs) -> anyhow::Res
     } else {
         None
     };
-    let mut replay = Replay::new(config, &session, models).map_err(anyhow::Error::msg)?;
+    let mut replay =
+        Replay::new(config, &session, models, stress_model(config)?).map_err(anyhow::Error::msg)?;
     if let Some(model) = args.settings.model()? {
         replay.calibrate(model);
     }
@@ -580,7 +601,8 @@ pub fn analyze_recording(config: &Config, args: AnalyzeRecordingArgs) -> anyhow:
     };
     args.settings.apply(&mut session)?;
     let models = face_models(config, "analysing the video")?;
-    let mut replay = Replay::new(config, &session, Some(models)).map_err(anyhow::Error::msg)?;
+    let mut replay = Replay::new(config, &session, Some(models), stress_model(config)?)
+        .map_err(anyhow::Error::msg)?;
     if let Some(model) = args.settings.model()? {
         replay.calibrate(model);
     }

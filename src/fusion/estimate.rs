@@ -177,9 +177,11 @@ impl Trailing {
 }
 
 /// The physiological estimators of one stream, with their baselines.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SignalEstimator {
     baseline_s: f64,
+    /// synheart-emotion's stress model as the cardiac encoder, when configured.
+    stress_model: Option<std::sync::Arc<dyn crate::vision::backend::Inference>>,
     /// The stream's first window start, client clock, s.
     first: Option<f64>,
     beats: Trailing,
@@ -199,6 +201,16 @@ impl SignalEstimator {
             baseline_s,
             ..Default::default()
         }
+    }
+
+    /// Cardiac arousal from synheart-emotion's stress model (P(stress) of the last 60 s
+    /// of beats) instead of the rules; None keeps the rules.
+    pub fn with_stress_model(
+        mut self,
+        model: Option<std::sync::Arc<dyn crate::vision::backend::Inference>>,
+    ) -> Self {
+        self.stress_model = model;
+        self
     }
 
     /// The estimate of one feature window; None for kinds fusion does not use, or a window
@@ -246,10 +258,20 @@ impl SignalEstimator {
                 let (base, done) = self.heart_rate.update(time, hr, span);
                 let mut x = (hr - base) / 8.0;
                 self.beats.extend(c.beat_times.iter().map(|t| (*t, 0.0)));
-                let recent: Vec<f64> = self
+                let held_s = if self.stress_model.is_some() {
+                    super::stress::WINDOW_S
+                } else {
+                    HRV_SPAN_S
+                };
+                let held: Vec<f64> = self
                     .beats
-                    .since(w.end_time - HRV_SPAN_S)
+                    .since(w.end_time - held_s)
                     .map(|(t, _)| *t)
+                    .collect();
+                let recent: Vec<f64> = held
+                    .iter()
+                    .copied()
+                    .filter(|t| *t >= w.end_time - HRV_SPAN_S)
                     .collect();
                 if let Some(hrv) = crate::signals::cardiac::heart_rate(&recent)
                     .filter(|h| recent.len() >= 3 && h.rmssd_ms > 0.0)
@@ -258,6 +280,17 @@ impl SignalEstimator {
                     let (ln_base, _) = self.ln_rmssd.update(time, ln_rmssd, span);
                     x += ln_base - ln_rmssd;
                 }
+                let arousal = match &self.stress_model {
+                    // P(stress) of the last 60 s; not computed with fewer than 10 beats.
+                    Some(model) => {
+                        let rr: Vec<f64> =
+                            held.windows(2).map(|b| (b[1] - b[0]) * 1000.0).collect();
+                        super::stress::features(&rr).and_then(|f| {
+                            super::stress::stress_probability(model.as_ref(), &f).ok()
+                        })
+                    }
+                    None => Some(logistic(x)),
+                };
                 // Beats found against those expected at the window's own rate, and RR
                 // intervals outside 0.3-2.0 s (200-30 bpm) as implausible.
                 let window_s = (w.end_time - w.start_time).max(1e-9);
@@ -272,7 +305,7 @@ impl SignalEstimator {
                 let implausible = rr.iter().filter(|r| !(0.3..=2.0).contains(*r)).count() as f64
                     / rr.len().max(1) as f64;
                 Some(out(
-                    Some(logistic(x)),
+                    arousal,
                     None,
                     usable * agreement.min(1.0) * (1.0 - implausible) * settled(done),
                 ))

@@ -6,6 +6,7 @@
 pub mod calibrate;
 pub mod estimate;
 pub mod fuse;
+pub mod stress;
 pub mod timeline;
 
 pub use estimate::{Modality, ModalityEstimate, SignalEstimator};

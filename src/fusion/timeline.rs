@@ -3,6 +3,7 @@
 //! both drive this, so that they give the same estimates for the same data.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use super::calibrate::FusionModel;
 use super::estimate::{self, Modality, SignalEstimator};
@@ -11,6 +12,7 @@ use crate::config::FusionConfig;
 use crate::signals::features::FeatureWindow;
 use crate::signals::stream::StreamSpec;
 use crate::vision::FrameResult;
+use crate::vision::backend::Inference;
 
 /// What became of an accepted frame.
 #[derive(Debug, Clone)]
@@ -25,6 +27,7 @@ enum FrameFate {
 pub struct Timeline {
     fuser: Fuser,
     baseline_s: f64,
+    stress_model: Option<Arc<dyn Inference>>,
     estimators: BTreeMap<String, SignalEstimator>,
     /// Accepted frames in client order, until their fate is known: the face's clock only
     /// moves on in that order, so a result that comes late is not taken for a gap.
@@ -35,7 +38,15 @@ pub struct Timeline {
 impl Timeline {
     /// Hops of `hop_s` seconds; `streams` are the session's declared streams and `video`
     /// whether its frames are analysed: fusion waits for those modalities from the start.
-    pub fn new(config: &FusionConfig, hop_s: f64, streams: &[StreamSpec], video: bool) -> Self {
+    /// `stress_model`: synheart-emotion's stress model as the cardiac encoder (see
+    /// `fusion::stress`); None for the rules.
+    pub fn new(
+        config: &FusionConfig,
+        hop_s: f64,
+        streams: &[StreamSpec],
+        video: bool,
+        stress_model: Option<Arc<dyn Inference>>,
+    ) -> Self {
         let mut fuser = Fuser::new(config, hop_s);
         for s in streams {
             if let Some(m) = Modality::of_kind(s.kind) {
@@ -48,6 +59,7 @@ impl Timeline {
         Self {
             fuser,
             baseline_s: config.baseline_s,
+            stress_model,
             estimators: BTreeMap::new(),
             frames: VecDeque::new(),
             model: None,
@@ -91,11 +103,13 @@ impl Timeline {
         let Some(modality) = Modality::of_kind(w.kind) else {
             return;
         };
-        let baseline_s = self.baseline_s;
+        let (baseline_s, stress_model) = (self.baseline_s, &self.stress_model);
         let estimate = self
             .estimators
             .entry(w.stream_id.clone())
-            .or_insert_with(|| SignalEstimator::new(baseline_s))
+            .or_insert_with(|| {
+                SignalEstimator::new(baseline_s).with_stress_model(stress_model.clone())
+            })
             .estimate(w);
         self.fuser
             .push_signal(modality, 0.5 * (w.start_time + w.end_time), estimate);

@@ -197,13 +197,20 @@ fn load_one(
                 VerifyError::Mismatch { .. } => Status::Corrupt,
                 VerifyError::Read { .. } => Status::LoadFailed,
             };
-            state.reason = match (&e, entry.format) {
-                (VerifyError::Missing { .. }, Format::Gguf) => {
+            let fetched = entry.source == super::manifest::Source::Registry;
+            state.reason = match &e {
+                VerifyError::Missing { .. } if fetched => {
                     format!("{e}; run `affectd models fetch {}`", entry.id)
                 }
                 _ => e.to_string(),
             };
-            tracing::warn!(model = %entry.id, "{}", state.reason);
+            // A fetched model is optional until something asks for it (the explanation
+            // backend, fusion.cardiac_encoder), which then says so.
+            if fetched && matches!(e, VerifyError::Missing { .. }) {
+                tracing::info!(model = %entry.id, "{}", state.reason);
+            } else {
+                tracing::warn!(model = %entry.id, "{}", state.reason);
+            }
             return state;
         }
     };

@@ -131,6 +131,7 @@ impl Setup {
             config.analysis.hop_s,
             &config.streams,
             engine.face_models.is_some(),
+            engine.stress_model.clone(),
         );
         let live = engine
             .sessions

@@ -12,6 +12,7 @@ mod analyze_signals;
 mod cli;
 mod explain;
 mod fusion;
+mod fusion_stress;
 mod prompt;
 mod python_client;
 mod server;

@@ -50,7 +50,8 @@ pub fn qwen() -> PathBuf {
     )
 }
 
-fn fetched(id: &str, file_name: &str) -> PathBuf {
+/// A registry model fetched into .testdata/llm-cache (once; kept between runs).
+pub fn fetched(id: &str, file_name: &str) -> PathBuf {
     let _one_at_a_time = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     let cache = repo().join(".testdata/llm-cache");
     let file = cache.join(file_name);
