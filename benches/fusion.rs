@@ -30,7 +30,9 @@ fn stream(id: &str, kind: SignalKind, rate: f64, channels: usize) -> StreamSpec 
             .map(|c| ChannelSpec {
                 label: if kind == SignalKind::Eeg {
                     // Frontal pairs first, so that asymmetry is computed.
-                    ["F3", "F4", "F7", "F8"].get(c).map_or(format!("E{c}"), |l| l.to_string())
+                    ["F3", "F4", "F7", "F8"]
+                        .get(c)
+                        .map_or(format!("E{c}"), |l| l.to_string())
                 } else {
                     format!("{id}{c}")
                 },

@@ -322,3 +322,96 @@ fn a_video_and_an_xdf_are_analysed_on_one_timeline() {
     assert!(!neither.status.success());
     assert!(String::from_utf8_lossy(&neither.stderr).contains("--video-start"));
 }
+
+/// Makes docs/fusion-example.png, the README's example summary plot: a real face video
+/// (WolfgangLanger_Pexels.mp4, 19.7 s) analysed with a real ECG (scipy's ecg.dat, MIT-BIH
+/// record 208 at 360 Hz; not recorded together: the clip is placed 5 s into the ECG).
+/// Run: cargo test --test integration example_plot -- --ignored
+#[test]
+#[ignore = "writes docs/fusion-example.png; run by hand"]
+fn example_plot_for_the_readme() {
+    use affectd::formats::xdf::{ChannelHeader, StreamHeader, XdfWriter};
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let xdf = dir.path().join("ecg.xdf");
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(testdata("ecg.dat")).unwrap()).unwrap();
+    let mut npy = Vec::new();
+    archive
+        .by_name("ecg.npy")
+        .unwrap()
+        .read_to_end(&mut npy)
+        .unwrap();
+    let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    let ecg: Vec<f32> = npy[10 + header_len..]
+        .chunks_exact(2)
+        .map(|b| ((u16::from_le_bytes([b[0], b[1]]) as f64 - 1024.0) / 200.0) as f32)
+        .collect();
+    let rate = 360.0;
+    let n = (40.0 * rate) as usize;
+    let mut w = XdfWriter::new(
+        std::fs::File::create(&xdf).unwrap(),
+        "<datetime>example</datetime>",
+    )
+    .unwrap();
+    w.stream_header(
+        1,
+        &StreamHeader {
+            name: "ECG".into(),
+            stream_type: "ECG".into(),
+            channel_count: 1,
+            nominal_srate: rate,
+            numeric: true,
+            source_id: "mitbih-208".into(),
+            created_at: 0.0,
+            channels: vec![ChannelHeader {
+                label: "MLII".into(),
+                unit: "mV".into(),
+                kind: "ECG".into(),
+            }],
+        },
+    )
+    .unwrap();
+    let rows: Vec<(f64, [f32; 1])> = (0..n).map(|i| (i as f64 / rate, [ecg[i]])).collect();
+    w.numeric_samples(1, rows.iter().map(|(t, v)| (*t, v.as_slice())))
+        .unwrap();
+    w.stream_footer(1, 0.0, rows.last().unwrap().0, n as u64)
+        .unwrap();
+    w.stream_header(
+        2,
+        &StreamHeader {
+            name: "Markers".into(),
+            stream_type: "Markers".into(),
+            channel_count: 1,
+            nominal_srate: 0.0,
+            numeric: false,
+            source_id: "example-markers".into(),
+            created_at: 0.0,
+            channels: Vec::new(),
+        },
+    )
+    .unwrap();
+    for (t, label) in [(5.0, "clip start"), (15.0, "clip middle")] {
+        w.string_sample(2, t, label).unwrap();
+    }
+    w.stream_footer(2, 5.0, 15.0, 2).unwrap();
+    w.finish().unwrap();
+    let out_png = repo().join("docs/fusion-example.png");
+    std::fs::create_dir_all(out_png.parent().unwrap()).unwrap();
+    let out = affectd(dir.path())
+        .arg("analyze-recording")
+        .arg(testdata("WolfgangLanger_Pexels.mp4"))
+        .arg(&xdf)
+        .args(["--video-start", "5", "--quiet", "--plot"])
+        .arg(&out_png)
+        .args(["--output"])
+        .arg(dir.path().join("timeline.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{}", String::from_utf8_lossy(&out.stderr));
+}
