@@ -125,6 +125,29 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any text is either blocks or an error naming a line; never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "(?s).{0,400}") {
+            if let Ok(blocks) = parse_csv(&text) {
+                for b in blocks {
+                    proptest::prop_assert!(b.start.is_finite() && b.end >= b.start);
+                }
+            }
+        }
+
+        /// Well-formed rows with any numbers.
+        #[test]
+        fn rows_of_numbers(rows in proptest::collection::vec((-1e6f64..1e6, 0.0f64..1e4, "[a-z]{1,8}"), 0..20)) {
+            let text: String = std::iter::once("onset,duration,label".to_string())
+                .chain(rows.iter().map(|(o, d, l)| format!("{o},{d},{l}")))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let blocks = parse_csv(&text).unwrap();
+            proptest::prop_assert_eq!(blocks.len(), rows.len());
+        }
+    }
+
     #[test]
     fn a_bad_row_is_named() {
         let e = parse_csv("onset,duration,label\n0,5,rest\n5,x,task\n").unwrap_err();
