@@ -1469,8 +1469,12 @@ mod llm {
         // default clock synchronisation).
         let (_, xdf) = export(&mut recordings, "clocked", ExportFormat::Unspecified).await;
         let streams = pyxdf_read(&xdf);
-        let markers = &streams[0];
-        assert_eq!(markers["name"], "Markers");
+        let markers = streams
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "Markers")
+            .expect("a Markers stream");
         let t = markers["time_stamps"][0].as_f64().unwrap();
         assert!((t - (1.0 + 1234.5)).abs() < 1e-6, "{t}");
     }
