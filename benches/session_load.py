@@ -28,7 +28,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "clients/python"))
 
-from affectd_client import Client, signals_pb2  # noqa: E402
+import affectd  # noqa: E402
+from affectd.proto import session_pb2  # noqa: E402
 
 
 def percentile(values, q):
@@ -49,11 +50,8 @@ def main():
     p.add_argument("--image", default=str(ROOT / ".testdata/single_face.jpg"))
     args = p.parse_args()
     image = pathlib.Path(args.image).read_bytes()
-    eeg = signals_pb2.StreamInfo(
-        stream_id="eeg",
-        kind=signals_pb2.SIGNAL_KIND_EEG,
-        nominal_rate_hz=args.eeg_rate,
-        channels=[signals_pb2.ChannelInfo(label=f"E{i + 1}", unit="uV") for i in range(args.eeg_channels)],
+    eeg = affectd.stream(
+        "eeg", "eeg", args.eeg_rate, labels=[f"E{i + 1}" for i in range(args.eeg_channels)], units="uV"
     )
     per_chunk = int(args.eeg_rate / args.chunk_hz)
     chunk_rows = [[float((i * 7 + c * 13) % 50 - 25) for c in range(args.eeg_channels)] for i in range(per_chunk)]
@@ -62,31 +60,31 @@ def main():
     frame_latency, ack_latency, analysis_ms = [], [], []
     counts = {"faces": 0, "skipped": 0, "windows": 0}
     acked = [0]
-    with Client(args.address) as client:
-        session = client.session(participant="bench", streams=[eeg], metadata={"bench": "session_load"})
+    with affectd.Client(args.address) as client:
         lock = threading.Lock()
 
-        def read():
-            for r in session.responses():
-                now = time.perf_counter()
-                kind = r.WhichOneof("message")
-                with lock:
-                    if kind == "faces":
-                        counts["faces"] += 1
-                        frame_latency.append(now - sent_at[r.faces.client_seq])
-                        analysis_ms.append(sum(t.ms for t in r.faces.timings))
-                    elif kind == "warning" and r.warning.kind == signals_pb2.WARNING_KIND_FRAME_SKIPPED:
-                        counts["skipped"] += 1
-                    elif kind == "features":
-                        counts["windows"] += 1
-                    elif kind == "ack":
-                        for seq in range(acked[0] + 1, r.ack.client_seq + 1):
-                            if seq in sent_at:
-                                ack_latency.append(now - sent_at[seq])
-                        acked[0] = r.ack.client_seq
+        def read(r):
+            now = time.perf_counter()
+            kind = r.WhichOneof("message")
+            with lock:
+                if kind == "faces":
+                    counts["faces"] += 1
+                    frame_latency.append(now - sent_at[r.faces.client_seq])
+                    analysis_ms.append(sum(t.ms for t in r.faces.timings))
+                elif kind == "warning" and r.warning.kind == session_pb2.SESSION_WARNING_KIND_FRAME_SKIPPED:
+                    counts["skipped"] += 1
+                elif kind == "features":
+                    counts["windows"] += 1
+                elif kind == "ack":
+                    for seq in range(acked[0] + 1, r.ack.client_seq + 1):
+                        if seq in sent_at:
+                            ack_latency.append(now - sent_at[seq])
+                    acked[0] = r.ack.client_seq
 
-        reader = threading.Thread(target=read)
-        reader.start()
+        session = client.session(  # `read` runs on the session's reader thread
+            participant="bench", streams=[eeg], metadata={"bench": "session_load"},
+            keep_responses=False, callbacks={"*": read},
+        )
         start = time.perf_counter()
         next_frame, next_chunk = start, start
         frames = chunks = 0
@@ -107,7 +105,6 @@ def main():
                 next_chunk += 1.0 / args.chunk_hz
             time.sleep(max(0.0, min(next_frame, next_chunk) - time.perf_counter()))
         session.end()
-        reader.join()
 
     ms = lambda v: v * 1e3  # noqa: E731
     print(f"{args.seconds:.0f} s: {frames} frames at {args.fps:g} fps, {chunks} EEG chunks "

@@ -19,6 +19,7 @@ fn python() -> PathBuf {
 fn run(args: &[&str]) -> String {
     let out = Command::new(python())
         .args(args)
+        .env("PYTHONPATH", repo().join("clients/python"))
         .current_dir(repo())
         .output()
         .unwrap();
@@ -68,10 +69,10 @@ fn committed_python_stubs_match_the_protos() {
         .status()
         .unwrap();
     assert!(status.success());
-    for entry in std::fs::read_dir(out.path().join("affect/v1")).unwrap() {
+    for entry in std::fs::read_dir(out.path()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap();
-        let committed = repo().join("clients/python/affect/v1").join(name);
+        let committed = repo().join("clients/python/affectd/proto").join(name);
         assert_eq!(
             std::fs::read(&path).unwrap(),
             std::fs::read(&committed).unwrap_or_default(),

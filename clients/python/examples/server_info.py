@@ -1,17 +1,16 @@
 """Prints what an affectd server has loaded, and the clock offset to it.
 
+    pip install clients/python
     python clients/python/examples/server_info.py [HOST:PORT]
 """
 
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a checkout
-
-from affectd_client import Client, affect_pb2  # noqa: E402
+import affectd
+from affectd.proto import affect_pb2
 
 address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"
-with Client(address) as client:
+with affectd.Client(address) as client:
     info = client.server_info()
     print(f"affectd {info.version} ({info.proto_package}), ONNX Runtime {info.onnxruntime_version or 'not loaded'}")
     for model in info.models:

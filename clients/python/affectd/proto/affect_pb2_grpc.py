@@ -3,12 +3,12 @@
 import grpc
 import warnings
 
-from affect.v1 import affect_pb2 as affect_dot_v1_dot_affect__pb2
-from affect.v1 import explain_pb2 as affect_dot_v1_dot_explain__pb2
-from affect.v1 import fusion_pb2 as affect_dot_v1_dot_fusion__pb2
-from affect.v1 import session_pb2 as affect_dot_v1_dot_session__pb2
-from affect.v1 import signals_pb2 as affect_dot_v1_dot_signals__pb2
-from affect.v1 import vision_pb2 as affect_dot_v1_dot_vision__pb2
+from affectd.proto import affect_pb2 as affect_dot_v1_dot_affect__pb2
+from affectd.proto import explain_pb2 as affect_dot_v1_dot_explain__pb2
+from affectd.proto import fusion_pb2 as affect_dot_v1_dot_fusion__pb2
+from affectd.proto import session_pb2 as affect_dot_v1_dot_session__pb2
+from affectd.proto import signals_pb2 as affect_dot_v1_dot_signals__pb2
+from affectd.proto import vision_pb2 as affect_dot_v1_dot_vision__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -1,4 +1,4 @@
-from affect.v1 import vision_pb2 as _vision_pb2
+from affectd.proto import vision_pb2 as _vision_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor

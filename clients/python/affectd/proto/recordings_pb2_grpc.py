@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from affect.v1 import recordings_pb2 as affect_dot_v1_dot_recordings__pb2
+from affectd.proto import recordings_pb2 as affect_dot_v1_dot_recordings__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -1,7 +1,7 @@
-from affect.v1 import explain_pb2 as _explain_pb2
-from affect.v1 import fusion_pb2 as _fusion_pb2
-from affect.v1 import signals_pb2 as _signals_pb2
-from affect.v1 import vision_pb2 as _vision_pb2
+from affectd.proto import explain_pb2 as _explain_pb2
+from affectd.proto import fusion_pb2 as _fusion_pb2
+from affectd.proto import signals_pb2 as _signals_pb2
+from affectd.proto import vision_pb2 as _vision_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
