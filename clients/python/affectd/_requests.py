@@ -16,6 +16,13 @@ def frame_options_message(options: Union[None, Mapping[str, Any], vision_pb2.Fra
     return vision_pb2.FrameOptions(**options)
 
 
+def _one_stream_list(value: Any, ids: Sequence[str]) -> Any:
+    """A flat list of strings for a single stream is that stream's per-channel list."""
+    if len(ids) == 1 and isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return [list(value)]
+    return value
+
+
 def analyze_signals(
     arrays: Union[Mapping[str, Any], Sequence[Any]],
     rates: Any,
@@ -47,8 +54,8 @@ def analyze_signals(
     rates_ = _inputs.per_stream(rates, ids, "rates")
     kinds_ = _inputs.per_stream(kinds, ids, "kinds")
     firsts = _inputs.per_stream(first_timestamps, ids, "first_timestamps", 0.0)
-    labels_ = _inputs.per_stream(labels, ids, "labels")
-    units_ = _inputs.per_stream(units, ids, "units")
+    labels_ = _inputs.per_stream(_one_stream_list(labels, ids), ids, "labels")
+    units_ = _inputs.per_stream(_one_stream_list(units, ids), ids, "units")
     streams, chunks = [], []
     size = 0
     for sid, a, rate, kind, first, ls, us in zip(ids, data, rates_, kinds_, firsts, labels_, units_):

@@ -202,7 +202,10 @@ class Session:
     async def _read(self) -> None:
         error = None
         try:
-            async for response in self._call:
+            while True:  # read(), not `async for`: grpc.aio forbids mixing them on one call
+                response = await self._call.read()
+                if response is grpc.aio.EOF:
+                    break
                 kind = response.WhichOneof("message")
                 if kind == "ack":
                     async with self._acked_changed:
@@ -226,7 +229,7 @@ class Session:
             if e.code() != grpc.StatusCode.CANCELLED or not self._ending:
                 error = SessionBroken(self._acked, self._seq, e.code(), e.details())
         except Exception as e:
-            error = SessionBroken(self._acked, self._seq, "CALLBACK", repr(e))
+            error = SessionBroken(self._acked, self._seq, "CLIENT", f"a callback or the client failed: {e!r}")
             self._call.cancel()
         if error is None and self.ended is None and not self._ending:
             error = SessionBroken(self._acked, self._seq, "UNAVAILABLE", "the stream closed without SessionEnded")
@@ -263,6 +266,8 @@ class Session:
     async def wait_acknowledged(self, timeout: Optional[float] = None) -> bool:
         if not self.started.recording:
             raise RuntimeError("this session is not recorded (no_record): the server sends no acknowledgements")
+        if self._error is not None:
+            raise self._error
         target = self._seq
 
         async def reached() -> None:

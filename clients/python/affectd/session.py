@@ -265,7 +265,7 @@ class Session:
                     error = SessionBroken(self._acked, self._seq, e.code(), e.details())
         except Exception as e:  # a callback raised: the session cannot go on unseen
             with self._lock:
-                error = SessionBroken(self._acked, self._seq, "CALLBACK", repr(e))
+                error = SessionBroken(self._acked, self._seq, "CLIENT", f"a callback or the client failed: {e!r}")
             self._call.cancel()
         if error is None and self.ended is None:
             with self._lock:
@@ -331,6 +331,8 @@ class Session:
             raise RuntimeError("this session is not recorded (no_record): the server sends no acknowledgements")
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
+            if self._error is not None:
+                raise self._error
             target = self._seq
             while self._acked < target:
                 if self._error is not None:
