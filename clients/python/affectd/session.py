@@ -257,8 +257,9 @@ class Session:
                     cb(getattr(response, kind))
                 if self._keep:
                     self._responses.put(response)
-                if kind == "ended":
-                    break
+                # After SessionEnded the server closes the stream: read on to that close, so
+                # the call finishes here and is not left to be cancelled at garbage
+                # collection (which can deadlock grpc at interpreter exit).
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.CANCELLED or not self._ending:
                 with self._lock:
