@@ -31,7 +31,9 @@ fi
 
 want=("onnxruntime==$ONNXRUNTIME_VERSION")
 if [ "${1:-}" = "--dev" ]; then
-  want+=("grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "grpcio-reflection==1.85.1" "numpy<3" "pillow==11.3.0" "scipy==1.17.1" "pyxdf==1.17.5")
+  want+=("grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "grpcio-reflection==1.85.1" "numpy<3" "pillow==11.3.0" "scipy==1.17.1" "pyxdf==1.17.5"
+    # The Python client's tests: pytest, DataFrames, LSL (pylsl ships liblsl), MNE (the guide).
+    "pytest==9.2.0" "pandas==3.1.1" "pylsl==1.18.6" "mne==1.11.0")
 fi
 
 # pip's own resolver is the check: it does nothing when every requirement is met.
@@ -48,6 +50,15 @@ if [ "${1:-}" = "--dev" ]; then
   # The stress model's own Python (its feature extraction is the parity reference); its
   # dependencies (numpy, scipy, onnxruntime) are the ones above, pandas is not used.
   .venv/bin/python -m pip install --disable-pip-version-check -q --no-deps "synheart-emotion==0.1.0"
+  # PsychoPy in its own venv (its pins differ from ours): the PsychoPy example and snippet
+  # run in it, headless. From PyPI: wheels (PyQt6; no wxPython build) and small pure-Python
+  # sdists (esprima).
+  if [ ! -x .venv-psychopy/bin/python ]; then
+    echo "setup: creating .venv-psychopy (PsychoPy from PyPI; a few minutes)"
+    "$PYTHON" -m venv .venv-psychopy
+  fi
+  .venv-psychopy/bin/python -m pip install --disable-pip-version-check -q --prefer-binary \
+    "psychopy==2026.2.5" "grpcio==1.85.1" "protobuf==7.36.2"
   PYTHON=.venv/bin/python scripts/fetch-testdata.sh
   # buf (proto lint) from npm, into .tools/.
   BUF_VERSION=1.75.0

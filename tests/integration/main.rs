@@ -33,4 +33,5 @@ mod llm {
     #[cfg(feature = "candle")]
     mod candle;
     mod openai;
+    mod python;
 }

@@ -1,12 +1,14 @@
-//! The README's Python example and Python's grpcio-reflection (v1alpha) against the real
-//! server, and the committed Python stubs against the proto files.
+//! The Python client package (`clients/python`) against the real server: its pytest suite,
+//! the wheel installed into a fresh venv running the examples, the PsychoPy example and
+//! snippet in PsychoPy's own venv; Python's grpcio-reflection (v1alpha); and the committed
+//! Python stubs against the proto files.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use crate::common::*;
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let python = repo().join(".venv/bin/python");
     assert!(
         python.exists(),
@@ -105,4 +107,140 @@ fn python_live_session_example_streams_and_is_recorded() {
     // a recorded message.
     assert!(out.contains("acknowledged up to client_seq 29"), "{out}");
     assert!(!out.contains("warning:"), "{out}");
+}
+
+/// Runs the package's pytest suite (clients/python/tests) with `marker` ("not llm" here, "llm"
+/// under `llm::`): each test module starts its own real servers from this build's binary.
+pub fn pytest(marker: &str, candle_model: Option<&std::path::Path>) {
+    let mut cmd = Command::new(python());
+    cmd.args(["-m", "pytest", "clients/python/tests", "-q", "-m", marker])
+        .args(["-p", "no:cacheprovider"])
+        .env("AFFECTD_BIN", BIN)
+        .env("PYTHONPATH", repo().join("clients/python"))
+        .current_dir(repo());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AFFECTD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("AFFECTD_BIN", BIN);
+    if let Some(model) = candle_model {
+        cmd.env("AFFECTD_TEST_CANDLE_MODEL", model);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "pytest -m {marker:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" passed"), "{stdout}");
+}
+
+/// The client, the live session, recordings, asyncio, bad input and the LSL bridge with real
+/// liblsl on loopback (everything that needs no language model).
+#[test]
+fn the_python_package_against_a_real_server() {
+    pytest("not llm", None);
+}
+
+/// The wheel, built from clients/python, installed into a fresh venv (its dependencies from
+/// PyPI or pip's cache), runs the examples with no checkout on its path.
+#[test]
+fn the_wheel_installs_into_a_fresh_venv_and_runs_the_examples() {
+    let work = tempfile::tempdir().unwrap();
+    let wheels = work.path().join("wheels");
+    let build = Command::new(python())
+        .args([
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+        ])
+        .arg(&wheels)
+        .arg(repo().join("clients/python"))
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wheel = std::fs::read_dir(&wheels)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .expect("a wheel");
+    let venv = work.path().join("venv");
+    assert!(
+        Command::new(python())
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let install = Command::new(venv.join("bin/python"))
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .arg(&wheel)
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let server = TestServer::start(|_| {});
+    let run_in_venv = |args: &[&str]| {
+        let out = Command::new(venv.join("bin/python"))
+            .args(args)
+            .current_dir(work.path()) // not the checkout: the installed package is used
+            .env_remove("PYTHONPATH")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let examples = repo().join("clients/python/examples");
+    let out = run_in_venv(&[
+        "-c",
+        "import affectd, importlib.resources as r; print(affectd.__file__); \
+         print('typed', r.files('affectd').joinpath('py.typed').is_file())",
+    ]);
+    assert!(
+        out.contains("venv/lib") && out.contains("typed True"),
+        "{out}"
+    );
+    let out = run_in_venv(&[
+        examples.join("server_info.py").to_str().unwrap(),
+        &server.addr,
+    ]);
+    assert!(out.contains("clock offset"), "{out}");
+    let image = repo().join(".testdata/single_face.jpg");
+    let out = run_in_venv(&[
+        examples.join("live_session.py").to_str().unwrap(),
+        &server.addr,
+        image.to_str().unwrap(),
+    ]);
+    assert!(out.contains("acknowledged up to client_seq 29"), "{out}");
+    // The console script is installed (pylsl is an extra: it says how to get it).
+    let lsl = Command::new(venv.join("bin/affectd-lsl"))
+        .args(["--eeg", "type=EEG", "--resolve-timeout", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(lsl.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&lsl.stderr).contains("pip install 'affectd[lsl]'"),
+        "{}",
+        String::from_utf8_lossy(&lsl.stderr)
+    );
 }

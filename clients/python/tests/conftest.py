@@ -117,3 +117,15 @@ def photo() -> pathlib.Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: run scripts/setup.sh --dev")
     return path
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "llm: needs a GGUF language model (the explaining_server fixture)")
+
+
+def pytest_collection_modifyitems(items):
+    # Tests on the explaining server need a language model: the quick tier skips them
+    # (-m "not llm"), as the Rust tests under `llm::` are skipped.
+    for item in items:
+        if "explaining_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.llm)
