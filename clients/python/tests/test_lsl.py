@@ -83,6 +83,12 @@ def test_no_matching_stream_exits_non_zero_within_the_resolve_timeout(server):
     p = bridge("--address", server.address)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 2 and "nothing to forward" in err
+    try:
+        import cv2  # noqa: F401
+    except ImportError:  # as in the test venv: the camera says what it needs
+        p = bridge("--address", server.address, "--camera", "0")
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 2 and "--camera needs OpenCV: pip install 'affectd[camera]'" in err
 
 
 def test_round_trip_samples_markers_timestamps_and_a_dropout(server, tmp_path):
