@@ -1892,8 +1892,10 @@ async fn calibration_switches_a_live_session_and_refuses_what_it_cannot_learn() 
         none.message()
     );
 
-    // One class only.
+    // One class only. (Acknowledged means the session's worker has taken the marker in:
+    // Calibrate, another RPC, must not overtake it.)
     client.send(block(0.0, "rest")).await;
+    client.until_acked().await;
     let one = calibrate(&mut affect, "calibrated").await.unwrap_err();
     assert_eq!(one.code(), Code::FailedPrecondition, "{one:?}");
     assert!(one.message().contains("two classes"), "{}", one.message());

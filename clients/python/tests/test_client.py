@@ -294,3 +294,26 @@ def test_explain_of_a_live_session_arrives_among_its_responses(explaining_server
                     assert response.warning.kind != session_pb2.SESSION_WARNING_KIND_EXPLAIN_FAILED, response.warning.message
     assert events and events[-1].HasField("result")
     assert sum(1 for e in events if e.HasField("token")) >= 1
+
+
+def test_calibrate_and_the_fused_table_match_the_export(server, photo):
+    with affectd.Client(server.address) as client:
+        with client.session(participant="fused") as session:
+            for i in range(4):
+                session.frame(10.0 + i, photo)
+            assert session.wait_acknowledged(timeout=30)
+            # Nothing labelled: the server says what calibration needs; the session goes on.
+            with pytest.raises(grpc.RpcError) as e:
+                client.calibrate(session.session_id)
+            assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "no labelled blocks" in e.value.details()
+        responses = list(session)  # everything the session answered, in order
+        fused = affectd.Session.to_dataframes(responses)["fused"]
+        data = client.recordings.export_bytes(session.session_id, format="csv")
+    assert len(fused) == sum(1 for r in responses if r.HasField("fused")) >= 1
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        name = next(n for n in z.namelist() if n.endswith("fused.csv"))
+        rows = list(csv.reader(io.TextIOWrapper(z.open(name), "utf-8")))
+    assert list(fused.columns) == rows[0]
+    assert len(rows) - 1 == len(fused)
+    assert fused["valence"].iloc[0] == pytest.approx(float(rows[1][rows[0].index("valence")]), abs=1e-3)
