@@ -257,36 +257,46 @@ class Input(threading.Thread):
 
 
 class Camera(threading.Thread):
-    """Frames from an OpenCV camera, timestamped with pylsl.local_clock at capture."""
+    """Frames from an OpenCV camera (or a video file played in real time), timestamped with
+    pylsl.local_clock at capture and sent as JPEG."""
 
-    def __init__(self, index: int, fps: float, bridge: "Bridge", capture: Any, cv2: Any):
+    def __init__(self, source: str, fps: float, bridge: "Bridge", capture: Any, cv2: Any):
         super().__init__(name="affectd-lsl-camera", daemon=True)
-        self.index, self.period, self.bridge = index, 1.0 / fps, bridge
+        self.source, self.period, self.bridge = source, 1.0 / fps, bridge
         self.capture, self.cv2 = capture, cv2
+        self.is_file = not source.isdigit()
         self.stop = threading.Event()
         self.frames = 0
 
     @staticmethod
-    def open(index: int) -> tuple[Any, Any]:
+    def open(source: str) -> tuple[Any, Any]:
         try:
             import cv2
         except ImportError:
             raise LookupError("--camera needs OpenCV: pip install 'affectd[camera]'") from None
-        capture = cv2.VideoCapture(index)
+        capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
         if not capture.isOpened():
-            raise LookupError(f"--camera {index}: no camera could be opened at that index")
+            what = "no camera at that index" if source.isdigit() else "not a video OpenCV can read"
+            raise LookupError(f"--camera {source}: {what}")
         return capture, cv2
 
     def run(self) -> None:
         try:
             next_frame = time.monotonic()
+            waiting = False
             while not self.stop.is_set():
                 ok, image = self.capture.read()
                 t = pylsl.local_clock()
                 if not ok:
-                    log(f"--camera {self.index}: no frame; waiting")
+                    if self.is_file:
+                        log(f"--camera {self.source}: the video ended after {self.frames} frames; the session goes on")
+                        return
+                    if not waiting:
+                        log(f"--camera {self.source}: no frame; waiting for the camera")
+                        waiting = True
                     time.sleep(0.5)
                     continue
+                waiting = False
                 encoded, jpeg = self.cv2.imencode(".jpg", image, [self.cv2.IMWRITE_JPEG_QUALITY, 90])
                 if encoded:
                     self.bridge.session.frame(t, jpeg.tobytes())
@@ -421,7 +431,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     for kind in SIGNAL_KINDS:
         p.add_argument(f"--{kind}", action="append", default=[], metavar="QUERY", help=f"an LSL stream to forward as {kind.upper()} (repeatable)")
     p.add_argument("--markers", action="append", default=[], metavar="QUERY", help="an LSL string stream whose samples are markers (repeatable)")
-    p.add_argument("--camera", type=int, metavar="INDEX", help="also send frames of this OpenCV camera (needs affectd[camera])")
+    p.add_argument("--camera", metavar="INDEX|VIDEO", help="also send frames of this OpenCV camera, or of a video file played in real time (needs affectd[camera])")
     p.add_argument("--camera-fps", type=float, default=15.0, help="frames per second from the camera (default %(default)s)")
     p.add_argument("--participant", default="", help="the session's participant")
     p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="session metadata (repeatable)")
@@ -543,6 +553,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ended = session.end()
         log(f"ended: {ended.reason}; chunks {ended.chunks}, markers {ended.markers}, frames {ended.frames}; "
             f"acknowledged up to client_seq {session.last_acknowledged}")
+        if camera_thread:
+            log(f"  --camera {args.camera}: {camera_thread.frames} frames")
         for t in inputs:
             c = t.counts
             log(f"  {t.option} {t.query!r}: {c.samples} samples in {c.chunks} chunks, {c.markers} markers, "
