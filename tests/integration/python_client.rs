@@ -19,12 +19,29 @@ pub fn python() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> String {
-    let out = Command::new(python())
-        .args(args)
-        .env("PYTHONPATH", repo().join("clients/python"))
-        .current_dir(repo())
-        .output()
-        .unwrap();
+    run_python(
+        &python(),
+        args,
+        &repo(),
+        Some(&repo().join("clients/python")),
+    )
+}
+
+/// Runs `python` with `args` in `cwd` (PYTHONPATH set to `path`, or removed) and returns its
+/// stdout; a failure panics with both outputs.
+pub fn run_python<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    python: &std::path::Path,
+    args: &[S],
+    cwd: &std::path::Path,
+    path: Option<&std::path::Path>,
+) -> String {
+    let mut cmd = Command::new(python);
+    cmd.args(args).current_dir(cwd);
+    match path {
+        Some(path) => cmd.env("PYTHONPATH", path),
+        None => cmd.env_remove("PYTHONPATH"),
+    };
+    let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -32,6 +49,33 @@ fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// Builds the client's wheel from this checkout into `out` and returns its path.
+pub fn build_wheel(out: &std::path::Path) -> PathBuf {
+    run_python(
+        &python(),
+        &[
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+        ]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([out.as_os_str(), repo().join("clients/python").as_os_str()])
+        .collect::<Vec<_>>(),
+        &repo(),
+        None,
+    );
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .expect("a wheel")
 }
 
 #[test]
@@ -150,31 +194,7 @@ fn the_python_package_against_a_real_server() {
 #[test]
 fn the_wheel_installs_into_a_fresh_venv_and_runs_the_examples() {
     let work = tempfile::tempdir().unwrap();
-    let wheels = work.path().join("wheels");
-    let build = Command::new(python())
-        .args([
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-        ])
-        .arg(&wheels)
-        .arg(repo().join("clients/python"))
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let wheel = std::fs::read_dir(&wheels)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .expect("a wheel");
+    let wheel = build_wheel(&work.path().join("wheels"));
     let venv = work.path().join("venv");
     assert!(
         Command::new(python())
@@ -184,32 +204,22 @@ fn the_wheel_installs_into_a_fresh_venv_and_runs_the_examples() {
             .unwrap()
             .success()
     );
-    let install = Command::new(venv.join("bin/python"))
-        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-        .arg(&wheel)
-        .output()
-        .unwrap();
-    assert!(
-        install.status.success(),
-        "{}",
-        String::from_utf8_lossy(&install.stderr)
+    run_python(
+        &venv.join("bin/python"),
+        &[
+            "-m".as_ref(),
+            "pip".as_ref(),
+            "install".as_ref(),
+            "-q".as_ref(),
+            "--disable-pip-version-check".as_ref(),
+            wheel.as_os_str(),
+        ],
+        work.path(),
+        None,
     );
     let server = TestServer::start(|_| {});
-    let run_in_venv = |args: &[&str]| {
-        let out = Command::new(venv.join("bin/python"))
-            .args(args)
-            .current_dir(work.path()) // not the checkout: the installed package is used
-            .env_remove("PYTHONPATH")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
+    // Not in the checkout, with no PYTHONPATH: the installed package is used.
+    let run_in_venv = |args: &[&str]| run_python(&venv.join("bin/python"), args, work.path(), None);
     let examples = repo().join("clients/python/examples");
     let out = run_in_venv(&[
         "-c",

@@ -3,11 +3,9 @@
 //! PsychoPy's own venv (`.venv-psychopy`, made by `scripts/setup.sh --dev`) with PsychoPy's
 //! core.Clock and no window.
 
-use std::process::Command;
-
 use crate::common::llama::qwen;
 use crate::common::*;
-use crate::python_client::{pytest, python};
+use crate::python_client::{build_wheel, pytest, run_python};
 
 #[test]
 fn the_python_package_explains_and_its_readme_snippets_run() {
@@ -24,47 +22,21 @@ fn the_psychopy_example_and_snippet_run_headless_in_psychopy() {
     );
     let work = tempfile::tempdir().unwrap();
     // This checkout's client, installed into PsychoPy's venv as a user would.
-    let build = Command::new(python())
-        .args([
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-        ])
-        .arg(work.path())
-        .arg(repo().join("clients/python"))
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let wheel = std::fs::read_dir(work.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .unwrap();
-    let install = Command::new(&psychopy)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "--force-reinstall",
-            "--no-deps",
-        ])
-        .arg(&wheel)
-        .output()
-        .unwrap();
-    assert!(
-        install.status.success(),
-        "{}",
-        String::from_utf8_lossy(&install.stderr)
+    let wheel = build_wheel(work.path());
+    run_python(
+        &psychopy,
+        &[
+            "-m".as_ref(),
+            "pip".as_ref(),
+            "install".as_ref(),
+            "-q".as_ref(),
+            "--disable-pip-version-check".as_ref(),
+            "--force-reinstall".as_ref(),
+            "--no-deps".as_ref(),
+            wheel.as_os_str(),
+        ],
+        work.path(),
+        None,
     );
 
     let model = qwen();
@@ -72,21 +44,7 @@ fn the_psychopy_example_and_snippet_run_headless_in_psychopy() {
         cmd.env("AFFECTD_CANDLE_MODEL", &model);
     });
     let photo = repo().join(".testdata/single_face.jpg");
-    let run = |args: &[&std::ffi::OsStr]| {
-        let out = Command::new(&psychopy)
-            .args(args)
-            .current_dir(work.path())
-            .env_remove("PYTHONPATH")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
+    let run = |args: &[&std::ffi::OsStr]| run_python(&psychopy, args, work.path(), None);
     let example = repo().join("clients/python/examples/psychopy_affect.py");
     let out = run(&[
         example.as_os_str(),
