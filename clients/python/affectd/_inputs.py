@@ -87,7 +87,10 @@ def channel_major(array: Any, argument: str) -> np.ndarray:
 
 
 def positive(value: float, argument: str) -> float:
-    v = float(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{argument}: expected a positive number, got {value!r}") from None
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{argument}: expected a positive number, got {value!r}")
     return v
