@@ -19,6 +19,9 @@ records them in the same XDF as the raw data:
 
     affectd-lsl --eeg "type=EEG" --markers "name=PsychoPyMarkers" --participant p01
 
+Samples travel as float32 (the wire's type): a double-precision LSL stream is rounded to
+float32, and integer streams above 2^24 lose their low bits.
+
 A stream that disappears gets a warning and is waited for; the session goes on with the
 others. Ctrl-C (or SIGTERM) ends the session cleanly, after everything sent is
 acknowledged. With no stream matching a query, it exits with status 2 within
