@@ -1,8 +1,14 @@
 //! Admission and limits: what one request or session may ask of the server, in one place,
-//! so that every limit is found, documented and (with the hardening work) configured here.
+//! so that every limit is found, documented and configured here (the `[limits]` table).
 
-/// The limits the core enforces on client input.
-#[derive(Debug, Clone, PartialEq)]
+use serde::{Deserialize, Serialize};
+
+use crate::signals::SignalBudget;
+
+/// The limits the core enforces on client input. Each is checked before anything sized by
+/// the client is allocated; the error names the limit's config key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Signal streams one session may describe.
     pub max_streams_per_session: usize,
@@ -13,6 +19,27 @@ pub struct Limits {
     /// Frames of a session that may wait for its face tracker; one more is recorded but
     /// not analysed (a FRAME_SKIPPED warning).
     pub vision_queue_frames: usize,
+    /// Highest nominal sample rate of a signal stream, Hz.
+    pub max_sample_rate_hz: f64,
+    /// Most channels in one signal stream.
+    pub max_channels_per_stream: usize,
+    /// Most values (samples x channels) one stream holds for its window and look-back (EDA
+    /// keeps 60 s, ECG/PPG 10 s, respiration 30 s, EEG one window): 8 bytes each.
+    pub max_values_held_per_stream: u64,
+    /// Most values (missing samples x channels) filled with NaN for one gap in a stream.
+    pub max_gap_fill_values: u64,
+}
+
+impl Limits {
+    /// The part of the limits that the signal analyzers check.
+    pub fn signal_budget(&self) -> SignalBudget {
+        SignalBudget {
+            max_rate_hz: self.max_sample_rate_hz,
+            max_channels: self.max_channels_per_stream,
+            max_values_held: self.max_values_held_per_stream,
+            max_gap_fill_values: self.max_gap_fill_values,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -23,6 +50,10 @@ impl Default for Limits {
             // 64 channels x 1 kHz x 10 min.
             max_samples_per_request: 64 * 1000 * 600,
             vision_queue_frames: 2,
+            max_sample_rate_hz: SignalBudget::default().max_rate_hz,
+            max_channels_per_stream: SignalBudget::default().max_channels,
+            max_values_held_per_stream: SignalBudget::default().max_values_held,
+            max_gap_fill_values: SignalBudget::default().max_gap_fill_values,
         }
     }
 }

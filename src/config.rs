@@ -24,6 +24,8 @@ pub struct Config {
     pub llm: LlmConfig,
     pub store: StoreConfig,
     pub fusion: FusionConfig,
+    /// What one request or session may ask (see `admission::Limits`).
+    pub limits: crate::admission::Limits,
 }
 
 /// One number per modality.

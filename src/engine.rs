@@ -168,7 +168,7 @@ impl Engine {
             stress_model: stress_model(&config, &models).ok().flatten(),
             face_models: models.face_models(),
             face_unavailable,
-            limits: Limits::default(),
+            limits: config.limits.clone(),
             config,
             models,
             explainer,
@@ -238,7 +238,11 @@ impl Engine {
                 "{total} samples in one request; the limit is {limit}: split the recording or stream it through a session"
             )));
         }
-        analyzers::analyze(streams, chunks, config).map_err(Error::InvalidArgument)
+        let config = AnalysisConfig {
+            budget: self.limits.signal_budget(),
+            ..config.clone()
+        };
+        analyzers::analyze(streams, chunks, &config).map_err(Error::InvalidArgument)
     }
 
     /// Checks an explanation request and builds its prompt.

@@ -102,7 +102,8 @@ impl Drop for Registered {
 }
 
 impl Setup {
-    pub fn new(engine: &Arc<Engine>, config: SessionConfig) -> Result<Setup, Error> {
+    pub fn new(engine: &Arc<Engine>, mut config: SessionConfig) -> Result<Setup, Error> {
+        config.analysis.budget = engine.limits.signal_budget();
         let session_id = match &config.session_id {
             None => uuid::Uuid::new_v4().to_string(),
             Some(id) => {

@@ -16,3 +16,5 @@ pub mod readers;
 pub mod respiration;
 pub mod stream;
 pub mod window;
+
+pub use stream::SignalBudget;

@@ -41,6 +41,33 @@ pub struct AnalysisConfig {
     pub line_hz: f64,
     /// Seconds at the start of a stream used as the heart-rate baseline; 0 = none.
     pub baseline_s: f64,
+    /// What a stream may cost; the server sets it from its `[limits]`.
+    pub budget: SignalBudget,
+}
+
+/// What one stream may make the analyzer hold, checked before allocating: a client's
+/// declared rate, channels, window and gaps size the buffers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalBudget {
+    pub max_rate_hz: f64,
+    pub max_channels: usize,
+    /// Values (samples x channels) held for the window and look-back.
+    pub max_values_held: u64,
+    /// Values (samples x channels) filled with NaN for one gap.
+    pub max_gap_fill_values: u64,
+}
+
+impl Default for SignalBudget {
+    /// Serves a 256-channel amplifier at 2 kHz (and EDA's 60 s look-back at that size):
+    /// 32 M values held is 256 MB per stream.
+    fn default() -> Self {
+        Self {
+            max_rate_hz: 100_000.0,
+            max_channels: 1024,
+            max_values_held: 32_000_000,
+            max_gap_fill_values: 32_000_000,
+        }
+    }
 }
 
 impl Default for AnalysisConfig {
@@ -51,6 +78,7 @@ impl Default for AnalysisConfig {
             bands: Band::defaults(),
             line_hz: 50.0,
             baseline_s: 0.0,
+            budget: SignalBudget::default(),
         }
     }
 }
@@ -61,6 +89,13 @@ pub enum StreamError {
     Rate { id: String, rate: f64 },
     #[error("stream {id:?} has no channels")]
     NoChannels { id: String },
+    #[error("stream {id:?}: {what}; the limit is the config key {key} = {limit}")]
+    OverBudget {
+        id: String,
+        what: String,
+        key: &'static str,
+        limit: String,
+    },
     #[error(
         "window {window_s} s and hop {hop_s} s must be positive and give at least one sample at {rate} Hz"
     )]
@@ -137,6 +172,7 @@ pub struct StreamAnalyzer {
     delay: usize,
     encoder: Encoder,
     line_hz: f64,
+    budget: SignalBudget,
     /// Time of sample 0, s, client clock; set by the first chunk.
     origin: Option<f64>,
     /// Time of the last sample received.
@@ -175,6 +211,43 @@ impl StreamAnalyzer {
         }
         if config.line_hz != 50.0 && config.line_hz != 60.0 {
             return Err(StreamError::LineFrequency(config.line_hz));
+        }
+        let budget = &config.budget;
+        let over = |what: String, key: &'static str, limit: String| StreamError::OverBudget {
+            id: spec.id.clone(),
+            what,
+            key,
+            limit,
+        };
+        if rate > budget.max_rate_hz {
+            return Err(over(
+                format!("a sample rate of {rate} Hz"),
+                "limits.max_sample_rate_hz",
+                budget.max_rate_hz.to_string(),
+            ));
+        }
+        let channels = spec.channels.len();
+        if channels > budget.max_channels {
+            return Err(over(
+                format!("{channels} channels"),
+                "limits.max_channels_per_stream",
+                budget.max_channels.to_string(),
+            ));
+        }
+        // In floating point, before any size is cast: a client's numbers size the buffers.
+        let held_samples =
+            (config.window_s * rate + spec.kind.delay_s() * rate).max(spec.kind.context_s() * rate);
+        let held = held_samples * channels as f64;
+        if !(held <= budget.max_values_held as f64) {
+            return Err(over(
+                format!(
+                    "holding {held_samples:.0} samples x {channels} channels (window {} s, look-back {} s at {rate} Hz)",
+                    config.window_s,
+                    spec.kind.context_s()
+                ),
+                "limits.max_values_held_per_stream",
+                budget.max_values_held.to_string(),
+            ));
         }
         let window_len = (config.window_s * rate).round();
         let hop = (config.hop_s * rate).round();
@@ -226,6 +299,7 @@ impl StreamAnalyzer {
             delay,
             encoder,
             line_hz: config.line_hz,
+            budget: config.budget.clone(),
             origin: None,
             last_time: None,
             received: 0,
@@ -311,6 +385,17 @@ impl StreamAnalyzer {
                         id: id.clone(),
                         samples: gap,
                         seconds,
+                    });
+                }
+                let values = gap.saturating_mul(channels as u64);
+                if values > self.budget.max_gap_fill_values {
+                    return Err(StreamError::OverBudget {
+                        id: id.clone(),
+                        what: format!(
+                            "a gap of {gap} samples x {channels} channels ({seconds:.3} s) to fill"
+                        ),
+                        key: "limits.max_gap_fill_values",
+                        limit: self.budget.max_gap_fill_values.to_string(),
                     });
                 }
                 fill = gap;

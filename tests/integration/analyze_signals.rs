@@ -287,3 +287,104 @@ async fn bad_requests_are_invalid_arguments_that_name_the_problem() {
     );
     assert!(ok.windows.iter().all(|w| !w.quality[0].usable));
 }
+
+/// A client's declared numbers size the analyzer's buffers: a rate, a channel count, a
+/// window or a gap beyond the `[limits]` budget is refused before anything is allocated,
+/// naming the config key, and the server goes on (it used to abort on the allocation).
+#[tokio::test]
+async fn declared_sizes_beyond_the_budget_are_refused_before_allocating() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let one_sample = |id: &str, first: f64, index: Option<u64>, channels: usize| SignalChunk {
+        stream_id: id.into(),
+        first_timestamp: first,
+        samples: vec![0.0; channels],
+        first_sample_index: index,
+        ..Default::default()
+    };
+    let request =
+        |streams: Vec<StreamInfo>, chunks: Vec<SignalChunk>, window_s: f64| AnalyzeSignalsRequest {
+            streams,
+            chunks,
+            config: Some(SignalConfig {
+                window_s,
+                ..Default::default()
+            }),
+        };
+    let many_labels: Vec<String> = (0..5000).map(|i| format!("c{i}")).collect();
+    let many: Vec<&str> = many_labels.iter().map(String::as_str).collect();
+    let cases = [
+        // The 43-byte request that aborted the process: EDA at 1e12 Hz, a 1e-11 s window.
+        (
+            request(
+                vec![stream("eda", SignalKind::Eda, 1e12, &["x"], "uS")],
+                vec![one_sample("eda", 0.0, None, 1)],
+                1e-11,
+            ),
+            "limits.max_sample_rate_hz",
+        ),
+        (
+            request(
+                vec![stream("eeg", SignalKind::Eeg, 256.0, &many, "uV")],
+                vec![one_sample("eeg", 0.0, None, 5000)],
+                0.0,
+            ),
+            "limits.max_channels_per_stream",
+        ),
+        // Within the rate and channel caps, EDA's 60 s look-back at 64 ch x 10 kHz is not.
+        (
+            request(
+                vec![stream("eda", SignalKind::Eda, 10_000.0, &many[..64], "uS")],
+                vec![one_sample("eda", 0.0, None, 64)],
+                0.0,
+            ),
+            "limits.max_values_held_per_stream",
+        ),
+        // A gap fill: two one-sample chunks whose index jumps 599 s at 100 kHz x 8 ch.
+        (
+            request(
+                vec![stream("eeg", SignalKind::Eeg, 100_000.0, &many[..8], "uV")],
+                vec![
+                    one_sample("eeg", 0.0, Some(0), 8),
+                    one_sample("eeg", 599.0, Some(59_900_000), 8),
+                ],
+                0.01,
+            ),
+            "limits.max_gap_fill_values",
+        ),
+    ];
+    for (request, key) in cases {
+        let status = affect.analyze_signals(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().contains(key),
+            "{key}: {}",
+            status.message()
+        );
+    }
+    // The same budget guards a live session's config.
+    let config = StreamRequest {
+        client_seq: 1,
+        message: Some(stream_request::Message::Config(SessionConfig {
+            streams: vec![stream("eda", SignalKind::Eda, 1e12, &["x"], "uS")],
+            signal_config: Some(SignalConfig {
+                window_s: 1e-11,
+                ..Default::default()
+            }),
+            no_record: true,
+            ..Default::default()
+        })),
+    };
+    let status = affect
+        .stream(tokio_stream::iter([config]))
+        .await
+        .err()
+        .expect("refused at the config");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("limits.max_sample_rate_hz"));
+    // Still serving.
+    affect
+        .get_server_info(GetServerInfoRequest {})
+        .await
+        .expect("the server is still up");
+}
