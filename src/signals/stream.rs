@@ -238,9 +238,9 @@ impl StreamAnalyzer {
         let held_samples =
             (config.window_s * rate + spec.kind.delay_s() * rate).max(spec.kind.context_s() * rate);
         let held = held_samples * channels as f64;
-        // NaN (a NaN window) is refused here too; the window check below names it better,
-        // but nothing may be sized from it.
-        if held.is_nan() || held > budget.max_values_held as f64 {
+        // A NaN window passes here and is refused by the window check below, before any
+        // buffer is sized.
+        if held > budget.max_values_held as f64 {
             return Err(over(
                 format!(
                     "holding {held_samples:.0} samples x {channels} channels (window {} s, look-back {} s at {rate} Hz)",

@@ -378,8 +378,7 @@ async fn declared_sizes_beyond_the_budget_are_refused_before_allocating() {
     let status = affect
         .stream(tokio_stream::iter([config]))
         .await
-        .err()
-        .expect("refused at the config");
+        .expect_err("refused at the config");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("limits.max_sample_rate_hz"));
     // Still serving.
