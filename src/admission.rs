@@ -28,6 +28,13 @@ pub struct Limits {
     pub max_values_held_per_stream: u64,
     /// Most values (missing samples x channels) filled with NaN for one gap in a stream.
     pub max_gap_fill_values: u64,
+    /// Longest text a client names things with, bytes: participant, stream ids, channel
+    /// labels and units, metadata keys.
+    pub max_name_bytes: usize,
+    /// Most metadata entries of one session.
+    pub max_metadata_entries: usize,
+    /// Longest metadata value, bytes.
+    pub max_metadata_value_bytes: usize,
 }
 
 impl Limits {
@@ -38,7 +45,47 @@ impl Limits {
             max_channels: self.max_channels_per_stream,
             max_values_held: self.max_values_held_per_stream,
             max_gap_fill_values: self.max_gap_fill_values,
+            max_name_bytes: self.max_name_bytes,
         }
+    }
+
+    /// A session's participant and metadata, before anything is recorded: a recording's
+    /// summary travels in every ListSessions page, so its text is bounded.
+    pub fn check_session_text(
+        &self,
+        participant: &str,
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let name = self.max_name_bytes;
+        if participant.len() > name {
+            return Err(format!(
+                "config.participant: {} bytes; the limit is the config key limits.max_name_bytes = {name}",
+                participant.len()
+            ));
+        }
+        if metadata.len() > self.max_metadata_entries {
+            return Err(format!(
+                "config.metadata: {} entries; the limit is the config key limits.max_metadata_entries = {}",
+                metadata.len(),
+                self.max_metadata_entries
+            ));
+        }
+        for (key, value) in metadata {
+            if key.len() > name {
+                return Err(format!(
+                    "config.metadata: a key of {} bytes; the limit is the config key limits.max_name_bytes = {name}",
+                    key.len()
+                ));
+            }
+            if value.len() > self.max_metadata_value_bytes {
+                return Err(format!(
+                    "config.metadata[{key:?}]: {} bytes; the limit is the config key limits.max_metadata_value_bytes = {}",
+                    value.len(),
+                    self.max_metadata_value_bytes
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -54,6 +101,9 @@ impl Default for Limits {
             max_channels_per_stream: SignalBudget::default().max_channels,
             max_values_held_per_stream: SignalBudget::default().max_values_held,
             max_gap_fill_values: SignalBudget::default().max_gap_fill_values,
+            max_name_bytes: SignalBudget::default().max_name_bytes,
+            max_metadata_entries: 64,
+            max_metadata_value_bytes: 4096,
         }
     }
 }

@@ -111,6 +111,10 @@ impl Setup {
                 id.clone()
             }
         };
+        engine
+            .limits
+            .check_session_text(&config.participant, &config.metadata)
+            .map_err(Error::InvalidArgument)?;
         let limit = engine.limits.max_streams_per_session;
         if config.streams.len() > limit {
             return Err(Error::InvalidArgument(format!(

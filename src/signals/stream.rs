@@ -55,6 +55,8 @@ pub struct SignalBudget {
     pub max_values_held: u64,
     /// Values (samples x channels) filled with NaN for one gap.
     pub max_gap_fill_values: u64,
+    /// Longest stream id, channel label or unit, bytes.
+    pub max_name_bytes: usize,
 }
 
 impl Default for SignalBudget {
@@ -66,6 +68,7 @@ impl Default for SignalBudget {
             max_channels: 1024,
             max_values_held: 32_000_000,
             max_gap_fill_values: 32_000_000,
+            max_name_bytes: 256,
         }
     }
 }
@@ -224,6 +227,21 @@ impl StreamAnalyzer {
                 format!("a sample rate of {rate} Hz"),
                 "limits.max_sample_rate_hz",
                 budget.max_rate_hz.to_string(),
+            ));
+        }
+        let longest = std::iter::once(spec.id.len())
+            .chain(
+                spec.channels
+                    .iter()
+                    .flat_map(|c| [c.label.len(), c.unit.len()]),
+            )
+            .max()
+            .unwrap_or(0);
+        if longest > budget.max_name_bytes {
+            return Err(over(
+                format!("a stream id, channel label or unit of {longest} bytes"),
+                "limits.max_name_bytes",
+                budget.max_name_bytes.to_string(),
             ));
         }
         let channels = spec.channels.len();

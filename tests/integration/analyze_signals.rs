@@ -353,6 +353,21 @@ async fn declared_sizes_beyond_the_budget_are_refused_before_allocating() {
             "limits.max_gap_fill_values",
         ),
     ];
+    let long = "x".repeat(300);
+    let cases = cases.into_iter().chain([(
+        request(
+            vec![stream(
+                "eeg",
+                SignalKind::Eeg,
+                256.0,
+                &[long.as_str()],
+                "uV",
+            )],
+            vec![one_sample("eeg", 0.0, None, 1)],
+            0.0,
+        ),
+        "limits.max_name_bytes",
+    )]);
     for (request, key) in cases {
         let status = affect.analyze_signals(request).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -381,6 +396,47 @@ async fn declared_sizes_beyond_the_budget_are_refused_before_allocating() {
         .expect_err("refused at the config");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("limits.max_sample_rate_hz"));
+    // Text a recording's summary carries (every ListSessions page) is bounded too: a 9 MB
+    // participant, or metadata beyond its limits.
+    let text_cases = [
+        (
+            SessionConfig {
+                participant: "p".repeat(9 << 20),
+                ..Default::default()
+            },
+            "limits.max_name_bytes",
+        ),
+        (
+            SessionConfig {
+                metadata: [("notes".to_string(), "n".repeat(5000))].into(),
+                ..Default::default()
+            },
+            "limits.max_metadata_value_bytes",
+        ),
+        (
+            SessionConfig {
+                metadata: (0..65).map(|i| (format!("k{i}"), String::new())).collect(),
+                ..Default::default()
+            },
+            "limits.max_metadata_entries",
+        ),
+    ];
+    for (config, key) in text_cases {
+        let request = StreamRequest {
+            client_seq: 1,
+            message: Some(stream_request::Message::Config(config)),
+        };
+        let status = affect
+            .stream(tokio_stream::iter([request]))
+            .await
+            .expect_err("refused at the config");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().contains(key),
+            "{key}: {}",
+            status.message()
+        );
+    }
     // Still serving.
     affect
         .get_server_info(GetServerInfoRequest {})
