@@ -139,10 +139,11 @@ impl Affect for AffectService {
             ));
         };
         let config = convert::session_config(config)?;
-        let inbound = inbound.map(|message| {
+        let max_bytes = self.engine.config.server.max_message_bytes;
+        let inbound = inbound.map(move |message| {
             message
                 .map(convert::incoming)
-                .map_err(|status| status.message().to_string())
+                .map_err(|status| inbound_error(status, max_bytes))
         });
         let events = crate::session::open(self.engine.clone(), first.client_seq, config, inbound)
             .await
@@ -199,5 +200,26 @@ impl Affect for AffectService {
         _request: Request<GetServerInfoRequest>,
     ) -> Result<Response<GetServerInfoResponse>, Status> {
         Ok(Response::new(info::server_info(&self.engine)))
+    }
+}
+
+/// What a failed read of the client's stream means: the client's fault (a message that does
+/// not decode, or one over the size limit) ends the session with that error; anything else
+/// is a broken connection.
+fn inbound_error(status: Status, max_bytes: usize) -> crate::session::InboundError {
+    use crate::session::InboundError;
+    let message = status.message();
+    match status.code() {
+        // tonic reports a protobuf decode failure (invalid UTF-8 in a string field, a bad
+        // wire type) as INTERNAL; it is the client's message that is wrong.
+        tonic::Code::Internal if message.contains("decode") => InboundError::Refused(
+            Error::InvalidArgument(format!("a message is not a valid StreamRequest: {message}")),
+        ),
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => {
+            InboundError::Refused(Error::ResourceExhausted(format!(
+                "a message is over the server's limit of {max_bytes} bytes (config key server.max_message_bytes): {message}"
+            )))
+        }
+        _ => InboundError::Broken(message.to_string()),
     }
 }

@@ -92,6 +92,17 @@ pub enum ClientMessage {
     End,
 }
 
+/// Why the client's side of a stream stopped with an error.
+#[derive(Debug)]
+pub enum InboundError {
+    /// The client sent what cannot be read (a message that does not decode, or one over
+    /// the size limit): the session ends with this error, the recording says why.
+    Refused(Error),
+    /// The connection failed (reset, cancelled): there is no one to answer; the session
+    /// ends and its recording is closed.
+    Broken(String),
+}
+
 /// One client message: its sequence number and what it carries (None: nothing, which is
 /// refused).
 #[derive(Debug, Clone, PartialEq)]
@@ -183,7 +194,7 @@ pub async fn open<S>(
     inbound: S,
 ) -> Result<Events, Error>
 where
-    S: Stream<Item = Result<Incoming, String>> + Unpin + Send + 'static,
+    S: Stream<Item = Result<Incoming, InboundError>> + Unpin + Send + 'static,
 {
     if first_seq == 0 {
         return Err(Error::InvalidArgument(

@@ -4,7 +4,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 
 use super::worker::Input;
-use super::{ClientMessage, Incoming};
+use super::{ClientMessage, InboundError, Incoming};
 use crate::error::Error;
 
 /// Reads the client's messages until the session ends, checking that client_seq
@@ -15,7 +15,7 @@ pub async fn receive<S>(
     mut last_seq: u64,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) where
-    S: Stream<Item = Result<Incoming, String>> + Unpin + Send + 'static,
+    S: Stream<Item = Result<Incoming, InboundError>> + Unpin + Send + 'static,
 {
     let end = loop {
         let next = tokio::select! {
@@ -35,10 +35,16 @@ pub async fn receive<S>(
                     error: None,
                 };
             }
-            Some(Err(message)) => {
+            Some(Err(InboundError::Broken(message))) => {
                 break Input::End {
                     reason: format!("the client's stream failed: {message}"),
                     error: None,
+                };
+            }
+            Some(Err(InboundError::Refused(error))) => {
+                break Input::End {
+                    reason: format!("a message after client_seq {last_seq} could not be read"),
+                    error: Some(error),
                 };
             }
         };

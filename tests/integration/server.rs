@@ -552,3 +552,125 @@ async fn an_old_onnxruntime_is_refused_with_the_fix() {
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
 }
+
+/// A StreamRequest as raw as a foreign client may send it: the marker's label as bytes, so
+/// that it can be invalid UTF-8 (prost's own types cannot carry that).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawMarker {
+    #[prost(double, tag = "1")]
+    timestamp: f64,
+    #[prost(bytes = "vec", tag = "2")]
+    label: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawStreamRequest {
+    #[prost(uint64, tag = "1")]
+    client_seq: u64,
+    #[prost(message, optional, tag = "2")]
+    config: Option<SessionConfig>,
+    #[prost(message, optional, tag = "4")]
+    chunk: Option<SignalChunk>,
+    #[prost(message, optional, tag = "5")]
+    marker: Option<RawMarker>,
+}
+
+/// Opens a Stream with raw requests and returns how it ended: the status, and whether a
+/// SessionEnded came first.
+async fn raw_stream(server: &TestServer, requests: Vec<RawStreamRequest>) -> (Code, String, bool) {
+    let channel = server.channel().await;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<RawStreamRequest, StreamResponse>::default();
+    let path = http::uri::PathAndQuery::from_static("/affect.v1.Affect/Stream");
+    // Keep the client's side open until the server ends the session.
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    for r in requests {
+        tx.send(r).await.unwrap();
+    }
+    let request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut responses = match grpc.streaming(request, path, codec).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => return (status.code(), status.message().to_string(), false),
+    };
+    let mut ended = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), responses.message()).await {
+            Ok(Ok(Some(r))) => {
+                ended |= matches!(r.message, Some(stream_response::Message::Ended(_)));
+            }
+            Ok(Ok(None)) => return (Code::Ok, String::new(), ended),
+            Ok(Err(status)) => return (status.code(), status.message().to_string(), ended),
+            Err(_) => panic!("the session did not end within 30 s"),
+        }
+    }
+}
+
+/// A message inside a Stream that cannot be read is the client's error: it ends the session
+/// with INVALID_ARGUMENT (does not decode) or RESOURCE_EXHAUSTED (over the size limit,
+/// naming server.max_message_bytes), never with OK and a SessionEnded as if all were well.
+#[tokio::test]
+async fn an_unreadable_message_in_a_stream_ends_it_with_the_client_s_error() {
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_MAX_MESSAGE_BYTES", "65536");
+    });
+    let config = RawStreamRequest {
+        client_seq: 1,
+        config: Some(SessionConfig {
+            participant: "raw".into(),
+            streams: vec![StreamInfo {
+                stream_id: "eeg".into(),
+                kind: SignalKind::Eeg as i32,
+                nominal_rate_hz: 256.0,
+                channels: vec![ChannelInfo {
+                    label: "Cz".into(),
+                    unit: "uV".into(),
+                }],
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let bad_utf8 = RawStreamRequest {
+        client_seq: 2,
+        marker: Some(RawMarker {
+            timestamp: 1.0,
+            label: vec![b'o', b'k', 0xff, 0xfe],
+        }),
+        ..Default::default()
+    };
+    let (code, message, ended) = raw_stream(&server, vec![config.clone(), bad_utf8]).await;
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("not a valid StreamRequest"), "{message}");
+    assert!(!ended);
+
+    let oversized = RawStreamRequest {
+        client_seq: 2,
+        chunk: Some(SignalChunk {
+            stream_id: "eeg".into(),
+            samples: vec![0.0; 40_000], // 160 KB
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (code, message, ended) = raw_stream(&server, vec![config, oversized]).await;
+    assert_eq!(code, Code::ResourceExhausted, "{message}");
+    assert!(message.contains("server.max_message_bytes"), "{message}");
+    assert!(!ended);
+    // The recordings say why they ended.
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let sessions = recordings
+        .list_sessions(ListSessionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions;
+    assert_eq!(sessions.len(), 2);
+    for s in sessions {
+        assert!(
+            s.end_reason.contains("could not be read"),
+            "{}",
+            s.end_reason
+        );
+    }
+}
