@@ -292,7 +292,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_panicking_worker_ends_the_session_with_an_internal_error() {
         let engine = engine_with_a_panicking_detector();
-        let inbound = tokio_stream::iter(vec![Ok::<_, String>(Incoming {
+        let inbound = tokio_stream::iter(vec![Ok::<_, InboundError>(Incoming {
             client_seq: 2,
             message: Some(ClientMessage::Frame(Frame {
                 timestamp: 1.0,
