@@ -212,11 +212,14 @@ impl Engine {
         let result = models
             .analyze(&decoded, &options)
             .map_err(|e| Error::Internal(format!("face analysis failed: {e}")))?;
-        let marked = settings.return_marked_image.then(|| {
+        let marked = if settings.return_marked_image {
             let drawn = marks::render(&decoded, &result.faces, &settings.layers());
             let encoding = settings.marked_image_encoding;
-            (marks::encode(&drawn, encoding), encoding)
-        });
+            let bytes = marks::encode(&drawn, encoding).map_err(Error::InvalidArgument)?;
+            Some((bytes, encoding))
+        } else {
+            None
+        };
         Ok(FrameAnalysis {
             result,
             decode_ms,

@@ -164,7 +164,8 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
                 None => format!("{stem}.marked.{ext}"),
             };
             let marked = marks::render(image, &result.faces, &Layers::default());
-            std::fs::write(dir.join(&name), marks::encode(&marked, encoding))
+            let bytes = marks::encode(&marked, encoding).map_err(anyhow::Error::msg)?;
+            std::fs::write(dir.join(&name), bytes)
                 .with_context(|| format!("writing {}", dir.join(&name).display()))?;
         }
         Ok(())

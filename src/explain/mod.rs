@@ -357,7 +357,7 @@ impl Explainer {
             let marked = marks::render(&image, &frame.faces, &layers);
             user.push(Part::Image {
                 mime: "image/png",
-                bytes: marks::encode(&marked, marks::Encoding::Png),
+                bytes: marks::encode(&marked, marks::Encoding::Png).map_err(Error::Internal)?,
             });
         }
         user.push(Part::Text(built.user));

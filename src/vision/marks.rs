@@ -164,16 +164,29 @@ impl Encoding {
     }
 }
 
-pub fn encode(image: &RgbImage, encoding: Encoding) -> Vec<u8> {
-    let mut bytes = Vec::new();
+/// The largest side a JPEG can carry (its header stores 16-bit sizes).
+pub const JPEG_MAX_SIDE: u32 = 65_535;
+
+/// Encodes a marked frame. An image JPEG cannot carry (a side over 65,535 pixels) is
+/// refused with what to ask for instead; any other encoder failure is reported, not panicked.
+pub fn encode(image: &RgbImage, encoding: Encoding) -> Result<Vec<u8>, String> {
+    let (width, height) = image.dimensions();
     let format = match encoding {
         Encoding::Png => ImageFormat::Png,
-        Encoding::Jpeg => ImageFormat::Jpeg,
+        Encoding::Jpeg => {
+            if width.max(height) > JPEG_MAX_SIDE {
+                return Err(format!(
+                    "the marked frame is {width}x{height}; JPEG allows at most {JPEG_MAX_SIDE} pixels a side: ask for PNG (marked_image_format)"
+                ));
+            }
+            ImageFormat::Jpeg
+        }
     };
+    let mut bytes = Vec::new();
     image
         .write_to(&mut std::io::Cursor::new(&mut bytes), format)
-        .expect("encoding an RGB8 image into memory cannot fail");
-    bytes
+        .map_err(|e| format!("encoding the {width}x{height} marked frame failed: {e}"))?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -238,8 +251,21 @@ mod tests {
             },
         );
         assert_ne!(tags, frame);
-        let png = encode(&boxes, Encoding::Png);
+        let png = encode(&boxes, Encoding::Png).unwrap();
         assert_eq!(&png[1..4], b"PNG");
-        assert_eq!(&encode(&boxes, Encoding::Jpeg)[..2], &[0xFF, 0xD8]);
+        assert_eq!(&encode(&boxes, Encoding::Jpeg).unwrap()[..2], &[0xFF, 0xD8]);
+    }
+
+    /// JPEG stores 16-bit sizes: a wider marked frame is refused with what to ask for, not
+    /// a panic (a 65536x256 frame used to panic into INTERNAL); PNG carries it.
+    #[test]
+    fn a_frame_jpeg_cannot_carry_is_refused_and_png_carries_it() {
+        let wide = RgbImage::new(JPEG_MAX_SIDE + 1, 2);
+        let error = encode(&wide, Encoding::Jpeg).unwrap_err();
+        assert!(
+            error.contains("65536x2") && error.contains("ask for PNG"),
+            "{error}"
+        );
+        assert_eq!(&encode(&wide, Encoding::Png).unwrap()[1..4], b"PNG");
     }
 }

@@ -278,3 +278,41 @@ async fn oversized_image_is_refused_by_the_configured_limit() {
         status.message()
     );
 }
+
+/// A marked frame JPEG cannot carry (65536 pixels wide) is refused with what to ask for,
+/// and the same frame comes back marked as PNG (it used to panic into INTERNAL).
+#[tokio::test]
+async fn a_marked_frame_too_wide_for_jpeg_is_refused_and_png_works() {
+    let server = TestServer::start(|_| {});
+    let mut affect = client(&server).await;
+    let mut png = Vec::new();
+    image::RgbImage::new(65_536, 256)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let ask = |format: ImageFormat| {
+        request(
+            encoded(png.clone()),
+            Some(FrameOptions {
+                return_marked_image: true,
+                marked_image_format: format as i32,
+                ..Default::default()
+            }),
+        )
+    };
+    let status = affect
+        .analyze_frame(ask(ImageFormat::Jpeg))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("ask for PNG"),
+        "{}",
+        status.message()
+    );
+    let reply = affect
+        .analyze_frame(ask(ImageFormat::Png))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.marked_image.starts_with(b"\x89PNG"));
+}
