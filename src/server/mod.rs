@@ -116,6 +116,9 @@ pub async fn serve(
     });
 
     Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            decode_errors_are_invalid_argument,
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -124,6 +127,25 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// tonic answers a request body that does not decode (invalid UTF-8 in a string, a bad
+/// wire type) with INTERNAL before any handler runs; it is the client's request that is
+/// wrong, so the answer is INVALID_ARGUMENT. Such answers carry their status in the headers
+/// (a trailers-only response); no handler's own INTERNAL says "failed to decode".
+fn decode_errors_are_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let internal = headers.get("grpc-status").is_some_and(|v| v == "13");
+    let decode = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| {
+            m.starts_with("failed%20to%20decode") || m.starts_with("failed to decode")
+        });
+    if internal && decode {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called,

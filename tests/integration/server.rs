@@ -674,3 +674,37 @@ async fn an_unreadable_message_in_a_stream_ends_it_with_the_client_s_error() {
         );
     }
 }
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawIdRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    id: Vec<u8>,
+}
+
+/// A unary request that does not decode (invalid UTF-8 in a string field) is the client's
+/// error: INVALID_ARGUMENT, not INTERNAL, on every service.
+#[tokio::test]
+async fn a_unary_request_that_does_not_decode_is_invalid_argument() {
+    let server = TestServer::start(|_| {});
+    for path in [
+        "/affect.v1.Recordings/GetSession",
+        "/affect.v1.Recordings/DeleteSession",
+        "/affect.v1.Affect/Calibrate",
+    ] {
+        let mut grpc = tonic::client::Grpc::new(server.channel().await);
+        grpc.ready().await.unwrap();
+        let codec = tonic_prost::ProstCodec::<RawIdRequest, GetSessionResponse>::default();
+        let status = grpc
+            .unary(
+                tonic::Request::new(RawIdRequest {
+                    id: vec![b'a', 0xc3, 0x28],
+                }),
+                http::uri::PathAndQuery::from_static(path),
+                codec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+        assert!(status.message().contains("decode"), "{}", status.message());
+    }
+}
