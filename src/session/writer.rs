@@ -17,8 +17,14 @@ pub enum WriteJob {
     End { ended_at: f64, reason: String },
 }
 
+/// Batches that may wait for the writer. Bounded so that a writer held up (by the disk, or
+/// by a client that does not read its acknowledgements) holds up the session's worker, which
+/// stops taking the client's messages, which stops reading the stream: HTTP/2 flow control
+/// then slows the sender, instead of the server queueing without end.
+pub const QUEUE_BATCHES: usize = 8;
+
 pub struct Writer {
-    pub jobs: std_mpsc::Sender<WriteJob>,
+    pub jobs: std_mpsc::SyncSender<WriteJob>,
     /// Answers whether everything was recorded (false: the writer told the client why).
     thread: std::thread::JoinHandle<bool>,
 }
@@ -28,7 +34,7 @@ impl Writer {
         recorder: Recorder,
         out: mpsc::Sender<Result<Event, Error>>,
     ) -> Result<Writer, Error> {
-        let (jobs, queue) = std_mpsc::channel::<WriteJob>();
+        let (jobs, queue) = std_mpsc::sync_channel::<WriteJob>(QUEUE_BATCHES);
         let thread = std::thread::Builder::new()
             .name("session-writer".into())
             .spawn(move || {
