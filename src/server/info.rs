@@ -4,7 +4,65 @@ use crate::engine::{Engine, unix_now};
 use crate::models::loaded::{CAPABILITIES, Status};
 use crate::proto::{BackendInfo, Capability, GetServerInfoResponse, ModelInfo, ModelStatus};
 
+/// Server paths in what GetServerInfo says (model files, reasons, the ONNX Runtime library)
+/// become the config key of their folder: `<models.cache_dir>/x.gguf`. Any client can ask
+/// for the server's info; its file system layout is none of their business, and the key
+/// still says where to look.
+struct Redactor(Vec<(String, &'static str)>);
+
+impl Redactor {
+    fn new(engine: &Engine) -> Redactor {
+        let config = &engine.config;
+        let mut folders: Vec<(String, &'static str)> = vec![
+            (
+                config.models.cache_dir.display().to_string(),
+                "<models.cache_dir>",
+            ),
+            (config.models.dir.display().to_string(), "<models.dir>"),
+        ];
+        if let Some(folder) = config.store.database.parent() {
+            folders.push((folder.display().to_string(), "<store.database folder>"));
+        }
+        if let Ok(rt) = &engine.models.runtime
+            && let Some(folder) = rt.library.parent()
+        {
+            folders.push((folder.display().to_string(), "<onnx.library folder>"));
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            folders.push((home.to_string_lossy().into_owned(), "~"));
+        }
+        // The most specific folder first (a cache inside the home folder).
+        folders.retain(|(f, _)| f.len() > 1);
+        folders.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+        Redactor(folders)
+    }
+
+    fn text(&self, text: &str) -> String {
+        self.0.iter().fold(text.to_string(), |t, (folder, key)| {
+            t.replace(folder.as_str(), key)
+        })
+    }
+}
+
 pub fn server_info(engine: &Engine) -> GetServerInfoResponse {
+    let redact = Redactor::new(engine);
+    let mut info = unredacted(engine);
+    for m in &mut info.models {
+        m.file = redact.text(&m.file);
+        m.reason = redact.text(&m.reason);
+    }
+    for c in &mut info.capabilities {
+        c.reason = redact.text(&c.reason);
+    }
+    for b in &mut info.backends {
+        b.reason = redact.text(&b.reason);
+        b.default_model = redact.text(&b.default_model);
+    }
+    info.onnxruntime_library = redact.text(&info.onnxruntime_library);
+    info
+}
+
+fn unredacted(engine: &Engine) -> GetServerInfoResponse {
     let models = &engine.models;
     let model_infos = models
         .models

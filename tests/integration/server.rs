@@ -708,3 +708,43 @@ async fn a_unary_request_that_does_not_decode_is_invalid_argument() {
         assert!(status.message().contains("decode"), "{}", status.message());
     }
 }
+
+/// GetServerInfo names folders by their config keys, never by the server's absolute paths:
+/// the model files, the reasons (a missing GGUF in the cache), the ONNX Runtime library.
+#[tokio::test]
+async fn server_info_discloses_no_absolute_paths() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await);
+    let info = affect
+        .get_server_info(GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let text = format!("{info:?}");
+    let repo_path = repo().display().to_string();
+    for secret in ["/tmp/", repo_path.as_str(), "/root", "/home/"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    let detector = info
+        .models
+        .iter()
+        .find(|m| m.id == "face-detector-retinaface")
+        .unwrap();
+    assert!(
+        detector.file.starts_with("<models.dir>/"),
+        "{}",
+        detector.file
+    );
+    assert!(
+        info.onnxruntime_library
+            .starts_with("<onnx.library folder>/"),
+        "{}",
+        info.onnxruntime_library
+    );
+    let candle = info.backends.iter().find(|b| b.name == "candle").unwrap();
+    assert!(
+        candle.reason.contains("<models.cache_dir>/"),
+        "{}",
+        candle.reason
+    );
+}
