@@ -35,6 +35,10 @@ pub struct Limits {
     pub max_metadata_entries: usize,
     /// Longest metadata value, bytes.
     pub max_metadata_value_bytes: usize,
+    /// Live sessions at once; one more is refused with RESOURCE_EXHAUSTED.
+    pub max_live_sessions: usize,
+    /// Seconds a new Stream may take to send its config; then it is refused.
+    pub first_message_timeout_s: f64,
 }
 
 impl Limits {
@@ -104,6 +108,8 @@ impl Default for Limits {
             max_name_bytes: SignalBudget::default().max_name_bytes,
             max_metadata_entries: 64,
             max_metadata_value_bytes: 4096,
+            max_live_sessions: 64,
+            first_message_timeout_s: 10.0,
         }
     }
 }

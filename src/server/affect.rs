@@ -130,9 +130,23 @@ impl Affect for AffectService {
         request: Request<Streaming<StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         let mut inbound = request.into_inner();
-        let first = inbound.message().await?.ok_or_else(|| {
-            Status::invalid_argument("the stream ended before its config message")
-        })?;
+        let deadline = self.engine.limits.first_message_timeout_s;
+        let first = tokio::time::timeout(
+            // A config value that is no duration (infinite: no deadline) must not panic.
+            std::time::Duration::try_from_secs_f64(deadline).unwrap_or(if deadline > 0.0 {
+                std::time::Duration::MAX
+            } else {
+                std::time::Duration::ZERO
+            }),
+            inbound.message(),
+        )
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "no config message within {deadline} s of opening the stream (config key limits.first_message_timeout_s)"
+            ))
+        })??
+        .ok_or_else(|| Status::invalid_argument("the stream ended before its config message"))?;
         let Some(stream_request::Message::Config(config)) = first.message else {
             return Err(Status::invalid_argument(
                 "the first message of a stream must carry `config` (SessionConfig)",

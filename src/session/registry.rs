@@ -194,15 +194,25 @@ impl Registry {
         self.closing.subscribe()
     }
 
-    /// Registers a session; None when one with that id is already live.
-    pub fn insert(&self, session: LiveSession) -> Option<Arc<LiveSession>> {
+    /// Registers a session, unless one with that id is live already (ALREADY_EXISTS) or
+    /// `max_live` are (RESOURCE_EXHAUSTED): checked and inserted under one lock.
+    pub fn insert(&self, session: LiveSession, max_live: usize) -> Result<Arc<LiveSession>, Error> {
         let mut sessions = self.sessions.lock().expect("registry lock");
         if sessions.contains_key(&session.session_id) {
-            return None;
+            return Err(Error::AlreadyExists(format!(
+                "session `{}` is already live on this server; choose another session_id (or leave it empty)",
+                session.session_id
+            )));
+        }
+        if sessions.len() >= max_live {
+            return Err(Error::ResourceExhausted(format!(
+                "{} sessions are live, the most this server takes (config key limits.max_live_sessions); end one or try later",
+                sessions.len()
+            )));
         }
         let session = Arc::new(session);
         sessions.insert(session.session_id.clone(), session.clone());
-        Some(session)
+        Ok(session)
     }
 
     pub fn get(&self, session_id: &str) -> Option<Arc<LiveSession>> {
@@ -279,8 +289,16 @@ mod tests {
     #[test]
     fn one_live_session_per_id() {
         let registry = Registry::default();
-        assert!(registry.insert(LiveSession::new("a".into())).is_some());
-        assert!(registry.insert(LiveSession::new("a".into())).is_none());
+        assert!(registry.insert(LiveSession::new("a".into()), 2).is_ok());
+        assert!(matches!(
+            registry.insert(LiveSession::new("a".into()), 2),
+            Err(Error::AlreadyExists(_))
+        ));
+        assert!(registry.insert(LiveSession::new("b".into()), 2).is_ok());
+        assert!(matches!(
+            registry.insert(LiveSession::new("c".into()), 2),
+            Err(Error::ResourceExhausted(m)) if m.contains("limits.max_live_sessions")
+        ));
         assert_eq!(registry.len(), 1);
         registry.remove("a");
         assert!(registry.get("a").is_none());

@@ -138,14 +138,10 @@ impl Setup {
             engine.face_models.is_some(),
             engine.stress_model.clone(),
         );
-        let live = engine
-            .sessions
-            .insert(LiveSession::new(session_id.clone()))
-            .ok_or_else(|| {
-                Error::AlreadyExists(format!(
-                    "session `{session_id}` is already live on this server; choose another session_id (or leave it empty)"
-                ))
-            })?;
+        let live = engine.sessions.insert(
+            LiveSession::new(session_id.clone()),
+            engine.limits.max_live_sessions,
+        )?;
         let registered = Registered {
             engine: engine.clone(),
             session_id: session_id.clone(),

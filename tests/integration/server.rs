@@ -748,3 +748,70 @@ async fn server_info_discloses_no_absolute_paths() {
         candle.reason
     );
 }
+
+/// Admission: at most `limits.max_live_sessions` live sessions (one more is
+/// RESOURCE_EXHAUSTED naming the key, and is accepted again once one ends), and a Stream
+/// that sends no config within `limits.first_message_timeout_s` is refused.
+#[tokio::test]
+async fn live_sessions_are_capped_and_a_silent_stream_times_out() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let config = dir.join("affectd.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nmax_live_sessions = 2\nfirst_message_timeout_s = 1.0\n",
+    )
+    .unwrap();
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let open = |affect: &mut AffectClient<tonic::transport::Channel>| {
+        let mut affect = affect.clone();
+        async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tx.send(StreamRequest {
+                client_seq: 1,
+                message: Some(stream_request::Message::Config(SessionConfig {
+                    no_record: true,
+                    ..Default::default()
+                })),
+            })
+            .await
+            .unwrap();
+            let reply = affect
+                .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await;
+            (tx, reply)
+        }
+    };
+    let (first_tx, first) = open(&mut affect).await;
+    let (_second_tx, second) = open(&mut affect).await;
+    let mut first = first.unwrap().into_inner();
+    second.unwrap();
+    let (_third_tx, third) = open(&mut affect).await;
+    let status = third.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("limits.max_live_sessions"));
+    // One ends: there is room again.
+    first_tx
+        .send(StreamRequest {
+            client_seq: 2,
+            message: Some(stream_request::Message::End(EndSession {})),
+        })
+        .await
+        .unwrap();
+    while first.message().await.unwrap().is_some() {}
+    let (_fourth_tx, fourth) = open(&mut affect).await;
+    fourth.expect("a place freed by the ended session");
+
+    // A stream that never sends its config.
+    let (_silent_tx, rx) = tokio::sync::mpsc::channel::<StreamRequest>(1);
+    let started = std::time::Instant::now();
+    let status = affect
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("limits.first_message_timeout_s"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
