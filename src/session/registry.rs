@@ -299,9 +299,10 @@ mod tests {
             registry.insert(LiveSession::new("c".into()), 2),
             Err(Error::ResourceExhausted(m)) if m.contains("limits.max_live_sessions")
         ));
-        assert_eq!(registry.len(), 1);
+        assert_eq!(registry.len(), 2);
         registry.remove("a");
         assert!(registry.get("a").is_none());
+        assert!(registry.insert(LiveSession::new("c".into()), 2).is_ok());
     }
 
     #[test]
