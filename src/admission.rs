@@ -39,6 +39,12 @@ pub struct Limits {
     pub max_live_sessions: usize,
     /// Seconds a new Stream may take to send its config; then it is refused.
     pub first_message_timeout_s: f64,
+    /// Explain calls generating at once (they share the model).
+    pub max_concurrent_explanations: usize,
+    /// Explain calls that may wait for their turn; one more is refused at once.
+    pub max_queued_explanations: usize,
+    /// Seconds an Explain call waits for its turn before it is refused (UNAVAILABLE).
+    pub explain_queue_timeout_s: f64,
 }
 
 impl Limits {
@@ -110,6 +116,68 @@ impl Default for Limits {
             max_metadata_value_bytes: 4096,
             max_live_sessions: 64,
             first_message_timeout_s: 10.0,
+            max_concurrent_explanations: 1,
+            max_queued_explanations: 16,
+            explain_queue_timeout_s: 300.0,
+        }
+    }
+}
+
+/// The turn of an Explain call: at most `max_concurrent_explanations` generate, at most
+/// `max_queued_explanations` wait, each at most `explain_queue_timeout_s`. The wait is
+/// async (it holds no thread of the shared blocking pool), and a call whose client leaves
+/// while waiting is dropped from the queue with its future: it never starts a prefill.
+pub struct ExplainGate {
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+    timeout_s: f64,
+}
+
+/// Holds an Explain call's turn until dropped (when its generation ends).
+pub type ExplainTurn = tokio::sync::OwnedSemaphorePermit;
+
+impl ExplainGate {
+    pub fn new(limits: &Limits) -> ExplainGate {
+        ExplainGate {
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                limits.max_concurrent_explanations.max(1),
+            )),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: limits.max_queued_explanations,
+            timeout_s: limits.explain_queue_timeout_s,
+        }
+    }
+
+    pub async fn admit(&self) -> Result<ExplainTurn, crate::error::Error> {
+        use crate::error::Error;
+        use std::sync::atomic::Ordering;
+        if let Ok(turn) = self.turns.clone().try_acquire_owned() {
+            return Ok(turn);
+        }
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        // Leaves the count however the wait ends (admitted, timed out, or dropped).
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _waiting = Waiting(&self.waiting);
+        if waiting >= self.max_waiting {
+            return Err(Error::ResourceExhausted(format!(
+                "{waiting} explanations are waiting, the most this server queues (config key limits.max_queued_explanations); try later"
+            )));
+        }
+        let timeout = std::time::Duration::try_from_secs_f64(self.timeout_s)
+            .unwrap_or(std::time::Duration::MAX);
+        match tokio::time::timeout(timeout, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(turn),
+            Ok(Err(_)) => Err(Error::Unavailable("the server is shutting down".into())),
+            Err(_) => Err(Error::Unavailable(format!(
+                "no turn to explain within {} s (config key limits.explain_queue_timeout_s); other explanations are generating, try later",
+                self.timeout_s
+            ))),
         }
     }
 }

@@ -104,6 +104,8 @@ pub enum ExportFormat {
 pub struct Engine {
     pub config: Config,
     pub limits: Limits,
+    /// Explain calls' turns (see `admission::ExplainGate`).
+    pub explain_gate: crate::admission::ExplainGate,
     pub models: ModelSet,
     /// The face networks that loaded (None without a detector).
     pub face_models: Option<FaceModels>,
@@ -169,6 +171,7 @@ impl Engine {
             face_models: models.face_models(),
             face_unavailable,
             limits: config.limits.clone(),
+            explain_gate: crate::admission::ExplainGate::new(&config.limits),
             config,
             models,
             explainer,

@@ -105,6 +105,14 @@ impl Affect for AffectService {
         request: Request<ExplainRequest>,
     ) -> Result<Response<Self::ExplainStream>, Status> {
         let (request, source) = convert::explain_request(request.into_inner());
+        // The turn first: preparing takes the model too. Waiting here is async, and a
+        // client that leaves drops this future, and its place in the queue, at once.
+        let turn = self
+            .engine
+            .explain_gate
+            .admit()
+            .await
+            .map_err(convert::status)?;
         let engine = self.engine.clone();
         let prepared = blocking("explanation", move || {
             engine.prepare_explanation(&request, source.as_ref())
@@ -112,6 +120,7 @@ impl Affect for AffectService {
         .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::task::spawn_blocking(move || {
+            let _turn = turn; // held until the generation ends
             crate::explain::stream_into(
                 prepared,
                 &|event| tx.blocking_send(convert::explain_response(event)).is_ok(),

@@ -141,6 +141,68 @@ async fn bad_requests_and_dead_backends_get_their_status() {
 mod llm {
     use super::*;
 
+    /// Explain waits its turn without holding the server: one generates, one waits, one more
+    /// is refused at once (RESOURCE_EXHAUSTED naming limits.max_queued_explanations), the
+    /// waiter is refused when its wait runs out (UNAVAILABLE naming
+    /// limits.explain_queue_timeout_s), and AnalyzeFrame and ListSessions answer meanwhile.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn explanations_queue_boundedly_and_the_rest_of_the_server_answers() {
+        let model = qwen();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("affectd.toml");
+        std::fs::write(
+            &config,
+            "[limits]\nmax_concurrent_explanations = 1\nmax_queued_explanations = 1\nexplain_queue_timeout_s = 2.0\n",
+        )
+        .unwrap();
+        let server = TestServer::start(|cmd| {
+            cmd.env("AFFECTD_CANDLE_MODEL", &model)
+                .arg("--config")
+                .arg(&config);
+        });
+        let mut affect = AffectClient::new(server.channel().await);
+        let request = || ExplainRequest {
+            backend: "candle".into(),
+            max_tokens: 400,
+            ..explain_request(photo("single_face.jpg"), 400)
+        };
+        // The first takes the turn: its stream opens.
+        let mut generating = affect.explain(request()).await.unwrap().into_inner();
+        // The second waits (its call does not return until it has a turn).
+        let waiter = {
+            let mut affect = affect.clone();
+            let request = request();
+            tokio::spawn(async move { affect.explain(request).await.map(|_| ()) })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let refused = affect.explain(request()).await.unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(refused.message().contains("limits.max_queued_explanations"));
+        // The rest of the server answers while the model is busy.
+        let started = std::time::Instant::now();
+        let frame = affect
+            .analyze_frame(AnalyzeFrameRequest {
+                image: Some(ImageInput {
+                    data: Some(image_input::Data::Encoded(photo("single_face.jpg"))),
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(frame.faces.len(), 1);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let waited = waiter.await.unwrap().unwrap_err();
+        assert_eq!(waited.code(), Code::Unavailable, "{waited:?}");
+        assert!(waited.message().contains("limits.explain_queue_timeout_s"));
+        // The first goes on to its result.
+        let (_tokens, result) = tokens_then_result(&mut generating).await;
+        assert_eq!(result.backend, "candle");
+        // Its turn is free again.
+        let mut next = affect.explain(request()).await.unwrap().into_inner();
+        assert!(next.message().await.unwrap().is_some());
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn tokens_stream_then_a_validated_or_unparsed_result() {
         let llama = llama_server();
