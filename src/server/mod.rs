@@ -13,8 +13,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::config::Config;
@@ -107,13 +105,7 @@ pub async fn serve(
     // TCP_NODELAY on every connection: a live session's small messages (acks, warnings)
     // otherwise wait for Nagle's algorithm and the peer's delayed ACK (measured: ~25 ms
     // median ack latency with it, see benches/session_load.py).
-    let incoming = TcpListenerStream::new(listener).map(|stream| {
-        stream.inspect(|s| {
-            if let Err(e) = s.set_nodelay(true) {
-                tracing::warn!("cannot set TCP_NODELAY: {e}");
-            }
-        })
-    });
+    let incoming = accept_with_backoff(listener);
 
     Server::builder()
         .layer(tower::util::MapResponseLayer::new(
@@ -127,6 +119,55 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// Accepts connections on a task of its own. When the process is out of descriptors (or
+/// the kernel out of buffers), accepting fails until something closes: the loop then backs
+/// off (10 ms doubling to 1 s) and logs once per episode, instead of retrying at once and
+/// spinning a core while the server cannot be reached. Hand-written: tonic's own loop
+/// retries at once, and no well-kept crate wraps a tokio listener this way.
+fn accept_with_backoff(
+    listener: tokio::net::TcpListener,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio::net::TcpStream>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut backoff = std::time::Duration::ZERO;
+        loop {
+            match listener.accept().await {
+                Ok((stream, _peer)) => {
+                    if !backoff.is_zero() {
+                        tracing::info!("accepting connections again");
+                        backoff = std::time::Duration::ZERO;
+                    }
+                    // TCP_NODELAY on every connection: a live session's small messages
+                    // (acks, warnings) otherwise wait for Nagle's algorithm and the peer's
+                    // delayed ACK (measured: ~25 ms median ack latency with it, see
+                    // benches/session_load.py).
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::warn!("cannot set TCP_NODELAY: {e}");
+                    }
+                    if tx.send(Ok(stream)).await.is_err() {
+                        return; // the server has stopped
+                    }
+                }
+                Err(e) => {
+                    if backoff.is_zero() {
+                        tracing::warn!(
+                            "cannot accept connections: {e}; retrying with back-off (raise the descriptor limit, ulimit -n, if this is EMFILE)"
+                        );
+                        backoff = std::time::Duration::from_millis(10);
+                    } else {
+                        backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                    }
+                    if tx.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// tonic answers a request body that does not decode (invalid UTF-8 in a string, a bad

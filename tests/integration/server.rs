@@ -815,3 +815,70 @@ async fn live_sessions_are_capped_and_a_silent_stream_times_out() {
     assert!(status.message().contains("limits.first_message_timeout_s"));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+/// Out of descriptors (connections that never speak, a low `ulimit -n`), the accept loop
+/// backs off instead of spinning a core, and serves again once connections close.
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_descriptors_the_server_backs_off_and_recovers() {
+    let server = TestServer::start(|_| {});
+    let pid = server.child.id();
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let limit = open_fds + 16;
+    let status = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success());
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    let idle: Vec<std::net::TcpStream> = (0..64)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let busy = (cpu_seconds(pid) - before) / 3.0;
+    println!(
+        "out of descriptors: the server used {:.0}% of a core",
+        busy * 100.0
+    );
+    assert!(
+        busy < 0.3,
+        "the server spun: {:.0}% of a core",
+        busy * 100.0
+    );
+    drop(idle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut affect = AffectClient::new(server.channel().await);
+            affect.get_server_info(GetServerInfoRequest {}).await
+        })
+        .await;
+        if matches!(answer, Ok(Ok(_))) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
