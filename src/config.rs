@@ -136,6 +136,13 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest gRPC message accepted or sent, bytes (frames and signal chunks).
     pub max_message_bytes: usize,
+    /// Seconds between HTTP/2 pings on an idle connection (a peer gone without a word is
+    /// then found); 0 = none.
+    pub http2_keepalive_interval_s: f64,
+    /// Seconds a ping may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout_s: f64,
+    /// Concurrent calls (streams) on one connection.
+    pub max_concurrent_streams: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -264,6 +271,9 @@ impl Default for ServerConfig {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             max_message_bytes: 16 * 1024 * 1024,
+            http2_keepalive_interval_s: 30.0,
+            http2_keepalive_timeout_s: 20.0,
+            max_concurrent_streams: 256,
         }
     }
 }
@@ -498,6 +508,61 @@ impl Config {
                     "{} is below the 65536-byte minimum a camera frame needs",
                     self.server.max_message_bytes
                 ),
+            });
+        }
+        let seconds = [
+            (
+                "server.http2_keepalive_interval_s",
+                self.server.http2_keepalive_interval_s,
+            ),
+            (
+                "server.http2_keepalive_timeout_s",
+                self.server.http2_keepalive_timeout_s,
+            ),
+            (
+                "limits.first_message_timeout_s",
+                self.limits.first_message_timeout_s,
+            ),
+            (
+                "limits.explain_queue_timeout_s",
+                self.limits.explain_queue_timeout_s,
+            ),
+        ];
+        for (name, value) in seconds {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(ConfigError::Value {
+                    name,
+                    message: format!("{value} is not a finite number of seconds >= 0"),
+                });
+            }
+        }
+        let counts = [
+            (
+                "server.max_concurrent_streams",
+                self.server.max_concurrent_streams as usize,
+            ),
+            ("limits.max_live_sessions", self.limits.max_live_sessions),
+            (
+                "limits.max_concurrent_explanations",
+                self.limits.max_concurrent_explanations,
+            ),
+            (
+                "limits.max_channels_per_stream",
+                self.limits.max_channels_per_stream,
+            ),
+        ];
+        for (name, value) in counts {
+            if value == 0 {
+                return Err(ConfigError::Value {
+                    name,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if !(self.limits.max_sample_rate_hz.is_finite() && self.limits.max_sample_rate_hz > 0.0) {
+            return Err(ConfigError::Value {
+                name: "limits.max_sample_rate_hz",
+                message: format!("{} is not a positive rate", self.limits.max_sample_rate_hz),
             });
         }
         if !(0.0..=1.0).contains(&self.vision.min_face_score) {

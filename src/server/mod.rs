@@ -11,6 +11,7 @@ mod recordings;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -107,7 +108,18 @@ pub async fn serve(
     // median ack latency with it, see benches/session_load.py).
     let incoming = accept_with_backoff(listener);
 
+    let server_config = &engine.config.server;
+    // Validated finite and >= 0; a value too large for a Duration means "never".
+    let keepalive = (server_config.http2_keepalive_interval_s > 0.0)
+        .then(|| Duration::try_from_secs_f64(server_config.http2_keepalive_interval_s).ok())
+        .flatten();
     Server::builder()
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(
+            Duration::try_from_secs_f64(server_config.http2_keepalive_timeout_s).ok(),
+        )
+        .max_concurrent_streams(Some(server_config.max_concurrent_streams))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
         .layer(tower::util::MapResponseLayer::new(
             decode_errors_are_invalid_argument,
         ))

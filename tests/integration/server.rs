@@ -882,3 +882,71 @@ async fn out_of_descriptors_the_server_backs_off_and_recovers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `server.max_concurrent_streams` bounds the calls on one connection: with 1, a unary
+/// call on the connection of a live Stream waits for it, while another connection is
+/// served; and an invalid value in the config is refused at start-up, naming the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_per_connection_are_capped_by_the_config() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let config = dir.join("affectd.toml");
+    std::fs::write(&config, "[server]\nmax_concurrent_streams = 1\n").unwrap();
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let shared = server.channel().await;
+    let mut affect = AffectClient::new(shared.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(StreamRequest {
+        client_seq: 1,
+        message: Some(stream_request::Message::Config(SessionConfig {
+            no_record: true,
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut session = affect
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let same_connection = tokio::time::timeout(
+        Duration::from_secs(1),
+        AffectClient::new(shared.clone()).get_server_info(GetServerInfoRequest {}),
+    )
+    .await;
+    assert!(
+        same_connection.is_err(),
+        "a second call ran on a one-stream connection"
+    );
+    AffectClient::new(server.channel().await)
+        .get_server_info(GetServerInfoRequest {})
+        .await
+        .expect("another connection is served");
+    tx.send(StreamRequest {
+        client_seq: 2,
+        message: Some(stream_request::Message::End(EndSession {})),
+    })
+    .await
+    .unwrap();
+    while session.message().await.unwrap().is_some() {}
+    AffectClient::new(shared)
+        .get_server_info(GetServerInfoRequest {})
+        .await
+        .expect("the connection is free again");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[limits]\nfirst_message_timeout_s = -1.0\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("limits.first_message_timeout_s"),
+        "{stderr}"
+    );
+}
