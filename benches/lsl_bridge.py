@@ -15,7 +15,6 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 

@@ -27,7 +27,7 @@ use affectd::replay::{Output, Replay};
 use affectd::session::SessionConfig;
 use affectd::signals::analyzers::SignalChunk;
 use affectd::signals::features::FeatureWindow;
-use affectd::store::{FrameData, Store, StoredMessage, export};
+use affectd::store::{FrameData, StoredMessage, export};
 
 use super::video;
 
@@ -399,17 +399,6 @@ impl Collected {
     }
 }
 
-fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let path = &config.store.database;
-    if !path.exists() {
-        bail!(
-            "no session database at {}: no session has been recorded there yet (set --database / AFFECTD_DATABASE to the server's)",
-            path.display()
-        );
-    }
-    Ok(Store::open(path)?)
-}
-
 /// The cardiac stress model when fusion.cardiac_encoder asks for it.
 fn stress_model(
     config: &Config,
@@ -434,7 +423,7 @@ fn face_models(config: &Config, needed_for: &str) -> anyhow::Result<affectd::vis
 }
 
 pub fn analyze_session(config: &Config, args: AnalyzeSessionArgs) -> anyhow::Result<()> {
-    let store = open_store(config)?;
+    let store = super::sessions::open(config)?;
     let id = &args.session_id;
     let row = store.get(id)?;
     let recorded = export::session_config(&store, id)?;
@@ -694,7 +683,7 @@ fn file_name(path: &Path) -> String {
 }
 
 pub fn train_fusion(config: &Config, args: TrainFusionArgs) -> anyhow::Result<()> {
-    let store = open_store(config)?;
+    let store = super::sessions::open(config)?;
     let id = &args.session_id;
     store.get(id)?;
     let conn = store.connect()?;

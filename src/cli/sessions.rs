@@ -39,7 +39,8 @@ pub enum Format {
     Csv,
 }
 
-fn open(config: &Config) -> anyhow::Result<Store> {
+/// The session database named by the config; a missing one says where it was looked for.
+pub(super) fn open(config: &Config) -> anyhow::Result<Store> {
     let path = &config.store.database;
     if !path.exists() {
         bail!(

@@ -233,9 +233,7 @@ fn inbound_error(status: Status, max_bytes: usize) -> crate::session::InboundErr
     use crate::session::InboundError;
     let message = status.message();
     match status.code() {
-        // tonic reports a protobuf decode failure (invalid UTF-8 in a string field, a bad
-        // wire type) as INTERNAL; it is the client's message that is wrong.
-        tonic::Code::Internal if message.contains("decode") => InboundError::Refused(
+        code if super::is_decode_failure(code, message) => InboundError::Refused(
             Error::InvalidArgument(format!("a message is not a valid StreamRequest: {message}")),
         ),
         tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => {

@@ -182,20 +182,31 @@ fn accept_with_backoff(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-/// tonic answers a request body that does not decode (invalid UTF-8 in a string, a bad
-/// wire type) with INTERNAL before any handler runs; it is the client's request that is
-/// wrong, so the answer is INVALID_ARGUMENT. Such answers carry their status in the headers
-/// (a trailers-only response); no handler's own INTERNAL says "failed to decode".
+/// How tonic words a request that does not decode (invalid UTF-8 in a string, a bad wire
+/// type), which it reports as INTERNAL. One place for both the unary answers below and a
+/// Stream's inbound messages (`affect::inbound_error`); no handler's own INTERNAL says it.
+pub(crate) fn is_decode_failure(code: tonic::Code, message: &str) -> bool {
+    code == tonic::Code::Internal && message.starts_with("failed to decode")
+}
+
+/// tonic answers a unary request body that does not decode with INTERNAL before any
+/// handler runs; it is the client's request that is wrong, so the answer is
+/// INVALID_ARGUMENT. Such answers carry their status in the headers (trailers-only).
 fn decode_errors_are_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
-    let internal = headers.get("grpc-status").is_some_and(|v| v == "13");
-    let decode = headers
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32);
+    let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|m| {
-            m.starts_with("failed%20to%20decode") || m.starts_with("failed to decode")
-        });
-    if internal && decode {
+        // grpc-message is percent-encoded (gRPC over HTTP/2).
+        .map(|m| percent_encoding::percent_decode_str(m).decode_utf8_lossy());
+    if let (Some(code), Some(message)) = (code, message)
+        && is_decode_failure(code, &message)
+    {
         headers.insert("grpc-status", http::HeaderValue::from_static("3"));
     }
     response

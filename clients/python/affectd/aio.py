@@ -20,7 +20,14 @@ import grpc
 import grpc.aio
 
 from . import _inputs, _requests, tables
-from .client import DEFAULT_ADDRESS, DEFAULT_MAX_MESSAGE_BYTES, best_offset, channel_options, export_format
+from .client import (
+    DEFAULT_ADDRESS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    best_offset,
+    channel_options,
+    export_format,
+    export_target,
+)
 from .proto import (
     affect_pb2,
     affect_pb2_grpc,
@@ -104,13 +111,7 @@ class Recordings:
     ) -> str:
         """As `Client.recordings.export`; the file is written once complete."""
         name, data = await self.export_bytes(session_id, format)
-        name = name or f"{session_id}.{str(format).lower()}"
-        if path is None:
-            target = os.path.abspath(name)
-        elif os.path.isdir(path):
-            target = os.path.join(os.fspath(path), name)
-        else:
-            target = os.fspath(path)
+        target = export_target(path, name or f"{session_id}.{str(format).lower()}")
         tmp = target + ".partial"
         with open(tmp, "wb") as f:
             f.write(data)

@@ -47,6 +47,16 @@ def export_format(fmt: Union[str, int]) -> int:
     return int(fmt)
 
 
+def export_target(path: Union[str, "os.PathLike[str]", None], name: str) -> str:
+    """Where an export goes: `path` itself, or the server's file name in the folder `path`
+    (default: the current folder)."""
+    if path is None:
+        return os.path.abspath(name)
+    if os.path.isdir(path):
+        return os.path.join(os.fspath(path), name)
+    return os.fspath(path)
+
+
 def best_offset(probes: Sequence[Tuple[float, affect_pb2.ClockSyncResponse, float]]) -> Tuple[float, float]:
     """NTP's estimate from the probe with the smallest round trip: (offset_s, rtt_s), where
     offset = server clock - client clock."""
@@ -100,13 +110,7 @@ class Recordings:
         try:
             for piece in stream:
                 if f is None:
-                    name = piece.file_name or f"{session_id}.{str(format).lower()}"
-                    if path is None:
-                        target = os.path.abspath(name)
-                    elif os.path.isdir(path):
-                        target = os.path.join(os.fspath(path), name)
-                    else:
-                        target = os.fspath(path)
+                    target = export_target(path, piece.file_name or f"{session_id}.{str(format).lower()}")
                     tmp = target + ".partial"
                     f = open(tmp, "wb")
                 f.write(piece.data)

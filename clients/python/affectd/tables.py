@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-from .proto import fusion_pb2, session_pb2, signals_pb2, vision_pb2
+from .proto import fusion_pb2, signals_pb2, vision_pb2
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 #: The AU numbers affectd estimates, in its order (src/vision/action_units.rs).
