@@ -39,6 +39,13 @@ pub struct Limits {
     pub max_live_sessions: usize,
     /// Seconds a new Stream may take to send its config; then it is refused.
     pub first_message_timeout_s: f64,
+    /// Seconds a live session may go without any message from its client; then it ends
+    /// with that reason (its recording is completed). 0 = never.
+    pub session_idle_timeout_s: f64,
+    /// Seconds a session waits for its client to read a response (when 256 are queued);
+    /// then the client is taken to have stalled and the session ends (its recording is
+    /// completed). Keep it below `server.shutdown_timeout_s`.
+    pub client_read_timeout_s: f64,
     /// Explain calls generating at once (they share the model).
     pub max_concurrent_explanations: usize,
     /// Explain calls that may wait for their turn; one more is refused at once.
@@ -116,6 +123,8 @@ impl Default for Limits {
             max_metadata_value_bytes: 4096,
             max_live_sessions: 64,
             first_message_timeout_s: 10.0,
+            session_idle_timeout_s: 900.0,
+            client_read_timeout_s: 20.0,
             max_concurrent_explanations: 1,
             max_queued_explanations: 16,
             explain_queue_timeout_s: 300.0,

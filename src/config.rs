@@ -26,6 +26,8 @@ pub struct Config {
     pub fusion: FusionConfig,
     /// What one request or session may ask (see `admission::Limits`).
     pub limits: crate::admission::Limits,
+    /// Bearer tokens and their roles (see `auth`); none = authentication off.
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// One number per modality.
@@ -143,6 +145,30 @@ pub struct ServerConfig {
     pub http2_keepalive_timeout_s: f64,
     /// Concurrent calls (streams) on one connection.
     pub max_concurrent_streams: u32,
+    /// Open connections at once; one more is closed at once (and logged).
+    pub max_connections: usize,
+    /// Seconds a new connection may take to finish its TLS handshake and send its first
+    /// HTTP/2 bytes; a connection that stays silent longer is closed.
+    pub handshake_timeout_s: f64,
+    /// Seconds live sessions get to end after SIGTERM/SIGINT; then the process exits, and
+    /// sessions still open are closed with that reason.
+    pub shutdown_timeout_s: f64,
+    /// PEM certificate chain for TLS; empty = plaintext (loopback only, unless --insecure).
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: PathBuf,
+    /// PEM CA certificate(s) for mutual TLS: when set, clients must present a certificate
+    /// signed by one of them.
+    pub tls_client_ca_file: PathBuf,
+    /// Serve gRPC server reflection (grpcurl, grpcui); false hides the schema.
+    pub reflection: bool,
+}
+
+impl ServerConfig {
+    /// Whether TLS is configured.
+    pub fn tls(&self) -> bool {
+        !self.tls_cert_file.as_os_str().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -274,6 +300,13 @@ impl Default for ServerConfig {
             http2_keepalive_interval_s: 30.0,
             http2_keepalive_timeout_s: 20.0,
             max_concurrent_streams: 256,
+            max_connections: 1024,
+            handshake_timeout_s: 10.0,
+            shutdown_timeout_s: 30.0,
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
+            tls_client_ca_file: PathBuf::new(),
+            reflection: true,
         }
     }
 }
@@ -520,8 +553,21 @@ impl Config {
                 self.server.http2_keepalive_timeout_s,
             ),
             (
+                "server.handshake_timeout_s",
+                self.server.handshake_timeout_s,
+            ),
+            ("server.shutdown_timeout_s", self.server.shutdown_timeout_s),
+            (
                 "limits.first_message_timeout_s",
                 self.limits.first_message_timeout_s,
+            ),
+            (
+                "limits.session_idle_timeout_s",
+                self.limits.session_idle_timeout_s,
+            ),
+            (
+                "limits.client_read_timeout_s",
+                self.limits.client_read_timeout_s,
             ),
             (
                 "limits.explain_queue_timeout_s",
@@ -542,6 +588,7 @@ impl Config {
                 self.server.max_concurrent_streams as usize,
             ),
             ("limits.max_live_sessions", self.limits.max_live_sessions),
+            ("server.max_connections", self.server.max_connections),
             (
                 "limits.max_concurrent_explanations",
                 self.limits.max_concurrent_explanations,
@@ -558,6 +605,25 @@ impl Config {
                     message: "must be at least 1".into(),
                 });
             }
+        }
+        let server = &self.server;
+        let tls_files = [
+            server.tls_cert_file.as_os_str().is_empty(),
+            server.tls_key_file.as_os_str().is_empty(),
+        ];
+        if tls_files[0] != tls_files[1] {
+            return Err(ConfigError::Value {
+                name: "server.tls_cert_file",
+                message: "set both server.tls_cert_file and server.tls_key_file, or neither".into(),
+            });
+        }
+        if !server.tls() && !server.tls_client_ca_file.as_os_str().is_empty() {
+            return Err(ConfigError::Value {
+                name: "server.tls_client_ca_file",
+                message:
+                    "mutual TLS needs TLS: set server.tls_cert_file and server.tls_key_file too"
+                        .into(),
+            });
         }
         if !(self.limits.max_sample_rate_hz.is_finite() && self.limits.max_sample_rate_hz > 0.0) {
             return Err(ConfigError::Value {

@@ -40,6 +40,9 @@ pub enum StartError {
     /// A configured model is unavailable.
     #[error("{0}")]
     Model(String),
+    /// The tokens in `[auth]` cannot be used.
+    #[error("{0}")]
+    Auth(String),
 }
 
 /// The cardiac stress model when the configuration asks for it (fusion.cardiac_encoder);
@@ -118,6 +121,8 @@ pub struct Engine {
     pub sessions: Registry,
     /// The session recording database, or why it could not be opened.
     pub store: Result<Store, String>,
+    /// The bearer tokens callers authenticate with (none: authentication off).
+    pub tokens: crate::auth::Tokens,
     /// Held while this engine records into the database.
     _database_lock: Option<DatabaseLock>,
 }
@@ -128,6 +133,8 @@ impl Engine {
     /// database that cannot be opened for another reason leaves the server up, with
     /// recordings reported unavailable.
     pub fn start(config: Config) -> Result<Engine, StartError> {
+        // Tokens first: a typo in them should not wait for the models to load.
+        let tokens = crate::auth::Tokens::load(&config.auth).map_err(StartError::Auth)?;
         let (manifest, models) = load_models(&config)?;
         stress_model(&config, &models).map_err(StartError::Model)?;
         let explainer = Explainer::new(&config, &manifest, &models);
@@ -151,7 +158,9 @@ impl Engine {
         if let Err(reason) = &store {
             tracing::warn!("sessions cannot be recorded: {reason}");
         }
-        Ok(Self::from_parts(config, models, explainer, store, lock))
+        let mut engine = Self::from_parts(config, models, explainer, store, lock);
+        engine.tokens = tokens;
+        Ok(engine)
     }
 
     /// An engine from its parts (tests give their own models and store).
@@ -177,6 +186,7 @@ impl Engine {
             explainer,
             sessions: Registry::default(),
             store,
+            tokens: crate::auth::Tokens::default(),
             _database_lock: database_lock,
         }
     }
@@ -283,6 +293,12 @@ impl Engine {
         )
     }
 
+    /// Who opened a live session (None: nobody, authentication was off); NOT_FOUND when it
+    /// is not live.
+    pub fn live_session_owner(&self, session_id: &str) -> Result<Option<String>, Error> {
+        Ok(self.sessions.live(session_id)?.owner.clone())
+    }
+
     /// Calibrates a live session's fusion (see `fusion::calibrate`).
     pub async fn calibrate(
         &self,
@@ -300,17 +316,18 @@ impl Engine {
     }
 
     /// A page of recorded sessions after `page_token` (empty: the first page), and the
-    /// next page's token (empty: the last page).
+    /// next page's token (empty: the last page); with `owner`, only that owner's sessions.
     pub fn list_recordings(
         &self,
         page_token: &str,
         page_size: usize,
+        owner: Option<&str>,
     ) -> Result<(Vec<SessionRow>, String), Error> {
         let after = (!page_token.is_empty()).then_some(page_token);
         // One more than asked tells whether there is a next page.
         let mut rows = self
             .store()?
-            .list(after, page_size + 1)
+            .list(after, page_size + 1, owner)
             .map_err(|e| match e {
                 StoreError::NotFound(id) => Error::InvalidArgument(format!(
                     "page_token {id:?} is not a session of this database (was it deleted?)"

@@ -30,6 +30,12 @@ pub enum Error {
     /// Not built in this version.
     #[error("{0}")]
     Unimplemented(String),
+    /// No valid token was sent to a server that requires one.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The token is valid but its roles do not allow this (or the session is another's).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A fault of the server (a failed write, a panicked worker); the message says which.
     #[error("{0}")]
     Internal(String),
@@ -47,6 +53,8 @@ impl Error {
             | Error::Unavailable(m)
             | Error::DeadlineExceeded(m)
             | Error::Unimplemented(m)
+            | Error::Unauthenticated(m)
+            | Error::PermissionDenied(m)
             | Error::Internal(m) => m,
         }
     }
@@ -63,6 +71,8 @@ impl Error {
             Error::Unavailable(_) => "Unavailable",
             Error::DeadlineExceeded(_) => "DeadlineExceeded",
             Error::Unimplemented(_) => "Unimplemented",
+            Error::Unauthenticated(_) => "Unauthenticated",
+            Error::PermissionDenied(_) => "PermissionDenied",
             Error::Internal(_) => "Internal",
         }
     }
@@ -79,6 +89,8 @@ impl Error {
             Error::Unavailable(m) => Error::Unavailable(with(m)),
             Error::DeadlineExceeded(m) => Error::DeadlineExceeded(with(m)),
             Error::Unimplemented(m) => Error::Unimplemented(with(m)),
+            Error::Unauthenticated(m) => Error::Unauthenticated(with(m)),
+            Error::PermissionDenied(m) => Error::PermissionDenied(with(m)),
             Error::Internal(m) => Error::Internal(with(m)),
         }
     }

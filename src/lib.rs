@@ -6,6 +6,7 @@
 //! `llm/`, `store/`, `formats/`, `models/`).
 
 pub mod admission;
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -26,7 +26,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gRPC server.
-    Serve,
+    Serve {
+        /// Listen beyond loopback without TLS or without tokens (anyone who reaches the
+        /// port can then read and delete recordings); a warning is logged at start-up.
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Bearer tokens for `[auth]`.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// List, verify and fetch models.
     Models {
         #[command(subcommand)]
@@ -64,6 +74,21 @@ enum Command {
     BenchLlm(cli::explain::BenchLlmArgs),
     /// Print the effective configuration (after file, env and flags) as TOML.
     Config,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a new random token: prints the token (give it to the client) and the
+    /// `[[auth.tokens]]` entry with its SHA-256 (put it in the config; the token itself is
+    /// never stored by the server).
+    New {
+        /// Who holds it; sessions opened with it belong to this name.
+        #[arg(long)]
+        name: String,
+        /// Roles: stream, read, admin (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<affectd::auth::Role>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -108,7 +133,21 @@ fn main() -> ExitCode {
     };
     init_logging(&config);
     let result = match cli.command {
-        Command::Serve => serve(config),
+        Command::Serve { insecure } => serve(config, insecure),
+        Command::Token {
+            command: TokenCommand::New { name, roles },
+        } => {
+            let (token, sha256) = affectd::auth::new_token();
+            let roles: Vec<_> = roles.iter().map(|r| format!("{:?}", r.as_str())).collect();
+            eprintln!("token (give it to the client; it is shown only now):");
+            println!("{token}");
+            eprintln!("\nadd to the server's config:");
+            eprintln!(
+                "[[auth.tokens]]\nname = {name:?}\nsha256 = {sha256:?}\nroles = [{}]",
+                roles.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models { command } => run_models(&config, command),
         Command::Analyze(args) => cli::analyze::run(&config, args).map(|()| ExitCode::SUCCESS),
         Command::Signals(args) => cli::signals::run(args).map(|()| ExitCode::SUCCESS),
@@ -165,12 +204,41 @@ fn init_logging(config: &Config) {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<ExitCode> {
+/// Listening beyond loopback needs TLS and tokens, or `--insecure` (then a warning).
+fn check_exposure(config: &Config, insecure: bool) -> anyhow::Result<()> {
+    let addr = config.server.listen;
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    let tls = config.server.tls();
+    let tokens = !config.auth.tokens.is_empty() || !config.auth.tokens_file.as_os_str().is_empty();
+    if tls && tokens {
+        return Ok(());
+    }
+    let missing = match (tls, tokens) {
+        (false, false) => "TLS and tokens",
+        (false, true) => "TLS",
+        _ => "tokens",
+    };
+    if insecure {
+        tracing::warn!(
+            %addr,
+            "serving beyond loopback without {missing} (--insecure): anyone who reaches the port can stream, read and delete recordings"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {addr} without {missing}: set server.tls_cert_file and server.tls_key_file, and [[auth.tokens]] (`affectd token new`), or pass --insecure on a network you trust"
+    )
+}
+
+fn serve(config: Config, insecure: bool) -> anyhow::Result<ExitCode> {
+    check_exposure(&config, insecure)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let shutdown = affectd::server::shutdown_signal().context("installing signal handlers")?;
         let listener = affectd::server::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
@@ -181,7 +249,11 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         affectd::server::serve(listener, engine, shutdown).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Blocking work still running (a generation whose client left at the deadline) would
+    // hold a plain drop of the runtime; the process is ending, so it is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
 fn run_models(config: &Config, command: ModelsCommand) -> anyhow::Result<ExitCode> {

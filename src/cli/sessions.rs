@@ -113,7 +113,7 @@ pub fn run(config: &Config, command: SessionsCommand) -> anyhow::Result<()> {
         SessionsCommand::List => {
             let mut after: Option<String> = None;
             loop {
-                let page = store.list(after.as_deref(), 500)?;
+                let page = store.list(after.as_deref(), 500, None)?;
                 for row in &page {
                     writeln!(
                         stdout,

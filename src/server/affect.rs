@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, info};
+use super::{caller, convert, info};
+use crate::auth::Role;
 use crate::engine::{Engine, unix_now};
 use crate::error::Error;
 use crate::formats::wire;
@@ -43,6 +44,9 @@ impl Affect for AffectService {
         &self,
         request: Request<AnalyzeFrameRequest>,
     ) -> Result<Response<AnalyzeFrameResponse>, Status> {
+        caller(&request)?
+            .require(Role::Stream, "AnalyzeFrame")
+            .map_err(convert::status)?;
         let request = request.into_inner();
         let image = convert::image_input(request.image);
         let settings = convert::frame_settings(request.options.as_ref());
@@ -75,6 +79,9 @@ impl Affect for AffectService {
         &self,
         request: Request<AnalyzeSignalsRequest>,
     ) -> Result<Response<AnalyzeSignalsResponse>, Status> {
+        caller(&request)?
+            .require(Role::Stream, "AnalyzeSignals")
+            .map_err(convert::status)?;
         let request = request.into_inner();
         let config = convert::analysis_config(request.config.as_ref())?;
         let streams = convert::stream_specs(&request.streams)?;
@@ -104,7 +111,20 @@ impl Affect for AffectService {
         &self,
         request: Request<ExplainRequest>,
     ) -> Result<Response<Self::ExplainStream>, Status> {
+        let caller = caller(&request)?;
         let (request, source) = convert::explain_request(request.into_inner());
+        caller
+            .require(Role::Stream, "Explain")
+            .map_err(convert::status)?;
+        if let Some(crate::engine::ExplainSource::Session(id)) = &source {
+            let owner = self
+                .engine
+                .live_session_owner(id)
+                .map_err(convert::status)?;
+            caller
+                .require_session(Role::Stream, owner.as_deref(), id, "Explain")
+                .map_err(convert::status)?;
+        }
         // The turn first: preparing takes the model too. Waiting here is async, and a
         // client that leaves drops this future, and its place in the queue, at once.
         let turn = self
@@ -138,6 +158,10 @@ impl Affect for AffectService {
         &self,
         request: Request<Streaming<StreamRequest>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
+        let caller = caller(&request)?;
+        caller
+            .require(Role::Stream, "Stream")
+            .map_err(convert::status)?;
         let mut inbound = request.into_inner();
         let deadline = self.engine.limits.first_message_timeout_s;
         let first = tokio::time::timeout(
@@ -168,9 +192,15 @@ impl Affect for AffectService {
                 .map(convert::incoming)
                 .map_err(|status| inbound_error(status, max_bytes))
         });
-        let events = crate::session::open(self.engine.clone(), first.client_seq, config, inbound)
-            .await
-            .map_err(convert::status)?;
+        let events = crate::session::open(
+            self.engine.clone(),
+            first.client_seq,
+            config,
+            caller.owner(),
+            inbound,
+        )
+        .await
+        .map_err(convert::status)?;
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(events).map(convert::stream_response),
         )))
@@ -181,6 +211,7 @@ impl Affect for AffectService {
         request: Request<ClockSyncRequest>,
     ) -> Result<Response<ClockSyncResponse>, Status> {
         let server_receive_time = unix_now();
+        let caller = caller(&request)?;
         let request = request.into_inner();
         if !request.client_send_time.is_finite() {
             return Err(Status::invalid_argument(
@@ -194,6 +225,19 @@ impl Affect for AffectService {
                     "with session_id, set measured_offset_s and measured_rtt_s (the offset to store and its probe's round-trip time)",
                 ));
             };
+            // Another client's offset would shift that session's whole recording.
+            let owner = self
+                .engine
+                .live_session_owner(&request.session_id)
+                .map_err(convert::status)?;
+            caller
+                .require_session(
+                    Role::Stream,
+                    owner.as_deref(),
+                    &request.session_id,
+                    "ClockSync with a session_id",
+                )
+                .map_err(convert::status)?;
             self.engine
                 .report_clock(&request.session_id, offset, rtt)
                 .map_err(convert::status)?;
@@ -209,7 +253,15 @@ impl Affect for AffectService {
         &self,
         request: Request<CalibrateRequest>,
     ) -> Result<Response<CalibrateResponse>, Status> {
+        let caller = caller(&request)?;
         let session_id = request.into_inner().session_id;
+        let owner = self
+            .engine
+            .live_session_owner(&session_id)
+            .map_err(convert::status)?;
+        caller
+            .require_session(Role::Stream, owner.as_deref(), &session_id, "Calibrate")
+            .map_err(convert::status)?;
         let model = self
             .engine
             .calibrate(&session_id)
@@ -220,9 +272,12 @@ impl Affect for AffectService {
 
     async fn get_server_info(
         &self,
-        _request: Request<GetServerInfoRequest>,
+        request: Request<GetServerInfoRequest>,
     ) -> Result<Response<GetServerInfoResponse>, Status> {
-        Ok(Response::new(info::server_info(&self.engine)))
+        let caller = caller(&request)?;
+        // Paths only for an admin token: with authentication off, anyone is "admin".
+        let show_paths = self.engine.tokens.enabled() && caller.is_admin();
+        Ok(Response::new(info::server_info(&self.engine, show_paths)))
     }
 }
 

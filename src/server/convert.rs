@@ -25,6 +25,8 @@ pub fn status(e: Error) -> Status {
         Error::Unavailable(m) => Status::unavailable(m),
         Error::DeadlineExceeded(m) => Status::deadline_exceeded(m),
         Error::Unimplemented(m) => Status::unimplemented(m),
+        Error::Unauthenticated(m) => Status::unauthenticated(m),
+        Error::PermissionDenied(m) => Status::permission_denied(m),
         Error::Internal(m) => Status::internal(m),
     }
 }

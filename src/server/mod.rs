@@ -38,6 +38,12 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot read {key} {path}: {source}")]
+    TlsFile {
+        key: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Binds first, so a busy port is reported before any model is loaded.
@@ -58,6 +64,43 @@ pub async fn load_engine(config: Config) -> Result<Arc<Engine>, ServeError> {
         .await
         .expect("engine loading task panicked")?;
     Ok(Arc::new(engine))
+}
+
+/// The TLS settings of `[server]`, read from their files; None without TLS.
+fn tls_config(
+    server: &crate::config::ServerConfig,
+) -> Result<Option<tonic::transport::ServerTlsConfig>, ServeError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    if !server.tls() {
+        return Ok(None);
+    }
+    let read = |key: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServeError::TlsFile {
+            key,
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let identity = Identity::from_pem(
+        read("server.tls_cert_file", &server.tls_cert_file)?,
+        read("server.tls_key_file", &server.tls_key_file)?,
+    );
+    let mut tls = ServerTlsConfig::new()
+        .identity(identity)
+        .timeout(seconds(server.handshake_timeout_s));
+    if !server.tls_client_ca_file.as_os_str().is_empty() {
+        tls = tls.client_ca_root(Certificate::from_pem(read(
+            "server.tls_client_ca_file",
+            &server.tls_client_ca_file,
+        )?));
+    }
+    Ok(Some(tls))
+}
+
+/// A config value in seconds (validated finite and >= 0) as a Duration; one too large for
+/// a Duration means "never".
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight calls and returns.
@@ -92,10 +135,14 @@ pub async fn serve(
         .max_encoding_message_size(max);
 
     // On shutdown, live sessions end first (their recordings are completed and closed,
-    // and each client gets SessionEnded); then the server drains the remaining calls.
+    // and each client gets SessionEnded); then the server drains the remaining calls, for
+    // at most server.shutdown_timeout_s.
     let sessions = engine.clone();
+    let shutdown_started = Arc::new(tokio::sync::Notify::new());
+    let started = shutdown_started.clone();
     let shutdown = async move {
         shutdown.await;
+        started.notify_one();
         let live = sessions.sessions.len();
         if live > 0 {
             tracing::info!("ending {live} live session(s)");
@@ -103,17 +150,24 @@ pub async fn serve(
         sessions.sessions.close_all();
     };
 
-    // TCP_NODELAY on every connection: a live session's small messages (acks, warnings)
-    // otherwise wait for Nagle's algorithm and the peer's delayed ACK (measured: ~25 ms
-    // median ack latency with it, see benches/session_load.py).
-    let incoming = accept_with_backoff(listener);
+    let incoming = accept_with_backoff(
+        listener,
+        engine.config.server.max_connections,
+        seconds(engine.config.server.handshake_timeout_s),
+    );
 
     let server_config = &engine.config.server;
     // Validated finite and >= 0; a value too large for a Duration means "never".
     let keepalive = (server_config.http2_keepalive_interval_s > 0.0)
         .then(|| Duration::try_from_secs_f64(server_config.http2_keepalive_interval_s).ok())
         .flatten();
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls_config(server_config)? {
+        builder = builder.tls_config(tls)?;
+    }
+    let reflection = server_config.reflection;
+    let deadline = seconds(server_config.shutdown_timeout_s);
+    let serving = builder
         .http2_keepalive_interval(keepalive)
         .http2_keepalive_timeout(
             Duration::try_from_secs_f64(server_config.http2_keepalive_timeout_s).ok(),
@@ -123,34 +177,70 @@ pub async fn serve(
         .layer(tower::util::MapResponseLayer::new(
             decode_errors_are_invalid_argument,
         ))
+        .layer(tonic::service::InterceptorLayer::new(authenticate(
+            engine.tokens.clone(),
+        )))
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_optional_service(reflection.then_some(reflection_v1))
+        .add_optional_service(reflection.then_some(reflection_v1alpha))
         .add_service(affect)
         .add_service(recordings)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    // A call that never finishes (a client that stopped reading, a long generation) must
+    // not keep the process alive for ever after a shutdown signal.
+    tokio::select! {
+        served = serving => served?,
+        () = async {
+            shutdown_started.notified().await;
+            tokio::time::sleep(deadline).await;
+        } => {
+            tracing::warn!(
+                live_sessions = engine.sessions.len(),
+                "calls still open {deadline:?} after the shutdown signal (config key server.shutdown_timeout_s); exiting without them (recordings left open are closed at the next start)"
+            );
+        }
+    }
     Ok(())
 }
 
-/// Accepts connections on a task of its own. When the process is out of descriptors (or
-/// the kernel out of buffers), accepting fails until something closes: the loop then backs
-/// off (10 ms doubling to 1 s) and logs once per episode, instead of retrying at once and
-/// spinning a core while the server cannot be reached. Hand-written: tonic's own loop
-/// retries at once, and no well-kept crate wraps a tokio listener this way.
+/// Accepts connections on a task of its own, at most `max_connections` open at once (one
+/// more is closed at once, and logged once per episode), each with `first_bytes` to start
+/// talking (see [`Connection`]).
+///
+/// When the process is out of descriptors (or the kernel out of buffers), accepting fails
+/// until something closes: the loop then backs off (10 ms doubling to 1 s) and logs once
+/// per episode, instead of retrying at once and spinning a core while the server cannot be
+/// reached. Hand-written: tonic's own loop retries at once and has no connection limit, and
+/// no well-kept crate wraps a tokio listener this way.
 fn accept_with_backoff(
     listener: tokio::net::TcpListener,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio::net::TcpStream>> {
+    max_connections: usize,
+    first_bytes: Duration,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<Connection>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let open = Arc::new(tokio::sync::Semaphore::new(max_connections));
     tokio::spawn(async move {
-        let mut backoff = std::time::Duration::ZERO;
+        let mut backoff = Duration::ZERO;
+        let mut refusing = false;
         loop {
             match listener.accept().await {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     if !backoff.is_zero() {
                         tracing::info!("accepting connections again");
-                        backoff = std::time::Duration::ZERO;
+                        backoff = Duration::ZERO;
                     }
+                    let Ok(permit) = open.clone().try_acquire_owned() else {
+                        if !refusing {
+                            tracing::warn!(
+                                %peer,
+                                "closing new connections: {max_connections} are open (config key server.max_connections)"
+                            );
+                            refusing = true;
+                        }
+                        drop(stream);
+                        continue;
+                    };
+                    refusing = false;
                     // TCP_NODELAY on every connection: a live session's small messages
                     // (acks, warnings) otherwise wait for Nagle's algorithm and the peer's
                     // delayed ACK (measured: ~25 ms median ack latency with it, see
@@ -158,7 +248,12 @@ fn accept_with_backoff(
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::warn!("cannot set TCP_NODELAY: {e}");
                     }
-                    if tx.send(Ok(stream)).await.is_err() {
+                    let connection = Connection {
+                        stream,
+                        _permit: permit,
+                        first_bytes: Some(Box::pin(tokio::time::sleep(first_bytes))),
+                    };
+                    if tx.send(Ok(connection)).await.is_err() {
                         return; // the server has stopped
                     }
                 }
@@ -167,9 +262,9 @@ fn accept_with_backoff(
                         tracing::warn!(
                             "cannot accept connections: {e}; retrying with back-off (raise the descriptor limit, ulimit -n, if this is EMFILE)"
                         );
-                        backoff = std::time::Duration::from_millis(10);
+                        backoff = Duration::from_millis(10);
                     } else {
-                        backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
                     }
                     if tx.is_closed() {
                         return;
@@ -180,6 +275,128 @@ fn accept_with_backoff(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// An accepted connection: holds its place among `server.max_connections` until it closes,
+/// and fails its reads if the client sends nothing within `server.handshake_timeout_s` of
+/// connecting (a half-open or silent connection would otherwise hold a descriptor for
+/// ever; TLS has its own handshake deadline, this one covers plaintext too).
+struct Connection {
+    stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    /// Until the first bytes arrive.
+    first_bytes: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl tokio::io::AsyncRead for Connection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                this.first_bytes = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                let expired = this
+                    .first_bytes
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if expired {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client sent nothing in time (config key server.handshake_timeout_s)",
+                    )));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Connection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+impl tonic::transport::server::Connected for Connection {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+/// The authenticated caller of a request (or why it is not), put in each request's
+/// extensions by [`authenticate`] before any handler runs.
+#[derive(Clone)]
+struct Caller(Result<crate::auth::Principal, crate::error::Error>);
+
+/// Reads the `authorization` metadata of every call. A request without a valid token is
+/// still passed on (health checks and reflection need none); each handler asks
+/// [`caller`] and refuses it there.
+fn authenticate(
+    tokens: crate::auth::Tokens,
+) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |mut request: tonic::Request<()>| {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or("(not text)"));
+        let caller = Caller(tokens.authenticate(header));
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// The caller of a request, or UNAUTHENTICATED saying what to send.
+pub(crate) fn caller<T>(
+    request: &tonic::Request<T>,
+) -> Result<crate::auth::Principal, tonic::Status> {
+    match request.extensions().get::<Caller>() {
+        Some(Caller(Ok(principal))) => Ok(principal.clone()),
+        Some(Caller(Err(e))) => Err(convert::status(e.clone())),
+        None => Err(tonic::Status::internal(
+            "the request was not authenticated (a bug: the authentication layer is missing)",
+        )),
+    }
 }
 
 /// How tonic words a request that does not decode (invalid UTF-8 in a string, a bad wire

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{caller, convert};
+use crate::auth::Role;
 use crate::engine::{Engine, ExportFormat as Format};
 use crate::error::Error;
 use crate::proto::recordings_server::Recordings;
@@ -50,6 +51,16 @@ impl Recordings for RecordingsService {
         &self,
         request: Request<ListSessionsRequest>,
     ) -> Result<Response<ListSessionsResponse>, Status> {
+        let caller = caller(&request)?;
+        // Readers list every recording; `stream` tokens their own.
+        let owner = if caller.reads_all() {
+            None
+        } else {
+            caller
+                .require(Role::Stream, "ListSessions")
+                .map_err(convert::status)?;
+            caller.owner()
+        };
         let request = request.into_inner();
         if request.page_size > MAX_PAGE {
             return Err(Status::invalid_argument(format!(
@@ -64,7 +75,8 @@ impl Recordings for RecordingsService {
         };
         let engine = self.engine.clone();
         let (rows, next_page_token) =
-            blocking(move || engine.list_recordings(&request.page_token, size)).await?;
+            blocking(move || engine.list_recordings(&request.page_token, size, owner.as_deref()))
+                .await?;
         Ok(Response::new(ListSessionsResponse {
             sessions: rows.into_iter().map(convert::session_summary).collect(),
             next_page_token,
@@ -75,10 +87,19 @@ impl Recordings for RecordingsService {
         &self,
         request: Request<GetSessionRequest>,
     ) -> Result<Response<GetSessionResponse>, Status> {
+        let caller = caller(&request)?;
         let id = request.into_inner().session_id;
         check_id(&id)?;
         let engine = self.engine.clone();
         let row = blocking(move || engine.recording(&id)).await?;
+        caller
+            .require_session(
+                Role::Read,
+                row.owner.as_deref(),
+                &row.session_id,
+                "GetSession",
+            )
+            .map_err(convert::status)?;
         Ok(Response::new(GetSessionResponse {
             session: Some(convert::session_summary(row)),
         }))
@@ -91,8 +112,22 @@ impl Recordings for RecordingsService {
         &self,
         request: Request<ExportSessionRequest>,
     ) -> Result<Response<Self::ExportSessionStream>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
         check_id(&request.session_id)?;
+        let owner = {
+            let engine = self.engine.clone();
+            let id = request.session_id.clone();
+            blocking(move || engine.recording(&id)).await?.owner
+        };
+        caller
+            .require_session(
+                Role::Read,
+                owner.as_deref(),
+                &request.session_id,
+                "ExportSession",
+            )
+            .map_err(convert::status)?;
         let format = match ExportFormat::try_from(request.format) {
             Ok(ExportFormat::Csv) => Format::CsvZip,
             Ok(ExportFormat::Xdf | ExportFormat::Unspecified) => Format::Xdf,
@@ -163,6 +198,9 @@ impl Recordings for RecordingsService {
         &self,
         request: Request<DeleteSessionRequest>,
     ) -> Result<Response<DeleteSessionResponse>, Status> {
+        caller(&request)?
+            .require(Role::Admin, "DeleteSession")
+            .map_err(convert::status)?;
         let id = request.into_inner().session_id;
         check_id(&id)?;
         let engine = self.engine.clone();

@@ -22,6 +22,7 @@
 //! recorded. A worker that panics ends the session with [`Error::Internal`]; the stream
 //! never just stops.
 
+mod outbox;
 mod protocol;
 mod registry;
 mod worker;
@@ -191,6 +192,7 @@ pub async fn open<S>(
     engine: Arc<Engine>,
     first_seq: u64,
     config: SessionConfig,
+    owner: Option<String>,
     inbound: S,
 ) -> Result<Events, Error>
 where
@@ -203,25 +205,30 @@ where
     }
     let setup = {
         let engine = engine.clone();
-        tokio::task::spawn_blocking(move || worker::Setup::new(&engine, config))
+        tokio::task::spawn_blocking(move || worker::Setup::new(&engine, config, owner))
             .await
             .map_err(|e| Error::Internal(format!("session set-up failed: {e}")))??
     };
     let (out, events) = mpsc::channel(256);
+    let out = outbox::Outbox::new(
+        out,
+        std::time::Duration::try_from_secs_f64(engine.limits.client_read_timeout_s)
+            .unwrap_or(std::time::Duration::MAX),
+    );
     let (input, inputs) = mpsc::channel(worker::MAX_BATCH);
     let session_id = setup.session_id().to_string();
     let recording = setup.recording();
-    let _ = out
-        .send(Ok(Event::Started {
-            session_id: session_id.clone(),
-            server_time: crate::engine::unix_now(),
-            recording,
-        }))
-        .await;
+    // The channel is empty: this cannot wait.
+    let _ = out.send(Ok(Event::Started {
+        session_id: session_id.clone(),
+        server_time: crate::engine::unix_now(),
+        recording,
+    }));
     tracing::info!(session = %session_id, recording, "session started");
     let closing = engine.sessions.closing();
+    let idle = engine.limits.session_idle_timeout_s;
     worker::start(engine, setup, first_seq, out, input.clone(), inputs)?;
-    tokio::spawn(protocol::receive(inbound, input, first_seq, closing));
+    tokio::spawn(protocol::receive(inbound, input, first_seq, closing, idle));
     Ok(events)
 }
 
@@ -304,7 +311,9 @@ mod tests {
             record: false,
             ..Default::default()
         };
-        let mut events = open(engine.clone(), 1, config, inbound).await.unwrap();
+        let mut events = open(engine.clone(), 1, config, None, inbound)
+            .await
+            .unwrap();
         let mut seen = Vec::new();
         while let Some(event) =
             tokio::time::timeout(std::time::Duration::from_secs(30), events.recv())

@@ -14,9 +14,14 @@ pub async fn receive<S>(
     input: mpsc::Sender<Input>,
     mut last_seq: u64,
     mut closing: tokio::sync::watch::Receiver<bool>,
+    idle_timeout_s: f64,
 ) where
     S: Stream<Item = Result<Incoming, InboundError>> + Unpin + Send + 'static,
 {
+    // 0 (or a value too large for a Duration): no idle limit.
+    let idle = (idle_timeout_s > 0.0)
+        .then(|| std::time::Duration::try_from_secs_f64(idle_timeout_s).ok())
+        .flatten();
     let end = loop {
         let next = tokio::select! {
             next = inbound.next() => next,
@@ -24,6 +29,21 @@ pub async fn receive<S>(
                 break Input::End {
                     reason: "the server is shutting down".into(),
                     error: None,
+                };
+            }
+            // The worker ended the session (an error, a stalled client): stop reading.
+            _ = input.closed() => return,
+            _ = async {
+                match idle {
+                    Some(idle) => tokio::time::sleep(idle).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                break Input::End {
+                    reason: format!("no message from the client for {idle_timeout_s} s"),
+                    error: Some(Error::DeadlineExceeded(format!(
+                        "the session received no message for {idle_timeout_s} s and was ended; its recording is complete up to the last acknowledged message (config key limits.session_idle_timeout_s)"
+                    ))),
                 };
             }
         };
@@ -86,9 +106,19 @@ pub async fn receive<S>(
             Some(ClientMessage::Marker(marker)) => Input::Marker { seq, marker },
             Some(ClientMessage::Explain(request)) => Input::Explain { seq, request },
         };
-        if input.send(message).await.is_err() {
-            // The worker stopped (a rejected message or a failed commit); it has answered.
-            return;
+        // A worker held up (a stalled client, a slow disk) holds this send; shutdown
+        // must still get through.
+        tokio::select! {
+            sent = input.send(message) => if sent.is_err() {
+                // The worker stopped (a rejected message or a failed commit); it has answered.
+                return;
+            },
+            _ = closing.wait_for(|closing| *closing) => {
+                break Input::End {
+                    reason: "the server is shutting down".into(),
+                    error: None,
+                };
+            }
         }
     };
     let _ = input.send(end).await;

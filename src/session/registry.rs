@@ -78,6 +78,8 @@ impl Snapshot {
 #[derive(Default)]
 pub struct LiveSession {
     pub session_id: String,
+    /// The name of the token that opened it; None when authentication is off.
+    pub owner: Option<String>,
     latest: Mutex<Snapshot>,
     clock_reports: Mutex<Vec<ClockReport>>,
     /// The session worker's input, for requests from outside the stream (Calibrate).
@@ -94,9 +96,10 @@ pub struct ClockReport {
 }
 
 impl LiveSession {
-    pub fn new(session_id: String) -> Self {
+    pub fn new(session_id: String, owner: Option<String>) -> Self {
         Self {
             session_id,
+            owner,
             ..Default::default()
         }
     }
@@ -289,20 +292,32 @@ mod tests {
     #[test]
     fn one_live_session_per_id() {
         let registry = Registry::default();
-        assert!(registry.insert(LiveSession::new("a".into()), 2).is_ok());
+        assert!(
+            registry
+                .insert(LiveSession::new("a".into(), None), 2)
+                .is_ok()
+        );
         assert!(matches!(
-            registry.insert(LiveSession::new("a".into()), 2),
+            registry.insert(LiveSession::new("a".into(), None), 2),
             Err(Error::AlreadyExists(_))
         ));
-        assert!(registry.insert(LiveSession::new("b".into()), 2).is_ok());
+        assert!(
+            registry
+                .insert(LiveSession::new("b".into(), None), 2)
+                .is_ok()
+        );
         assert!(matches!(
-            registry.insert(LiveSession::new("c".into()), 2),
+            registry.insert(LiveSession::new("c".into(), None), 2),
             Err(Error::ResourceExhausted(m)) if m.contains("limits.max_live_sessions")
         ));
         assert_eq!(registry.len(), 2);
         registry.remove("a");
         assert!(registry.get("a").is_none());
-        assert!(registry.insert(LiveSession::new("c".into()), 2).is_ok());
+        assert!(
+            registry
+                .insert(LiveSession::new("c".into(), None), 2)
+                .is_ok()
+        );
     }
 
     #[test]

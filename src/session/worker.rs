@@ -7,6 +7,7 @@ use std::sync::mpsc as std_mpsc;
 use prost::Message as _;
 use tokio::sync::mpsc;
 
+use super::outbox::Outbox;
 use super::writer::{WriteJob, Writer};
 use super::{
     Event, Frame, LatestFrame, LiveSession, Marker, SessionConfig, SessionEnded, SessionWarning,
@@ -102,7 +103,12 @@ impl Drop for Registered {
 }
 
 impl Setup {
-    pub fn new(engine: &Arc<Engine>, mut config: SessionConfig) -> Result<Setup, Error> {
+    /// `owner`: the name of the token that opened the session (None: no authentication).
+    pub fn new(
+        engine: &Arc<Engine>,
+        mut config: SessionConfig,
+        owner: Option<String>,
+    ) -> Result<Setup, Error> {
         config.analysis.budget = engine.limits.signal_budget();
         let session_id = match &config.session_id {
             None => uuid::Uuid::new_v4().to_string(),
@@ -139,7 +145,7 @@ impl Setup {
             engine.stress_model.clone(),
         );
         let live = engine.sessions.insert(
-            LiveSession::new(session_id.clone()),
+            LiveSession::new(session_id.clone(), owner.clone()),
             engine.limits.max_live_sessions,
         )?;
         let registered = Registered {
@@ -161,6 +167,7 @@ impl Setup {
                     .begin(
                         &session_id,
                         &config.participant,
+                        owner.as_deref(),
                         unix_now(),
                         &wire::session_config(&stored).encode_to_vec(),
                     )
@@ -204,7 +211,7 @@ struct Worker {
     live: Arc<LiveSession>,
     writer: Option<Writer>,
     analyzers: Analyzers,
-    out: mpsc::Sender<Result<Event, Error>>,
+    out: Outbox,
     vision: Option<std_mpsc::SyncSender<(u64, f64, Arc<image::RgbImage>)>>,
     explain: Option<std_mpsc::Sender<(u64, explain::Request)>>,
     vision_running: bool,
@@ -231,7 +238,7 @@ pub fn start(
     engine: Arc<Engine>,
     setup: Setup,
     first_seq: u64,
-    out: mpsc::Sender<Result<Event, Error>>,
+    out: Outbox,
     input: mpsc::Sender<Input>,
     inputs: mpsc::Receiver<Input>,
 ) -> Result<(), Error> {
@@ -324,7 +331,7 @@ pub fn start(
                 Ok(())
             }) {
                 tracing::error!("{e}");
-                let _ = out.blocking_send(Err(e));
+                let _ = out.send(Err(e));
             }
         })
         .map_err(thread_error)?;
@@ -343,7 +350,7 @@ fn skipped(message: String, seq: u64, timestamp: f64) -> Event {
 impl Worker {
     /// Sends to the client; a client that has gone does not stop the recording.
     fn send(&self, event: Event) {
-        let _ = self.out.blocking_send(Ok(event));
+        let _ = self.out.send(Ok(event));
     }
 
     fn run(mut self, mut inputs: mpsc::Receiver<Input>) {
@@ -380,6 +387,15 @@ impl Worker {
                         ending = Some((reason, Some(error)));
                     }
                 }
+            }
+            if ending.is_none() && self.out.stalled() {
+                ending = Some((
+                    format!(
+                        "the client read none of its responses for {} s (config key limits.client_read_timeout_s)",
+                        self.engine.limits.client_read_timeout_s
+                    ),
+                    None,
+                ));
             }
             self.fuse(&mut records, false);
             for report in self.live.take_clock_reports() {
@@ -697,7 +713,7 @@ impl Worker {
         if recording_failed {
             return;
         }
-        let _ = self.out.blocking_send(match error {
+        let _ = self.out.send(match error {
             Some(error) => Err(error),
             None => Ok(Event::Ended(SessionEnded {
                 session_id: self.live.session_id.clone(),
@@ -717,14 +733,14 @@ fn vision_worker(
     options: AnalyzeOptions,
     frames: std_mpsc::Receiver<(u64, f64, Arc<image::RgbImage>)>,
     live: Arc<LiveSession>,
-    out: mpsc::Sender<Result<Event, Error>>,
+    out: Outbox,
     input: mpsc::Sender<Input>,
 ) {
     for (seq, timestamp, image) in frames {
         let result = match tracker.process(&models, &image, &options) {
             Ok(result) => Arc::new(result),
             Err(e) => {
-                let _ = out.blocking_send(Ok(skipped(
+                let _ = out.send(Ok(skipped(
                     format!("frame {seq} was recorded but face analysis failed: {e}"),
                     seq,
                     timestamp,
@@ -749,7 +765,7 @@ fn vision_worker(
             image,
             faces: result.clone(),
         });
-        let _ = out.blocking_send(Ok(Event::Faces {
+        let _ = out.send(Ok(Event::Faces {
             client_seq: seq,
             timestamp,
             result,
@@ -765,12 +781,12 @@ fn explain_worker(
     engine: Arc<Engine>,
     live: Arc<LiveSession>,
     requests: std_mpsc::Receiver<(u64, explain::Request)>,
-    out: mpsc::Sender<Result<Event, Error>>,
+    out: Outbox,
     input: mpsc::Sender<Input>,
     cancel: Arc<AtomicBool>,
 ) {
     let failed = |seq: u64, error: Error| {
-        let _ = out.blocking_send(Ok(Event::Warning(SessionWarning {
+        let _ = out.send(Ok(Event::Warning(SessionWarning {
             kind: SessionWarningKind::ExplainFailed,
             message: format!(
                 "{}: explanation {seq}: {}",
@@ -796,12 +812,10 @@ fn explain_worker(
         let result = explain::stream_into(
             prepared,
             &|event| match event {
-                Ok(event) => out
-                    .blocking_send(Ok(Event::Explain {
-                        client_seq: seq,
-                        event,
-                    }))
-                    .is_ok(),
+                Ok(event) => out.send(Ok(Event::Explain {
+                    client_seq: seq,
+                    event,
+                })),
                 Err(error) => {
                     failed(seq, error);
                     true

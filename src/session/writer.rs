@@ -4,9 +4,9 @@
 
 use std::sync::mpsc as std_mpsc;
 
-use tokio::sync::mpsc;
 
 use super::Event;
+use super::outbox::Outbox;
 use crate::error::{Error, catch_panic};
 use crate::store::{Record, Recorder};
 
@@ -32,7 +32,7 @@ pub struct Writer {
 impl Writer {
     pub fn start(
         recorder: Recorder,
-        out: mpsc::Sender<Result<Event, Error>>,
+        out: Outbox,
     ) -> Result<Writer, Error> {
         let (jobs, queue) = std_mpsc::sync_channel::<WriteJob>(QUEUE_BATCHES);
         let thread = std::thread::Builder::new()
@@ -42,7 +42,7 @@ impl Writer {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::error!("{e}");
-                        let _ = out.blocking_send(Err(e));
+                        let _ = out.send(Err(e));
                         false
                     }
                 }
@@ -62,7 +62,7 @@ impl Writer {
 fn record(
     mut recorder: Recorder,
     queue: std_mpsc::Receiver<WriteJob>,
-    out: &mpsc::Sender<Result<Event, Error>>,
+    out: &Outbox,
 ) -> Result<(), Error> {
     let mut acked = 0u64;
     while let Ok(first) = queue.recv() {
@@ -91,7 +91,7 @@ fn record(
         }
         if accepted > acked {
             acked = accepted;
-            let _ = out.blocking_send(Ok(Event::Ack(acked)));
+            let _ = out.send(Ok(Event::Ack(acked)));
         }
         if let Some((ended_at, reason)) = end {
             if let Err(e) = recorder.end(ended_at, &reason) {

@@ -20,8 +20,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Schema version, in SQLite's `user_version`. Version 2 added `sessions.interrupted`;
-/// version 3 the tables `fused_estimates` and `fusion_models` (created when absent).
-const SCHEMA_VERSION: i64 = 3;
+/// version 3 the tables `fused_estimates` and `fusion_models` (created when absent);
+/// version 4 `sessions.owner`.
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     ended_at     REAL,                   -- server clock; NULL while live
     end_reason   TEXT NOT NULL DEFAULT '',
     config       BLOB NOT NULL,          -- the encoded affect.v1.SessionConfig
-    interrupted  INTEGER NOT NULL DEFAULT 0  -- 1: closed by a later start, not by its server
+    interrupted  INTEGER NOT NULL DEFAULT 0, -- 1: closed by a later start, not by its server
+    owner        TEXT                    -- the name of the token that opened it; NULL: no authentication
 );
 CREATE TABLE IF NOT EXISTS frames (
     session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
@@ -234,6 +236,8 @@ pub struct SessionRow {
     pub stored_bytes: u64,
     /// Closed by a later server start rather than by its own server.
     pub interrupted: bool,
+    /// The name of the token that opened it; None when authentication was off.
+    pub owner: Option<String>,
 }
 
 /// Where a recording stands.
@@ -317,10 +321,13 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA)?;
-        if found == 1 {
+        if (1..2).contains(&found) {
             conn.execute_batch(
                 "ALTER TABLE sessions ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0",
             )?;
+        }
+        if (1..4).contains(&found) {
+            conn.execute_batch("ALTER TABLE sessions ADD COLUMN owner TEXT")?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(store)
@@ -394,13 +401,14 @@ impl Store {
         &self,
         session_id: &str,
         participant: &str,
+        owner: Option<&str>,
         started_at: f64,
         config: &[u8],
     ) -> Result<Recorder, StoreError> {
         let conn = self.connect()?;
         let inserted = conn.execute(
-            "INSERT OR IGNORE INTO sessions (session_id, participant, started_at, config) VALUES (?1, ?2, ?3, ?4)",
-            params![session_id, participant, started_at, config],
+            "INSERT OR IGNORE INTO sessions (session_id, participant, owner, started_at, config) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![session_id, participant, owner, started_at, config],
         )?;
         if inserted == 0 {
             return Err(StoreError::Exists(session_id.to_owned()));
@@ -422,16 +430,26 @@ impl Store {
         )?)
     }
 
-    /// Sessions in start order, after the one named `after` (a page token), at most `limit`.
-    pub fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<SessionRow>, StoreError> {
+    /// Sessions in start order, after the one named `after` (a page token), at most `limit`;
+    /// with `owner`, only the sessions that owner opened.
+    pub fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        owner: Option<&str>,
+    ) -> Result<Vec<SessionRow>, StoreError> {
         let conn = self.connect()?;
+        // ?9 IS NULL: every owner.
         let ids: Vec<String> = match after {
             None => {
                 let mut stmt = conn.prepare(
-                    "SELECT session_id FROM sessions ORDER BY started_at, session_id LIMIT ?1",
+                    "SELECT session_id FROM sessions WHERE (?9 IS NULL OR owner = ?9) ORDER BY started_at, session_id LIMIT ?1",
                 )?;
-                stmt.query_map([limit as i64], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?
+                stmt.query_map(
+                    rusqlite::named_params! {"?1": limit as i64, "?9": owner},
+                    |r| r.get(0),
+                )?
+                .collect::<Result<_, _>>()?
             }
             Some(after) => {
                 let (started, id): (f64, String) = conn
@@ -443,10 +461,13 @@ impl Store {
                     .optional()?
                     .ok_or_else(|| StoreError::NotFound(after.to_owned()))?;
                 let mut stmt = conn.prepare(
-                    "SELECT session_id FROM sessions WHERE (started_at, session_id) > (?1, ?2) ORDER BY started_at, session_id LIMIT ?3",
+                    "SELECT session_id FROM sessions WHERE (started_at, session_id) > (?1, ?2) AND (?9 IS NULL OR owner = ?9) ORDER BY started_at, session_id LIMIT ?3",
                 )?;
-                stmt.query_map(params![started, id, limit as i64], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?
+                stmt.query_map(
+                    rusqlite::named_params! {"?1": started, "?2": id, "?3": limit as i64, "?9": owner},
+                    |r| r.get(0),
+                )?
+                .collect::<Result<_, _>>()?
             }
         };
         ids.iter().map(|id| summary(&conn, id)).collect()
@@ -466,7 +487,7 @@ impl Store {
 fn summary(conn: &Connection, session_id: &str) -> Result<SessionRow, StoreError> {
     let row = conn
         .query_row(
-            "SELECT participant, started_at, ended_at, end_reason, config, interrupted FROM sessions WHERE session_id = ?1",
+            "SELECT participant, started_at, ended_at, end_reason, config, interrupted, owner FROM sessions WHERE session_id = ?1",
             [session_id],
             |r| {
                 Ok(SessionRow {
@@ -481,6 +502,7 @@ fn summary(conn: &Connection, session_id: &str) -> Result<SessionRow, StoreError
                     markers: 0,
                     stored_bytes: 0,
                     interrupted: r.get::<_, i64>(5)? != 0,
+                    owner: r.get(6)?,
                 })
             },
         )
@@ -672,7 +694,7 @@ mod tests {
     fn records_round_trip_with_counts_pages_and_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("sub/s.sqlite")).unwrap();
-        let mut a = store.begin("a", "p1", 10.0, b"cfg").unwrap();
+        let mut a = store.begin("a", "p1", None, 10.0, b"cfg").unwrap();
         a.write(&[
             chunk(2, 0.0),
             chunk(3, 0.1),
@@ -693,9 +715,9 @@ mod tests {
         ])
         .unwrap();
         a.end(12.0, "ended by the client").unwrap();
-        let _b = store.begin("b", "p2", 20.0, b"").unwrap();
+        let _b = store.begin("b", "p2", Some("pc2"), 20.0, b"").unwrap();
         assert!(matches!(
-            store.begin("a", "p3", 30.0, b""),
+            store.begin("a", "p3", None, 30.0, b""),
             Err(StoreError::Exists(_))
         ));
 
@@ -706,15 +728,22 @@ mod tests {
         assert_eq!(row.config, b"cfg");
         assert_eq!(store.get("b").unwrap().ended_at, None);
 
-        let page = store.list(None, 1).unwrap();
+        let page = store.list(None, 1, None).unwrap();
         assert_eq!(page[0].session_id, "a");
-        let next = store.list(Some("a"), 1).unwrap();
+        let next = store.list(Some("a"), 1, None).unwrap();
         assert_eq!(next[0].session_id, "b");
-        assert!(store.list(Some("b"), 1).unwrap().is_empty());
+        assert!(store.list(Some("b"), 1, None).unwrap().is_empty());
         assert!(matches!(
-            store.list(Some("zz"), 1),
+            store.list(Some("zz"), 1, None),
             Err(StoreError::NotFound(_))
         ));
+        // An owner sees its own recordings only.
+        assert_eq!(store.get("b").unwrap().owner.as_deref(), Some("pc2"));
+        assert_eq!(store.get("a").unwrap().owner, None);
+        let own: Vec<_> = store.list(None, 10, Some("pc2")).unwrap();
+        assert_eq!(own.len(), 1);
+        assert_eq!(own[0].session_id, "b");
+        assert!(store.list(Some("a"), 10, Some("pc3")).unwrap().is_empty());
 
         assert!(store.delete("a").unwrap());
         assert!(!store.delete("a").unwrap());
@@ -731,7 +760,7 @@ mod tests {
     fn a_failed_batch_leaves_nothing_half_written() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        let mut rec = store.begin("a", "", 0.0, b"").unwrap();
+        let mut rec = store.begin("a", "", None, 0.0, b"").unwrap();
         rec.write(&[chunk(1, 0.0)]).unwrap();
         // The second record repeats client_seq 1: the whole batch is rolled back.
         assert!(rec.write(&[chunk(2, 0.1), chunk(1, 0.2)]).is_err());
