@@ -4,7 +4,6 @@
 
 use std::sync::mpsc as std_mpsc;
 
-
 use super::Event;
 use super::outbox::Outbox;
 use crate::error::{Error, catch_panic};
@@ -30,10 +29,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(
-        recorder: Recorder,
-        out: Outbox,
-    ) -> Result<Writer, Error> {
+    pub fn start(recorder: Recorder, out: Outbox) -> Result<Writer, Error> {
         let (jobs, queue) = std_mpsc::sync_channel::<WriteJob>(QUEUE_BATCHES);
         let thread = std::thread::Builder::new()
             .name("session-writer".into())

@@ -15,6 +15,7 @@ mod fusion;
 mod fusion_stress;
 mod prompt;
 mod python_client;
+mod security;
 mod server;
 mod session;
 mod signals_classifier;

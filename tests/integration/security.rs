@@ -1,0 +1,729 @@
+//! Hardening on the real server: tokens and roles, session owners, TLS and mutual TLS, the
+//! refusal to listen openly, reflection off, connection and session time limits, a client
+//! that stops reading, and the shutdown deadline.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use affectd::proto::affect_client::AffectClient;
+use affectd::proto::recordings_client::RecordingsClient;
+use affectd::proto::*;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// Tokens for the tests: (name, token, roles).
+const TOKENS: [(&str, &str, &str); 4] = [
+    ("pc1", "token-pc1", r#"["stream"]"#),
+    ("pc2", "token-pc2", r#"["stream"]"#),
+    ("reader", "token-reader", r#"["read"]"#),
+    ("boss", "token-boss", r#"["admin"]"#),
+];
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn auth_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let mut text = String::from(extra);
+    for (name, token, roles) in TOKENS {
+        text.push_str(&format!(
+            "\n[[auth.tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\nroles = {roles}\n",
+            sha256_hex(token)
+        ));
+    }
+    let path = dir.join("affectd.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+fn signals_request() -> AnalyzeSignalsRequest {
+    AnalyzeSignalsRequest {
+        streams: vec![StreamInfo {
+            stream_id: "eda".into(),
+            kind: SignalKind::Eda as i32,
+            nominal_rate_hz: 4.0,
+            channels: vec![ChannelInfo {
+                label: "eda".into(),
+                unit: "uS".into(),
+            }],
+        }],
+        chunks: vec![SignalChunk {
+            stream_id: "eda".into(),
+            first_timestamp: 0.0,
+            samples: vec![1.0; 40],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Opens a recorded session with `token`, sends one marker and waits for its ack; returns
+/// the request sender and the response stream.
+async fn recorded_session(
+    channel: &Channel,
+    token: &str,
+    session_id: &str,
+) -> (
+    tokio::sync::mpsc::Sender<StreamRequest>,
+    tonic::Streaming<StreamResponse>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tx.send(StreamRequest {
+        client_seq: 1,
+        message: Some(stream_request::Message::Config(SessionConfig {
+            session_id: session_id.into(),
+            participant: "P01".into(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    tx.send(StreamRequest {
+        client_seq: 2,
+        message: Some(stream_request::Message::Marker(Marker {
+            timestamp: 1.0,
+            label: "start".into(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut responses = AffectClient::new(channel.clone())
+        .stream(with_token(
+            token,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .await
+        .expect("the owner may open a session")
+        .into_inner();
+    loop {
+        let message = responses.message().await.unwrap().expect("open");
+        if let Some(stream_response::Message::Ack(ack)) = message.message
+            && ack.client_seq == 2
+        {
+            break;
+        }
+    }
+    (tx, responses)
+}
+
+/// Finding 6: without a token nothing but health and reflection answers; each role reaches
+/// what it should, and a session belongs to the token that opened it: another `stream`
+/// token can neither explain it, clock-shift it, calibrate it, list, get nor export it; only
+/// `admin` deletes; only `admin` sees the server's file paths.
+#[tokio::test]
+async fn tokens_roles_and_session_owners() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = auth_config(dir.path(), "");
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let channel = server.channel().await;
+    let mut affect = AffectClient::new(channel.clone());
+    let mut recordings = RecordingsClient::new(channel.clone());
+
+    // No token, a wrong token, a malformed header.
+    let status = affect.analyze_signals(signals_request()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("authorization: Bearer"));
+    let status = recordings
+        .list_sessions(ListSessionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = affect
+        .analyze_signals(with_token("guess", signals_request()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let mut malformed = tonic::Request::new(signals_request());
+    malformed
+        .metadata_mut()
+        .insert("authorization", "token-pc1".parse().unwrap());
+    let status = affect.analyze_signals(malformed).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    // Health needs no token (load balancers, `grpc_health_probe`).
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await;
+    assert!(health.is_ok(), "{health:?}");
+
+    // Roles.
+    affect
+        .analyze_signals(with_token("token-pc1", signals_request()))
+        .await
+        .expect("stream may analyse");
+    let status = affect
+        .analyze_signals(with_token("token-reader", signals_request()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(status.message().contains("`stream` role"), "{status:?}");
+
+    // pc1's live session: pc2 cannot touch it.
+    let (tx, mut responses) = recorded_session(&channel, "token-pc1", "owned-1").await;
+    let clock = |token: &str| {
+        with_token(
+            token,
+            ClockSyncRequest {
+                client_send_time: 1.0,
+                session_id: "owned-1".into(),
+                measured_offset_s: Some(3600.0),
+                measured_rtt_s: Some(0.001),
+            },
+        )
+    };
+    let status = affect.clock_sync(clock("token-pc2")).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("another token"));
+    let status = affect
+        .explain(with_token(
+            "token-pc2",
+            ExplainRequest {
+                source: Some(explain_request::Source::SessionId("owned-1".into())),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let status = affect
+        .calibrate(with_token(
+            "token-pc2",
+            CalibrateRequest {
+                session_id: "owned-1".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    // The owner (and an admin) may.
+    affect
+        .clock_sync(clock("token-pc1"))
+        .await
+        .expect("the owner reports its offset");
+    tx.send(StreamRequest {
+        client_seq: 3,
+        message: Some(stream_request::Message::End(EndSession {})),
+    })
+    .await
+    .unwrap();
+    while responses.message().await.unwrap().is_some() {}
+
+    // Recordings: pc2 sees none, pc1 its own, the reader all.
+    let list = |token: &str| with_token(token, ListSessionsRequest::default());
+    let ids = |r: ListSessionsResponse| -> Vec<String> {
+        r.sessions.into_iter().map(|s| s.session_id).collect()
+    };
+    let mine = recordings.list_sessions(list("token-pc1")).await.unwrap();
+    assert_eq!(ids(mine.into_inner()), ["owned-1"]);
+    let theirs = recordings.list_sessions(list("token-pc2")).await.unwrap();
+    assert!(ids(theirs.into_inner()).is_empty());
+    let all = recordings
+        .list_sessions(list("token-reader"))
+        .await
+        .unwrap();
+    assert_eq!(ids(all.into_inner()), ["owned-1"]);
+    let get = |token: &str| {
+        with_token(
+            token,
+            GetSessionRequest {
+                session_id: "owned-1".into(),
+            },
+        )
+    };
+    assert_eq!(
+        recordings
+            .get_session(get("token-pc2"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    recordings.get_session(get("token-reader")).await.unwrap();
+    let export = |token: &str| {
+        with_token(
+            token,
+            ExportSessionRequest {
+                session_id: "owned-1".into(),
+                format: ExportFormat::Xdf as i32,
+            },
+        )
+    };
+    assert_eq!(
+        recordings
+            .export_session(export("token-pc2"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let mut stream = recordings
+        .export_session(export("token-reader"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut xdf = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        xdf.extend(chunk.data);
+    }
+    assert!(xdf.starts_with(b"XDF:"));
+    // Offsets reported by the owner are in the recording; pc2's +3600 s is not.
+    let delete = |token: &str| {
+        with_token(
+            token,
+            DeleteSessionRequest {
+                session_id: "owned-1".into(),
+            },
+        )
+    };
+    for token in ["token-pc1", "token-reader"] {
+        let status = recordings.delete_session(delete(token)).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{token}: {status:?}");
+        assert!(status.message().contains("`admin` role"));
+    }
+    assert!(
+        recordings
+            .delete_session(delete("token-boss"))
+            .await
+            .unwrap()
+            .into_inner()
+            .deleted
+    );
+
+    // Paths: redacted for stream tokens, shown to admins.
+    let models_dir = repo().join("models").display().to_string();
+    let info = |token: &str| with_token(token, GetServerInfoRequest {});
+    let redacted = format!(
+        "{:?}",
+        affect.get_server_info(info("token-pc1")).await.unwrap()
+    );
+    assert!(!redacted.contains(&models_dir), "{redacted}");
+    let full = format!(
+        "{:?}",
+        affect.get_server_info(info("token-boss")).await.unwrap()
+    );
+    assert!(full.contains(&models_dir), "an admin sees the paths");
+}
+
+/// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, as PEM.
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = CertificateParams::new(vec!["lab-pc".into()])
+        .unwrap()
+        .signed_by(&client_key, &issuer)
+        .unwrap();
+    Pki {
+        ca: ca_cert.pem(),
+        server_cert: server_cert.pem(),
+        server_key: server_key.serialize_pem(),
+        client_cert: client_cert.pem(),
+        client_key: client_key.serialize_pem(),
+    }
+}
+
+/// TLS with a client certificate required (mutual TLS): a client with the CA and its
+/// certificate gets answers; one without a certificate, and a plaintext client, get none.
+#[tokio::test]
+async fn tls_and_mutual_tls() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (cert, key, ca) = (
+        write("server.pem", &pki.server_cert),
+        write("server.key", &pki.server_key),
+        write("ca.pem", &pki.ca),
+    );
+    let config = auth_config(
+        dir.path(),
+        &format!(
+            "[server]\ntls_cert_file = {cert:?}\ntls_key_file = {key:?}\ntls_client_ca_file = {ca:?}\n"
+        ),
+    );
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    let url = format!("https://localhost:{port}");
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca))
+        .domain_name("localhost");
+
+    let channel = Endpoint::from_shared(url.clone())
+        .unwrap()
+        .tls_config(
+            tls.clone()
+                .identity(Identity::from_pem(&pki.client_cert, &pki.client_key)),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .expect("mutual TLS connects");
+    AffectClient::new(channel)
+        .analyze_signals(with_token("token-pc1", signals_request()))
+        .await
+        .expect("an answer over TLS");
+
+    // No client certificate: the handshake is refused.
+    let without = match Endpoint::from_shared(url.clone())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+    {
+        Err(e) => Err(e.to_string()),
+        Ok(channel) => AffectClient::new(channel)
+            .analyze_signals(with_token("token-pc1", signals_request()))
+            .await
+            .map(|_| ())
+            .map_err(|s| s.to_string()),
+    };
+    assert!(without.is_err(), "a client without a certificate got in");
+    // Plaintext to a TLS port.
+    let plain = match Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+    {
+        Err(e) => Err(e.to_string()),
+        Ok(channel) => AffectClient::new(channel)
+            .analyze_signals(with_token("token-pc1", signals_request()))
+            .await
+            .map(|_| ())
+            .map_err(|s| s.to_string()),
+    };
+    assert!(plain.is_err(), "plaintext got an answer from a TLS port");
+}
+
+/// `affectd serve` refuses a non-loopback address without TLS and tokens, naming what is
+/// missing; `--insecure` serves anyway and warns.
+#[test]
+fn serve_refuses_an_open_address_without_tls_and_tokens() {
+    let cache = tempfile::tempdir().unwrap();
+    let output = affectd(cache.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without TLS and tokens")
+            && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+    let mut cmd = affectd(cache.path());
+    cmd.args(["serve", "--listen", "0.0.0.0:0", "--insecure"]);
+    let mut server = TestServer::spawn(cmd, None);
+    server.signal("TERM");
+    server.wait_exit(Duration::from_secs(30)).expect("exits");
+    let log = server.stderr_until_closed().join("\n");
+    assert!(log.contains("without TLS and tokens (--insecure)"), "{log}");
+}
+
+/// `server.reflection = false` hides the schema.
+#[tokio::test]
+async fn reflection_can_be_turned_off() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_request};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("affectd.toml");
+    for (reflection, served) in [(true, true), (false, false)] {
+        std::fs::write(&config, format!("[server]\nreflection = {reflection}\n")).unwrap();
+        let server = TestServer::start(|cmd| {
+            cmd.arg("--config").arg(&config);
+        });
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+        };
+        let answer = ServerReflectionClient::new(server.channel().await)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await;
+        match answer {
+            Ok(mut stream) => {
+                let first = stream.get_mut().message().await;
+                assert_eq!(
+                    first.is_ok(),
+                    served,
+                    "reflection = {reflection}: {first:?}"
+                );
+            }
+            Err(status) => {
+                assert!(!served, "{status:?}");
+                assert_eq!(status.code(), Code::Unimplemented);
+            }
+        }
+    }
+}
+
+/// Finding 4: a connection that never speaks is closed after `server.handshake_timeout_s`;
+/// one over `server.max_connections` is closed at once; a session with no message for
+/// `limits.session_idle_timeout_s` ends with DEADLINE_EXCEEDED naming the key.
+#[tokio::test]
+async fn silent_connections_and_idle_sessions_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("affectd.toml");
+    std::fs::write(
+        &config,
+        "[server]\nhandshake_timeout_s = 1.0\nmax_connections = 3\n[limits]\nsession_idle_timeout_s = 1.0\n",
+    )
+    .unwrap();
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let addr = server.addr.clone();
+    let closed_after = |mut stream: std::net::TcpStream| {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 4096];
+        // The server's HTTP/2 preface may come first; then EOF (or a reset).
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => continue,
+            }
+        }
+    };
+    let silent_1 = std::net::TcpStream::connect(&addr).unwrap();
+    let silent_2 = std::net::TcpStream::connect(&addr).unwrap();
+    let silent_3 = std::net::TcpStream::connect(&addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The fourth is over the limit of three.
+    let over = std::net::TcpStream::connect(&addr).unwrap();
+    let waited = closed_after(over);
+    assert!(waited < Duration::from_millis(500), "{waited:?}");
+    let waited = closed_after(silent_1);
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "a silent connection was closed after {waited:?}"
+    );
+    drop((silent_2, silent_3));
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // Room again; an idle session ends.
+    let mut affect = AffectClient::new(server.channel().await);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(StreamRequest {
+        client_seq: 1,
+        message: Some(stream_request::Message::Config(SessionConfig {
+            no_record: true,
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut responses = affect
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let started = Instant::now();
+    let status = loop {
+        match responses.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("limits.session_idle_timeout_s"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(tx);
+}
+
+/// EEG chunks whose analysis (a window every 10 ms) answers with far more than a small
+/// HTTP/2 window holds, so that a client that does not read stalls the session.
+fn flood_session(session_id: &str) -> (SessionConfig, Vec<SignalChunk>) {
+    let rate = 256.0;
+    let config = SessionConfig {
+        session_id: session_id.into(),
+        streams: vec![StreamInfo {
+            stream_id: "eeg".into(),
+            kind: SignalKind::Eeg as i32,
+            nominal_rate_hz: rate,
+            channels: ["F3", "F4"]
+                .iter()
+                .map(|l| ChannelInfo {
+                    label: l.to_string(),
+                    unit: "uV".into(),
+                })
+                .collect(),
+        }],
+        signal_config: Some(SignalConfig {
+            window_s: 1.0,
+            hop_s: 0.01,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let chunks = (0..40)
+        .map(|i| SignalChunk {
+            stream_id: "eeg".into(),
+            first_timestamp: i as f64 * 2.0,
+            samples: (0..(2.0 * rate) as usize * 2)
+                .map(|k| ((k as f32) * 0.37).sin() * 20.0)
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    (config, chunks)
+}
+
+/// Opens a session on a connection with a 64 KiB HTTP/2 window and sends `chunks` without
+/// ever reading a response. Returns the sender, to keep the stream open.
+async fn stalled_client(
+    server: &TestServer,
+    config: SessionConfig,
+    chunks: Vec<SignalChunk>,
+) -> (
+    tokio::sync::mpsc::Sender<StreamRequest>,
+    tonic::Streaming<StreamResponse>,
+) {
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(Some(65_535))
+        .initial_connection_window_size(Some(65_535))
+        .connect()
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tx.send(StreamRequest {
+        client_seq: 1,
+        message: Some(stream_request::Message::Config(config)),
+    })
+    .await
+    .unwrap();
+    let responses = AffectClient::new(channel)
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        // The server may stop reading once it has given up; a full queue is fine.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            tx.send(StreamRequest {
+                client_seq: 2 + i as u64,
+                message: Some(stream_request::Message::Chunk(chunk)),
+            }),
+        )
+        .await;
+    }
+    (tx, responses)
+}
+
+/// Finding 3: a client that sends but never reads. With `limits.client_read_timeout_s`
+/// the session gives up on it and ends, completing its recording; SIGTERM then exits at
+/// once. With a long patience, SIGTERM still exits by `server.shutdown_timeout_s`.
+#[tokio::test]
+async fn a_client_that_stops_reading_cannot_hold_the_session_or_the_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("affectd.toml");
+    std::fs::write(
+        &config,
+        "[server]\nshutdown_timeout_s = 3.0\n[limits]\nclient_read_timeout_s = 1.0\n",
+    )
+    .unwrap();
+    let mut server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let (session, chunks) = flood_session("stalled-1");
+    let (_tx, _responses) = stalled_client(&server, session, chunks).await;
+    // The session ends by itself, and its recording says why.
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let started = Instant::now();
+    let row = loop {
+        let row = recordings
+            .get_session(GetSessionRequest {
+                session_id: "stalled-1".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        if row.state == SessionState::Ended as i32 {
+            break row;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the stalled session is still live: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        row.end_reason.contains("limits.client_read_timeout_s"),
+        "{row:?}"
+    );
+    assert!(row.chunks > 0);
+    let started = Instant::now();
+    server.signal("TERM");
+    server
+        .wait_exit(Duration::from_secs(15))
+        .expect("exits after SIGTERM with a stalled client connected");
+    eprintln!("exit after SIGTERM: {:?}", started.elapsed());
+
+    // A patient server: the shutdown deadline ends it.
+    std::fs::write(
+        &config,
+        "[server]\nshutdown_timeout_s = 2.0\n[limits]\nclient_read_timeout_s = 600.0\n",
+    )
+    .unwrap();
+    let mut server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let (session, chunks) = flood_session("stalled-2");
+    let (_tx, _responses) = stalled_client(&server, session, chunks).await;
+    let started = Instant::now();
+    server.signal("TERM");
+    server
+        .wait_exit(Duration::from_secs(15))
+        .expect("exits by the shutdown deadline");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    let log = server.stderr_until_closed().join("\n");
+    assert!(
+        log.contains("server.shutdown_timeout_s") || waited < Duration::from_secs(2),
+        "{log}"
+    );
+}
