@@ -33,7 +33,9 @@ want=("onnxruntime==$ONNXRUNTIME_VERSION")
 if [ "${1:-}" = "--dev" ]; then
   want+=("grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "grpcio-reflection==1.85.1" "numpy<3" "pillow==11.3.0" "scipy==1.17.1" "pyxdf==1.17.5"
     # The Python client's tests: pytest, DataFrames, LSL (pylsl ships liblsl), MNE (the guide).
-    "pytest==9.2.0" "pandas==3.1.1" "pylsl==1.18.6" "mne==1.11.0" "opencv-python-headless==4.14.0.94")
+    # cryptography makes the certificates of the TLS tests.
+    "pytest==9.2.0" "pandas==3.1.1" "pylsl==1.18.6" "mne==1.11.0" "opencv-python-headless==4.14.0.94"
+    "cryptography==50.0.2")
 fi
 
 # pip's own resolver is the check: it does nothing when every requirement is met.

@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, 
 import grpc
 import grpc.aio
 
-from . import _inputs, _requests, tables
+from . import _channel, _inputs, _requests, tables
 from .client import (
     DEFAULT_ADDRESS,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -324,11 +324,21 @@ class Client:
         *,
         timeout: float = 60.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        token: Optional[str] = None,
+        tls: bool = False,
+        root_certificates: _channel.PemSource = None,
+        certificate_chain: _channel.PemSource = None,
+        private_key: _channel.PemSource = None,
     ):
         self.address = address
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
-        self.channel = grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes))
+        self.channel = _channel.open_aio_channel(
+            address,
+            channel_options(max_message_bytes),
+            _channel.token_from(token),
+            _channel.credentials(tls, root_certificates, certificate_chain, private_key),
+        )
         self.affect = affect_pb2_grpc.AffectStub(self.channel)
         self.recordings = Recordings(recordings_pb2_grpc.RecordingsStub(self.channel), timeout)
 

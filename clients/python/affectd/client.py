@@ -9,7 +9,7 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Unio
 
 import grpc
 
-from . import _inputs, _requests
+from . import _channel, _inputs, _requests
 from .proto import (
     affect_pb2,
     affect_pb2_grpc,
@@ -149,7 +149,12 @@ class Client:
             faces = client.analyze_frame("photo.jpg").to_dataframe()
 
     `timeout` (s) applies to each unary call; `max_message_bytes` must not exceed the
-    server's server.max_message_bytes (16 MiB by default)."""
+    server's server.max_message_bytes (16 MiB by default).
+
+    A server with `[[auth.tokens]]` needs `token` (default: $AFFECTD_TOKEN). A server with
+    TLS needs `tls=True`, or `root_certificates` (PEM bytes or a file) when its certificate
+    is not signed by a public CA; one that requires mutual TLS also `certificate_chain` and
+    `private_key`."""
 
     def __init__(
         self,
@@ -158,11 +163,21 @@ class Client:
         timeout: float = 60.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         channel: Optional[grpc.Channel] = None,
+        token: Optional[str] = None,
+        tls: bool = False,
+        root_certificates: _channel.PemSource = None,
+        certificate_chain: _channel.PemSource = None,
+        private_key: _channel.PemSource = None,
     ):
         self.address = address
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
-        self.channel = channel or grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+        self.channel = channel or _channel.open_channel(
+            address,
+            channel_options(max_message_bytes),
+            _channel.token_from(token),
+            _channel.credentials(tls, root_certificates, certificate_chain, private_key),
+        )
         self.affect = affect_pb2_grpc.AffectStub(self.channel)
         #: Recorded sessions: list, get, export, delete.
         self.recordings = Recordings(recordings_pb2_grpc.RecordingsStub(self.channel), timeout)

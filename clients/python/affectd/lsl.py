@@ -431,6 +431,11 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         epilog='Queries are key=value pairs (name, type, source_id, hostname), comma-separated: --eeg "type=EEG,name=Amp".',
     )
     p.add_argument("--address", default="127.0.0.1:50051", help="the affectd server (default %(default)s)")
+    p.add_argument("--token", default=None, help="bearer token for a server with [[auth.tokens]] (default: $AFFECTD_TOKEN)")
+    p.add_argument("--tls", action="store_true", help="connect with TLS (certificates signed by a public CA)")
+    p.add_argument("--root-certificates", metavar="PEM", help="connect with TLS, trusting this CA file")
+    p.add_argument("--client-certificate", metavar="PEM", help="client certificate chain, for mutual TLS (with --client-key)")
+    p.add_argument("--client-key", metavar="PEM", help="the client certificate's private key")
     for kind in SIGNAL_KINDS:
         p.add_argument(f"--{kind}", action="append", default=[], metavar="QUERY", help=f"an LSL stream to forward as {kind.upper()} (repeatable)")
     p.add_argument("--markers", action="append", default=[], metavar="QUERY", help="an LSL string stream whose samples are markers (repeatable)")
@@ -494,7 +499,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bridge = Bridge(args)
     metadata = dict(item.split("=", 1) for item in args.metadata)
     metadata.setdefault("bridge", "affectd-lsl")
-    client = Client(args.address)
+    client = Client(
+        args.address,
+        token=args.token,
+        tls=args.tls,
+        root_certificates=args.root_certificates,
+        certificate_chain=args.client_certificate,
+        private_key=args.client_key,
+    )
     callbacks: Dict[str, Callable[[Any], None]] = {"*": bridge.on_response}
     try:
         session = client.session(
