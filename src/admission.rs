@@ -52,6 +52,9 @@ pub struct Limits {
     pub max_queued_explanations: usize,
     /// Seconds an Explain call waits for its turn before it is refused (UNAVAILABLE).
     pub explain_queue_timeout_s: f64,
+    /// Exports being written at once (each writes a temporary file as large as the
+    /// recording's export); one more is refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_exports: usize,
 }
 
 impl Limits {
@@ -128,6 +131,7 @@ impl Default for Limits {
             max_concurrent_explanations: 1,
             max_queued_explanations: 16,
             explain_queue_timeout_s: 300.0,
+            max_concurrent_exports: 2,
         }
     }
 }

@@ -121,12 +121,36 @@ pub struct StoreConfig {
     /// SQLite database that records live sessions (created when absent).
     /// [env: AFFECTD_DATABASE]
     pub database: PathBuf,
+    /// Most bytes one session may record (frames, samples, results); 0 = no limit.
+    pub max_session_bytes: u64,
+    /// Most bytes the database may take on disk; 0 = no limit.
+    pub max_database_bytes: u64,
+    /// Recording stops (with a clear error) rather than leave less free on the database's
+    /// disk; 0 = until SQLite finds the disk full.
+    pub min_free_disk_bytes: u64,
+    /// Ended recordings are deleted this many days after they ended (checked at start-up
+    /// and then every hour, or sooner for short retentions); 0 = kept until deleted.
+    pub retention_days: f64,
+}
+
+impl StoreConfig {
+    pub fn budget(&self) -> crate::store::DiskBudget {
+        crate::store::DiskBudget {
+            max_session_bytes: self.max_session_bytes,
+            max_database_bytes: self.max_database_bytes,
+            min_free_disk_bytes: self.min_free_disk_bytes,
+        }
+    }
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             database: default_data_dir().join("sessions.sqlite"),
+            max_session_bytes: 0,
+            max_database_bytes: 0,
+            min_free_disk_bytes: 256 << 20,
+            retention_days: 0.0,
         }
     }
 }
@@ -569,6 +593,7 @@ impl Config {
                 "limits.client_read_timeout_s",
                 self.limits.client_read_timeout_s,
             ),
+            ("store.retention_days", self.store.retention_days),
             (
                 "limits.explain_queue_timeout_s",
                 self.limits.explain_queue_timeout_s,
@@ -589,6 +614,10 @@ impl Config {
             ),
             ("limits.max_live_sessions", self.limits.max_live_sessions),
             ("server.max_connections", self.server.max_connections),
+            (
+                "limits.max_concurrent_exports",
+                self.limits.max_concurrent_exports,
+            ),
             (
                 "limits.max_concurrent_explanations",
                 self.limits.max_concurrent_explanations,

@@ -109,6 +109,8 @@ pub struct Engine {
     pub limits: Limits,
     /// Explain calls' turns (see `admission::ExplainGate`).
     pub explain_gate: crate::admission::ExplainGate,
+    /// Exports being written (`limits.max_concurrent_exports`).
+    pub exports: Arc<tokio::sync::Semaphore>,
     pub models: ModelSet,
     /// The face networks that loaded (None without a detector).
     pub face_models: Option<FaceModels>,
@@ -181,6 +183,9 @@ impl Engine {
             face_unavailable,
             limits: config.limits.clone(),
             explain_gate: crate::admission::ExplainGate::new(&config.limits),
+            exports: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_concurrent_exports,
+            )),
             config,
             models,
             explainer,
@@ -357,6 +362,29 @@ impl Engine {
             )));
         }
         self.store()?.delete(session_id).map_err(store_error)
+    }
+
+    /// A turn to write an export, or RESOURCE_EXHAUSTED naming the limit.
+    pub fn export_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        self.exports.clone().try_acquire_owned().map_err(|_| {
+            Error::ResourceExhausted(format!(
+                "{} exports are being written, the most at once (config key limits.max_concurrent_exports); try again when one has finished",
+                self.limits.max_concurrent_exports
+            ))
+        })
+    }
+
+    /// Deletes ended recordings older than `store.retention_days` and checkpoints the
+    /// database's log; returns how many were deleted.
+    pub fn expire_recordings(&self) -> Result<usize, Error> {
+        let days = self.config.store.retention_days;
+        let store = self.store()?;
+        let before = if days > 0.0 {
+            unix_now() - days * 86_400.0
+        } else {
+            f64::NEG_INFINITY
+        };
+        store.expire(before).map_err(store_error)
     }
 
     /// Writes a recording's export into `out`.

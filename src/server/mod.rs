@@ -66,6 +66,26 @@ pub async fn load_engine(config: Config) -> Result<Arc<Engine>, ServeError> {
     Ok(Arc::new(engine))
 }
 
+/// Deletes recordings past `store.retention_days` at start-up and then every hour (or a
+/// quarter of the retention, when that is shorter), checkpointing the database's log.
+async fn expire_recordings(engine: Arc<Engine>) {
+    let retention_s = engine.config.store.retention_days * 86_400.0;
+    let period = seconds((retention_s / 4.0).clamp(0.1, 3600.0));
+    loop {
+        let sweeping = engine.clone();
+        match tokio::task::spawn_blocking(move || sweeping.expire_recordings()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(
+                "deleted {n} recording(s) older than store.retention_days = {}",
+                engine.config.store.retention_days
+            ),
+            Ok(Err(e)) => tracing::warn!("cannot expire old recordings: {e}"),
+            Err(e) => tracing::warn!("the retention sweep failed: {e}"),
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
 /// The TLS settings of `[server]`, read from their files; None without TLS.
 fn tls_config(
     server: &crate::config::ServerConfig,
@@ -150,6 +170,9 @@ pub async fn serve(
         sessions.sessions.close_all();
     };
 
+    if engine.config.store.retention_days > 0.0 {
+        tokio::spawn(expire_recordings(engine.clone()));
+    }
     let incoming = accept_with_backoff(
         listener,
         engine.config.server.max_connections,

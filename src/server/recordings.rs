@@ -138,6 +138,8 @@ impl Recordings for RecordingsService {
                 )));
             }
         };
+        // Held until the last byte is sent: the temporary file lives that long.
+        let turn = self.engine.export_turn().map_err(convert::status)?;
         let engine = self.engine.clone();
         let id = request.session_id.clone();
         // Built in a temporary file, not in memory: a session's frames can be large.
@@ -161,6 +163,7 @@ impl Recordings for RecordingsService {
             }
         );
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let mut first = true;
             loop {
                 let mut data = vec![0u8; EXPORT_CHUNK];

@@ -158,6 +158,15 @@ impl Setup {
                     "this session cannot be recorded: {reason}; fix the database, or set no_record to run it unrecorded"
                 ))
             })?;
+            // A disk already past its limits refuses the session before it starts.
+            engine
+                .config
+                .store
+                .budget()
+                .check(store, 0, 0)
+                .map_err(|why| {
+                    Error::ResourceExhausted(format!("this session cannot be recorded: {why}"))
+                })?;
             let stored = SessionConfig {
                 session_id: Some(session_id.clone()),
                 ..config.clone()
@@ -293,7 +302,14 @@ pub fn start(
     setup.live.set_control(input);
     let writer = setup
         .recorder
-        .map(|recorder| Writer::start(recorder, out.clone()))
+        .map(|recorder| {
+            let store = engine
+                .store
+                .as_ref()
+                .expect("a session records only with a database")
+                .clone();
+            Writer::start(recorder, store, engine.config.store.budget(), out.clone())
+        })
         .transpose()?;
     let worker = Worker {
         engine,

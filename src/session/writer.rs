@@ -7,7 +7,7 @@ use std::sync::mpsc as std_mpsc;
 use super::Event;
 use super::outbox::Outbox;
 use crate::error::{Error, catch_panic};
-use crate::store::{Record, Recorder};
+use crate::store::{DiskBudget, Record, Recorder, Store};
 
 pub enum WriteJob {
     /// Records to commit; every client message up to `accepted` is among them or earlier.
@@ -29,12 +29,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(recorder: Recorder, out: Outbox) -> Result<Writer, Error> {
+    pub fn start(
+        recorder: Recorder,
+        store: Store,
+        budget: DiskBudget,
+        out: Outbox,
+    ) -> Result<Writer, Error> {
         let (jobs, queue) = std_mpsc::sync_channel::<WriteJob>(QUEUE_BATCHES);
         let thread = std::thread::Builder::new()
             .name("session-writer".into())
             .spawn(move || {
-                match catch_panic("session recorder", || record(recorder, queue, &out)) {
+                match catch_panic("session recorder", || {
+                    record(recorder, &store, budget, queue, &out)
+                }) {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::error!("{e}");
@@ -57,10 +64,13 @@ impl Writer {
 
 fn record(
     mut recorder: Recorder,
+    store: &Store,
+    budget: DiskBudget,
     queue: std_mpsc::Receiver<WriteJob>,
     out: &Outbox,
 ) -> Result<(), Error> {
     let mut acked = 0u64;
+    let mut recorded_bytes = 0u64;
     while let Ok(first) = queue.recv() {
         // Everything queued meanwhile goes into the same transaction.
         let mut records = Vec::new();
@@ -78,13 +88,31 @@ fn record(
                 WriteJob::End { ended_at, reason } => end = Some((ended_at, reason)),
             }
         }
+        // The quotas, before writing: a batch that does not fit is not written, and the
+        // recording ends with everything acknowledged in it.
+        let adding: u64 = records.iter().map(Record::payload_bytes).sum();
+        if let Err(why) = budget.check(store, recorded_bytes, adding) {
+            let _ = recorder.end(
+                crate::engine::unix_now(),
+                &format!("recording stopped: {why}"),
+            );
+            return Err(Error::ResourceExhausted(format!(
+                "recording stopped: {why}; messages up to client_seq {acked} are recorded"
+            )));
+        }
         if let Err(e) = recorder.write(&records) {
             // Closing it may fail for the same reason; then the next start closes it.
             let _ = recorder.end(crate::engine::unix_now(), &format!("recording failed: {e}"));
+            if e.is_disk_full() {
+                return Err(Error::ResourceExhausted(format!(
+                    "recording failed: the disk holding the session database is full ({e}); messages up to client_seq {acked} are recorded (free space, or raise store.min_free_disk_bytes so that recording stops earlier)"
+                )));
+            }
             return Err(Error::Internal(format!(
                 "recording failed: {e}; messages up to client_seq {acked} are recorded"
             )));
         }
+        recorded_bytes += adding;
         if accepted > acked {
             acked = accepted;
             let _ = out.send(Ok(Event::Ack(acked)));

@@ -145,6 +145,57 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+impl StoreError {
+    /// SQLite found the disk full (SQLITE_FULL).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
+/// How much a recording may take (the `[store]` quotas); 0 = no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiskBudget {
+    pub max_session_bytes: u64,
+    pub max_database_bytes: u64,
+    pub min_free_disk_bytes: u64,
+}
+
+impl DiskBudget {
+    /// Whether `adding` more bytes fit, for a session that has recorded `session_bytes`;
+    /// Err says which limit and its config key.
+    pub fn check(&self, store: &Store, session_bytes: u64, adding: u64) -> Result<(), String> {
+        if self.max_session_bytes > 0 && session_bytes + adding > self.max_session_bytes {
+            return Err(format!(
+                "the session has recorded {session_bytes} bytes and {adding} more would pass the config key store.max_session_bytes = {}",
+                self.max_session_bytes
+            ));
+        }
+        if self.max_database_bytes > 0 {
+            let total = store.disk_bytes();
+            if total + adding > self.max_database_bytes {
+                return Err(format!(
+                    "the session database takes {total} bytes and {adding} more would pass the config key store.max_database_bytes = {} (delete or export old recordings, or set store.retention_days)",
+                    self.max_database_bytes
+                ));
+            }
+        }
+        if self.min_free_disk_bytes > 0
+            && let Some(free) = store.free_disk_bytes()
+            && free < adding + self.min_free_disk_bytes
+        {
+            return Err(format!(
+                "the disk holding the session database has {free} bytes free, and recording {adding} more would leave less than the config key store.min_free_disk_bytes = {}",
+                self.min_free_disk_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Where the database lives; every connection is opened from it.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -217,6 +268,34 @@ pub enum Record {
         offset_s: f64,
         rtt_s: f64,
     },
+}
+
+impl Record {
+    /// Bytes this record adds to the database, about (its payloads; the row overhead of
+    /// a few numbers is left out). What the recording quotas count.
+    pub fn payload_bytes(&self) -> u64 {
+        let bytes = match self {
+            Record::Frame { data, .. } => match data {
+                FrameData::Encoded(b) | FrameData::Rgb8(b) => b.len(),
+            },
+            Record::Chunk {
+                samples,
+                timestamps,
+                stream_id,
+                ..
+            } => samples.len() * 4 + timestamps.len() * 8 + stream_id.len(),
+            Record::Marker { label, .. } => label.len(),
+            Record::FaceResult { encoded, .. }
+            | Record::Explanation { encoded, .. }
+            | Record::FusedEstimate { encoded, .. } => encoded.len(),
+            Record::FeatureWindow {
+                encoded, stream_id, ..
+            } => encoded.len() + stream_id.len(),
+            Record::FusionModel { model, .. } => model.len(),
+            Record::ClockOffset { .. } => 0,
+        };
+        bytes as u64 + 32
+    }
 }
 
 /// A recorded session's header and counts.
@@ -306,6 +385,50 @@ fn create_folder(path: &Path) -> Result<(), StoreError> {
 }
 
 impl Store {
+    /// The database's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes the database takes on disk: the file, its write-ahead log and shared memory.
+    pub fn disk_bytes(&self) -> u64 {
+        ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|suffix| {
+                let mut name = self.path.as_os_str().to_owned();
+                name.push(suffix);
+                std::fs::metadata(PathBuf::from(name)).ok()
+            })
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Bytes free for unprivileged writers on the database's file system (None when the
+    /// file system cannot say).
+    pub fn free_disk_bytes(&self) -> Option<u64> {
+        let folder = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let stat = rustix::fs::statvfs(folder).ok()?;
+        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
+    /// Deletes ended recordings that ended before `before` (server clock, s), and
+    /// checkpoints the write-ahead log into the database (truncating it). Returns how many
+    /// recordings were deleted.
+    pub fn expire(&self, before: f64) -> Result<usize, StoreError> {
+        let conn = self.connect()?;
+        let deleted = conn.execute(
+            "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1",
+            [before],
+        )?;
+        // A busy reader may keep part of the log; the next sweep tries again.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        Ok(deleted)
+    }
+
     /// Creates the database (and its folder) when absent and checks its schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         create_folder(path)?;

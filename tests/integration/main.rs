@@ -10,6 +10,7 @@ mod analyze_cli;
 mod analyze_frame;
 mod analyze_signals;
 mod cli;
+mod disk;
 mod explain;
 mod fusion;
 mod fusion_stress;
