@@ -297,3 +297,140 @@ async fn concurrent_exports_are_bounded() {
         .into_inner();
     while again.message().await.unwrap().is_some() {}
 }
+
+/// A corrupt database at start-up: the server starts, says why recordings are unavailable
+/// (at start-up and in each refused call), never crashes, and keeps serving analysis.
+/// Two kinds: a file that is no database at all, and a real recording with pages in the
+/// middle overwritten.
+#[tokio::test]
+async fn a_corrupt_database_is_reported_and_never_crashes_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.sqlite");
+    std::fs::write(&garbage, vec![0x5a; 64 * 1024]).unwrap();
+
+    // A real recording, then damaged in the middle.
+    let damaged = dir.path().join("damaged.sqlite");
+    let config = dir.path().join("affectd.toml");
+    // This test's client keeps its connection after the session; the deadline ends it.
+    std::fs::write(&config, "[server]\nshutdown_timeout_s = 2.0\n").unwrap();
+    {
+        let mut server = TestServer::start(|cmd| {
+            cmd.env("AFFECTD_DATABASE", &damaged)
+                .arg("--config")
+                .arg(&config);
+        });
+        let (_, ended) = frames_until_refused(&server, "before", 40).await;
+        ended.unwrap();
+        server.signal("TERM");
+        server.wait_exit(Duration::from_secs(30)).expect("stops");
+    }
+    {
+        use std::io::{Seek, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&damaged)
+            .unwrap();
+        let length = file.metadata().unwrap().len();
+        assert!(length > 1_000_000, "{length}");
+        for offset in [4096, length / 3, length / 2] {
+            file.seek(std::io::SeekFrom::Start(offset)).unwrap();
+            file.write_all(&[0xa5; 8192]).unwrap();
+        }
+    }
+
+    for database in [&garbage, &damaged] {
+        let server = TestServer::start(|cmd| {
+            cmd.env("AFFECTD_DATABASE", database)
+                .arg("--config")
+                .arg(&config);
+        });
+        let mut recordings = RecordingsClient::new(server.channel().await);
+        let listed = recordings
+            .list_sessions(ListSessionsRequest::default())
+            .await;
+        let got = recordings
+            .get_session(GetSessionRequest {
+                session_id: "before".into(),
+            })
+            .await;
+        let (_, recorded) = frames_until_refused_or_refused_at_start(&server).await;
+        for (what, result) in [
+            ("ListSessions", listed.map(|_| ())),
+            ("GetSession", got.map(|_| ())),
+            ("a recorded session", recorded),
+        ] {
+            if let Err(status) = result {
+                assert!(
+                    matches!(
+                        status.code(),
+                        Code::FailedPrecondition | Code::Internal | Code::NotFound
+                    ),
+                    "{}: {what}: {status:?}",
+                    database.display()
+                );
+                assert!(!status.message().is_empty());
+            }
+        }
+        // Whatever the database says, the process is up and analyses.
+        let info = AffectClient::new(server.channel().await)
+            .get_server_info(GetServerInfoRequest {})
+            .await;
+        assert!(info.is_ok(), "{}: {info:?}", database.display());
+        let mut child = server;
+        assert!(
+            child.child.try_wait().unwrap().is_none(),
+            "the server exited"
+        );
+        child.signal("TERM");
+        let status = child.wait_exit(Duration::from_secs(30)).expect("stops");
+        assert!(
+            status.code().is_some(),
+            "{}: ended by a signal: {status:?}",
+            database.display()
+        );
+    }
+    // The garbage file is reported at start-up as unavailable, naming the database.
+}
+
+/// A recorded session of a few frames: Ok, or the error it was refused or ended with.
+async fn frames_until_refused_or_refused_at_start(
+    server: &TestServer,
+) -> (u64, Result<(), tonic::Status>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(StreamRequest {
+        client_seq: 1,
+        message: Some(stream_request::Message::Config(SessionConfig::default())),
+    })
+    .await
+    .unwrap();
+    tx.send(StreamRequest {
+        client_seq: 2,
+        message: Some(stream_request::Message::Marker(Marker {
+            timestamp: 1.0,
+            label: "m".into(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    tx.send(StreamRequest {
+        client_seq: 3,
+        message: Some(stream_request::Message::End(EndSession {})),
+    })
+    .await
+    .unwrap();
+    let mut responses = match AffectClient::new(server.channel().await)
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(status) => return (0, Err(status)),
+    };
+    loop {
+        match responses.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => return (0, Ok(())),
+            Err(status) => return (0, Err(status)),
+        }
+    }
+}
