@@ -36,7 +36,7 @@ import affectd  # noqa: E402
 
 def start(binary, folder):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AFFECTD_")}
-    env.update(AFFECTD_CACHE_DIR=folder, AFFECTD_DATABASE=os.path.join(folder, "sessions.sqlite"), AFFECTD_LOG_LEVEL="error")
+    env.update(AFFECTD_CACHE_DIR=folder, AFFECTD_DATABASE=os.path.join(folder, "sessions.sqlite"), AFFECTD_LOG_LEVEL="error", AFFECTD_HTTP_LISTEN="")
     process = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if not line.startswith("affectd listening on "):

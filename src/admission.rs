@@ -169,13 +169,16 @@ impl ExplainGate {
             return Ok(turn);
         }
         let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        metrics::gauge!(crate::metrics::EXPLAIN_QUEUE).set((waiting + 1) as f64);
         // Leaves the count however the wait ends (admitted, timed out, or dropped).
         struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
+                let left = self.0.fetch_sub(1, Ordering::SeqCst) - 1;
+                metrics::gauge!(crate::metrics::EXPLAIN_QUEUE).set(left as f64);
             }
         }
+        let started = std::time::Instant::now();
         let _waiting = Waiting(&self.waiting);
         if waiting >= self.max_waiting {
             return Err(Error::ResourceExhausted(format!(
@@ -185,7 +188,11 @@ impl ExplainGate {
         let timeout = std::time::Duration::try_from_secs_f64(self.timeout_s)
             .unwrap_or(std::time::Duration::MAX);
         match tokio::time::timeout(timeout, self.turns.clone().acquire_owned()).await {
-            Ok(Ok(turn)) => Ok(turn),
+            Ok(Ok(turn)) => {
+                metrics::histogram!(crate::metrics::EXPLAIN_WAIT)
+                    .record(started.elapsed().as_secs_f64());
+                Ok(turn)
+            }
             Ok(Err(_)) => Err(Error::Unavailable("the server is shutting down".into())),
             Err(_) => Err(Error::Unavailable(format!(
                 "no turn to explain within {} s (config key limits.explain_queue_timeout_s); other explanations are generating, try later",

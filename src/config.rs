@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Default gRPC listen address: loopback only, so a lab PC is not exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:50052";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -186,9 +187,29 @@ pub struct ServerConfig {
     pub tls_client_ca_file: PathBuf,
     /// Serve gRPC server reflection (grpcurl, grpcui); false hides the schema.
     pub reflection: bool,
+    /// Address of the HTTP listener (Prometheus `/metrics`); empty = none.
+    /// [env: AFFECTD_HTTP_LISTEN]
+    pub http_listen: String,
 }
 
 impl ServerConfig {
+    /// The HTTP listener's address; None when it is off.
+    pub fn http_address(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.http_listen.is_empty() {
+            return Ok(None);
+        }
+        self.http_listen
+            .parse()
+            .map(Some)
+            .map_err(|e| ConfigError::Value {
+                name: "server.http_listen",
+                message: format!(
+                    "{:?} is not an address and port ({e}); e.g. 127.0.0.1:50052, or empty for none",
+                    self.http_listen
+                ),
+            })
+    }
+
     /// Whether TLS is configured.
     pub fn tls(&self) -> bool {
         !self.tls_cert_file.as_os_str().is_empty()
@@ -331,6 +352,7 @@ impl Default for ServerConfig {
             tls_key_file: PathBuf::new(),
             tls_client_ca_file: PathBuf::new(),
             reflection: true,
+            http_listen: DEFAULT_HTTP_LISTEN.into(),
         }
     }
 }
@@ -398,6 +420,9 @@ pub struct Overrides {
     /// Address to listen on [env: AFFECTD_LISTEN] [default: 127.0.0.1:50051]
     #[arg(long, env = "AFFECTD_LISTEN", global = true, hide_env = true)]
     pub listen: Option<SocketAddr>,
+    /// HTTP address for /metrics; empty = none [env: AFFECTD_HTTP_LISTEN] [default: 127.0.0.1:50052]
+    #[arg(long, env = "AFFECTD_HTTP_LISTEN", global = true, hide_env = true)]
+    pub http_listen: Option<String>,
     /// Largest gRPC message, bytes [env: AFFECTD_MAX_MESSAGE_BYTES]
     #[arg(
         long,
@@ -507,6 +532,9 @@ impl Config {
     pub fn apply(&mut self, o: &Overrides) {
         if let Some(v) = o.listen {
             self.server.listen = v;
+        }
+        if let Some(v) = &o.http_listen {
+            self.server.http_listen = v.clone();
         }
         if let Some(v) = o.max_message_bytes {
             self.server.max_message_bytes = v;
@@ -636,6 +664,7 @@ impl Config {
             }
         }
         let server = &self.server;
+        server.http_address()?;
         let tls_files = [
             server.tls_cert_file.as_os_str().is_empty(),
             server.tls_key_file.as_os_str().is_empty(),

@@ -14,6 +14,7 @@ pub mod explain;
 pub mod formats;
 pub mod fusion;
 pub mod llm;
+pub mod metrics;
 pub mod models;
 pub mod onnx;
 pub mod prompt;

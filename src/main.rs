@@ -206,6 +206,17 @@ fn init_logging(config: &Config) {
 
 /// Listening beyond loopback needs TLS and tokens, or `--insecure` (then a warning).
 fn check_exposure(config: &Config, insecure: bool) -> anyhow::Result<()> {
+    // /metrics tells what the server does, not what participants did: tokens suffice.
+    if let Ok(Some(http)) = config.server.http_address()
+        && !http.ip().is_loopback()
+        && config.auth.tokens.is_empty()
+        && config.auth.tokens_file.as_os_str().is_empty()
+        && !insecure
+    {
+        anyhow::bail!(
+            "refusing to serve /metrics on {http} without tokens: set [[auth.tokens]] (`affectd token new`), set server.http_listen to a loopback address or empty, or pass --insecure"
+        );
+    }
     let addr = config.server.listen;
     if addr.ip().is_loopback() {
         return Ok(());
@@ -242,11 +253,19 @@ fn serve(config: Config, insecure: bool) -> anyhow::Result<ExitCode> {
         let shutdown = affectd::server::shutdown_signal().context("installing signal handlers")?;
         let listener = affectd::server::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
+        let http = match config.server.http_address()? {
+            Some(http_addr) => Some(affectd::server::bind(http_addr).await?),
+            None => None,
+        };
+        let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
         let engine = affectd::server::load_engine(config).await?;
         // One plain line on stdout, for scripts and tests that start the server on port 0.
+        if let Some(http_addr) = http_addr {
+            println!("affectd metrics on http://{http_addr}/metrics");
+        }
         println!("affectd listening on {addr}");
         tracing::info!(%addr, "serving affect.v1");
-        affectd::server::serve(listener, engine, shutdown).await?;
+        affectd::server::serve(listener, http, engine, shutdown).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     });

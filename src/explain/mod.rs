@@ -531,6 +531,9 @@ fn generate(
             .then(|| timed_tokens as f64 / generating_s),
         total_ms: started.elapsed().as_secs_f64() * 1e3,
     };
+    if let Some(speed) = timings.generation_tokens_per_s {
+        metrics::histogram!(crate::metrics::EXPLAIN_TOKENS_PER_S).record(speed);
+    }
     // The label fields of the answer that validated, in the order of its judgements.
     let scores = &generations
         .last()

@@ -16,6 +16,7 @@ use crate::vision::image::{ImageInput, PixelLayout};
 
 /// The gRPC status of a core error.
 pub fn status(e: Error) -> Status {
+    crate::metrics::rejected_by(e.message());
     match e {
         Error::InvalidArgument(m) => Status::invalid_argument(m),
         Error::NotFound(m) => Status::not_found(m),

@@ -7,6 +7,7 @@ mod affect;
 mod convert;
 mod info;
 mod recordings;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("{0}")]
+    Metrics(String),
     #[error("cannot read {key} {path}: {source}")]
     TlsFile {
         key: &'static str,
@@ -123,12 +126,28 @@ fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight calls and returns.
+/// Serves until `shutdown` resolves, then finishes in-flight calls and returns. With
+/// `http`, also serves `/metrics` there (see [`web`]).
 pub async fn serve(
     listener: TcpListener,
+    http: Option<TcpListener>,
     engine: Arc<Engine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    if let Some(http) = http {
+        let metrics = web::recorder().map_err(ServeError::Metrics)?;
+        let mut stop = stop.clone();
+        let web_engine = engine.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = web::serve(http, web_engine, metrics, stopped).await {
+                tracing::error!("the HTTP listener failed: {e}");
+            }
+        });
+    }
     let max = engine.config.server.max_message_bytes;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -163,6 +182,7 @@ pub async fn serve(
     let shutdown = async move {
         shutdown.await;
         started.notify_one();
+        stopping.send_replace(true);
         let live = sessions.sessions.len();
         if live > 0 {
             tracing::info!("ending {live} live session(s)");
@@ -197,6 +217,8 @@ pub async fn serve(
         )
         .max_concurrent_streams(Some(server_config.max_concurrent_streams))
         .tcp_keepalive(Some(Duration::from_secs(60)))
+        // Outermost: it sees the codes the layers below settle on.
+        .layer(web::RpcMetricsLayer)
         .layer(tower::util::MapResponseLayer::new(
             decode_errors_are_invalid_argument,
         ))
@@ -271,6 +293,7 @@ fn accept_with_backoff(
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::warn!("cannot set TCP_NODELAY: {e}");
                     }
+                    metrics::gauge!(crate::metrics::OPEN_CONNECTIONS).increment(1.0);
                     let connection = Connection {
                         stream,
                         _permit: permit,
@@ -309,6 +332,12 @@ struct Connection {
     _permit: tokio::sync::OwnedSemaphorePermit,
     /// Until the first bytes arrive.
     first_bytes: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::OPEN_CONNECTIONS).decrement(1.0);
+    }
 }
 
 impl tokio::io::AsyncRead for Connection {

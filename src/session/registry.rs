@@ -215,6 +215,7 @@ impl Registry {
         }
         let session = Arc::new(session);
         sessions.insert(session.session_id.clone(), session.clone());
+        metrics::gauge!(crate::metrics::LIVE_SESSIONS).set(sessions.len() as f64);
         Ok(session)
     }
 
@@ -250,10 +251,9 @@ impl Registry {
     }
 
     pub fn remove(&self, session_id: &str) {
-        self.sessions
-            .lock()
-            .expect("registry lock")
-            .remove(session_id);
+        let mut sessions = self.sessions.lock().expect("registry lock");
+        sessions.remove(session_id);
+        metrics::gauge!(crate::metrics::LIVE_SESSIONS).set(sessions.len() as f64);
     }
 
     pub fn len(&self) -> usize {

@@ -240,6 +240,9 @@ struct Worker {
     fused: Vec<FusedEstimate>,
     markers: Vec<(f64, f64, String)>,
     registered: Registered,
+    /// When the worker took the batch being handled: the start of its messages' ack
+    /// latency.
+    batch_taken_at: std::time::Instant,
 }
 
 /// Starts the session's threads: the worker, its vision and explain workers, the writer.
@@ -336,6 +339,7 @@ pub fn start(
         fused: Vec::new(),
         markers: Vec::new(),
         registered: setup.registered,
+        batch_taken_at: std::time::Instant::now(),
     };
     std::thread::Builder::new()
         .name(format!("session-{}", worker.live.session_id))
@@ -355,6 +359,7 @@ pub fn start(
 }
 
 fn skipped(message: String, seq: u64, timestamp: f64) -> Event {
+    metrics::counter!(crate::metrics::SESSION_FRAMES, "outcome" => "skipped").increment(1);
     Event::Warning(SessionWarning {
         kind: SessionWarningKind::FrameSkipped,
         message,
@@ -377,6 +382,7 @@ impl Worker {
             return self.finish(&mut records, Some(("recording failed".into(), None)), true);
         }
         while let Some(first) = inputs.blocking_recv() {
+            self.batch_taken_at = std::time::Instant::now();
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match inputs.try_recv() {
@@ -587,6 +593,8 @@ impl Worker {
                 encoded,
             } => {
                 self.counts.analysed += 1;
+                metrics::counter!(crate::metrics::SESSION_FRAMES, "outcome" => "analysed")
+                    .increment(1);
                 self.timeline.frame_analysed(client_seq, &result);
                 records.push(Record::FaceResult {
                     client_seq,
@@ -677,7 +685,9 @@ impl Worker {
                 .send(WriteJob::Records {
                     records,
                     accepted: self.accepted,
+                    taken_at: self.batch_taken_at,
                 })
+                .map(|()| metrics::gauge!(crate::metrics::WRITER_QUEUE).increment(1.0))
                 .map_err(|_| ()),
         }
     }

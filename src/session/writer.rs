@@ -11,7 +11,12 @@ use crate::store::{DiskBudget, Record, Recorder, Store};
 
 pub enum WriteJob {
     /// Records to commit; every client message up to `accepted` is among them or earlier.
-    Records { records: Vec<Record>, accepted: u64 },
+    /// `taken_at`: when the session worker took the first of these messages.
+    Records {
+        records: Vec<Record>,
+        accepted: u64,
+        taken_at: std::time::Instant,
+    },
     /// Marks the recording ended (after everything before it is committed).
     End { ended_at: f64, reason: String },
 }
@@ -76,14 +81,18 @@ fn record(
         let mut records = Vec::new();
         let mut accepted = acked;
         let mut end = None;
+        let mut oldest: Option<std::time::Instant> = None;
         for job in std::iter::once(first).chain(queue.try_iter()) {
             match job {
                 WriteJob::Records {
                     records: more,
                     accepted: upto,
+                    taken_at,
                 } => {
+                    metrics::gauge!(crate::metrics::WRITER_QUEUE).decrement(1.0);
                     records.extend(more);
                     accepted = accepted.max(upto);
+                    oldest = Some(oldest.map_or(taken_at, |o| o.min(taken_at)));
                 }
                 WriteJob::End { ended_at, reason } => end = Some((ended_at, reason)),
             }
@@ -113,9 +122,14 @@ fn record(
             )));
         }
         recorded_bytes += adding;
+        metrics::counter!(crate::metrics::RECORDED_BYTES).increment(adding);
         if accepted > acked {
             acked = accepted;
             let _ = out.send(Ok(Event::Ack(acked)));
+            if let Some(taken_at) = oldest {
+                metrics::histogram!(crate::metrics::ACK_LATENCY)
+                    .record(taken_at.elapsed().as_secs_f64());
+            }
         }
         if let Some((ended_at, reason)) = end {
             if let Err(e) = recorder.end(ended_at, &reason) {

@@ -727,3 +727,134 @@ async fn a_client_that_stops_reading_cannot_hold_the_session_or_the_shutdown() {
         "{log}"
     );
 }
+
+/// Prometheus metrics at `/metrics` on `server.http_listen`: behind the same tokens as
+/// gRPC, and counting calls by method and code, frames, acknowledgements, recorded bytes,
+/// live sessions and refusals by limit.
+#[tokio::test]
+async fn metrics_count_calls_sessions_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = auth_config(dir.path(), "[limits]\nmax_live_sessions = 1\n");
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let url = server
+        .metrics_url
+        .clone()
+        .expect("the metrics address is printed");
+    let channel = server.channel().await;
+    let mut affect = AffectClient::new(channel.clone());
+    affect
+        .analyze_signals(with_token("token-pc1", signals_request()))
+        .await
+        .unwrap();
+    affect.analyze_signals(signals_request()).await.unwrap_err();
+    // A recorded session with a frame, while a second is refused by the session cap.
+    let (tx, mut responses) = recorded_session(&channel, "token-pc1", "measured").await;
+    let (_refused_tx, refused_rx) = tokio::sync::mpsc::channel(1);
+    _refused_tx
+        .send(StreamRequest {
+            client_seq: 1,
+            message: Some(stream_request::Message::Config(SessionConfig {
+                no_record: true,
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap();
+    let refused = affect
+        .stream(with_token(
+            "token-pc2",
+            tokio_stream::wrappers::ReceiverStream::new(refused_rx),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    let photo = std::fs::read(repo().join(".testdata/single_face.jpg")).unwrap();
+    tx.send(StreamRequest {
+        client_seq: 3,
+        message: Some(stream_request::Message::Frame(Frame {
+            timestamp: 2.0,
+            image: Some(ImageInput {
+                data: Some(image_input::Data::Encoded(photo)),
+            }),
+        })),
+    })
+    .await
+    .unwrap();
+    tx.send(StreamRequest {
+        client_seq: 4,
+        message: Some(stream_request::Message::End(EndSession {})),
+    })
+    .await
+    .unwrap();
+    while responses.message().await.unwrap().is_some() {}
+
+    let get = |token: Option<&str>| {
+        let url = url.clone();
+        let token = token.map(str::to_owned);
+        std::thread::spawn(move || {
+            let mut request = ureq::get(&url);
+            if let Some(token) = token {
+                request = request.set("authorization", &format!("Bearer {token}"));
+            }
+            match request.call() {
+                Ok(response) => (response.status(), response.into_string().unwrap()),
+                Err(ureq::Error::Status(code, response)) => (code, response.into_string().unwrap()),
+                Err(e) => panic!("{e}"),
+            }
+        })
+        .join()
+        .unwrap()
+    };
+    let (status, body) = get(None);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = get(Some("token-reader"));
+    assert_eq!(status, 200);
+    let value = |line_start: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("no {line_start} in\n{body}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value(r#"affectd_rpc_requests_total{method="/affect.v1.Affect/AnalyzeSignals",code="OK"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(
+            r#"affectd_rpc_requests_total{method="/affect.v1.Affect/AnalyzeSignals",code="UNAUTHENTICATED"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(r#"affectd_rejected_total{limit="limits.max_live_sessions"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"affectd_session_frames_total{outcome="analysed"}"#),
+        1.0
+    );
+    assert!(
+        value("affectd_recorded_bytes_total") > 80_000.0,
+        "the frame"
+    );
+    assert!(value("affectd_ack_latency_seconds_count") >= 2.0);
+    assert_eq!(value("affectd_live_sessions"), 0.0);
+    assert!(value("affectd_open_connections") >= 1.0);
+    assert!(body.contains("affectd_rpc_duration_seconds_bucket"));
+    let missing = std::thread::spawn({
+        let url = url.replace("/metrics", "/nope");
+        move || match ureq::get(&url).call() {
+            Err(ureq::Error::Status(code, _)) => code,
+            other => panic!("{other:?}"),
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(missing, 404);
+}

@@ -36,6 +36,8 @@ class Server:
             AFFECTD_CACHE_DIR=self.dir,
             AFFECTD_DATABASE=os.path.join(self.dir, "sessions.sqlite"),
             AFFECTD_LOG_LEVEL="warn",
+            # Servers run side by side: no fixed HTTP port.
+            AFFECTD_HTTP_LISTEN="127.0.0.1:0",
         )
         env.update(extra_env or {})
         self.process = subprocess.Popen(

@@ -26,7 +26,9 @@ pub fn affectd(cache: &Path) -> Command {
     }
     cmd.env("AFFECTD_CACHE_DIR", cache)
         .env("AFFECTD_DATABASE", cache.join("sessions.sqlite"))
-        .env("AFFECTD_LOG_LEVEL", "warn");
+        .env("AFFECTD_LOG_LEVEL", "warn")
+        // Tests run servers side by side: no fixed HTTP port.
+        .env("AFFECTD_HTTP_LISTEN", "127.0.0.1:0");
     cmd
 }
 
@@ -34,6 +36,8 @@ pub struct TestServer {
     pub child: Child,
     pub addr: String,
     pub stderr: mpsc::Receiver<String>,
+    /// `http://ADDR/metrics`, when the server serves it.
+    pub metrics_url: Option<String>,
     _cache: Option<tempfile::TempDir>,
 }
 
@@ -63,8 +67,14 @@ impl TestServer {
         });
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
+        let metrics_url = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let metrics_line = metrics_url.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Printed before the "listening" line.
+                if let Some(url) = line.strip_prefix("affectd metrics on ") {
+                    *metrics_line.lock().unwrap() = Some(url.to_owned());
+                }
                 if let Some(addr) = line.strip_prefix("affectd listening on ") {
                     let _ = tx.send(addr.to_owned());
                 }
@@ -79,9 +89,11 @@ impl TestServer {
                 panic!("affectd did not start ({status}):\n{}", log.join("\n"));
             }
         };
+        let metrics_url = metrics_url.lock().unwrap().clone();
         TestServer {
             child,
             addr,
+            metrics_url,
             stderr: err_rx,
             _cache: cache,
         }
