@@ -12,6 +12,8 @@ pub mod engine;
 pub mod error;
 pub mod explain;
 pub mod formats;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod fusion;
 pub mod llm;
 pub mod metrics;

@@ -162,48 +162,9 @@ impl Affect for AffectService {
         caller
             .require(Role::Stream, "Stream")
             .map_err(convert::status)?;
-        let mut inbound = request.into_inner();
-        let deadline = self.engine.limits.first_message_timeout_s;
-        let first = tokio::time::timeout(
-            // A config value that is no duration (infinite: no deadline) must not panic.
-            std::time::Duration::try_from_secs_f64(deadline).unwrap_or(if deadline > 0.0 {
-                std::time::Duration::MAX
-            } else {
-                std::time::Duration::ZERO
-            }),
-            inbound.message(),
-        )
-        .await
-        .map_err(|_| {
-            Status::deadline_exceeded(format!(
-                "no config message within {deadline} s of opening the stream (config key limits.first_message_timeout_s)"
-            ))
-        })??
-        .ok_or_else(|| Status::invalid_argument("the stream ended before its config message"))?;
-        let Some(stream_request::Message::Config(config)) = first.message else {
-            return Err(Status::invalid_argument(
-                "the first message of a stream must carry `config` (SessionConfig)",
-            ));
-        };
-        let config = convert::session_config(config)?;
-        let max_bytes = self.engine.config.server.max_message_bytes;
-        let inbound = inbound.map(move |message| {
-            message
-                .map(convert::incoming)
-                .map_err(|status| inbound_error(status, max_bytes))
-        });
-        let events = crate::session::open(
-            self.engine.clone(),
-            first.client_seq,
-            config,
-            caller.owner(),
-            inbound,
-        )
-        .await
-        .map_err(convert::status)?;
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(events).map(convert::stream_response),
-        )))
+        open_stream(self.engine.clone(), caller.owner(), request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn clock_sync(
@@ -279,6 +240,59 @@ impl Affect for AffectService {
         let show_paths = self.engine.tokens.enabled() && caller.is_admin();
         Ok(Response::new(info::server_info(&self.engine, show_paths)))
     }
+}
+
+/// A live session on `inbound`, a client's stream of messages (tonic's, or the session
+/// fuzzer's): the config first, within `limits.first_message_timeout_s`, then the session.
+pub(crate) async fn open_stream<S>(
+    engine: Arc<Engine>,
+    owner: Option<String>,
+    mut inbound: S,
+) -> Result<BoxStream<StreamResponse>, Status>
+where
+    S: Stream<Item = Result<StreamRequest, Status>> + Unpin + Send + 'static,
+{
+        let deadline = engine.limits.first_message_timeout_s;
+        let first = tokio::time::timeout(
+            // A config value that is no duration (infinite: no deadline) must not panic.
+            std::time::Duration::try_from_secs_f64(deadline).unwrap_or(if deadline > 0.0 {
+                std::time::Duration::MAX
+            } else {
+                std::time::Duration::ZERO
+            }),
+            inbound.next(),
+        )
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "no config message within {deadline} s of opening the stream (config key limits.first_message_timeout_s)"
+            ))
+        })?
+        .ok_or_else(|| Status::invalid_argument("the stream ended before its config message"))??;
+        let Some(stream_request::Message::Config(config)) = first.message else {
+            return Err(Status::invalid_argument(
+                "the first message of a stream must carry `config` (SessionConfig)",
+            ));
+        };
+        let config = convert::session_config(config)?;
+        let max_bytes = engine.config.server.max_message_bytes;
+        let inbound = inbound.map(move |message| {
+            message
+                .map(convert::incoming)
+                .map_err(|status| inbound_error(status, max_bytes))
+        });
+        let events = crate::session::open(
+            engine.clone(),
+            first.client_seq,
+            config,
+            owner,
+            inbound,
+        )
+        .await
+        .map_err(convert::status)?;
+        Ok(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(events).map(convert::stream_response),
+        ))
 }
 
 /// What a failed read of the client's stream means: the client's fault (a message that does

@@ -4,6 +4,8 @@
 //! [`Engine`]; core errors become `Status`es.
 
 mod affect;
+#[cfg(feature = "fuzzing")]
+pub(crate) use affect::open_stream;
 mod convert;
 mod info;
 mod recordings;
