@@ -16,6 +16,8 @@ pub struct Limits {
     pub max_marker_label_bytes: usize,
     /// Samples (all streams, all channels) accepted in one AnalyzeSignals request.
     pub max_samples_per_request: usize,
+    /// Feature windows one AnalyzeSignals request, or one chunk of a session, may produce.
+    pub max_windows_per_request: u64,
     /// Frames of a session that may wait for its face tracker; one more is recorded but
     /// not analysed (a FRAME_SKIPPED warning).
     pub vision_queue_frames: usize,
@@ -66,6 +68,7 @@ impl Limits {
             max_values_held: self.max_values_held_per_stream,
             max_gap_fill_values: self.max_gap_fill_values,
             max_name_bytes: self.max_name_bytes,
+            max_windows_per_request: self.max_windows_per_request,
         }
     }
 
@@ -116,6 +119,7 @@ impl Default for Limits {
             max_marker_label_bytes: 1024,
             // 64 channels x 1 kHz x 10 min.
             max_samples_per_request: 64 * 1000 * 600,
+            max_windows_per_request: 10_000,
             vision_queue_frames: 2,
             max_sample_rate_hz: SignalBudget::default().max_rate_hz,
             max_channels_per_stream: SignalBudget::default().max_channels,

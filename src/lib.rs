@@ -12,9 +12,9 @@ pub mod engine;
 pub mod error;
 pub mod explain;
 pub mod formats;
+pub mod fusion;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod fusion;
 pub mod llm;
 pub mod metrics;
 pub mod models;

@@ -88,6 +88,7 @@ const LIMIT_KEYS: &[&str] = &[
     "limits.max_streams_per_session",
     "limits.max_marker_label_bytes",
     "limits.max_samples_per_request",
+    "limits.max_windows_per_request",
     "limits.vision_queue_frames",
     "limits.max_sample_rate_hz",
     "limits.max_channels_per_stream",

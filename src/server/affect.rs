@@ -95,14 +95,24 @@ impl Affect for AffectService {
             engine.analyze_signals(&streams, &chunks, &config)
         })
         .await?;
-        Ok(Response::new(AnalyzeSignalsResponse {
+        let response = AnalyzeSignalsResponse {
             windows: analysed.windows.iter().map(wire::feature_window).collect(),
             warnings: analysed
                 .warnings
                 .iter()
                 .map(|(index, w)| wire::signal_warning(w, None, Some(*index as u32)))
                 .collect(),
-        }))
+        };
+        // Said here, with what to do, rather than as tonic's OUT_OF_RANGE from the encoder.
+        let max = self.engine.config.server.max_message_bytes;
+        let size = prost::Message::encoded_len(&response);
+        if size > max {
+            return Err(convert::status(Error::ResourceExhausted(format!(
+                "the answer ({} feature windows) would be {size} bytes, over the config key server.max_message_bytes = {max}; send fewer samples per request or a longer hop_s",
+                response.windows.len()
+            ))));
+        }
+        Ok(Response::new(response))
     }
 
     type ExplainStream = BoxStream<ExplainResponse>;
@@ -252,8 +262,8 @@ pub(crate) async fn open_stream<S>(
 where
     S: Stream<Item = Result<StreamRequest, Status>> + Unpin + Send + 'static,
 {
-        let deadline = engine.limits.first_message_timeout_s;
-        let first = tokio::time::timeout(
+    let deadline = engine.limits.first_message_timeout_s;
+    let first = tokio::time::timeout(
             // A config value that is no duration (infinite: no deadline) must not panic.
             std::time::Duration::try_from_secs_f64(deadline).unwrap_or(if deadline > 0.0 {
                 std::time::Duration::MAX
@@ -269,30 +279,24 @@ where
             ))
         })?
         .ok_or_else(|| Status::invalid_argument("the stream ended before its config message"))??;
-        let Some(stream_request::Message::Config(config)) = first.message else {
-            return Err(Status::invalid_argument(
-                "the first message of a stream must carry `config` (SessionConfig)",
-            ));
-        };
-        let config = convert::session_config(config)?;
-        let max_bytes = engine.config.server.max_message_bytes;
-        let inbound = inbound.map(move |message| {
-            message
-                .map(convert::incoming)
-                .map_err(|status| inbound_error(status, max_bytes))
-        });
-        let events = crate::session::open(
-            engine.clone(),
-            first.client_seq,
-            config,
-            owner,
-            inbound,
-        )
+    let Some(stream_request::Message::Config(config)) = first.message else {
+        return Err(Status::invalid_argument(
+            "the first message of a stream must carry `config` (SessionConfig)",
+        ));
+    };
+    let config = convert::session_config(config)?;
+    let max_bytes = engine.config.server.max_message_bytes;
+    let inbound = inbound.map(move |message| {
+        message
+            .map(convert::incoming)
+            .map_err(|status| inbound_error(status, max_bytes))
+    });
+    let events = crate::session::open(engine.clone(), first.client_seq, config, owner, inbound)
         .await
         .map_err(convert::status)?;
-        Ok(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(events).map(convert::stream_response),
-        ))
+    Ok(Box::pin(
+        tokio_stream::wrappers::ReceiverStream::new(events).map(convert::stream_response),
+    ))
 }
 
 /// What a failed read of the client's stream means: the client's fault (a message that does

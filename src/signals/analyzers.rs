@@ -115,6 +115,22 @@ pub fn analyze(
         return Err("streams: describe at least one stream".into());
     }
     let mut analyzers = Analyzers::new(streams, config, "streams")?;
+    // The whole request's windows, before any is computed (each chunk is also checked).
+    let ahead: u64 = chunks
+        .iter()
+        .filter_map(|c| {
+            analyzers
+                .by_id
+                .get(&c.stream_id)
+                .map(|a| a.windows_for(c.samples.len()))
+        })
+        .sum();
+    let limit = config.budget.max_windows_per_request;
+    if ahead > limit {
+        return Err(format!(
+            "chunks: about {ahead} feature windows in this request, over the config key limits.max_windows_per_request = {limit}; send fewer samples per request or a longer hop_s"
+        ));
+    }
     let mut windows = Vec::new();
     let mut warnings = Vec::new();
     for (index, c) in chunks.iter().enumerate() {

@@ -57,6 +57,9 @@ pub struct SignalBudget {
     pub max_gap_fill_values: u64,
     /// Longest stream id, channel label or unit, bytes.
     pub max_name_bytes: usize,
+    /// Feature windows one request (or one chunk of a session) may produce: a hop of one
+    /// sample on a long recording would otherwise compute and answer one window per sample.
+    pub max_windows_per_request: u64,
 }
 
 impl Default for SignalBudget {
@@ -69,6 +72,7 @@ impl Default for SignalBudget {
             max_values_held: 32_000_000,
             max_gap_fill_values: 32_000_000,
             max_name_bytes: 256,
+            max_windows_per_request: 10_000,
         }
     }
 }
@@ -346,6 +350,12 @@ impl StreamAnalyzer {
 
     /// Validates and appends a chunk; returns the windows it completes and any warnings.
     /// A rejected chunk leaves the stream as it was.
+    /// About how many windows `values` more values (samples x channels) complete.
+    pub fn windows_for(&self, values: usize) -> u64 {
+        let samples = (values / self.spec.channels.len().max(1)) as u64;
+        samples / self.windower.hop() as u64 + 1
+    }
+
     pub fn push(
         &mut self,
         chunk: Chunk<'_>,
@@ -461,17 +471,32 @@ impl StreamAnalyzer {
             ));
         }
 
+        // Checked before any window is computed.
+        let hop = self.windower.hop() as u64;
+        let ahead = (fill + (samples.len() / channels) as u64) / hop + 1;
+        if ahead > self.budget.max_windows_per_request {
+            return Err(StreamError::OverBudget {
+                id: id.clone(),
+                what: format!("about {ahead} feature windows from one chunk (hop {hop} samples)"),
+                key: "limits.max_windows_per_request",
+                limit: self.budget.max_windows_per_request.to_string(),
+            });
+        }
         let mut windows = Vec::new();
+        // Each window is encoded as it completes (the windower is taken out of `self` for
+        // that), so only one window's copy of the samples exists at a time.
+        let mut windower = std::mem::replace(&mut self.windower, Windower::placeholder());
+        let mut pushed = Ok(());
         if fill > 0 {
             let gap = vec![f64::NAN; fill as usize * channels];
-            for w in self.windower.push(&gap)? {
-                windows.push(self.encode(w, &mut warnings));
-            }
+            pushed = windower.push_each(&gap, |w| windows.push(self.encode(w, &mut warnings)));
             self.received += fill;
         }
-        for w in self.windower.push(samples)? {
-            windows.push(self.encode(w, &mut warnings));
+        if pushed.is_ok() {
+            pushed = windower.push_each(samples, |w| windows.push(self.encode(w, &mut warnings)));
         }
+        self.windower = windower;
+        pushed?;
         self.received += (samples.len() / channels) as u64;
         self.last_time = Some(
             chunk

@@ -79,9 +79,34 @@ impl Windower {
         self.buffers[0].len()
     }
 
-    /// Appends sample-major interleaved samples (as LSL and SignalChunk carry them) and
-    /// returns the windows they complete, in order.
+    /// A one-channel windower that holds nothing: what an analyzer keeps in place of its
+    /// own while that one is out (see `stream.rs`).
+    pub fn placeholder() -> Windower {
+        Windower::new(1, 1, 1).expect("a valid size")
+    }
+
+    /// Samples between window starts.
+    pub fn hop(&self) -> usize {
+        self.hop
+    }
+
+    /// Appends sample-major interleaved samples and returns the windows they complete, in
+    /// order (tests; the analyzers take each window as it completes, [`Self::push_each`]).
+    #[cfg(test)]
     pub fn push(&mut self, interleaved: &[f64]) -> Result<Vec<Window>, WindowError> {
+        let mut out = Vec::new();
+        self.push_each(interleaved, |w| out.push(w))?;
+        Ok(out)
+    }
+
+    /// Appends sample-major interleaved samples (as LSL and SignalChunk carry them) and
+    /// hands each window they complete to `on_window`, in order, as it completes: a chunk
+    /// that completes many windows (a hop of one sample) never holds their copies at once.
+    pub fn push_each(
+        &mut self,
+        interleaved: &[f64],
+        mut on_window: impl FnMut(Window),
+    ) -> Result<(), WindowError> {
         let channels = self.buffers.len();
         if !interleaved.len().is_multiple_of(channels) {
             return Err(WindowError::Ragged {
@@ -89,7 +114,6 @@ impl Windower {
                 channels,
             });
         }
-        let mut out = Vec::new();
         let mut frames = interleaved;
         while !frames.is_empty() {
             // Samples before the next window's context (hop > context) are not needed.
@@ -128,7 +152,7 @@ impl Windower {
             frames = rest;
             if self.received == window_end {
                 let held = self.buffers[0].len() as u64;
-                out.push(Window {
+                on_window(Window {
                     start: self.next_start,
                     context_start: self.received - held,
                     channels: self.buffers.iter().map(contiguous).collect(),
@@ -142,7 +166,7 @@ impl Windower {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The samples held now, channel-major, and the index of the first of them.

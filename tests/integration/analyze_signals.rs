@@ -443,3 +443,65 @@ async fn declared_sizes_beyond_the_budget_are_refused_before_allocating() {
         .await
         .expect("the server is still up");
 }
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Finding 2 of the hardening issue: a hop of one sample over a long recording used to
+/// copy every window's samples before encoding any (8 s of 8-channel EEG at 1 kHz: 8,000
+/// windows of 256 KB, 2 GB). Windows are now encoded as they complete, the windows a
+/// request or chunk may produce are capped (`limits.max_windows_per_request`, checked
+/// before computing), and an answer over `server.max_message_bytes` is RESOURCE_EXHAUSTED
+/// saying what to do.
+#[tokio::test]
+async fn a_hop_of_one_sample_costs_one_window_of_memory_and_is_capped() {
+    let server = TestServer::start(|_| {});
+    let mut affect = AffectClient::new(server.channel().await)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let eeg = |seconds: usize| AnalyzeSignalsRequest {
+        streams: vec![stream(
+            "eeg",
+            SignalKind::Eeg,
+            1000.0,
+            &["F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2"],
+            "uV",
+        )],
+        chunks: vec![SignalChunk {
+            stream_id: "eeg".into(),
+            samples: (0..seconds * 1000 * 8)
+                .map(|i| ((i as f32) * 0.013).sin() * 20.0)
+                .collect(),
+            ..Default::default()
+        }],
+        config: Some(SignalConfig {
+            window_s: 4.0,
+            hop_s: 0.001,
+            ..Default::default()
+        }),
+    };
+    let before = peak_rss_kib(server.child.id());
+    let answer = affect.analyze_signals(eeg(8)).await;
+    let grown_mib = (peak_rss_kib(server.child.id()) - before) / 1024;
+    eprintln!("8 s at a one-sample hop: peak RSS grew {grown_mib} MiB");
+    assert!(grown_mib < 400, "peak RSS grew {grown_mib} MiB");
+    match answer {
+        Ok(windows) => assert!(windows.into_inner().windows.len() > 4000),
+        Err(status) => {
+            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+            assert!(status.message().contains("server.max_message_bytes"));
+        }
+    }
+    let status = affect.analyze_signals(eeg(30)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("limits.max_windows_per_request"),
+        "{status:?}"
+    );
+}
