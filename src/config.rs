@@ -246,6 +246,9 @@ pub struct VisionConfig {
     /// Largest image accepted, in pixels (width x height); larger ones are refused before
     /// decoding (decompression bombs).
     pub max_image_pixels: u64,
+    /// Decoded image bytes in flight across all requests and sessions; a decode that does
+    /// not fit waits for room.
+    pub max_decoding_bytes: u64,
     /// Longest side of the detector's downscaled copy, pixels.
     pub detector_max_side: u32,
     /// Minimum face detection score, `[0,1]`.
@@ -260,6 +263,7 @@ impl Default for VisionConfig {
         let detector = crate::vision::detector::DetectorConfig::default();
         Self {
             max_image_pixels: crate::vision::image::DEFAULT_MAX_PIXELS,
+            max_decoding_bytes: crate::vision::image::DEFAULT_MAX_DECODING_BYTES,
             detector_max_side: detector.max_side,
             min_face_score: detector.min_score,
             detect_every_n_frames: 10,

@@ -173,6 +173,7 @@ impl Engine {
         store: Result<Store, String>,
         database_lock: Option<DatabaseLock>,
     ) -> Engine {
+        crate::vision::image::set_decoding_budget(config.vision.max_decoding_bytes);
         let face_unavailable = match models.capabilities().remove("face_detection") {
             Some(Err(reason)) => reason,
             _ => "the face models are not loaded".to_string(),

@@ -112,6 +112,7 @@ const LIMIT_KEYS: &[&str] = &[
     "store.max_database_bytes",
     "store.min_free_disk_bytes",
     "vision.max_image_pixels",
+    "vision.max_decoding_bytes",
 ];
 
 #[cfg(test)]

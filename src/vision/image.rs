@@ -7,6 +7,64 @@ use image::{ImageDecoder, ImageFormat, ImageReader, RgbImage};
 /// decompression bomb (a tiny PNG that claims a huge size) costs nothing.
 pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 4096;
 
+/// Decoded bytes in flight across the process (every request, session and explanation
+/// decoding at once): each decode reserves its decoder's output plus the RGB8 copy before
+/// decoding, and waits while the reservation does not fit. Fifty concurrent 4096x4096
+/// 16-bit PNGs (150 MB each decoded, 130 KB each sent) otherwise peak at 7.5 GB.
+/// Hand-written: a weighted blocking semaphore of a few lines (decodes run on blocking
+/// threads; tokio's is async).
+struct DecodeBudget {
+    used: std::sync::Mutex<u64>,
+    room: std::sync::Condvar,
+    capacity: std::sync::atomic::AtomicU64,
+}
+
+static DECODE_BUDGET: DecodeBudget = DecodeBudget {
+    used: std::sync::Mutex::new(0),
+    room: std::sync::Condvar::new(),
+    capacity: std::sync::atomic::AtomicU64::new(DEFAULT_MAX_DECODING_BYTES),
+};
+
+/// Default of `vision.max_decoding_bytes`: 1 GiB.
+pub const DEFAULT_MAX_DECODING_BYTES: u64 = 1 << 30;
+
+/// Sets the process's decode budget (`vision.max_decoding_bytes`).
+pub fn set_decoding_budget(bytes: u64) {
+    DECODE_BUDGET
+        .capacity
+        .store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    DECODE_BUDGET.room.notify_all();
+}
+
+/// Room for `bytes` of decoded pixels, held until dropped. One decode larger than the
+/// whole budget waits for the budget to be free and then runs alone.
+struct Reservation(u64);
+
+impl Reservation {
+    fn take(bytes: u64) -> Reservation {
+        let budget = &DECODE_BUDGET;
+        let mut used = budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let capacity = budget.capacity.load(std::sync::atomic::Ordering::Relaxed);
+            let bytes = bytes.min(capacity);
+            if *used + bytes <= capacity {
+                *used += bytes;
+                return Reservation(bytes);
+            }
+            used = budget.room.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let budget = &DECODE_BUDGET;
+        let mut used = budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.0;
+        budget.room.notify_all();
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelLayout {
     Rgb8,
@@ -102,6 +160,8 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     let (width, height) = decoder.dimensions();
     check_size(width, height, max_pixels)?;
+    let rgb8 = u64::from(width) * u64::from(height) * 3;
+    let _room = Reservation::take(decoder.total_bytes().saturating_add(rgb8));
     let image = image::DynamicImage::from_decoder(decoder)
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     Ok(image.into_rgb8())

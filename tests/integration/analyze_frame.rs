@@ -316,3 +316,58 @@ async fn a_marked_frame_too_wide_for_jpeg_is_refused_and_png_works() {
         .into_inner();
     assert!(reply.marked_image.starts_with(b"\x89PNG"));
 }
+
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+/// Finding 2 of the hardening issue: concurrent small PNGs that decode large (4096x4096 at
+/// 16 bits: a few hundred KB sent, 150 MB decoded) used to decode all at once. Decodes now
+/// share `vision.max_decoding_bytes`: with 200 MB, 12 at once peak far below 12 x 150 MB,
+/// and every one is answered.
+#[tokio::test]
+async fn concurrent_large_decodes_share_a_memory_budget() {
+    let png = {
+        let image: image::ImageBuffer<image::Rgb<u16>, Vec<u16>> =
+            image::ImageBuffer::from_fn(4096, 4096, |x, y| {
+                image::Rgb([(x % 256) as u16 * 200, (y % 256) as u16 * 200, 30_000])
+            });
+        let mut bytes = Vec::new();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        bytes
+    };
+    eprintln!("the PNG: {} KB", png.len() / 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("affectd.toml");
+    std::fs::write(&config, "[vision]\nmax_decoding_bytes = 200000000\n").unwrap();
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let affect = client(&server).await;
+    let before = peak_rss_mib(server.child.id());
+    let calls: Vec<_> = (0..12)
+        .map(|_| {
+            let mut affect = affect.clone();
+            let png = png.clone();
+            tokio::spawn(async move { affect.analyze_frame(request(encoded(png), None)).await })
+        })
+        .collect();
+    for call in calls {
+        let answer = call.await.unwrap().expect("answered");
+        assert_eq!(answer.into_inner().image_width, 4096);
+    }
+    let grown = peak_rss_mib(server.child.id()) - before;
+    eprintln!("12 concurrent 4096x4096 16-bit PNGs: peak RSS grew {grown} MiB");
+    assert!(grown < 800, "peak RSS grew {grown} MiB");
+}
