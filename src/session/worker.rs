@@ -295,10 +295,14 @@ pub fn start(
             input.clone(),
             cancel.clone(),
         );
+        // Sessions start from async code (session::open), so there is a runtime.
+        let runtime = tokio::runtime::Handle::current();
         threads.push(
             std::thread::Builder::new()
                 .name("session-explain".into())
-                .spawn(move || explain_worker(engine, live, explain_rx, out, input, cancel))
+                .spawn(move || {
+                    explain_worker(engine, live, explain_rx, out, input, cancel, runtime)
+                })
                 .map_err(thread_error)?,
         );
     }
@@ -810,6 +814,7 @@ fn explain_worker(
     out: Outbox,
     input: mpsc::Sender<Input>,
     cancel: Arc<AtomicBool>,
+    runtime: tokio::runtime::Handle,
 ) {
     let failed = |seq: u64, error: Error| {
         let _ = out.send(Ok(Event::Warning(SessionWarning {
@@ -824,6 +829,27 @@ fn explain_worker(
         })));
     };
     for (seq, request) in requests {
+        // The same turn as Explain calls (limits.max_concurrent_explanations and the
+        // queue): waited for here, on this session's own thread, and given up when the
+        // session ends meanwhile.
+        let turn = runtime.block_on(async {
+            tokio::select! {
+                turn = engine.explain_gate.admit() => Some(turn),
+                () = async {
+                    while !cancel.load(Ordering::Relaxed) && !out.is_closed() {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                } => None,
+            }
+        });
+        let _turn = match turn {
+            None => break, // the session is ending
+            Some(Err(error)) => {
+                failed(seq, error);
+                continue;
+            }
+            Some(Ok(turn)) => turn,
+        };
         // A failure (or a bug) in one explanation ends that explanation, not the session.
         let prepared = catch_panic("explanation", || {
             engine.explainer.prepare(&request, || live.moment())

@@ -203,6 +203,101 @@ mod llm {
         assert!(next.message().await.unwrap().is_some());
     }
 
+    /// Explanations asked inside a live session take the same turn as Explain calls: while
+    /// an Explain call generates and no one may queue (limits.max_queued_explanations = 0),
+    /// a session's request is refused at once with a warning naming the key, and the
+    /// session goes on.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn session_explanations_take_their_turn_with_explain_calls() {
+        let model = qwen();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("affectd.toml");
+        std::fs::write(
+            &config,
+            "[limits]\nmax_concurrent_explanations = 1\nmax_queued_explanations = 0\n",
+        )
+        .unwrap();
+        let server = TestServer::start(|cmd| {
+            cmd.env("AFFECTD_CANDLE_MODEL", &model)
+                .arg("--config")
+                .arg(&config);
+        });
+        let mut affect = AffectClient::new(server.channel().await);
+        let mut generating = affect
+            .explain(ExplainRequest {
+                backend: "candle".into(),
+                ..explain_request(photo("single_face.jpg"), 400)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let messages = [
+            stream_request::Message::Config(SessionConfig {
+                no_record: true,
+                ..Default::default()
+            }),
+            stream_request::Message::Frame(Frame {
+                timestamp: 1.0,
+                image: Some(ImageInput {
+                    data: Some(image_input::Data::Encoded(photo("single_face.jpg"))),
+                }),
+            }),
+        ];
+        for (i, message) in messages.into_iter().enumerate() {
+            tx.send(StreamRequest {
+                client_seq: i as u64 + 1,
+                message: Some(message),
+            })
+            .await
+            .unwrap();
+        }
+        let mut session = affect
+            .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        // After the frame's faces, ask for an explanation.
+        loop {
+            let m = session.message().await.unwrap().unwrap();
+            if matches!(m.message, Some(stream_response::Message::Faces(_))) {
+                break;
+            }
+        }
+        tx.send(StreamRequest {
+            client_seq: 3,
+            message: Some(stream_request::Message::Explain(ExplainRequest {
+                backend: "candle".into(),
+                max_tokens: 8,
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap();
+        let warning = loop {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(60), session.message())
+                .await
+                .expect("an answer to the session's explanation")
+                .unwrap()
+                .unwrap();
+            match m.message {
+                Some(stream_response::Message::Warning(w)) if w.client_seq == 3 => break w,
+                Some(stream_response::Message::Explain(e)) => {
+                    panic!("the session generated while an Explain call held the turn: {e:?}")
+                }
+                _ => {}
+            }
+        };
+        assert!(
+            warning.message.contains("limits.max_queued_explanations"),
+            "{warning:?}"
+        );
+        let (_tokens, result) = tokens_then_result(&mut generating).await;
+        assert_eq!(result.backend, "candle");
+        drop(tx);
+        while session.message().await.unwrap().is_some() {}
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn tokens_stream_then_a_validated_or_unparsed_result() {
         let llama = llama_server();
