@@ -104,7 +104,7 @@ pub enum StreamError {
         limit: String,
     },
     #[error(
-        "window {window_s} s and hop {hop_s} s must be positive and give at least one sample at {rate} Hz"
+        "window {window_s} s and hop {hop_s} s must be positive and give at least one sample, and fewer than 1e9, at {rate} Hz"
     )]
     Window {
         window_s: f64,
@@ -279,7 +279,8 @@ impl StreamAnalyzer {
             && config.hop_s > 0.0
             && window_len >= 1.0
             && hop >= 1.0
-            && window_len < 1e9)
+            && window_len < 1e9
+            && hop < 1e9)
         {
             return Err(StreamError::Window {
                 window_s: config.window_s,
@@ -746,4 +747,56 @@ impl StreamAnalyzer {
 /// A fraction as a percentage for messages; "n/a" when it was not computed.
 fn percent(fraction: Option<f64>) -> String {
     fraction.map_or("n/a".into(), |f| format!("{:.1}%", 100.0 * f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eeg(rate_hz: f64) -> StreamSpec {
+        StreamSpec {
+            id: "eeg".into(),
+            kind: SignalKind::Eeg,
+            rate_hz,
+            channels: vec![ChannelSpec {
+                label: "F3".into(),
+                unit: "uV".into(),
+            }],
+        }
+    }
+
+    /// Found by the session-protocol fuzzer: a hop of 1e300 s became usize::MAX samples,
+    /// and the window arithmetic overflowed. Hops, like windows, are bounded.
+    #[test]
+    fn an_enormous_hop_is_refused_not_overflowed() {
+        for hop_s in [1e300, 1e12, f64::INFINITY] {
+            let config = AnalysisConfig {
+                hop_s,
+                ..AnalysisConfig::default()
+            };
+            let refused = StreamAnalyzer::new(eeg(128.0), &config).err();
+            assert!(
+                matches!(refused, Some(StreamError::Window { .. })),
+                "hop {hop_s}: {refused:?}"
+            );
+        }
+        // The largest accepted hop still makes windows without overflow.
+        let config = AnalysisConfig {
+            window_s: 1.0,
+            hop_s: 1e9 / 128.0 - 1.0,
+            ..AnalysisConfig::default()
+        };
+        let mut analyzer = StreamAnalyzer::new(eeg(128.0), &config).unwrap();
+        let samples = vec![1.0; 1280];
+        for i in 0..3 {
+            analyzer
+                .push(Chunk {
+                    first_timestamp: i as f64 * 10.0,
+                    samples: &samples,
+                    timestamps: &[],
+                    first_sample_index: None,
+                })
+                .unwrap();
+        }
+    }
 }

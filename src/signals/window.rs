@@ -180,7 +180,7 @@ impl Windower {
 
     /// First sample the next window's context uses.
     fn first_needed(&self) -> u64 {
-        (self.next_start + self.len as u64).saturating_sub(self.context as u64)
+        (self.next_start.saturating_add(self.len as u64)).saturating_sub(self.context as u64)
     }
 }
 
