@@ -5,6 +5,7 @@
 #
 #   scripts/fuzz-campaign.sh [RUNS] [TARGET...]
 #
+# MAX_SECONDS (environment) also caps each target's time; the runs done are printed.
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable toolchain with RUSTC_BOOTSTRAP=1.
 # Without a sanitizer (-s none): affectd has no unsafe code of its own to check, and the
 # runs are 2-3x faster; panics, aborts, timeouts and out-of-memory are still caught.
@@ -38,12 +39,12 @@ for target in "${targets[@]}"; do
   # -rss_limit_mb: a request path that allocates what a client merely declared shows here.
   # New inputs go to the first folder: the corpus, not the seeds.
   cargo fuzz run -s none "$target" "$corpus" "$work" -- \
-    -runs="$runs" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 \
+    -runs="$runs" -max_total_time="${MAX_SECONDS:-0}" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 \
     >"/tmp/fuzz-$target.log" 2>&1 || { echo "$target: FAILED, see /tmp/fuzz-$target.log"; tail -30 "/tmp/fuzz-$target.log"; exit 1; }
   seconds=$(( $(date +%s) - started ))
   # Minimise what was found: the committed corpus keeps the coverage, not every input.
   cargo fuzz cmin -s none "$target" "$corpus" >/dev/null 2>&1 || true
   done_runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "/tmp/fuzz-$target.log" | grep -o '[0-9]*$' | tail -1)
-  echo "$target: ${done_runs:-?} runs in ${seconds} s, corpus $(ls "$corpus" | wc -l) files, no crash"
+  echo "$target: ${done_runs:-?} runs in ${seconds} s ($(grep -o 'exec/s: [0-9]*' "/tmp/fuzz-$target.log" | tail -1)), corpus $(ls "$corpus" | wc -l) files after minimising, no crash"
   rm -rf "$work"
 done

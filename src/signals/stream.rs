@@ -539,8 +539,10 @@ impl StreamAnalyzer {
 
     fn encode(&mut self, window: Window, warnings: &mut Vec<StreamWarning>) -> FeatureWindow {
         // The reported region [region_start, region_end) lags the window by `delay`.
+        // A window shorter than the delay (EDA's 4 s) reports an empty region at the
+        // stream's start, not a wrapped one (found by the session-protocol fuzzer).
         let window_end = window.start + self.window_len as u64;
-        let region_end = window_end - self.delay as u64;
+        let region_end = window_end.saturating_sub(self.delay as u64);
         let region_start = window
             .start
             .saturating_sub(self.delay as u64)
@@ -762,6 +764,38 @@ mod tests {
                 label: "F3".into(),
                 unit: "uV".into(),
             }],
+        }
+    }
+
+    /// Found by the session-protocol fuzzer: windows shorter than the kind's delay (EDA's
+    /// 4 s, ECG's 1 s) made the reported region's end wrap below zero.
+    #[test]
+    fn windows_shorter_than_the_delay_are_analysed_without_wrapping() {
+        for (kind, rate) in [(SignalKind::Eda, 4.0), (SignalKind::Ecg, 128.0)] {
+            let spec = StreamSpec {
+                kind,
+                rate_hz: rate,
+                ..eeg(rate)
+            };
+            let config = AnalysisConfig {
+                window_s: 1.0 / rate,
+                hop_s: 1.0 / rate,
+                ..AnalysisConfig::default()
+            };
+            let mut analyzer = StreamAnalyzer::new(spec, &config).unwrap();
+            let samples = vec![1.0; (rate * 12.0) as usize];
+            let (windows, _) = analyzer
+                .push(Chunk {
+                    first_timestamp: 0.0,
+                    samples: &samples,
+                    timestamps: &[],
+                    first_sample_index: None,
+                })
+                .unwrap();
+            assert!(!windows.is_empty());
+            for w in &windows {
+                assert!(w.end_time >= w.start_time, "{kind:?}: {w:?}");
+            }
         }
     }
 
