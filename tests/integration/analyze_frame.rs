@@ -317,16 +317,6 @@ async fn a_marked_frame_too_wide_for_jpeg_is_refused_and_png_works() {
     assert!(reply.marked_image.starts_with(b"\x89PNG"));
 }
 
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        / 1024
-}
-
 /// Finding 2 of the hardening issue: concurrent small PNGs that decode large (4096x4096 at
 /// 16 bits: a few hundred KB sent, 150 MB decoded) used to decode all at once. Decodes now
 /// share `vision.max_decoding_bytes`: with 200 MB, 12 at once peak far below 12 x 150 MB,
@@ -355,7 +345,7 @@ async fn concurrent_large_decodes_share_a_memory_budget() {
         cmd.arg("--config").arg(&config);
     });
     let affect = client(&server).await;
-    let before = peak_rss_mib(server.child.id());
+    let before = peak_rss_kib(server.child.id()) / 1024;
     let calls: Vec<_> = (0..12)
         .map(|_| {
             let mut affect = affect.clone();
@@ -367,7 +357,7 @@ async fn concurrent_large_decodes_share_a_memory_budget() {
         let answer = call.await.unwrap().expect("answered");
         assert_eq!(answer.into_inner().image_width, 4096);
     }
-    let grown = peak_rss_mib(server.child.id()) - before;
+    let grown = (peak_rss_kib(server.child.id()) / 1024) - before;
     eprintln!("12 concurrent 4096x4096 16-bit PNGs: peak RSS grew {grown} MiB");
     assert!(grown < 800, "peak RSS grew {grown} MiB");
 }

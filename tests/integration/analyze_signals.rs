@@ -444,15 +444,6 @@ async fn declared_sizes_beyond_the_budget_are_refused_before_allocating() {
         .expect("the server is still up");
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Finding 2 of the hardening issue: a hop of one sample over a long recording used to
 /// copy every window's samples before encoding any (8 s of 8-channel EEG at 1 kHz: 8,000
 /// windows of 256 KB, 2 GB). Windows are now encoded as they complete, the windows a

@@ -400,35 +400,27 @@ async fn tls_and_mutual_tls() {
         .expect("an answer over TLS");
 
     // No client certificate: the handshake is refused.
-    let without = match Endpoint::from_shared(url.clone())
+    let without = Endpoint::from_shared(url.clone())
         .unwrap()
         .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-    {
-        Err(e) => Err(e.to_string()),
-        Ok(channel) => AffectClient::new(channel)
-            .analyze_signals(with_token("token-pc1", signals_request()))
-            .await
-            .map(|_| ())
-            .map_err(|s| s.to_string()),
-    };
-    assert!(without.is_err(), "a client without a certificate got in");
+        .unwrap();
+    assert!(
+        answers(without).await.is_err(),
+        "a client without a certificate got in"
+    );
     // Plaintext to a TLS port.
-    let plain = match Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-    {
-        Err(e) => Err(e.to_string()),
-        Ok(channel) => AffectClient::new(channel)
-            .analyze_signals(with_token("token-pc1", signals_request()))
-            .await
-            .map(|_| ())
-            .map_err(|s| s.to_string()),
-    };
+    let plain = answers(Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap()).await;
     assert!(plain.is_err(), "plaintext got an answer from a TLS port");
+}
+
+/// Whether a client on `endpoint` gets an answer (Err: why not, at connecting or calling).
+async fn answers(endpoint: tonic::transport::Endpoint) -> Result<(), String> {
+    let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+    AffectClient::new(channel)
+        .analyze_signals(with_token("token-pc1", signals_request()))
+        .await
+        .map(|_| ())
+        .map_err(|s| s.to_string())
 }
 
 /// `affectd serve` refuses a non-loopback address without TLS and tokens, naming what is

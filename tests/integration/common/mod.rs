@@ -148,6 +148,16 @@ impl Drop for TestServer {
     }
 }
 
+/// A process's peak resident memory (VmHWM), KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 /// A copy of the vendored models folder that a test may damage.
 pub fn models_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
