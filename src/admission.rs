@@ -189,8 +189,7 @@ impl ExplainGate {
                 "{waiting} explanations are waiting, the most this server queues (config key limits.max_queued_explanations); try later"
             )));
         }
-        let timeout = std::time::Duration::try_from_secs_f64(self.timeout_s)
-            .unwrap_or(std::time::Duration::MAX);
+        let timeout = crate::config::duration(self.timeout_s);
         match tokio::time::timeout(timeout, self.turns.clone().acquire_owned()).await {
             Ok(Ok(turn)) => {
                 metrics::histogram!(crate::metrics::EXPLAIN_WAIT)

@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:50052";
 
+/// A config value in seconds (validated finite and >= 0) as a Duration; one too large for
+/// a Duration means "never". The one conversion every `*_s` key goes through.
+pub fn duration(seconds: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(seconds).unwrap_or(std::time::Duration::MAX)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

@@ -23,6 +23,22 @@ impl AffectService {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self { engine }
     }
+
+    /// The caller may act on the live session `session_id` (its owner, or an admin).
+    fn require_own_session(
+        &self,
+        caller: &crate::auth::Principal,
+        session_id: &str,
+        what: &str,
+    ) -> Result<(), Status> {
+        let owner = self
+            .engine
+            .live_session_owner(session_id)
+            .map_err(convert::status)?;
+        caller
+            .require_session(Role::Stream, owner.as_deref(), session_id, what)
+            .map_err(convert::status)
+    }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -127,13 +143,7 @@ impl Affect for AffectService {
             .require(Role::Stream, "Explain")
             .map_err(convert::status)?;
         if let Some(crate::engine::ExplainSource::Session(id)) = &source {
-            let owner = self
-                .engine
-                .live_session_owner(id)
-                .map_err(convert::status)?;
-            caller
-                .require_session(Role::Stream, owner.as_deref(), id, "Explain")
-                .map_err(convert::status)?;
+            self.require_own_session(&caller, id, "Explain")?;
         }
         // The turn first: preparing takes the model too. Waiting here is async, and a
         // client that leaves drops this future, and its place in the queue, at once.
@@ -197,18 +207,7 @@ impl Affect for AffectService {
                 ));
             };
             // Another client's offset would shift that session's whole recording.
-            let owner = self
-                .engine
-                .live_session_owner(&request.session_id)
-                .map_err(convert::status)?;
-            caller
-                .require_session(
-                    Role::Stream,
-                    owner.as_deref(),
-                    &request.session_id,
-                    "ClockSync with a session_id",
-                )
-                .map_err(convert::status)?;
+            self.require_own_session(&caller, &request.session_id, "ClockSync with a session_id")?;
             self.engine
                 .report_clock(&request.session_id, offset, rtt)
                 .map_err(convert::status)?;
@@ -226,13 +225,7 @@ impl Affect for AffectService {
     ) -> Result<Response<CalibrateResponse>, Status> {
         let caller = caller(&request)?;
         let session_id = request.into_inner().session_id;
-        let owner = self
-            .engine
-            .live_session_owner(&session_id)
-            .map_err(convert::status)?;
-        caller
-            .require_session(Role::Stream, owner.as_deref(), &session_id, "Calibrate")
-            .map_err(convert::status)?;
+        self.require_own_session(&caller, &session_id, "Calibrate")?;
         let model = self
             .engine
             .calibrate(&session_id)
@@ -263,15 +256,7 @@ where
     S: Stream<Item = Result<StreamRequest, Status>> + Unpin + Send + 'static,
 {
     let deadline = engine.limits.first_message_timeout_s;
-    let first = tokio::time::timeout(
-            // A config value that is no duration (infinite: no deadline) must not panic.
-            std::time::Duration::try_from_secs_f64(deadline).unwrap_or(if deadline > 0.0 {
-                std::time::Duration::MAX
-            } else {
-                std::time::Duration::ZERO
-            }),
-            inbound.next(),
-        )
+    let first = tokio::time::timeout(crate::config::duration(deadline), inbound.next())
         .await
         .map_err(|_| {
             Status::deadline_exceeded(format!(

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 
-use crate::config::Config;
+use crate::config::{Config, duration as seconds};
 use crate::engine::{Engine, StartError};
 use crate::proto::affect_server::AffectServer;
 use crate::proto::recordings_server::RecordingsServer;
@@ -122,12 +122,6 @@ fn tls_config(
     Ok(Some(tls))
 }
 
-/// A config value in seconds (validated finite and >= 0) as a Duration; one too large for
-/// a Duration means "never".
-fn seconds(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
-}
-
 /// Serves until `shutdown` resolves, then finishes in-flight calls and returns. With
 /// `http`, also serves `/metrics` there (see [`web`]).
 pub async fn serve(
@@ -204,8 +198,7 @@ pub async fn serve(
     let server_config = &engine.config.server;
     // Validated finite and >= 0; a value too large for a Duration means "never".
     let keepalive = (server_config.http2_keepalive_interval_s > 0.0)
-        .then(|| Duration::try_from_secs_f64(server_config.http2_keepalive_interval_s).ok())
-        .flatten();
+        .then(|| seconds(server_config.http2_keepalive_interval_s));
     let mut builder = Server::builder();
     if let Some(tls) = tls_config(server_config)? {
         builder = builder.tls_config(tls)?;
@@ -214,9 +207,7 @@ pub async fn serve(
     let deadline = seconds(server_config.shutdown_timeout_s);
     let serving = builder
         .http2_keepalive_interval(keepalive)
-        .http2_keepalive_timeout(
-            Duration::try_from_secs_f64(server_config.http2_keepalive_timeout_s).ok(),
-        )
+        .http2_keepalive_timeout(Some(seconds(server_config.http2_keepalive_timeout_s)))
         .max_concurrent_streams(Some(server_config.max_concurrent_streams))
         .tcp_keepalive(Some(Duration::from_secs(60)))
         // Outermost: it sees the codes the layers below settle on.

@@ -212,8 +212,7 @@ where
     let (out, events) = mpsc::channel(256);
     let out = outbox::Outbox::new(
         out,
-        std::time::Duration::try_from_secs_f64(engine.limits.client_read_timeout_s)
-            .unwrap_or(std::time::Duration::MAX),
+        crate::config::duration(engine.limits.client_read_timeout_s),
     );
     let (input, inputs) = mpsc::channel(worker::MAX_BATCH);
     let session_id = setup.session_id().to_string();

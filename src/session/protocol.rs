@@ -19,9 +19,7 @@ pub async fn receive<S>(
     S: Stream<Item = Result<Incoming, InboundError>> + Unpin + Send + 'static,
 {
     // 0 (or a value too large for a Duration): no idle limit.
-    let idle = (idle_timeout_s > 0.0)
-        .then(|| std::time::Duration::try_from_secs_f64(idle_timeout_s).ok())
-        .flatten();
+    let idle = (idle_timeout_s > 0.0).then(|| crate::config::duration(idle_timeout_s));
     let end = loop {
         let next = tokio::select! {
             next = inbound.next() => next,

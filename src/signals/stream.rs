@@ -473,8 +473,8 @@ impl StreamAnalyzer {
         }
 
         // Checked before any window is computed.
-        let hop = self.windower.hop() as u64;
-        let ahead = (fill + (samples.len() / channels) as u64) / hop + 1;
+        let hop = self.windower.hop();
+        let ahead = self.windows_for(fill as usize * channels + samples.len());
         if ahead > self.budget.max_windows_per_request {
             return Err(StreamError::OverBudget {
                 id: id.clone(),
@@ -489,7 +489,12 @@ impl StreamAnalyzer {
         let mut windower = std::mem::replace(&mut self.windower, Windower::placeholder());
         let mut pushed = Ok(());
         if fill > 0 {
-            let gap = vec![f64::NAN; fill as usize * channels];
+            // Sized by the client's sample index: bounded by limits.max_gap_fill_values
+            // above, and allocated fallibly (many concurrent gaps must not abort).
+            let mut gap = Vec::new();
+            gap.try_reserve_exact(fill as usize * channels)
+                .map_err(|e| WindowError::Alloc(e.to_string()))?;
+            gap.resize(fill as usize * channels, f64::NAN);
             pushed = windower.push_each(&gap, |w| windows.push(self.encode(w, &mut warnings)));
             self.received += fill;
         }

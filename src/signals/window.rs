@@ -13,6 +13,8 @@ pub enum WindowError {
     NoChannels,
     #[error("chunk of {samples} values is not a whole number of {channels}-channel samples")]
     Ragged { samples: usize, channels: usize },
+    #[error("cannot allocate the stream's sample buffer: {0}; the server is short of memory")]
+    Alloc(String),
 }
 
 /// One window [start, start + len): the index of its first sample since the stream began,
@@ -61,13 +63,24 @@ impl Windower {
         if channels == 0 {
             return Err(WindowError::NoChannels);
         }
+        // Sized by the client's window and rate (bounded by limits.max_values_held_per_stream
+        // before this), so allocated fallibly.
+        let mut buffers = Vec::new();
+        buffers
+            .try_reserve_exact(channels)
+            .map_err(|e| WindowError::Alloc(e.to_string()))?;
+        for _ in 0..channels {
+            let mut buffer = VecDeque::new();
+            buffer
+                .try_reserve_exact(context)
+                .map_err(|e| WindowError::Alloc(e.to_string()))?;
+            buffers.push(buffer);
+        }
         Ok(Self {
             len,
             hop,
             context,
-            buffers: (0..channels)
-                .map(|_| VecDeque::with_capacity(context))
-                .collect(),
+            buffers,
             received: 0,
             next_start: 0,
             tile: Vec::new(),
