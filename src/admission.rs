@@ -54,6 +54,14 @@ pub struct Limits {
     pub max_queued_explanations: usize,
     /// Seconds an Explain call waits for its turn before it is refused (UNAVAILABLE).
     pub explain_queue_timeout_s: f64,
+    /// Bytes of client messages one session holds between reading them off its stream and
+    /// committing what they became (or, unrecorded, handling them): the session stops
+    /// reading at this, and HTTP/2 flow control slows its client.
+    pub max_session_queue_bytes: usize,
+    /// Seconds of a live session (client clock) that its calibration trains on: older fused
+    /// estimates and markers are dropped, so a session's memory does not grow with its
+    /// length. 0 = the whole session.
+    pub calibration_history_s: f64,
     /// Exports being written at once (each writes a temporary file as large as the
     /// recording's export); one more is refused with RESOURCE_EXHAUSTED.
     pub max_concurrent_exports: usize,
@@ -136,6 +144,10 @@ impl Default for Limits {
             max_queued_explanations: 16,
             explain_queue_timeout_s: 300.0,
             max_concurrent_exports: 2,
+            // Two seconds of 30 fps 1080p JPEGs, or 64 ch x 1 kHz for over 4 minutes.
+            max_session_queue_bytes: 64 << 20,
+            // Four hours: any lab session; ~1,000 bytes per one-second hop = 15 MB a session.
+            calibration_history_s: 4.0 * 3600.0,
         }
     }
 }

@@ -633,6 +633,10 @@ impl Config {
             ),
             ("store.retention_days", self.store.retention_days),
             (
+                "limits.calibration_history_s",
+                self.limits.calibration_history_s,
+            ),
+            (
                 "limits.explain_queue_timeout_s",
                 self.limits.explain_queue_timeout_s,
             ),
@@ -663,6 +667,10 @@ impl Config {
             (
                 "limits.max_channels_per_stream",
                 self.limits.max_channels_per_stream,
+            ),
+            (
+                "limits.max_session_queue_bytes",
+                self.limits.max_session_queue_bytes,
             ),
         ];
         for (name, value) in counts {

@@ -190,3 +190,184 @@ impl FusionModel {
         }
     }
 }
+
+/// What a live session's calibration trains on: its fused estimates and markers of the last
+/// `history_s` seconds of the client clock (`limits.calibration_history_s`), and at most
+/// [`History::MAX_ESTIMATES`] estimates (a client's hop can be short). Kept bounded so that
+/// a session's memory does not grow with its length: older estimates are dropped, and a
+/// marker once its labelled block has ended before the oldest estimate kept.
+pub struct History {
+    history_s: f64,
+    estimates: std::collections::VecDeque<FusedEstimate>,
+    markers: Vec<(f64, f64, String)>,
+    /// Markers held after the last trim: the next trims when this many more have come, so
+    /// trimming costs O(log n) per marker.
+    markers_at_trim: usize,
+    /// The latest estimate's end, client clock, s: the horizon is `history_s` before it.
+    latest: f64,
+}
+
+impl History {
+    /// Most estimates held: four hours of one-second hops (~1 KB each).
+    pub const MAX_ESTIMATES: usize = 16_384;
+
+    /// `history_s`: how far back the calibration looks, s (0: no limit).
+    pub fn new(history_s: f64) -> History {
+        History {
+            history_s,
+            estimates: Default::default(),
+            markers: Vec::new(),
+            markers_at_trim: 0,
+            latest: f64::NEG_INFINITY,
+        }
+    }
+
+    pub fn push_estimate(&mut self, estimate: FusedEstimate) {
+        self.latest = self.latest.max(estimate.end_time);
+        self.estimates.push_back(estimate);
+        let horizon = self.horizon();
+        // Estimates come in time order.
+        while self.estimates.front().is_some_and(|e| e.end_time < horizon)
+            || self.estimates.len() > Self::MAX_ESTIMATES
+        {
+            self.estimates.pop_front();
+        }
+    }
+
+    pub fn push_marker(&mut self, onset: f64, duration_s: f64, label: String) {
+        self.markers.push((onset, duration_s, label));
+        if self.markers.len() >= 2 * self.markers_at_trim + 64 {
+            self.trim_markers();
+            self.markers_at_trim = self.markers.len();
+        }
+    }
+
+    /// Estimates and markers held (for the memory bound's test).
+    pub fn held(&self) -> (usize, usize) {
+        (self.estimates.len(), self.markers.len())
+    }
+
+    /// Trains on the labelled blocks within the horizon.
+    pub fn train(&mut self) -> Result<FusionModel, CalibrationError> {
+        self.trim_markers();
+        let blocks = crate::formats::labels::from_markers(&self.markers);
+        train(self.estimates.make_contiguous(), &blocks)
+    }
+
+    /// Client time before which nothing is trained on: `history_s` before the latest
+    /// estimate, or the oldest estimate kept when the count bound is reached first.
+    fn horizon(&self) -> f64 {
+        let by_time = if self.history_s > 0.0 {
+            self.latest - self.history_s
+        } else {
+            f64::NEG_INFINITY
+        };
+        match self.estimates.front() {
+            Some(oldest) if self.estimates.len() >= Self::MAX_ESTIMATES => {
+                by_time.max(oldest.start_time)
+            }
+            _ => by_time,
+        }
+    }
+
+    /// Drops the markers whose blocks end before the horizon. The blocks of those kept are
+    /// unchanged: a block that ends at the next marker's onset ends before the horizon when
+    /// that next marker's does, so the two go together.
+    fn trim_markers(&mut self) {
+        let horizon = self.horizon();
+        if horizon == f64::NEG_INFINITY {
+            return;
+        }
+        self.markers.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let ends: Vec<f64> = crate::formats::labels::from_markers(&self.markers)
+            .iter()
+            .map(|b| b.end)
+            .collect();
+        let mut i = 0;
+        self.markers.retain(|_| {
+            i += 1;
+            ends[i - 1] >= horizon
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fusion::fuse::Contribution;
+
+    fn hop(start: f64, valence: f64) -> FusedEstimate {
+        FusedEstimate {
+            start_time: start,
+            end_time: start + 1.0,
+            valence: Some(valence),
+            arousal: Some(0.5),
+            labels: Vec::new(),
+            label_names: Vec::new(),
+            contributions: vec![Contribution {
+                modality: Modality::Face,
+                valence: Some(valence),
+                arousal: Some(0.5),
+                weight: 1.0,
+                reliability: 1.0,
+            }],
+            method: "fusion-v1".into(),
+        }
+    }
+
+    #[test]
+    fn a_long_session_holds_only_its_horizon() {
+        let mut history = History::new(600.0);
+        for s in 0..100_000 {
+            history.push_estimate(hop(s as f64, 0.0));
+            if s % 10 == 0 {
+                history.push_marker(s as f64, 0.0, format!("block{}", s % 3));
+            }
+        }
+        let (estimates, markers) = history.held();
+        assert!(
+            (600..=602).contains(&estimates),
+            "{estimates} estimates held"
+        );
+        // 60 markers in the horizon, plus those since the last trim (at most twice as many + 64).
+        assert!(markers <= 3 * 61 + 64, "{markers} markers held");
+    }
+
+    #[test]
+    fn short_hops_are_held_up_to_the_count_bound() {
+        let mut history = History::new(0.0);
+        for s in 0..100_000 {
+            history.push_estimate(hop(s as f64 * 0.01, 0.0));
+            history.push_marker(s as f64 * 0.01, 0.0, "x".into());
+        }
+        let (estimates, markers) = history.held();
+        assert!(estimates <= History::MAX_ESTIMATES + 1, "{estimates}");
+        assert!(markers <= 3 * History::MAX_ESTIMATES + 64, "{markers}");
+    }
+
+    #[test]
+    fn trimming_keeps_the_blocks_within_the_horizon() {
+        // Blocks alternate every 20 s; a long-duration marker from the start overlaps all.
+        let mut trimmed = History::new(200.0);
+        let mut whole = History::new(0.0);
+        for h in [&mut trimmed, &mut whole] {
+            h.push_marker(0.0, 1e6, "long".into());
+            for s in 0..1000 {
+                let label = if (s / 20) % 2 == 0 { "calm" } else { "stress" };
+                h.push_estimate(hop(s as f64, if label == "calm" { 0.5 } else { -0.5 }));
+                if s % 20 == 0 {
+                    h.push_marker(s as f64, 0.0, label.into());
+                }
+            }
+        }
+        trimmed.trim_markers();
+        let horizon = trimmed.horizon();
+        let blocks = |h: &History| crate::formats::labels::from_markers(&h.markers);
+        let kept: Vec<_> = blocks(&whole)
+            .into_iter()
+            .filter(|b| b.end >= horizon)
+            .collect();
+        assert_eq!(blocks(&trimmed), kept);
+        assert!(trimmed.markers.len() < whole.markers.len() / 3);
+    }
+}

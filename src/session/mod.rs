@@ -226,8 +226,16 @@ where
     tracing::info!(session = %session_id, recording, "session started");
     let closing = engine.sessions.closing();
     let idle = engine.limits.session_idle_timeout_s;
+    let queue_bytes = protocol::QueueBytes::new(engine.limits.max_session_queue_bytes);
     worker::start(engine, setup, first_seq, out, input.clone(), inputs)?;
-    tokio::spawn(protocol::receive(inbound, input, first_seq, closing, idle));
+    tokio::spawn(protocol::receive(
+        inbound,
+        input,
+        first_seq,
+        closing,
+        idle,
+        queue_bytes,
+    ));
     Ok(events)
 }
 

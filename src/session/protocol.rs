@@ -3,9 +3,58 @@
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 
-use super::worker::Input;
+use super::worker::{Held, Input};
 use super::{ClientMessage, InboundError, Incoming};
 use crate::error::Error;
+use crate::vision::image::ImageInput;
+
+/// A session's budget of client-message bytes in memory (`limits.max_session_queue_bytes`):
+/// a message read off the stream takes its share before it goes on, and gives it back when
+/// what it became is committed. At the limit the session stops reading.
+pub struct QueueBytes {
+    semaphore: std::sync::Arc<tokio::sync::Semaphore>,
+    limit: u32,
+}
+
+impl QueueBytes {
+    pub fn new(limit: usize) -> QueueBytes {
+        let limit = limit.clamp(1, u32::MAX as usize) as u32;
+        QueueBytes {
+            semaphore: std::sync::Arc::new(tokio::sync::Semaphore::new(limit as usize)),
+            limit,
+        }
+    }
+
+    /// Waits for room for `bytes` (a message over the whole budget takes all of it).
+    async fn take(&self, bytes: usize) -> Held {
+        let share = bytes.clamp(1, self.limit as usize) as u32;
+        self.semaphore
+            .clone()
+            .acquire_many_owned(share)
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+/// What a client message holds in memory until committed: its payload and a fixed
+/// overhead for the rest.
+fn held_bytes(message: &ClientMessage) -> usize {
+    const OVERHEAD: usize = 256;
+    OVERHEAD
+        + match message {
+            ClientMessage::Frame(frame) => match &frame.image {
+                Some(ImageInput::Encoded(bytes)) => bytes.len(),
+                Some(ImageInput::Raw { pixels, .. }) => pixels.len(),
+                None => 0,
+            },
+            ClientMessage::Chunk(chunk) => {
+                chunk.samples.len() * 4 + chunk.timestamps.len() * 8 + chunk.stream_id.len()
+            }
+            ClientMessage::Marker(marker) => marker.label.len(),
+            ClientMessage::Explain(_) => 1024,
+            ClientMessage::Config | ClientMessage::End => 0,
+        }
+}
 
 /// Reads the client's messages until the session ends, checking that client_seq
 /// increases, that no message is empty and that no config follows the first.
@@ -15,6 +64,7 @@ pub async fn receive<S>(
     mut last_seq: u64,
     mut closing: tokio::sync::watch::Receiver<bool>,
     idle_timeout_s: f64,
+    queue_bytes: QueueBytes,
 ) where
     S: Stream<Item = Result<Incoming, InboundError>> + Unpin + Send + 'static,
 {
@@ -77,6 +127,32 @@ pub async fn receive<S>(
         }
         last_seq = seq;
         let message = match request.message {
+            Some(
+                ref message @ (ClientMessage::Frame(_)
+                | ClientMessage::Chunk(_)
+                | ClientMessage::Marker(_)
+                | ClientMessage::Explain(_)),
+            ) => {
+                // The session's worker or writer held up: wait for room (shutdown still
+                // gets through), reading nothing more meanwhile.
+                let bytes = held_bytes(message);
+                let held = tokio::select! {
+                    held = queue_bytes.take(bytes) => held,
+                    _ = closing.wait_for(|closing| *closing) => {
+                        break Input::End {
+                            reason: "the server is shutting down".into(),
+                            error: None,
+                        };
+                    }
+                };
+                match request.message {
+                    Some(ClientMessage::Frame(frame)) => Input::Frame { seq, frame, held },
+                    Some(ClientMessage::Chunk(chunk)) => Input::Chunk { seq, chunk, held },
+                    Some(ClientMessage::Marker(marker)) => Input::Marker { seq, marker, held },
+                    Some(ClientMessage::Explain(request)) => Input::Explain { seq, request, held },
+                    _ => unreachable!("matched above"),
+                }
+            }
             None => {
                 break Input::End {
                     reason: format!("empty message at client_seq {seq}"),
@@ -99,10 +175,6 @@ pub async fn receive<S>(
                     error: None,
                 };
             }
-            Some(ClientMessage::Frame(frame)) => Input::Frame { seq, frame },
-            Some(ClientMessage::Chunk(chunk)) => Input::Chunk { seq, chunk },
-            Some(ClientMessage::Marker(marker)) => Input::Marker { seq, marker },
-            Some(ClientMessage::Explain(request)) => Input::Explain { seq, request },
         };
         // A worker held up (a stalled client, a slow disk) holds this send; shutdown
         // must still get through.

@@ -16,9 +16,9 @@ use super::{
 use crate::engine::{Engine, unix_now};
 use crate::error::{Error, catch_panic};
 use crate::explain;
-use crate::formats::{labels, wire};
+use crate::formats::wire;
+use crate::fusion::Timeline;
 use crate::fusion::calibrate::{self, FusionModel};
-use crate::fusion::{FusedEstimate, Timeline};
 use crate::signals::analyzers::{Analyzers, SignalChunk};
 use crate::signals::features::FeatureWindow;
 use crate::store::{FrameData, Record, Recorder, StoreError};
@@ -28,23 +28,31 @@ use crate::vision::{AnalyzeOptions, FaceModels, FrameResult, Tracker};
 /// Messages committed in one transaction at most.
 pub const MAX_BATCH: usize = 256;
 
+/// A client message's share of the session's `limits.max_session_queue_bytes`, held from
+/// when it is read off the stream until what it became is committed (or dropped).
+pub type Held = tokio::sync::OwnedSemaphorePermit;
+
 /// What the session worker receives.
 pub enum Input {
     Frame {
         seq: u64,
         frame: Frame,
+        held: Held,
     },
     Chunk {
         seq: u64,
         chunk: SignalChunk,
+        held: Held,
     },
     Marker {
         seq: u64,
         marker: Marker,
+        held: Held,
     },
     Explain {
         seq: u64,
         request: Box<explain::Request>,
+        held: Held,
     },
     /// The receive side ended: by EndSession, the client closing its side, a transport
     /// error, or a protocol error (`error` then ends the session).
@@ -236,13 +244,16 @@ struct Worker {
     /// The highest client_seq accepted so far.
     accepted: u64,
     timeline: Timeline,
-    /// Every fused estimate and marker so far: what a calibration trains on.
-    fused: Vec<FusedEstimate>,
-    markers: Vec<(f64, f64, String)>,
+    /// The fused estimates and markers a calibration trains on (bounded by
+    /// `limits.calibration_history_s`).
+    history: calibrate::History,
     registered: Registered,
     /// When the worker took the batch being handled: the start of its messages' ack
     /// latency.
     batch_taken_at: std::time::Instant,
+    /// The queue-byte shares of the messages handled since the last commit: they go with
+    /// the commit to the writer, which releases them once it is written.
+    held: Vec<Held>,
 }
 
 /// Starts the session's threads: the worker, its vision and explain workers, the writer.
@@ -319,6 +330,8 @@ pub fn start(
         })
         .transpose()?;
     let worker = Worker {
+        history: calibrate::History::new(engine.limits.calibration_history_s),
+        held: Vec::new(),
         engine,
         live: setup.live,
         writer,
@@ -340,8 +353,6 @@ pub fn start(
         // The config message itself is accepted (and recorded as the session row).
         accepted: first_seq,
         timeline: setup.timeline,
-        fused: Vec::new(),
-        markers: Vec::new(),
         registered: setup.registered,
         batch_taken_at: std::time::Instant::now(),
     };
@@ -466,7 +477,8 @@ impl Worker {
             )
         };
         match item {
-            Input::Frame { seq, frame } => {
+            Input::Frame { seq, frame, held } => {
+                self.held.push(held);
                 if !frame.timestamp.is_finite() {
                     return Err(invalid(seq, "frame.timestamp must be finite".into()));
                 }
@@ -522,7 +534,8 @@ impl Worker {
                     )),
                 }
             }
-            Input::Chunk { seq, chunk } => {
+            Input::Chunk { seq, chunk, held } => {
+                self.held.push(held);
                 let pushed = self.analyzers.push(&chunk).map_err(|e| invalid(seq, e))?;
                 records.push(Record::Chunk {
                     client_seq: seq,
@@ -545,7 +558,8 @@ impl Worker {
                     self.window(w, records);
                 }
             }
-            Input::Marker { seq, marker } => {
+            Input::Marker { seq, marker, held } => {
+                self.held.push(held);
                 if !marker.timestamp.is_finite() {
                     return Err(invalid(seq, "marker.timestamp must be finite".into()));
                 }
@@ -568,8 +582,8 @@ impl Worker {
                         ),
                     ));
                 }
-                self.markers
-                    .push((marker.timestamp, marker.duration_s, marker.label.clone()));
+                self.history
+                    .push_marker(marker.timestamp, marker.duration_s, marker.label.clone());
                 records.push(Record::Marker {
                     client_seq: seq,
                     timestamp: marker.timestamp,
@@ -579,7 +593,8 @@ impl Worker {
                 self.counts.markers += 1;
                 self.accepted = seq;
             }
-            Input::Explain { seq, request } => {
+            Input::Explain { seq, request, held } => {
+                self.held.push(held);
                 self.accepted = seq;
                 if let Some(explain) = &self.explain {
                     let _ = explain.send((seq, *request));
@@ -628,8 +643,9 @@ impl Worker {
 
     /// Trains the calibration on the labelled blocks so far, records it and switches to it.
     fn calibrate(&mut self, records: &mut Vec<Record>) -> Result<FusionModel, Error> {
-        let blocks = labels::from_markers(&self.markers);
-        let model = calibrate::train(&self.fused, &blocks)
+        let model = self
+            .history
+            .train()
             .map_err(|e| Error::FailedPrecondition(format!("calibration: {e}")))?;
         records.push(Record::FusionModel {
             trained_at: unix_now(),
@@ -661,7 +677,7 @@ impl Worker {
             });
             self.send(Event::Fused(e.clone()));
             self.live.set_fused(e.clone());
-            self.fused.push(e);
+            self.history.push_estimate(e);
         }
     }
 
@@ -682,7 +698,9 @@ impl Worker {
     /// has told the client).
     fn commit(&mut self, records: &mut Vec<Record>) -> Result<(), ()> {
         let records = std::mem::take(records);
+        let held = std::mem::take(&mut self.held);
         match &self.writer {
+            // Not recorded: handled is done with.
             None => Ok(()),
             Some(writer) => writer
                 .jobs
@@ -690,6 +708,7 @@ impl Worker {
                     records,
                     accepted: self.accepted,
                     taken_at: self.batch_taken_at,
+                    held,
                 })
                 .map(|()| metrics::gauge!(crate::metrics::WRITER_QUEUE).increment(1.0))
                 .map_err(|_| ()),

@@ -16,6 +16,8 @@ pub enum WriteJob {
         records: Vec<Record>,
         accepted: u64,
         taken_at: std::time::Instant,
+        /// The messages' shares of the session's queue bytes: released when written.
+        held: Vec<super::worker::Held>,
     },
     /// Marks the recording ended (after everything before it is committed).
     End { ended_at: f64, reason: String },
@@ -82,15 +84,19 @@ fn record(
         let mut accepted = acked;
         let mut end = None;
         let mut oldest: Option<std::time::Instant> = None;
+        // Dropped (released to the client's next messages) after this transaction.
+        let mut written = Vec::new();
         for job in std::iter::once(first).chain(queue.try_iter()) {
             match job {
                 WriteJob::Records {
                     records: more,
                     accepted: upto,
                     taken_at,
+                    held,
                 } => {
                     metrics::gauge!(crate::metrics::WRITER_QUEUE).decrement(1.0);
                     records.extend(more);
+                    written.extend(held);
                     accepted = accepted.max(upto);
                     oldest = Some(oldest.map_or(taken_at, |o| o.min(taken_at)));
                 }
@@ -122,6 +128,7 @@ fn record(
             )));
         }
         recorded_bytes += adding;
+        drop(written);
         metrics::counter!(crate::metrics::RECORDED_BYTES).increment(adding);
         if accepted > acked {
             acked = accepted;

@@ -618,7 +618,8 @@ async fn stalled_client(
         .connect()
         .await
         .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    // Small: a send completes only when the transport has taken the one before.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
     tx.send(StreamRequest {
         client_seq: 1,
         message: Some(stream_request::Message::Config(config)),
@@ -631,8 +632,9 @@ async fn stalled_client(
         .unwrap()
         .into_inner();
     for (i, chunk) in chunks.into_iter().enumerate() {
-        // The server may stop reading once it has given up; a full queue is fine.
-        let _ = tokio::time::timeout(
+        // The server stops reading once the session is held up (or has given up on the
+        // client): then the rest would only wait.
+        let sent = tokio::time::timeout(
             Duration::from_secs(2),
             tx.send(StreamRequest {
                 client_seq: 2 + i as u64,
@@ -640,8 +642,56 @@ async fn stalled_client(
             }),
         )
         .await;
+        if sent.is_err() {
+            break;
+        }
     }
     (tx, responses)
+}
+
+/// Backpressure in bytes: a session holds at most `limits.max_session_queue_bytes` of its
+/// client's messages (the old code held 256 messages, whatever their size). A client that
+/// never reads stalls the session; its 4 MB chunks then stop being read off the stream
+/// instead of queueing in the server.
+#[tokio::test]
+async fn a_stalled_session_holds_at_most_its_queue_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("affectd.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nclient_read_timeout_s = 600.0\nmax_session_queue_bytes = 8388608\n",
+    )
+    .unwrap();
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let (session, _) = flood_session("bounded");
+    // 2 channels x 524,288 samples (4 MiB of f32): 2,048 s at 256 Hz, some 200,000
+    // responses' worth of windows in all, so the client's 64 KiB window stalls it at once.
+    let chunk = |i: usize| SignalChunk {
+        stream_id: "eeg".into(),
+        first_timestamp: i as f64 * 2048.0,
+        samples: (0..2 * 524_288)
+            .map(|k| ((k as f32) * 0.37).sin() * 20.0)
+            .collect(),
+        ..Default::default()
+    };
+    let mut session = session;
+    session.signal_config = Some(SignalConfig {
+        window_s: 1.0,
+        hop_s: 0.25,
+        ..Default::default()
+    });
+    let before = peak_rss_kib(server.child.id());
+    let started = Instant::now();
+    let (_tx, _responses) = stalled_client(&server, session, (0..64).map(chunk).collect()).await;
+    let grown_mib = (peak_rss_kib(server.child.id()) - before) / 1024;
+    eprintln!(
+        "64 x 4 MiB chunks offered to a stalled session: peak RSS grew {grown_mib} MiB ({:?})",
+        started.elapsed()
+    );
+    // 8 MiB queued, the chunk being analysed and its windows, the transport's buffers.
+    assert!(grown_mib < 120, "peak RSS grew {grown_mib} MiB");
 }
 
 /// Finding 3: a client that sends but never reads. With `limits.client_read_timeout_s`
