@@ -161,7 +161,15 @@ pub struct ExplainGate {
     waiting: std::sync::atomic::AtomicUsize,
     max_waiting: usize,
     timeout_s: f64,
+    /// The threads that prepare and generate `Explain` calls' explanations, one per turn,
+    /// started with the first: explanations never take (or wait for) a thread of the runtime's
+    /// shared blocking pool, which frame and signal analyses use.
+    pool: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<ExplainJob>>>,
+    pool_threads: usize,
 }
+
+/// Work for the explanation pool: runs holding its turn.
+type ExplainJob = Box<dyn FnOnce() + Send>;
 
 /// Holds an Explain call's turn until dropped (when its generation ends).
 pub type ExplainTurn = tokio::sync::OwnedSemaphorePermit;
@@ -175,6 +183,49 @@ impl ExplainGate {
             waiting: std::sync::atomic::AtomicUsize::new(0),
             max_waiting: limits.max_queued_explanations,
             timeout_s: limits.explain_queue_timeout_s,
+            pool: std::sync::OnceLock::new(),
+            pool_threads: limits.max_concurrent_explanations.max(1),
+        }
+    }
+
+    /// Runs `job` on the explanation pool, holding `turn` until it returns. A turn means a
+    /// thread is free (the pool has one per turn; live sessions explain on their own
+    /// threads), so the job starts at once. A panic in it is caught and logged; the caller
+    /// learns of it when its channels close.
+    pub fn run(&self, turn: ExplainTurn, job: impl FnOnce() + Send + 'static) {
+        let pool = self.pool.get_or_init(|| {
+            let (jobs, queue) = std::sync::mpsc::channel::<ExplainJob>();
+            let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+            for i in 0..self.pool_threads {
+                let queue = queue.clone();
+                let started = std::thread::Builder::new()
+                    .name(format!("explain-{i}"))
+                    .spawn(move || {
+                        loop {
+                            // The lock is held only to take a job, not to run it.
+                            let next = queue.lock().map(|q| q.recv());
+                            let Ok(Ok(job)) = next else { return };
+                            if let Err(e) = crate::error::catch_panic("explanation", || {
+                                job();
+                                Ok(())
+                            }) {
+                                tracing::error!("{e}");
+                            }
+                        }
+                    });
+                if let Err(e) = started {
+                    tracing::error!("cannot start an explanation thread: {e}");
+                }
+            }
+            std::sync::Mutex::new(jobs)
+        });
+        let job: ExplainJob = Box::new(move || {
+            let _turn = turn;
+            job()
+        });
+        let sent = pool.lock().map(|jobs| jobs.send(job));
+        if !matches!(sent, Ok(Ok(()))) {
+            tracing::error!("the explanation pool has stopped; the call is dropped");
         }
     }
 

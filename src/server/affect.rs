@@ -154,19 +154,36 @@ impl Affect for AffectService {
             .await
             .map_err(convert::status)?;
         let engine = self.engine.clone();
-        let prepared = blocking("explanation", move || {
-            engine.prepare_explanation(&request, source.as_ref())
-        })
-        .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::task::spawn_blocking(move || {
-            let _turn = turn; // held until the generation ends
+        let (prepared_tx, prepared_rx) = tokio::sync::oneshot::channel();
+        // Preparing and generating run on the explanation pool's thread, holding the turn.
+        self.engine.explain_gate.run(turn, move || {
+            let prepared = engine.prepare_explanation(&request, source.as_ref());
+            let prepared = match prepared {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    let _ = prepared_tx.send(Err(e));
+                    return;
+                }
+            };
+            if prepared_tx.send(Ok(())).is_err() {
+                return; // the client left while it was prepared
+            }
             crate::explain::stream_into(
                 prepared,
                 &|event| tx.blocking_send(convert::explain_response(event)).is_ok(),
                 &|| tx.is_closed(),
             );
         });
+        match prepared_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(convert::status(e)),
+            Err(_) => {
+                return Err(Status::internal(
+                    "the explanation failed while it was prepared (see the server log)",
+                ));
+            }
+        }
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))

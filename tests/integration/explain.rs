@@ -145,6 +145,7 @@ mod llm {
     /// is refused at once (RESOURCE_EXHAUSTED naming limits.max_queued_explanations), the
     /// waiter is refused when its wait runs out (UNAVAILABLE naming
     /// limits.explain_queue_timeout_s), and AnalyzeFrame and ListSessions answer meanwhile.
+    /// Explanations generate on threads of their own.
     #[tokio::test(flavor = "multi_thread")]
     async fn explanations_queue_boundedly_and_the_rest_of_the_server_answers() {
         let model = qwen();
@@ -168,6 +169,18 @@ mod llm {
         };
         // The first takes the turn: its stream opens.
         let mut generating = affect.explain(request()).await.unwrap().into_inner();
+        // It generates on the explanation pool's own thread (one per turn), not on a
+        // thread of the shared blocking pool that frame and signal analyses use.
+        let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.child.id()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_string())
+            .collect();
+        assert_eq!(
+            threads.iter().filter(|n| n.starts_with("explain-")).count(),
+            1,
+            "{threads:?}"
+        );
         // The second waits (its call does not return until it has a turn).
         let waiter = {
             let mut affect = affect.clone();
