@@ -206,31 +206,28 @@ fn init_logging(config: &Config) {
 
 /// Listening beyond loopback needs TLS and tokens, or `--insecure` (then a warning).
 fn check_exposure(config: &Config, insecure: bool) -> anyhow::Result<()> {
-    // /metrics tells what the server does, not what participants did: tokens suffice.
+    let tls = config.server.tls();
+    let tokens = !config.auth.tokens.is_empty() || !config.auth.tokens_file.as_os_str().is_empty();
+    let missing = match (tls, tokens) {
+        (true, true) => return Ok(()),
+        (false, false) => "TLS and tokens",
+        (false, true) => "TLS",
+        (true, false) => "tokens",
+    };
+    // /metrics is served over the same TLS, behind the same tokens: a token sent in the
+    // clear on a lab network could be read and replayed on the gRPC port.
     if let Ok(Some(http)) = config.server.http_address()
         && !http.ip().is_loopback()
-        && config.auth.tokens.is_empty()
-        && config.auth.tokens_file.as_os_str().is_empty()
         && !insecure
     {
         anyhow::bail!(
-            "refusing to serve /metrics on {http} without tokens: set [[auth.tokens]] (`affectd token new`), set server.http_listen to a loopback address or empty, or pass --insecure"
+            "refusing to serve /metrics on {http} without {missing}: set server.tls_cert_file and server.tls_key_file, and [[auth.tokens]] (`affectd token new`), set server.http_listen to a loopback address or empty, or pass --insecure"
         );
     }
     let addr = config.server.listen;
     if addr.ip().is_loopback() {
         return Ok(());
     }
-    let tls = config.server.tls();
-    let tokens = !config.auth.tokens.is_empty() || !config.auth.tokens_file.as_os_str().is_empty();
-    if tls && tokens {
-        return Ok(());
-    }
-    let missing = match (tls, tokens) {
-        (false, false) => "TLS and tokens",
-        (false, true) => "TLS",
-        _ => "tokens",
-    };
     if insecure {
         tracing::warn!(
             %addr,
@@ -258,10 +255,11 @@ fn serve(config: Config, insecure: bool) -> anyhow::Result<ExitCode> {
             None => None,
         };
         let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
+        let scheme = if config.server.tls() { "https" } else { "http" };
         let engine = affectd::server::load_engine(config).await?;
         // One plain line on stdout, for scripts and tests that start the server on port 0.
         if let Some(http_addr) = http_addr {
-            println!("affectd metrics on http://{http_addr}/metrics");
+            println!("affectd metrics on {scheme}://{http_addr}/metrics");
         }
         println!("affectd listening on {addr}");
         tracing::info!(%addr, "serving affect.v1");

@@ -133,13 +133,16 @@ pub async fn serve(
     let (stopping, stop) = tokio::sync::watch::channel(false);
     if let Some(http) = http {
         let metrics = web::recorder().map_err(ServeError::Metrics)?;
+        let tls = web::tls_acceptor(&engine.config.server)
+            .map_err(ServeError::Metrics)?
+            .map(|acceptor| (acceptor, seconds(engine.config.server.handshake_timeout_s)));
         let mut stop = stop.clone();
         let web_engine = engine.clone();
         tokio::spawn(async move {
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = web::serve(http, web_engine, metrics, stopped).await {
+            if let Err(e) = web::serve(http, tls, web_engine, metrics, stopped).await {
                 tracing::error!("the HTTP listener failed: {e}");
             }
         });

@@ -46,9 +46,138 @@ struct Http {
     metrics: PrometheusHandle,
 }
 
-/// Serves until `shutdown` resolves.
+/// The HTTP listener's TLS when `[server]` has TLS: the gRPC listener's certificate and
+/// key, and its client CA (then /metrics also needs a client certificate).
+pub fn tls_acceptor(
+    server: &crate::config::ServerConfig,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    if !server.tls() {
+        return Ok(None);
+    }
+    let read = |key: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {key} {}: {e}", path.display()))
+    };
+    let certificates = |key: &str, pem: &[u8]| {
+        CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{key}: not PEM certificates ({e})"))
+    };
+    let chain = certificates(
+        "server.tls_cert_file",
+        &read("server.tls_cert_file", &server.tls_cert_file)?,
+    )?;
+    let key = PrivateKeyDer::from_pem_slice(&read("server.tls_key_file", &server.tls_key_file)?)
+        .map_err(|e| format!("server.tls_key_file: not a PEM private key ({e})"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = if server.tls_client_ca_file.as_os_str().is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = read("server.tls_client_ca_file", &server.tls_client_ca_file)?;
+        for certificate in certificates("server.tls_client_ca_file", &pem)? {
+            roots
+                .add(certificate)
+                .map_err(|e| format!("server.tls_client_ca_file: {e}"))?;
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("server.tls_client_ca_file: {e}"))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("server.tls_cert_file and server.tls_key_file: {e}"))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+}
+
+/// Handshakes in progress at once on the HTTP listener; more connections wait to be
+/// accepted.
+const MAX_HANDSHAKES: usize = 64;
+
+/// Connections whose TLS handshake is done, for axum. Handshakes run in tasks of their own
+/// (a client that stalls its handshake holds up no one), each within `handshake_timeout`.
+/// Hand-written: axum serves any `Listener`, and no maintained crate wraps tokio-rustls for
+/// axum 0.8 without bringing a server of its own.
+struct TlsListener {
+    connections: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    local: std::net::SocketAddr,
+}
+
+impl TlsListener {
+    fn new(
+        tcp: tokio::net::TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+        handshake_timeout: Duration,
+    ) -> std::io::Result<TlsListener> {
+        let local = tcp.local_addr()?;
+        let (done, connections) = tokio::sync::mpsc::channel(MAX_HANDSHAKES);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        tokio::spawn(async move {
+            loop {
+                let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                    return;
+                };
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors, most likely: back off rather than spin.
+                        tracing::debug!("HTTP listener: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, done) = (acceptor.clone(), done.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = done.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "HTTP listener: TLS handshake failed: {e}")
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "HTTP listener: TLS handshake timed out (server.handshake_timeout_s)")
+                        }
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { connections, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.connections.recv().await {
+            Some(connection) => connection,
+            // The accepting task has ended: no more connections, ever.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Serves until `shutdown` resolves; over TLS with `tls`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<(tokio_rustls::TlsAcceptor, Duration)>,
     engine: Arc<Engine>,
     metrics: PrometheusHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -65,9 +194,21 @@ pub async fn serve(
         .route("/metrics", axum::routing::get(render_metrics))
         .fallback(not_found)
         .with_state(Http { engine, metrics });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some((acceptor, handshake_timeout)) => {
+            axum::serve(
+                TlsListener::new(listener, acceptor, handshake_timeout)?,
+                app,
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn render_metrics(State(http): State<Http>, headers: HeaderMap) -> Response {

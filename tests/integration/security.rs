@@ -411,6 +411,97 @@ async fn tls_and_mutual_tls() {
     // Plaintext to a TLS port.
     let plain = answers(Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap()).await;
     assert!(plain.is_err(), "plaintext got an answer from a TLS port");
+
+    // /metrics is served over the same TLS, with the same client-certificate rule.
+    let metrics_url = server.metrics_url.clone().expect("the metrics address");
+    let metrics_addr = metrics_url
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("metrics not over TLS: {metrics_url}"))
+        .trim_end_matches("/metrics")
+        .to_string();
+    let scraped = https_get(&metrics_addr, &pki, true, "token-pc1")
+        .await
+        .expect("mutual TLS reaches /metrics");
+    assert!(
+        scraped.starts_with("HTTP/1.1 200") && scraped.contains("affectd_"),
+        "{scraped}"
+    );
+    let wrong_token = https_get(&metrics_addr, &pki, true, "not-a-token")
+        .await
+        .unwrap();
+    assert!(wrong_token.starts_with("HTTP/1.1 401"), "{wrong_token}");
+    assert!(
+        https_get(&metrics_addr, &pki, false, "token-pc1")
+            .await
+            .is_err(),
+        "/metrics answered a client without a certificate"
+    );
+    let mut plain = tokio::net::TcpStream::connect(&metrics_addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    plain
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut answer)).await;
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("affectd_"),
+        "plaintext got metrics from a TLS port"
+    );
+}
+
+/// GET /metrics over TLS (trusting the test CA; with the client certificate when
+/// `client_certificate`) with a bearer token; the whole HTTP answer, or why there was none.
+async fn https_get(
+    addr: &str,
+    pki: &Pki,
+    client_certificate: bool,
+    token: &str,
+) -> Result<String, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca.as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = if client_certificate {
+        builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(pki.client_cert.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(pki.client_key.as_bytes()).unwrap(),
+            )
+            .unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    tls.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    if answer.is_empty() {
+        return Err("no answer".into());
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
 /// Whether a client on `endpoint` gets an answer (Err: why not, at connecting or calling).
@@ -446,6 +537,28 @@ fn serve_refuses_an_open_address_without_tls_and_tokens() {
     server.wait_exit(Duration::from_secs(30)).expect("exits");
     let log = server.stderr_until_closed().join("\n");
     assert!(log.contains("without TLS and tokens (--insecure)"), "{log}");
+
+    // /metrics beyond loopback: tokens are not enough, a token sent in the clear could be
+    // replayed on the gRPC port.
+    let config = auth_config(cache.path(), "");
+    let output = affectd(cache.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "0.0.0.0:0",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to serve /metrics on 0.0.0.0:0 without TLS"),
+        "{stderr}"
+    );
 }
 
 /// `server.reflection = false` hides the schema.
