@@ -62,8 +62,11 @@ pub fn method_label(path: &str) -> &'static str {
         .unwrap_or("unknown")
 }
 
-pub fn rpc(method: &'static str, code: &'static str, elapsed: Duration) {
+pub fn rpc_count(method: &'static str, code: &'static str) {
     metrics::counter!(RPC_REQUESTS, "method" => method, "code" => code).increment(1);
+}
+
+pub fn rpc_duration(method: &'static str, elapsed: Duration) {
     metrics::histogram!(RPC_DURATION, "method" => method).record(elapsed.as_secs_f64());
 }
 

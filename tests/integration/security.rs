@@ -944,6 +944,28 @@ async fn metrics_count_calls_sessions_and_refusals() {
     .await
     .unwrap();
     while responses.message().await.unwrap().is_some() {}
+    // A session that fails later (a client_seq that does not increase) counts by how it
+    // ended, not by how it opened.
+    let (tx, mut responses) = recorded_session(&channel, "token-pc1", "failing").await;
+    tx.send(StreamRequest {
+        client_seq: 2,
+        message: Some(stream_request::Message::Marker(Marker {
+            timestamp: 2.0,
+            label: "again".into(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let failed = loop {
+        match responses.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the session ended OK"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(failed.code(), Code::InvalidArgument, "{failed:?}");
+    drop(responses);
 
     let get = |token: Option<&str>| {
         let url = url.clone();
@@ -990,6 +1012,14 @@ async fn metrics_count_calls_sessions_and_refusals() {
         value(r#"affectd_rejected_total{limit="limits.max_live_sessions"}"#),
         1.0
     );
+    let stream = |code: &str| {
+        value(&format!(
+            r#"affectd_rpc_requests_total{{method="/affect.v1.Affect/Stream",code="{code}"}}"#
+        ))
+    };
+    assert_eq!(stream("OK"), 1.0);
+    assert_eq!(stream("RESOURCE_EXHAUSTED"), 1.0);
+    assert_eq!(stream("INVALID_ARGUMENT"), 1.0);
     assert_eq!(
         value(r#"affectd_session_frames_total{outcome="analysed"}"#),
         1.0
