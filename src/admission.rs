@@ -62,6 +62,12 @@ pub struct Limits {
     /// estimates and markers are dropped, so a session's memory does not grow with its
     /// length. 0 = the whole session.
     pub calibration_history_s: f64,
+    /// Unary analyses (AnalyzeFrame, AnalyzeSignals) running at once.
+    pub max_concurrent_analyses: usize,
+    /// Unary analyses that may wait for their turn; one more is refused at once.
+    pub max_queued_analyses: usize,
+    /// Seconds a unary analysis waits for its turn before it is refused (UNAVAILABLE).
+    pub analysis_queue_timeout_s: f64,
     /// Exports being written at once (each writes a temporary file as large as the
     /// recording's export); one more is refused with RESOURCE_EXHAUSTED.
     pub max_concurrent_exports: usize,
@@ -144,6 +150,11 @@ impl Default for Limits {
             max_queued_explanations: 16,
             explain_queue_timeout_s: 300.0,
             max_concurrent_exports: 2,
+            // Frames are analysed on every core already (sessions_per_model); more at once
+            // only queue inside ONNX Runtime, holding their decoded images.
+            max_concurrent_analyses: 8,
+            max_queued_analyses: 256,
+            analysis_queue_timeout_s: 60.0,
             // Two seconds of 30 fps 1080p JPEGs, or 64 ch x 1 kHz for over 4 minutes.
             max_session_queue_bytes: 64 << 20,
             // Four hours: any lab session; ~1,000 bytes per one-second hop = 15 MB a session.
@@ -152,11 +163,46 @@ impl Default for Limits {
     }
 }
 
-/// The turn of an Explain call: at most `max_concurrent_explanations` generate, at most
-/// `max_queued_explanations` wait, each at most `explain_queue_timeout_s`. The wait is
-/// async (it holds no thread of the shared blocking pool), and a call whose client leaves
-/// while waiting is dropped from the queue with its future: it never starts a prefill.
-pub struct ExplainGate {
+/// What a gate admits, and the config keys and metrics that go with it.
+pub struct GateKind {
+    /// "explanations", "analyses": for messages.
+    pub what: &'static str,
+    pub concurrent_key: &'static str,
+    pub queued_key: &'static str,
+    pub timeout_key: &'static str,
+    /// Gauge of the calls waiting, histogram of their waits.
+    pub queue_metric: &'static str,
+    pub wait_metric: &'static str,
+}
+
+pub const EXPLANATIONS: GateKind = GateKind {
+    what: "explanations",
+    concurrent_key: "limits.max_concurrent_explanations",
+    queued_key: "limits.max_queued_explanations",
+    timeout_key: "limits.explain_queue_timeout_s",
+    queue_metric: crate::metrics::EXPLAIN_QUEUE,
+    wait_metric: crate::metrics::EXPLAIN_WAIT,
+};
+
+pub const ANALYSES: GateKind = GateKind {
+    what: "analyses",
+    concurrent_key: "limits.max_concurrent_analyses",
+    queued_key: "limits.max_queued_analyses",
+    timeout_key: "limits.analysis_queue_timeout_s",
+    queue_metric: crate::metrics::ANALYSIS_QUEUE,
+    wait_metric: crate::metrics::ANALYSIS_WAIT,
+};
+
+/// Admission of calls that share a scarce resource: at most `concurrent` run, at most
+/// `queued` wait, each at most `timeout_s`; one more is refused at once. The wait is async
+/// (it holds no thread of the shared blocking pool), and a call whose client leaves while
+/// waiting is dropped from the queue with its future: it never starts.
+///
+/// Two gates: Explain calls (they share the model: `max_concurrent_explanations`, ...), and
+/// unary analyses, `AnalyzeFrame` and `AnalyzeSignals` (`max_concurrent_analyses`, ...).
+/// The explanation gate also owns the threads explanations run on ([`Gate::run`]).
+pub struct Gate {
+    kind: GateKind,
     turns: std::sync::Arc<tokio::sync::Semaphore>,
     waiting: std::sync::atomic::AtomicUsize,
     max_waiting: usize,
@@ -171,20 +217,84 @@ pub struct ExplainGate {
 /// Work for the explanation pool: runs holding its turn.
 type ExplainJob = Box<dyn FnOnce() + Send>;
 
-/// Holds an Explain call's turn until dropped (when its generation ends).
-pub type ExplainTurn = tokio::sync::OwnedSemaphorePermit;
+/// Holds a call's turn until dropped (when its work ends).
+pub type Turn = tokio::sync::OwnedSemaphorePermit;
 
-impl ExplainGate {
-    pub fn new(limits: &Limits) -> ExplainGate {
-        ExplainGate {
-            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(
-                limits.max_concurrent_explanations.max(1),
-            )),
+impl Gate {
+    /// The Explain calls' gate.
+    pub fn explanations(limits: &Limits) -> Gate {
+        Gate::with(
+            EXPLANATIONS,
+            limits.max_concurrent_explanations,
+            limits.max_queued_explanations,
+            limits.explain_queue_timeout_s,
+        )
+    }
+
+    /// The unary analyses' gate.
+    pub fn analyses(limits: &Limits) -> Gate {
+        Gate::with(
+            ANALYSES,
+            limits.max_concurrent_analyses,
+            limits.max_queued_analyses,
+            limits.analysis_queue_timeout_s,
+        )
+    }
+
+    fn with(kind: GateKind, concurrent: usize, queued: usize, timeout_s: f64) -> Gate {
+        Gate {
+            kind,
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrent.max(1))),
             waiting: std::sync::atomic::AtomicUsize::new(0),
-            max_waiting: limits.max_queued_explanations,
-            timeout_s: limits.explain_queue_timeout_s,
+            max_waiting: queued,
+            timeout_s,
             pool: std::sync::OnceLock::new(),
-            pool_threads: limits.max_concurrent_explanations.max(1),
+            pool_threads: concurrent.max(1),
+        }
+    }
+
+    pub async fn admit(&self) -> Result<Turn, crate::error::Error> {
+        use crate::error::Error;
+        use std::sync::atomic::Ordering;
+        if let Ok(turn) = self.turns.clone().try_acquire_owned() {
+            return Ok(turn);
+        }
+        let queue_metric = self.kind.queue_metric;
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        metrics::gauge!(queue_metric).set((waiting + 1) as f64);
+        // Leaves the count however the wait ends (admitted, timed out, or dropped).
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize, &'static str);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                let left = self.0.fetch_sub(1, Ordering::SeqCst) - 1;
+                metrics::gauge!(self.1).set(left as f64);
+            }
+        }
+        let started = std::time::Instant::now();
+        let _waiting = Waiting(&self.waiting, queue_metric);
+        let GateKind {
+            what,
+            concurrent_key,
+            queued_key,
+            timeout_key,
+            ..
+        } = self.kind;
+        if waiting >= self.max_waiting {
+            return Err(Error::ResourceExhausted(format!(
+                "{waiting} {what} are waiting, the most this server queues (config key {queued_key}); try later"
+            )));
+        }
+        let timeout = crate::config::duration(self.timeout_s);
+        match tokio::time::timeout(timeout, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => {
+                metrics::histogram!(self.kind.wait_metric).record(started.elapsed().as_secs_f64());
+                Ok(turn)
+            }
+            Ok(Err(_)) => Err(Error::Unavailable("the server is shutting down".into())),
+            Err(_) => Err(Error::Unavailable(format!(
+                "no turn within {} s (config key {timeout_key}); other {what} are running (at most {concurrent_key} at once), try later",
+                self.timeout_s
+            ))),
         }
     }
 
@@ -192,7 +302,7 @@ impl ExplainGate {
     /// thread is free (the pool has one per turn; live sessions explain on their own
     /// threads), so the job starts at once. A panic in it is caught and logged; the caller
     /// learns of it when its channels close.
-    pub fn run(&self, turn: ExplainTurn, job: impl FnOnce() + Send + 'static) {
+    pub fn run(&self, turn: Turn, job: impl FnOnce() + Send + 'static) {
         let pool = self.pool.get_or_init(|| {
             let (jobs, queue) = std::sync::mpsc::channel::<ExplainJob>();
             let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
@@ -226,44 +336,6 @@ impl ExplainGate {
         let sent = pool.lock().map(|jobs| jobs.send(job));
         if !matches!(sent, Ok(Ok(()))) {
             tracing::error!("the explanation pool has stopped; the call is dropped");
-        }
-    }
-
-    pub async fn admit(&self) -> Result<ExplainTurn, crate::error::Error> {
-        use crate::error::Error;
-        use std::sync::atomic::Ordering;
-        if let Ok(turn) = self.turns.clone().try_acquire_owned() {
-            return Ok(turn);
-        }
-        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
-        metrics::gauge!(crate::metrics::EXPLAIN_QUEUE).set((waiting + 1) as f64);
-        // Leaves the count however the wait ends (admitted, timed out, or dropped).
-        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                let left = self.0.fetch_sub(1, Ordering::SeqCst) - 1;
-                metrics::gauge!(crate::metrics::EXPLAIN_QUEUE).set(left as f64);
-            }
-        }
-        let started = std::time::Instant::now();
-        let _waiting = Waiting(&self.waiting);
-        if waiting >= self.max_waiting {
-            return Err(Error::ResourceExhausted(format!(
-                "{waiting} explanations are waiting, the most this server queues (config key limits.max_queued_explanations); try later"
-            )));
-        }
-        let timeout = crate::config::duration(self.timeout_s);
-        match tokio::time::timeout(timeout, self.turns.clone().acquire_owned()).await {
-            Ok(Ok(turn)) => {
-                metrics::histogram!(crate::metrics::EXPLAIN_WAIT)
-                    .record(started.elapsed().as_secs_f64());
-                Ok(turn)
-            }
-            Ok(Err(_)) => Err(Error::Unavailable("the server is shutting down".into())),
-            Err(_) => Err(Error::Unavailable(format!(
-                "no turn to explain within {} s (config key limits.explain_queue_timeout_s); other explanations are generating, try later",
-                self.timeout_s
-            ))),
         }
     }
 }

@@ -640,6 +640,10 @@ impl Config {
                 "limits.explain_queue_timeout_s",
                 self.limits.explain_queue_timeout_s,
             ),
+            (
+                "limits.analysis_queue_timeout_s",
+                self.limits.analysis_queue_timeout_s,
+            ),
         ];
         for (name, value) in seconds {
             if !(value.is_finite() && value >= 0.0) {
@@ -671,6 +675,10 @@ impl Config {
             (
                 "limits.max_session_queue_bytes",
                 self.limits.max_session_queue_bytes,
+            ),
+            (
+                "limits.max_concurrent_analyses",
+                self.limits.max_concurrent_analyses,
             ),
         ];
         for (name, value) in counts {

@@ -107,8 +107,10 @@ pub enum ExportFormat {
 pub struct Engine {
     pub config: Config,
     pub limits: Limits,
-    /// Explain calls' turns (see `admission::ExplainGate`).
-    pub explain_gate: crate::admission::ExplainGate,
+    /// Explain calls' turns, and the threads they run on (see `admission::Gate`).
+    pub explain_gate: crate::admission::Gate,
+    /// AnalyzeFrame and AnalyzeSignals calls' turns (see `admission::Gate`).
+    pub analysis_gate: crate::admission::Gate,
     /// Exports being written (`limits.max_concurrent_exports`).
     pub exports: Arc<tokio::sync::Semaphore>,
     pub models: ModelSet,
@@ -183,7 +185,8 @@ impl Engine {
             face_models: models.face_models(),
             face_unavailable,
             limits: config.limits.clone(),
-            explain_gate: crate::admission::ExplainGate::new(&config.limits),
+            explain_gate: crate::admission::Gate::explanations(&config.limits),
+            analysis_gate: crate::admission::Gate::analyses(&config.limits),
             exports: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_concurrent_exports,
             )),

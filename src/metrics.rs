@@ -27,6 +27,10 @@ pub const RECORDED_BYTES: &str = "affectd_recorded_bytes_total";
 pub const EXPLAIN_QUEUE: &str = "affectd_explain_queue_depth";
 /// Seconds an Explain call waited for its turn (histogram).
 pub const EXPLAIN_WAIT: &str = "affectd_explain_wait_seconds";
+/// AnalyzeFrame and AnalyzeSignals calls waiting for their turn (gauge).
+pub const ANALYSIS_QUEUE: &str = "affectd_analysis_queue_depth";
+/// Seconds an AnalyzeFrame or AnalyzeSignals call waited for its turn (histogram).
+pub const ANALYSIS_WAIT: &str = "affectd_analysis_wait_seconds";
 /// Generation speed of each explanation, tokens per second (histogram).
 pub const EXPLAIN_TOKENS_PER_S: &str = "affectd_explain_tokens_per_second";
 /// Requests and sessions refused or ended by a limit (counter; label `limit`, its config
@@ -108,6 +112,9 @@ const LIMIT_KEYS: &[&str] = &[
     "limits.max_queued_explanations",
     "limits.explain_queue_timeout_s",
     "limits.max_concurrent_exports",
+    "limits.max_concurrent_analyses",
+    "limits.max_queued_analyses",
+    "limits.analysis_queue_timeout_s",
     "server.max_message_bytes",
     "server.max_connections",
     "server.handshake_timeout_s",

@@ -24,6 +24,16 @@ impl AffectService {
         Self { engine }
     }
 
+    /// A unary analysis's turn (`limits.max_concurrent_analyses`): waited for without a
+    /// thread; a full queue or a wait past its timeout is the call's answer.
+    async fn analysis_turn(&self) -> Result<crate::admission::Turn, Status> {
+        self.engine
+            .analysis_gate
+            .admit()
+            .await
+            .map_err(convert::status)
+    }
+
     /// The caller may act on the live session `session_id` (its owner, or an admin).
     fn require_own_session(
         &self,
@@ -66,8 +76,10 @@ impl Affect for AffectService {
         let request = request.into_inner();
         let image = convert::image_input(request.image);
         let settings = convert::frame_settings(request.options.as_ref());
+        let turn = self.analysis_turn().await?;
         let engine = self.engine.clone();
         let analysis = blocking("face analysis", move || {
+            let _turn = turn; // held while it runs, even if the client leaves
             engine.analyze_frame(image.as_ref(), &settings)
         })
         .await?;
@@ -106,8 +118,10 @@ impl Affect for AffectService {
             .into_iter()
             .map(convert::signal_chunk)
             .collect();
+        let turn = self.analysis_turn().await?;
         let engine = self.engine.clone();
         let analysed = blocking("signal analysis", move || {
+            let _turn = turn;
             engine.analyze_signals(&streams, &chunks, &config)
         })
         .await?;

@@ -1043,3 +1043,88 @@ async fn metrics_count_calls_sessions_and_refusals() {
     .unwrap();
     assert_eq!(missing, 404);
 }
+
+/// Admission of unary analyses: at most `limits.max_concurrent_analyses` run, at most
+/// `limits.max_queued_analyses` wait (each at most `limits.analysis_queue_timeout_s`), and
+/// one more is refused at once, naming the key. The old code ran every call at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn unary_analyses_are_admitted_boundedly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("affectd.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nmax_concurrent_analyses = 1\nmax_queued_analyses = 1\nanalysis_queue_timeout_s = 0.5\n",
+    )
+    .unwrap();
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    // Five faces, enlarged to 3000x2000 so that one analysis outlasts sending the others.
+    let photo = image::open(repo().join(".testdata/multi_face.jpg"))
+        .unwrap()
+        .resize_exact(3000, 2000, image::imageops::FilterType::Triangle);
+    let mut jpeg = Vec::new();
+    photo
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let affect = AffectClient::new(server.channel().await);
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let mut affect = affect.clone();
+            let jpeg = jpeg.clone();
+            tokio::spawn(async move {
+                affect
+                    .analyze_frame(AnalyzeFrameRequest {
+                        image: Some(ImageInput {
+                            data: Some(image_input::Data::Encoded(jpeg)),
+                        }),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|r| r.into_inner().faces.len())
+            })
+        })
+        .collect();
+    let (mut answered, mut refused) = (0, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(faces) => {
+                assert!(faces >= 1);
+                answered += 1;
+            }
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(
+                    status.message().contains("limits.max_queued_analyses"),
+                    "{status:?}"
+                );
+                refused += 1;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(
+                    status.message().contains("limits.analysis_queue_timeout_s"),
+                    "{status:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        answered >= 1 && refused >= 1,
+        "{answered} answered, {refused} refused"
+    );
+    // The turns are free again afterwards.
+    let mut affect = affect.clone();
+    affect
+        .analyze_frame(AnalyzeFrameRequest {
+            image: Some(ImageInput {
+                data: Some(image_input::Data::Encoded(jpeg)),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("a turn once the others are done");
+}
