@@ -254,3 +254,36 @@ def test_a_camera_s_faces_and_judgements_come_back_as_outlets(explaining_server,
     result = json.loads(judgements.samples[0][0])
     assert result.get("judgements") or result.get("parse_error")
     assert abs(judgements.stamps[0] + judgements.correction - asked_at) < 0.002
+
+
+from test_security import TOKEN, pki, secure_server  # noqa: E402,F401 - fixtures for the next test
+
+
+def test_the_bridge_reaches_a_server_with_mutual_tls_and_a_token(secure_server, pki):
+    """affectd-lsl's --token, --root-certificates, --client-certificate and --client-key,
+    end to end: a session recorded through a server that requires all of them."""
+    tag = uuid.uuid4().hex[:8]
+    source_id = f"tls-eeg-{tag}"
+    outlet = eeg_outlet(source_id, f"TlsAmp-{tag}")
+    p = bridge(
+        "--address", secure_server.address, "--eeg", f"type=EEG,source_id={source_id}",
+        "--participant", f"tls-{tag}", "--resolve-timeout", "20",
+        "--token", TOKEN, "--root-certificates", str(pki["ca"]),
+        "--client-certificate", str(pki["client_cert"]), "--client-key", str(pki["client_key"]),
+    )
+    assert outlet.wait_for_consumers(30), p.stderr.read() if p.poll() is not None else "no consumer"
+    data = np.zeros((32, len(CHANNELS)), dtype=np.float32)
+    for _ in range(int(3 * RATE / 32)):
+        outlet.push_chunk(data.tolist())
+        time.sleep(32 / RATE)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "ended: EndSession received" in err, err
+    with affectd.Client(
+        secure_server.address, token=TOKEN, root_certificates=pki["ca"],
+        certificate_chain=pki["client_cert"], private_key=pki["client_key"].read_bytes(),
+    ) as client:
+        session = next(s for s in client.sessions() if s.participant == f"tls-{tag}")
+        assert session.chunks > 0
