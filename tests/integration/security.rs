@@ -604,16 +604,9 @@ async fn reflection_can_be_turned_off() {
 /// `limits.session_idle_timeout_s` ends with DEADLINE_EXCEEDED naming the key.
 #[tokio::test]
 async fn silent_connections_and_idle_sessions_are_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("affectd.toml");
-    std::fs::write(
-        &config,
+    let (_config, server) = server_with_config(
         "[server]\nhandshake_timeout_s = 1.0\nmax_connections = 3\n[limits]\nsession_idle_timeout_s = 1.0\n",
-    )
-    .unwrap();
-    let server = TestServer::start(|cmd| {
-        cmd.arg("--config").arg(&config);
-    });
+    );
     let addr = server.addr.clone();
     let closed_after = |mut stream: std::net::TcpStream| {
         stream
@@ -768,16 +761,9 @@ async fn stalled_client(
 /// instead of queueing in the server.
 #[tokio::test]
 async fn a_stalled_session_holds_at_most_its_queue_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("affectd.toml");
-    std::fs::write(
-        &config,
+    let (_config, server) = server_with_config(
         "[limits]\nclient_read_timeout_s = 600.0\nmax_session_queue_bytes = 8388608\n",
-    )
-    .unwrap();
-    let server = TestServer::start(|cmd| {
-        cmd.arg("--config").arg(&config);
-    });
+    );
     let (session, _) = flood_session("bounded");
     // 2 channels x 524,288 samples (4 MiB of f32): 2,048 s at 256 Hz, some 200,000
     // responses' worth of windows in all, so the client's 64 KiB window stalls it at once.
@@ -812,16 +798,9 @@ async fn a_stalled_session_holds_at_most_its_queue_bytes() {
 /// once. With a long patience, SIGTERM still exits by `server.shutdown_timeout_s`.
 #[tokio::test]
 async fn a_client_that_stops_reading_cannot_hold_the_session_or_the_shutdown() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("affectd.toml");
-    std::fs::write(
-        &config,
+    let (_config, mut server) = server_with_config(
         "[server]\nshutdown_timeout_s = 3.0\n[limits]\nclient_read_timeout_s = 1.0\n",
-    )
-    .unwrap();
-    let mut server = TestServer::start(|cmd| {
-        cmd.arg("--config").arg(&config);
-    });
+    );
     let (session, chunks) = flood_session("stalled-1");
     let (_tx, _responses) = stalled_client(&server, session, chunks).await;
     // The session ends by itself, and its recording says why.
@@ -859,14 +838,9 @@ async fn a_client_that_stops_reading_cannot_hold_the_session_or_the_shutdown() {
     eprintln!("exit after SIGTERM: {:?}", started.elapsed());
 
     // A patient server: the shutdown deadline ends it.
-    std::fs::write(
-        &config,
+    let (_config, mut server) = server_with_config(
         "[server]\nshutdown_timeout_s = 2.0\n[limits]\nclient_read_timeout_s = 600.0\n",
-    )
-    .unwrap();
-    let mut server = TestServer::start(|cmd| {
-        cmd.arg("--config").arg(&config);
-    });
+    );
     let (session, chunks) = flood_session("stalled-2");
     let (_tx, _responses) = stalled_client(&server, session, chunks).await;
     let started = Instant::now();
@@ -1049,16 +1023,9 @@ async fn metrics_count_calls_sessions_and_refusals() {
 /// one more is refused at once, naming the key. The old code ran every call at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn unary_analyses_are_admitted_boundedly() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("affectd.toml");
-    std::fs::write(
-        &config,
+    let (_config, server) = server_with_config(
         "[limits]\nmax_concurrent_analyses = 1\nmax_queued_analyses = 1\nanalysis_queue_timeout_s = 0.5\n",
-    )
-    .unwrap();
-    let server = TestServer::start(|cmd| {
-        cmd.arg("--config").arg(&config);
-    });
+    );
     // Five faces, enlarged to 3000x2000 so that one analysis outlasts sending the others.
     let photo = image::open(repo().join(".testdata/multi_face.jpg"))
         .unwrap()

@@ -218,3 +218,15 @@ pub async fn server_with(
         .into_inner();
     (server, affect, info)
 }
+
+/// A server started with `--config` of a file holding `toml`; the folder holding the file
+/// is returned with it (keep it while the server runs).
+pub fn server_with_config(toml: &str) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("affectd.toml");
+    std::fs::write(&config, toml).unwrap();
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    (dir, server)
+}
