@@ -19,6 +19,7 @@ import argparse
 import os
 import pathlib
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -141,6 +142,7 @@ def main():
     print(f"kills: {args.kills}, sessions: {len(sessions_run)}")
     print(f"acknowledged messages checked: {total_acked}, missing after restart: {total_missing}")
     print(f"recordings left open by a kill: {left_open}, closed as interrupted at the next start: {closed}")
+    shutil.rmtree(folder, ignore_errors=True)
     if total_missing or closed != left_open:
         raise SystemExit(1)
 

@@ -21,6 +21,7 @@ sustains (`nproc` is printed with them).
 import argparse
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -191,6 +192,8 @@ def main():
     finally:
         server.terminate()
         server.wait(60)
+        # Ten minutes of eight recorded sessions is some 10 GB of database.
+        shutil.rmtree(folder, ignore_errors=True)
     print(f"{args.sessions} sessions for {elapsed:.0f} s on {os.cpu_count()} cores, binary {args.binary}")
     latencies = [v for r in rooms for v in r.ack_latency]
     print(f"message -> ack latency: p50 {percentile(latencies, 0.5) * 1e3:.1f} ms, p99 {percentile(latencies, 0.99) * 1e3:.1f} ms ({len(latencies)} messages)")
