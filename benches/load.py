@@ -12,7 +12,7 @@ build by default), as a lab with several rooms would run them. Two modes:
   reports acknowledged samples (x channels) per second over all sessions.
 
     .venv/bin/python benches/load.py [--binary target/release/affectd] [--sessions 8]
-        [--seconds 600] [--fps 30] [--image FILE] [--signals-only]
+        [--seconds 600] [--fps 30] [--image FILE] [--signals-only] [--config FILE]
 
 No peer runs live sessions, so there are no ratios; the figures are what this machine
 sustains (`nproc` is printed with them).
@@ -50,7 +50,7 @@ def rss_mib(pid):
     return float("nan")
 
 
-def start_server(binary, folder):
+def start_server(binary, folder, config=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AFFECTD_")}
     env.update(
         AFFECTD_CACHE_DIR=folder,
@@ -58,7 +58,8 @@ def start_server(binary, folder):
         AFFECTD_LOG_LEVEL="warn",
         AFFECTD_HTTP_LISTEN="",
     )
-    process = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE, text=True)
+    command = [binary, "serve", "--listen", "127.0.0.1:0"] + (["--config", config] if config else [])
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if not line.startswith("affectd listening on "):
         raise SystemExit(f"the server did not start: {line!r}")
@@ -149,6 +150,7 @@ def main():
     p.add_argument("--image", help="JPEG to send (default: .testdata/single_face.jpg resized to 640x480)")
     p.add_argument("--rss-every", type=float, default=10.0)
     p.add_argument("--signals-only", action="store_true")
+    p.add_argument("--config", help="a config file for the server (e.g. other [limits])")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--chunk-samples", type=int, default=1000)
     p.add_argument("--in-flight", type=int, default=8)
@@ -164,7 +166,7 @@ def main():
         Image.open(ROOT / ".testdata/single_face.jpg").convert("RGB").resize((640, 480)).save(buffer, "JPEG", quality=90)
         image = buffer.getvalue()
     folder = tempfile.mkdtemp(prefix="affectd-load-")
-    server, address = start_server(args.binary, folder)
+    server, address = start_server(args.binary, folder, args.config)
     database = pathlib.Path(folder) / "sessions.sqlite"
     try:
         clients = [affectd.Client(address, timeout=60) for _ in range(args.sessions)]
