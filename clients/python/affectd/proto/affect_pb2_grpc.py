@@ -120,8 +120,9 @@ class AffectServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Calibrate(self, request, context):
-        """Subject calibration of a live session's fusion from its labelled blocks so far (see
-        fusion.proto); the session goes on whatever the answer.
+        """Subject calibration of a live session's fusion from its labelled blocks so far, within
+        the server's limits.calibration_history_s (see fusion.proto); the session goes on
+        whatever the answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
