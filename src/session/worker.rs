@@ -28,9 +28,27 @@ use crate::vision::{AnalyzeOptions, FaceModels, FrameResult, Tracker};
 /// Messages committed in one transaction at most.
 pub const MAX_BATCH: usize = 256;
 
+/// Client-message bytes one batch takes at most (beyond its first message): a commit stays
+/// a few MB however far the writer has fallen behind, so acknowledgements keep coming, and
+/// a disk that fills fails a small transaction, not one of hundreds of frames.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+
 /// A client message's share of the session's `limits.max_session_queue_bytes`, held from
 /// when it is read off the stream until what it became is committed (or dropped).
 pub type Held = tokio::sync::OwnedSemaphorePermit;
+
+impl Input {
+    /// The client-message bytes it holds (0 for the workers' own messages).
+    fn held_bytes(&self) -> usize {
+        match self {
+            Input::Frame { held, .. }
+            | Input::Chunk { held, .. }
+            | Input::Marker { held, .. }
+            | Input::Explain { held, .. } => held.num_permits(),
+            _ => 0,
+        }
+    }
+}
 
 /// What the session worker receives.
 pub enum Input {
@@ -398,10 +416,14 @@ impl Worker {
         }
         while let Some(first) = inputs.blocking_recv() {
             self.batch_taken_at = std::time::Instant::now();
+            let mut bytes = first.held_bytes();
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 match inputs.try_recv() {
-                    Ok(item) => batch.push(item),
+                    Ok(item) => {
+                        bytes += item.held_bytes();
+                        batch.push(item);
+                    }
                     Err(_) => break,
                 }
             }

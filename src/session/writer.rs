@@ -1,4 +1,4 @@
-//! The session's recording thread: commits whatever has queued up in one SQLite
+//! The session's recording thread: commits what has queued up (up to a few MB) in one SQLite
 //! transaction (a commit with synchronous=FULL waits for the disk, ~10-30 ms here), and
 //! acknowledges after each commit.
 
@@ -79,14 +79,24 @@ fn record(
     let mut acked = 0u64;
     let mut recorded_bytes = 0u64;
     while let Ok(first) = queue.recv() {
-        // Everything queued meanwhile goes into the same transaction.
         let mut records = Vec::new();
         let mut accepted = acked;
         let mut end = None;
         let mut oldest: Option<std::time::Instant> = None;
         // Dropped (released to the client's next messages) after this transaction.
         let mut written = Vec::new();
-        for job in std::iter::once(first).chain(queue.try_iter()) {
+        // Batches queued meanwhile join the transaction up to about
+        // worker::MAX_BATCH_BYTES of payload; the rest wait for the next.
+        let mut pending = Some(first);
+        let mut payload = 0u64;
+        while let Some(job) = pending.take().or_else(|| {
+            (payload < super::worker::MAX_BATCH_BYTES as u64)
+                .then(|| queue.try_recv().ok())
+                .flatten()
+        }) {
+            if let WriteJob::Records { records, .. } = &job {
+                payload += records.iter().map(Record::payload_bytes).sum::<u64>();
+            }
             match job {
                 WriteJob::Records {
                     records: more,
