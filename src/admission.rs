@@ -200,18 +200,20 @@ pub const ANALYSES: GateKind = GateKind {
 ///
 /// Two gates: Explain calls (they share the model: `max_concurrent_explanations`, ...), and
 /// unary analyses, `AnalyzeFrame` and `AnalyzeSignals` (`max_concurrent_analyses`, ...).
-/// The explanation gate also owns the threads explanations run on ([`Gate::run`]).
 pub struct Gate {
     kind: GateKind,
     turns: std::sync::Arc<tokio::sync::Semaphore>,
     waiting: std::sync::atomic::AtomicUsize,
     max_waiting: usize,
     timeout_s: f64,
-    /// The threads that prepare and generate `Explain` calls' explanations, one per turn,
-    /// started with the first: explanations never take (or wait for) a thread of the runtime's
-    /// shared blocking pool, which frame and signal analyses use.
-    pool: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<ExplainJob>>>,
-    pool_threads: usize,
+}
+
+/// The threads that prepare and generate `Explain` calls' explanations, one per turn of the
+/// explanation gate, started with the first call: explanations never take (or wait for) a
+/// thread of the runtime's shared blocking pool, which frame and signal analyses use.
+pub struct ExplainPool {
+    jobs: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<ExplainJob>>>,
+    threads: usize,
 }
 
 /// Work for the explanation pool: runs holding its turn.
@@ -248,8 +250,6 @@ impl Gate {
             waiting: std::sync::atomic::AtomicUsize::new(0),
             max_waiting: queued,
             timeout_s,
-            pool: std::sync::OnceLock::new(),
-            pool_threads: concurrent.max(1),
         }
     }
 
@@ -297,16 +297,26 @@ impl Gate {
             ))),
         }
     }
+}
+
+impl ExplainPool {
+    /// As many threads as the explanation gate has turns.
+    pub fn new(limits: &Limits) -> ExplainPool {
+        ExplainPool {
+            jobs: std::sync::OnceLock::new(),
+            threads: limits.max_concurrent_explanations.max(1),
+        }
+    }
 
     /// Runs `job` on the explanation pool, holding `turn` until it returns. A turn means a
     /// thread is free (the pool has one per turn; live sessions explain on their own
     /// threads), so the job starts at once. A panic in it is caught and logged; the caller
     /// learns of it when its channels close.
     pub fn run(&self, turn: Turn, job: impl FnOnce() + Send + 'static) {
-        let pool = self.pool.get_or_init(|| {
+        let pool = self.jobs.get_or_init(|| {
             let (jobs, queue) = std::sync::mpsc::channel::<ExplainJob>();
             let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
-            for i in 0..self.pool_threads {
+            for i in 0..self.threads {
                 let queue = queue.clone();
                 let started = std::thread::Builder::new()
                     .name(format!("explain-{i}"))

@@ -107,8 +107,9 @@ pub enum ExportFormat {
 pub struct Engine {
     pub config: Config,
     pub limits: Limits,
-    /// Explain calls' turns, and the threads they run on (see `admission::Gate`).
+    /// Explain calls' turns (see `admission::Gate`), and the threads they run on.
     pub explain_gate: crate::admission::Gate,
+    pub explain_pool: crate::admission::ExplainPool,
     /// AnalyzeFrame and AnalyzeSignals calls' turns (see `admission::Gate`).
     pub analysis_gate: crate::admission::Gate,
     /// Exports being written (`limits.max_concurrent_exports`).
@@ -186,6 +187,7 @@ impl Engine {
             face_unavailable,
             limits: config.limits.clone(),
             explain_gate: crate::admission::Gate::explanations(&config.limits),
+            explain_pool: crate::admission::ExplainPool::new(&config.limits),
             analysis_gate: crate::admission::Gate::analyses(&config.limits),
             exports: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_concurrent_exports,

@@ -243,7 +243,8 @@ impl History {
     }
 
     /// Estimates and markers held (for the memory bound's test).
-    pub fn held(&self) -> (usize, usize) {
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
         (self.estimates.len(), self.markers.len())
     }
 

@@ -171,7 +171,7 @@ impl Affect for AffectService {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let (prepared_tx, prepared_rx) = tokio::sync::oneshot::channel();
         // Preparing and generating run on the explanation pool's thread, holding the turn.
-        self.engine.explain_gate.run(turn, move || {
+        self.engine.explain_pool.run(turn, move || {
             let prepared = engine.prepare_explanation(&request, source.as_ref());
             let prepared = match prepared {
                 Ok(prepared) => prepared,

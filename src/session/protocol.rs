@@ -126,33 +126,23 @@ pub async fn receive<S>(
             };
         }
         last_seq = seq;
-        let message = match request.message {
-            Some(
-                ref message @ (ClientMessage::Frame(_)
-                | ClientMessage::Chunk(_)
-                | ClientMessage::Marker(_)
-                | ClientMessage::Explain(_)),
-            ) => {
-                // The session's worker or writer held up: wait for room (shutdown still
-                // gets through), reading nothing more meanwhile.
-                let bytes = held_bytes(message);
-                let held = tokio::select! {
-                    held = queue_bytes.take(bytes) => held,
-                    _ = closing.wait_for(|closing| *closing) => {
-                        break Input::End {
-                            reason: "the server is shutting down".into(),
-                            error: None,
-                        };
-                    }
+        // The session's worker or writer held up: wait for room for this message (shutdown
+        // still gets through), reading nothing more meanwhile.
+        let bytes = request.message.as_ref().map_or(0, held_bytes);
+        let held = tokio::select! {
+            held = queue_bytes.take(bytes) => held,
+            _ = closing.wait_for(|closing| *closing) => {
+                break Input::End {
+                    reason: "the server is shutting down".into(),
+                    error: None,
                 };
-                match request.message {
-                    Some(ClientMessage::Frame(frame)) => Input::Frame { seq, frame, held },
-                    Some(ClientMessage::Chunk(chunk)) => Input::Chunk { seq, chunk, held },
-                    Some(ClientMessage::Marker(marker)) => Input::Marker { seq, marker, held },
-                    Some(ClientMessage::Explain(request)) => Input::Explain { seq, request, held },
-                    _ => unreachable!("matched above"),
-                }
             }
+        };
+        let message = match request.message {
+            Some(ClientMessage::Frame(frame)) => Input::Frame { seq, frame, held },
+            Some(ClientMessage::Chunk(chunk)) => Input::Chunk { seq, chunk, held },
+            Some(ClientMessage::Marker(marker)) => Input::Marker { seq, marker, held },
+            Some(ClientMessage::Explain(request)) => Input::Explain { seq, request, held },
             None => {
                 break Input::End {
                     reason: format!("empty message at client_seq {seq}"),

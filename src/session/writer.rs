@@ -115,7 +115,7 @@ fn record(
         }
         // The quotas, before writing: a batch that does not fit is not written, and the
         // recording ends with everything acknowledged in it.
-        let adding: u64 = records.iter().map(Record::payload_bytes).sum();
+        let adding = payload;
         if let Err(why) = budget.check(store, recorded_bytes, adding) {
             let _ = recorder.end(
                 crate::engine::unix_now(),

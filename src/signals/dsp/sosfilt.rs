@@ -34,7 +34,7 @@ impl SosFilter {
     /// Sample by sample through the whole cascade, with the sections' states in registers:
     /// each section's recurrence is a chain of dependent multiply-adds, and taking every
     /// section per sample lets the CPU run the sections' chains side by side, where a pass
-    /// per section waits on one chain at a time (measured 3x faster for a 4-section
+    /// per section waits on one chain at a time (measured 1.9x faster for a 4-section
     /// band-pass; `cargo bench --bench signals -- dsp`). The arithmetic of each section and
     /// sample is the same, so the output is bit for bit that of a pass per section.
     pub fn process(&mut self, samples: &mut [f64]) {
