@@ -90,9 +90,11 @@ fn frame() -> FrameResult {
             head_pose: None,
             blendshapes: None,
             action_units: Vec::new(),
+            au_baseline_method: None,
             expression: Some(Expression {
                 fer: None,
                 au_prototypes: None,
+                au_prototypes_corrected: false,
                 combined,
                 valence,
                 arousal,

@@ -28,6 +28,9 @@ pub struct Config {
     pub models: ModelsConfig,
     pub onnx: OnnxConfig,
     pub vision: VisionConfig,
+    /// Expression dynamics of tracked faces: baseline, episodes (see
+    /// `vision::dynamics::spotting`).
+    pub expression: crate::vision::dynamics::DynamicsConfig,
     pub llm: LlmConfig,
     pub store: StoreConfig,
     pub fusion: FusionConfig,
@@ -596,6 +599,12 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.expression
+            .validate()
+            .map_err(|message| ConfigError::Value {
+                name: "expression",
+                message,
+            })?;
         if self.server.max_message_bytes < 64 * 1024 {
             return Err(ConfigError::Value {
                 name: "server.max_message_bytes",

@@ -10,7 +10,8 @@ use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use affectd::config::Config;
-use affectd::formats::{faces_csv, faces_json, wire};
+use affectd::formats::{events, faces_csv, faces_json, wire};
+use affectd::vision::dynamics::{ExpressionEvent, FaceDynamics};
 use affectd::vision::marks::{self, Encoding, Layers};
 use affectd::vision::{AnalyzeOptions, FrameResult, PipelinedTracker, Tracker};
 
@@ -60,6 +61,10 @@ pub struct AnalyzeArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Video: also write the expression episodes here, as CSV (one row per ended episode;
+    /// with `--format jsonl` they are also written as `"record": "expression_event"` lines).
+    #[arg(long)]
+    pub events: Option<PathBuf>,
 }
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
@@ -75,9 +80,29 @@ struct Sink {
     format: OutputFormat,
     /// The CSV writer, once the header is written.
     csv: Option<csv::Writer<Box<dyn Write>>>,
+    /// `--events`, with its header written.
+    events: Option<csv::Writer<std::fs::File>>,
 }
 
 impl Sink {
+    /// Ended episodes: JSON lines (with `--format jsonl`) and the `--events` table.
+    fn events(&mut self, source: &str, found: Vec<ExpressionEvent>) -> anyhow::Result<()> {
+        for event in found {
+            if !matches!(event, ExpressionEvent::Ended(_)) {
+                continue; // a file is read whole: an episode is reported once, ended
+            }
+            let message = wire::expression_event(&event);
+            if self.format == OutputFormat::Jsonl {
+                serde_json::to_writer(&mut self.out, &events::event_json(source, &message))?;
+                writeln!(self.out)?;
+            }
+            if let Some(table) = &mut self.events {
+                table.write_record(events::row(source, &message))?;
+            }
+        }
+        Ok(())
+    }
+
     fn write(
         &mut self,
         source: &str,
@@ -136,10 +161,22 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    let events = match &args.events {
+        Some(path) => {
+            let mut table = csv::Writer::from_writer(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            );
+            table.write_record(events::header())?;
+            Some(table)
+        }
+        None => None,
+    };
     let mut sink = Sink {
         out,
         format: args.format,
         csv: None,
+        events,
     };
     if let Some(dir) = &args.marks_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -216,10 +253,14 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
                     PipelinedTracker::new(Tracker::new(detect_every), models.clone(), options);
                 let mut in_flight: Option<(u64, Arc<RgbImage>)> = None;
                 let mut index = 0u64;
+                let mut dynamics = FaceDynamics::new(&config.expression);
                 let mut emit = |(frame, image): (u64, Arc<RgbImage>),
-                                result: FrameResult|
+                                mut result: FrameResult|
                  -> anyhow::Result<()> {
-                    sink.write(&source, frame, frame as f64 / info.fps, &result)?;
+                    let t = frame as f64 / info.fps;
+                    let found = dynamics.observe(t, &mut result);
+                    sink.write(&source, frame, t, &result)?;
+                    sink.events(&source, found)?;
                     write_marks(&stem, Some(frame), &image, &result)?;
                     bar.inc(1);
                     Ok(())
@@ -245,6 +286,7 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
                     (Ok(_), _) => Ok(()),
                     (Err(e), _) => Err(e.into()),
                 };
+                let last = last.and_then(|()| sink.events(&source, dynamics.finish()));
                 bar.finish_and_clear();
                 decoded?;
                 last?;
@@ -262,6 +304,9 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
     match sink.csv.take() {
         Some(mut csv) => csv.flush()?,
         None => sink.out.flush()?,
+    }
+    if let Some(mut table) = sink.events.take() {
+        table.flush()?;
     }
     if failures > 0 {
         bail!("{failures} of {} input(s) failed", args.paths.len());

@@ -21,6 +21,10 @@
 //! | `prototype_angry`.. | the AU-prototype distribution |
 //! | `angry`..`neutral` | the combined expression distribution |
 //! | `valence`, `arousal` | from the combined distribution, `[-1,1]` and `[0,1]` |
+//! | `AU01_baseline`.. | the tracked face's neutral level of each AU (videos and sessions, once settled), `[0,5]` |
+//! | `AU01_r_corrected`.. | intensity - baseline, `[0,5]` |
+//! | `AU01_c_corrected`.. | presence on the corrected intensity, 0/1 |
+//! | `prototypes_corrected` | 1 when the prototype distribution (and so the combined one) used the corrected AUs |
 //!
 //! A cell is empty when its stage did not run: never 0 for "not computed".
 
@@ -63,6 +67,18 @@ pub fn header() -> Vec<String> {
     h.extend(LABELS.iter().map(|l| format!("prototype_{l}")));
     h.extend(LABELS.iter().map(|l| (*l).to_owned()));
     h.extend(["valence", "arousal"].map(String::from));
+    h.extend(AU_TABLE.iter().map(|(n, _, _)| au_column(*n, "baseline")));
+    h.extend(
+        AU_TABLE
+            .iter()
+            .map(|(n, _, _)| au_column(*n, "r_corrected")),
+    );
+    h.extend(
+        AU_TABLE
+            .iter()
+            .map(|(n, _, _)| au_column(*n, "c_corrected")),
+    );
+    h.push("prototypes_corrected".into());
     h
 }
 
@@ -129,6 +145,31 @@ pub fn row(source: &str, frame: u64, timestamp: f64, face: &proto::Face) -> Vec<
         }
         None => row.extend(blank(3 * LABELS.len() + 2)),
     }
+    let cell = |v: Option<String>| v.unwrap_or_default();
+    row.extend(
+        AU_TABLE
+            .iter()
+            .map(|(n, _, _)| cell(au(*n).and_then(|a| a.baseline).map(|v| format!("{v:.3}")))),
+    );
+    row.extend(AU_TABLE.iter().map(|(n, _, _)| {
+        cell(
+            au(*n)
+                .and_then(|a| a.corrected_intensity)
+                .map(|v| format!("{v:.3}")),
+        )
+    }));
+    row.extend(AU_TABLE.iter().map(|(n, _, _)| {
+        cell(
+            au(*n)
+                .and_then(|a| a.corrected_present)
+                .map(|v| u8::from(v).to_string()),
+        )
+    }));
+    row.push(cell(
+        face.expression
+            .as_ref()
+            .map(|e| u8::from(e.au_prototypes_corrected).to_string()),
+    ));
     row
 }
 

@@ -48,6 +48,25 @@ pub fn face_json(face: &FaceResult) -> Value {
             map.insert(au_column(au.number, "c"), json!(u8::from(au.present)));
         }
         obj.insert("action_units".into(), Value::Object(map));
+        if let Some(method) = &face.au_baseline_method {
+            let mut corrected = Map::new();
+            for au in &face.action_units {
+                if let (Some(b), Some(c)) = (au.baseline, au.corrected) {
+                    corrected.insert(au_column(au.number, "baseline"), json!(b));
+                    corrected.insert(au_column(au.number, "r"), json!(c));
+                    corrected.insert(
+                        au_column(au.number, "c"),
+                        json!(u8::from(
+                            c >= crate::vision::action_units::PRESENCE_THRESHOLD
+                        )),
+                    );
+                }
+            }
+            obj.insert(
+                "action_units_corrected".into(),
+                json!({"method": method, "values": corrected}),
+            );
+        }
     }
     if let Some(e) = &face.expression {
         let dist = |p: &[f32; 7]| -> Value {
@@ -67,6 +86,7 @@ pub fn face_json(face: &FaceResult) -> Value {
                 "combined": dist(&e.combined),
                 "valence": e.valence,
                 "arousal": e.arousal,
+                "au_prototypes_corrected": e.au_prototypes_corrected,
             }),
         );
     }

@@ -6,10 +6,12 @@
 //!   `affectd analyze`, `affectd signals` and the session export all write;
 //! - `fused_csv`: the fused-estimate table (session export, offline analysis);
 //! - `faces_json`: a frame's faces as one JSON object (`affectd analyze`'s JSON lines);
+//! - `events`: expression episodes as JSON lines, a CSV table and words;
 //! - `labels`: labelled blocks from markers or a labels CSV (training and calibration);
 //! - `summary_plot`: the PNG summary of an offline analysis;
 //! - `xdf`: XDF 1.0 reading (LabRecorder files) and writing (session exports).
 
+pub mod events;
 pub mod faces_csv;
 pub mod faces_json;
 pub mod features_csv;

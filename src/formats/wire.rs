@@ -9,6 +9,7 @@ use crate::explain::{Explanation, Timings};
 use crate::proto;
 use crate::signals::features::{FeatureWindow, Features, SignalKind, StreamWarning, WarningKind};
 use crate::vision::blendshapes::NAMES as BLENDSHAPE_NAMES;
+use crate::vision::dynamics::{EpisodeEnd, ExpressionEvent};
 use crate::vision::expression::{Expression, LABELS as EXPRESSION_LABELS};
 use crate::vision::{FaceResult, FrameResult};
 
@@ -35,6 +36,7 @@ fn expression(e: &Expression) -> proto::Expression {
         combined: distribution(&e.combined),
         valence: e.valence,
         arousal: e.arousal,
+        au_prototypes_corrected: e.au_prototypes_corrected,
     }
 }
 
@@ -97,10 +99,57 @@ pub fn face(f: &FaceResult) -> proto::Face {
                 name: format!("AU{:02}", u.number),
                 intensity: u.intensity,
                 present: u.present,
+                baseline: u.baseline,
+                corrected_intensity: u.corrected,
+                corrected_present: u.corrected_present(),
             })
             .collect(),
         expression: f.expression.as_ref().map(expression),
         tracked: f.tracked,
+        au_baseline_method: f.au_baseline_method.clone().unwrap_or_default(),
+    }
+}
+
+/// An expression episode's event.
+pub fn expression_event(event: &ExpressionEvent) -> proto::ExpressionEvent {
+    let (kind, e) = match event {
+        ExpressionEvent::Started(e) => (proto::expression_event::Kind::Started, e),
+        ExpressionEvent::Ended(e) => (proto::expression_event::Kind::Ended, e),
+    };
+    proto::ExpressionEvent {
+        kind: kind.into(),
+        face_id: e.face_id,
+        onset: e.onset,
+        apex: e.apex,
+        offset: e.offset,
+        duration_s: e.duration_s(),
+        action_units: e
+            .action_units
+            .iter()
+            .map(|au| proto::EpisodeActionUnit {
+                number: au.number,
+                name: format!("AU{:02}", au.number),
+                start_intensity: au.start_intensity,
+                peak_intensity: au.peak_intensity,
+                peak_time: au.peak_time,
+                held_s: au.held_s,
+            })
+            .collect(),
+        apex_expression: e
+            .apex_expression
+            .as_ref()
+            .map(distribution)
+            .unwrap_or_default(),
+        peak_motion: e.peak_motion,
+        micro_candidate: e.micro_candidate,
+        end: match e.end {
+            None => proto::EpisodeEnd::Unspecified,
+            Some(EpisodeEnd::Returned) => proto::EpisodeEnd::Returned,
+            Some(EpisodeEnd::FaceLost) => proto::EpisodeEnd::FaceLost,
+            Some(EpisodeEnd::StreamEnded) => proto::EpisodeEnd::StreamEnded,
+            Some(EpisodeEnd::MaxDuration) => proto::EpisodeEnd::MaxDuration,
+        }
+        .into(),
     }
 }
 

@@ -120,9 +120,21 @@ pub const PRESENCE_THRESHOLD: f32 = 1.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ActionUnit {
     pub number: u32,
-    /// `[0,5]`
+    /// `[0,5]`, as estimated on this frame.
     pub intensity: f32,
     pub present: bool,
+    /// This tracked face's neutral level of the AU (`vision::dynamics::baseline`), `[0,5]`;
+    /// None until the face's baseline has settled, and for single images.
+    pub baseline: Option<f32>,
+    /// `intensity - baseline`, clamped to `[0,5]`; None when `baseline` is.
+    pub corrected: Option<f32>,
+}
+
+impl ActionUnit {
+    /// Presence on the baseline-corrected intensity; None without a baseline.
+    pub fn corrected_present(&self) -> Option<bool> {
+        self.corrected.map(|c| c >= PRESENCE_THRESHOLD)
+    }
 }
 
 fn lip_gap(points: &[[f32; 3]]) -> f32 {
@@ -151,6 +163,8 @@ pub fn estimate(blendshapes: &[f32; 52], points: &[[f32; 3]]) -> Vec<ActionUnit>
                 number: *number,
                 intensity,
                 present: intensity >= PRESENCE_THRESHOLD,
+                baseline: None,
+                corrected: None,
             }
         })
         .collect()

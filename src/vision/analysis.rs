@@ -111,6 +111,9 @@ pub struct FaceResult {
     pub head_pose: Option<HeadPose>,
     pub blendshapes: Option<[f32; 52]>,
     pub action_units: Vec<ActionUnit>,
+    /// How the AUs' `baseline` and `corrected` values were computed (the method's name
+    /// and settings); None when they were not (single images, a face not yet settled).
+    pub au_baseline_method: Option<String>,
     pub expression: Option<Expression>,
 }
 
@@ -407,6 +410,7 @@ impl FaceModels {
             head_pose,
             blendshapes,
             action_units,
+            au_baseline_method: None,
             expression,
         })
     }

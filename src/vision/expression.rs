@@ -54,6 +54,8 @@ pub struct Expression {
     /// Probabilities in [`LABELS`] order; a cue is None when its stage did not run.
     pub fer: Option<[f32; 7]>,
     pub au_prototypes: Option<[f32; 7]>,
+    /// True when `au_prototypes` were computed from baseline-corrected AU intensities.
+    pub au_prototypes_corrected: bool,
     pub combined: [f32; 7],
     pub valence: f32,
     pub arousal: f32,
@@ -159,6 +161,7 @@ pub fn combine(fer: Option<[f32; 7]>, au_prototypes: Option<[f32; 7]>) -> Option
     Some(Expression {
         fer,
         au_prototypes,
+        au_prototypes_corrected: false,
         combined,
         valence,
         arousal,
@@ -190,6 +193,8 @@ mod tests {
                 number,
                 intensity,
                 present: intensity >= 1.0,
+                baseline: None,
+                corrected: None,
             })
             .collect()
     }

@@ -213,7 +213,10 @@ mod tests {
                 number: 12,
                 intensity: 4.0,
                 present: true,
+                baseline: None,
+                corrected: None,
             }],
+            au_baseline_method: None,
             expression: None,
         }
     }

@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod backend;
 pub mod blendshapes;
 pub mod detector;
+pub mod dynamics;
 pub mod expression;
 pub mod geometry;
 pub mod image;

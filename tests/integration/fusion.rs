@@ -234,9 +234,11 @@ fn face_frames(run: u64) -> Vec<(f64, ModalityEstimate)> {
                     head_pose: None,
                     blendshapes: None,
                     action_units: Vec::new(),
+                    au_baseline_method: None,
                     expression: Some(Expression {
                         fer: None,
                         au_prototypes: None,
+                        au_prototypes_corrected: false,
                         combined,
                         valence,
                         arousal,
