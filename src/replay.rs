@@ -15,6 +15,7 @@ use crate::session::SessionConfig;
 use crate::signals::analyzers::{Analyzers, SignalChunk};
 use crate::signals::features::{FeatureWindow, StreamWarning};
 use crate::vision::backend::Inference;
+use crate::vision::dynamics::{ExpressionEvent, FaceDynamics};
 use crate::vision::{AnalyzeOptions, FaceModels, FrameResult, Tracker};
 
 /// What the replay produces, in the order a live session would send it.
@@ -26,6 +27,8 @@ pub enum Output {
         timestamp: f64,
         result: Arc<FrameResult>,
     },
+    /// An expression episode started or ended (after the frame that settled it).
+    Expression(ExpressionEvent),
     Window(FeatureWindow),
     Fused(FusedEstimate),
     SignalWarning(StreamWarning),
@@ -37,7 +40,7 @@ pub enum Output {
 }
 
 pub struct Replay {
-    face: Option<(FaceModels, Tracker, AnalyzeOptions)>,
+    face: Option<(FaceModels, Tracker, AnalyzeOptions, FaceDynamics)>,
     analyzers: Analyzers,
     timeline: Timeline,
 }
@@ -59,7 +62,12 @@ impl Replay {
                 let detect_every = session
                     .detect_every
                     .unwrap_or(config.vision.detect_every_n_frames);
-                Some((models, Tracker::new(detect_every), options))
+                Some((
+                    models,
+                    Tracker::new(detect_every),
+                    options,
+                    FaceDynamics::new(&config.expression),
+                ))
             }
             None => None,
         };
@@ -85,18 +93,20 @@ impl Replay {
     /// A frame, analysed now.
     pub fn frame(&mut self, client_seq: u64, timestamp: f64, image: &RgbImage) -> Vec<Output> {
         let mut out = Vec::new();
-        let Some((models, tracker, options)) = &mut self.face else {
+        let Some((models, tracker, options, dynamics)) = &mut self.face else {
             return out;
         };
         self.timeline.frame_accepted(client_seq, timestamp);
         match tracker.process(models, image, options) {
-            Ok(result) => {
+            Ok(mut result) => {
+                let episodes = dynamics.observe(timestamp, &mut result);
                 self.timeline.frame_analysed(client_seq, &result);
                 out.push(Output::Faces {
                     client_seq,
                     timestamp,
                     result: Arc::new(result),
                 });
+                out.extend(episodes.into_iter().map(Output::Expression));
             }
             Err(e) => {
                 self.timeline.frame_not_analysed(client_seq);
@@ -134,6 +144,9 @@ impl Replay {
     /// The last windows and estimates.
     pub fn finish(mut self) -> Vec<Output> {
         let mut out: Vec<Output> = Vec::new();
+        if let Some((_, _, _, dynamics)) = &mut self.face {
+            out.extend(dynamics.finish().into_iter().map(Output::Expression));
+        }
         for w in self.analyzers.finish() {
             self.timeline.window(&w);
             out.push(Output::Window(w));

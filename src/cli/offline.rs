@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use affectd::config::Config;
 use affectd::formats::{
-    faces_csv, faces_json, features_csv, from_wire, fused_csv, labels, summary_plot, wire,
+    events, faces_csv, faces_json, features_csv, from_wire, fused_csv, labels, summary_plot, wire,
 };
 use affectd::fusion::FusedEstimate;
 use affectd::fusion::calibrate::{self, FusionModel};
@@ -28,6 +28,7 @@ use affectd::session::SessionConfig;
 use affectd::signals::analyzers::SignalChunk;
 use affectd::signals::features::FeatureWindow;
 use affectd::store::{FrameData, StoredMessage, export};
+use affectd::vision::dynamics::ExpressionEvent;
 
 use super::video;
 
@@ -250,6 +251,22 @@ impl Sink {
                     self.cells(cells)?;
                 }
                 Ok(())
+            }
+            Output::Expression(event) => {
+                if !matches!(event, ExpressionEvent::Ended(_)) {
+                    return Ok(()); // read whole: an episode is written once, ended
+                }
+                let message = wire::expression_event(event);
+                if matches!(self, Sink::Jsonl(_)) {
+                    return self.json(&events::event_json(source, &message));
+                }
+                let mut cells = vec![("record".to_string(), "expression_event".to_string())];
+                cells.extend(
+                    events::header()
+                        .into_iter()
+                        .zip(events::row(source, &message)),
+                );
+                self.cells(cells)
             }
             Output::Window(w) => self.window(source, w),
             Output::Fused(e) => self.fused(source, e),

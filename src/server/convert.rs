@@ -163,6 +163,7 @@ pub fn stream_response(event: Result<Event, Error>) -> Result<proto::StreamRespo
             None,
             M::Faces(wire::face_frame(client_seq, timestamp, &result)),
         ),
+        Event::Expression(e) => (None, M::ExpressionEvent(wire::expression_event(&e))),
         Event::Features(w) => (None, M::Features(wire::feature_window(&w))),
         Event::Fused(e) => (None, M::Fused(wire::fused_estimate(&e))),
         Event::SignalWarning {

@@ -159,6 +159,8 @@ pub enum Event {
         timestamp: f64,
         result: Arc<FrameResult>,
     },
+    /// An expression episode started or ended.
+    Expression(crate::vision::dynamics::ExpressionEvent),
     /// A completed feature window.
     Features(FeatureWindow),
     /// The fused estimate of one hop.

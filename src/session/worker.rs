@@ -22,6 +22,7 @@ use crate::fusion::calibrate::{self, FusionModel};
 use crate::signals::analyzers::{Analyzers, SignalChunk};
 use crate::signals::features::FeatureWindow;
 use crate::store::{FrameData, Record, Recorder, StoreError};
+use crate::vision::dynamics::{ExpressionEvent, FaceDynamics};
 use crate::vision::image::ImageInput;
 use crate::vision::{AnalyzeOptions, FaceModels, FrameResult, Tracker};
 
@@ -84,6 +85,14 @@ pub enum Input {
         client_seq: u64,
         timestamp: f64,
         result: Arc<FrameResult>,
+        encoded: Vec<u8>,
+    },
+    /// From the vision worker: an ended expression episode, encoded for the recording
+    /// (the client has it already).
+    EpisodeEnded {
+        face_id: u32,
+        onset: f64,
+        offset: f64,
         encoded: Vec<u8>,
     },
     /// From the vision worker: a frame whose analysis failed (the client was warned).
@@ -290,6 +299,7 @@ pub fn start(
         Some(models) => {
             let (tx, rx) = std_mpsc::sync_channel(engine.limits.vision_queue_frames);
             let tracker = Tracker::new(setup.detect_every);
+            let dynamics = FaceDynamics::new(&engine.config.expression);
             let (live, out, input, options) = (
                 setup.live.clone(),
                 out.clone(),
@@ -302,7 +312,7 @@ pub fn start(
                     .spawn(move || {
                         let failed = input.clone();
                         if let Err(e) = catch_panic("session's face analysis", || {
-                            vision_worker(models, tracker, options, rx, live, out, input);
+                            vision_worker(models, tracker, dynamics, options, rx, live, out, input);
                             Ok(())
                         }) {
                             let _ = failed.blocking_send(Input::WorkerFailed(e));
@@ -643,6 +653,17 @@ impl Worker {
                     encoded,
                 });
             }
+            Input::EpisodeEnded {
+                face_id,
+                onset,
+                offset,
+                encoded,
+            } => records.push(Record::ExpressionEvent {
+                face_id,
+                onset,
+                offset,
+                encoded,
+            }),
             Input::FrameFailed { client_seq } => self.timeline.frame_not_analysed(client_seq),
             Input::Calibrate { reply } => {
                 let _ = reply.send(self.calibrate(records));
@@ -798,18 +819,42 @@ impl Worker {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the worker's channels and state, each used once
 fn vision_worker(
     models: FaceModels,
     mut tracker: Tracker,
+    mut dynamics: FaceDynamics,
     options: AnalyzeOptions,
     frames: std_mpsc::Receiver<(u64, f64, Arc<image::RgbImage>)>,
     live: Arc<LiveSession>,
     out: Outbox,
     input: mpsc::Sender<Input>,
 ) {
+    // Episodes go to the client after the frame that settled them, and ended ones to the
+    // recording; false when the session worker has gone.
+    let report = |events: Vec<ExpressionEvent>| -> bool {
+        for event in events {
+            if let ExpressionEvent::Ended(episode) = &event {
+                let ended = Input::EpisodeEnded {
+                    face_id: episode.face_id,
+                    onset: episode.onset,
+                    offset: episode.offset.unwrap_or(episode.onset),
+                    encoded: wire::expression_event(&event).encode_to_vec(),
+                };
+                if input.blocking_send(ended).is_err() {
+                    return false;
+                }
+            }
+            let _ = out.send(Ok(Event::Expression(event)));
+        }
+        true
+    };
     for (seq, timestamp, image) in frames {
-        let result = match tracker.process(&models, &image, &options) {
-            Ok(result) => Arc::new(result),
+        let (result, episodes) = match tracker.process(&models, &image, &options) {
+            Ok(mut result) => {
+                let episodes = dynamics.observe(timestamp, &mut result);
+                (Arc::new(result), episodes)
+            }
             Err(e) => {
                 let _ = out.send(Ok(skipped(
                     format!("frame {seq} was recorded but face analysis failed: {e}"),
@@ -841,9 +886,12 @@ fn vision_worker(
             timestamp,
             result,
         }));
-        if input.blocking_send(recorded).is_err() {
+        if input.blocking_send(recorded).is_err() || !report(episodes) {
             return;
         }
+    }
+    if !report(dynamics.finish()) {
+        return;
     }
     let _ = input.blocking_send(Input::VisionDone);
 }

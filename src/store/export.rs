@@ -17,7 +17,7 @@ use rusqlite::{Connection, params};
 
 use super::{Store, StoreError, f32_values, f64_values};
 use crate::formats::xdf::{ChannelHeader, StreamHeader, XdfWriter, xml_escape};
-use crate::formats::{faces_csv, features_csv, fused_csv};
+use crate::formats::{events, faces_csv, features_csv, fused_csv};
 use crate::proto;
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +165,7 @@ pub fn csv_zip<W: Write + Seek>(
     }
     markers_csv(&conn, session_id, &mut zip)?;
     faces_table(&conn, session_id, &mut zip)?;
+    events_table(&conn, session_id, &mut zip)?;
     features_table(&conn, session_id, &mut zip)?;
     fused_table(&conn, session_id, &mut zip)?;
     fusion_models(&conn, session_id, &mut zip)?;
@@ -245,6 +246,38 @@ fn faces_table<W: Write + Seek>(
         for face in &r.faces {
             w.write_record(faces_csv::row(session_id, r.client_seq, r.timestamp, face))?;
         }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// The session's ended expression episodes, in onset order.
+pub fn expression_events(
+    conn: &Connection,
+    session_id: &str,
+) -> Result<Vec<proto::ExpressionEvent>, ExportError> {
+    Ok(decoded(
+        conn,
+        session_id,
+        "SELECT rowid, event FROM expression_events WHERE session_id = ?1 ORDER BY onset, rowid",
+        "expression event",
+    )?
+    .into_iter()
+    .map(|(_, e): (i64, proto::ExpressionEvent)| e)
+    .collect())
+}
+
+/// `expression_events.csv`: one row per ended episode (`formats::events`).
+fn events_table<W: Write + Seek>(
+    conn: &Connection,
+    session_id: &str,
+    zip: &mut Zip<W>,
+) -> Result<(), ExportError> {
+    zip.start_file("expression_events.csv", deflated())?;
+    let mut w = csv::Writer::from_writer(zip);
+    w.write_record(events::header())?;
+    for e in expression_events(conn, session_id)? {
+        w.write_record(events::row(session_id, &e))?;
     }
     w.flush()?;
     Ok(())
@@ -616,6 +649,34 @@ pub fn xdf<W: Write>(store: &Store, session_id: &str, out: W) -> Result<(), Expo
         markers.last().map_or(0.0, |m| m.0),
     );
     w.stream_footer(id, first, last, markers.len() as u64)?;
+
+    // Expression episodes: a string stream stamped at each onset, its value the episode as
+    // one JSON object (formats::events), as MNE and EEGLAB read marker streams.
+    id += 1;
+    w.stream_header(
+        id,
+        &StreamHeader {
+            name: "ExpressionEvents".into(),
+            stream_type: "Markers".into(),
+            channel_count: 1,
+            nominal_srate: 0.0,
+            numeric: false,
+            source_id: format!("affectd/{session_id}/expression_events"),
+            created_at: row.started_at,
+            channels: Vec::new(),
+        },
+    )?;
+    let episodes = expression_events(&conn, session_id)?;
+    for e in &episodes {
+        w.string_sample(id, e.onset, &events::event_json(session_id, e).to_string())?;
+    }
+    write_offsets(&mut w, id)?;
+    w.stream_footer(
+        id,
+        episodes.first().map_or(0.0, |e| e.onset),
+        episodes.last().map_or(0.0, |e| e.onset),
+        episodes.len() as u64,
+    )?;
     w.finish()?;
     Ok(())
 }

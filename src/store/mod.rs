@@ -21,8 +21,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 /// Schema version, in SQLite's `user_version`. Version 2 added `sessions.interrupted`;
 /// version 3 the tables `fused_estimates` and `fusion_models` (created when absent);
-/// version 4 `sessions.owner`.
-const SCHEMA_VERSION: i64 = 4;
+/// version 4 `sessions.owner`; version 5 the table `expression_events` (created when
+/// absent).
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
@@ -98,6 +99,14 @@ CREATE TABLE IF NOT EXISTS fusion_models (
     trained_at   REAL NOT NULL,          -- server clock, s
     model        TEXT NOT NULL           -- the calibration, JSON (fusion::calibrate::FusionModel)
 );
+CREATE TABLE IF NOT EXISTS expression_events (
+    session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+    face_id      INTEGER NOT NULL,
+    onset        REAL NOT NULL,          -- client clock, s
+    offset_time  REAL NOT NULL,          -- client clock, s
+    event        BLOB NOT NULL           -- the encoded affect.v1.ExpressionEvent (kind ENDED)
+);
+CREATE INDEX IF NOT EXISTS expression_events_by_session ON expression_events(session_id, onset);
 CREATE TABLE IF NOT EXISTS clock_offsets (
     session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
     server_time  REAL NOT NULL,          -- server clock, s, when it was reported
@@ -257,6 +266,14 @@ pub enum Record {
         end_time: f64,
         encoded: Vec<u8>,
     },
+    /// An ended expression episode.
+    ExpressionEvent {
+        face_id: u32,
+        /// Client clock, s.
+        onset: f64,
+        offset: f64,
+        encoded: Vec<u8>,
+    },
     FusionModel {
         /// Server clock, s.
         trained_at: f64,
@@ -287,7 +304,8 @@ impl Record {
             Record::Marker { label, .. } => label.len(),
             Record::FaceResult { encoded, .. }
             | Record::Explanation { encoded, .. }
-            | Record::FusedEstimate { encoded, .. } => encoded.len(),
+            | Record::FusedEstimate { encoded, .. }
+            | Record::ExpressionEvent { encoded, .. } => encoded.len(),
             Record::FeatureWindow {
                 encoded, stream_id, ..
             } => encoded.len() + stream_id.len(),
@@ -763,6 +781,17 @@ impl Recorder {
                     tx.execute(
                         "INSERT INTO fused_estimates VALUES (?1, ?2, ?3, ?4)",
                         params![id, start_time, end_time, encoded],
+                    )?;
+                }
+                Record::ExpressionEvent {
+                    face_id,
+                    onset,
+                    offset,
+                    encoded,
+                } => {
+                    tx.execute(
+                        "INSERT INTO expression_events VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![id, face_id, onset, offset, encoded],
                     )?;
                 }
                 Record::FusionModel { trained_at, model } => {

@@ -12,6 +12,7 @@ mod analyze_signals;
 mod cli;
 mod disk;
 mod explain;
+mod expression_dynamics;
 mod fusion;
 mod fusion_stress;
 mod prompt;

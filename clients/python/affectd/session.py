@@ -18,6 +18,7 @@ from .proto import affect_pb2_grpc, session_pb2, signals_pb2
 #: What a callback may be registered for: the StreamResponse oneof names.
 RESPONSE_KINDS = (
     "faces", "features", "fused", "ack", "signal_warning", "explain", "ended", "warning",
+    "expression_event",
 )
 
 
@@ -393,12 +394,15 @@ class Session:
 
     @staticmethod
     def to_dataframes(responses: Sequence[session_pb2.StreamResponse], source: str = "") -> Dict[str, Any]:
-        """Collected responses as {"faces", "features", "fused"} DataFrames."""
+        """Collected responses as {"faces", "features", "fused", "events"} DataFrames
+        ("events": the ended expression episodes)."""
         faces = [r.faces for r in responses if r.HasField("faces")]
+        events = [r.expression_event for r in responses if r.HasField("expression_event")]
         windows = [r.features for r in responses if r.HasField("features")]
         fused = [r.fused for r in responses if r.HasField("fused")]
         return {
             "faces": tables.faces_dataframe(faces, source),
             "features": tables.features_dataframe(windows, source),
             "fused": tables.fused_dataframe(fused, source),
+            "events": tables.events_dataframe(events, source),
         }

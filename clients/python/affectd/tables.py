@@ -50,7 +50,10 @@ def face_columns() -> list[str]:
         columns += [f"{axis}_{i}" for i in range(LANDMARKS)]
     columns += [f"AU{n:02d}_r" for n in AU_NUMBERS] + [f"AU{n:02d}_c" for n in AU_NUMBERS]
     columns += [f"fer_{l}" for l in LABELS] + [f"prototype_{l}" for l in LABELS] + list(LABELS)
-    return columns + ["valence", "arousal"]
+    columns += ["valence", "arousal"]
+    columns += [f"AU{n:02d}_baseline" for n in AU_NUMBERS] + [f"AU{n:02d}_r_corrected" for n in AU_NUMBERS]
+    columns += [f"AU{n:02d}_c_corrected" for n in AU_NUMBERS]
+    return columns + ["prototypes_corrected"]
 
 
 def _distribution(p: Iterable[vision_pb2.LabelProbability]) -> list[float]:
@@ -84,7 +87,63 @@ def face_row(source: str, frame: int, timestamp: float, face: vision_pb2.Face) -
         row += [e.valence, e.arousal]
     else:
         row += [NAN] * (3 * len(LABELS) + 2)
+    # The person-specific baseline (videos and sessions, once the face's baseline settled).
+    row += [aus[n].baseline if n in aus and aus[n].HasField("baseline") else NAN for n in AU_NUMBERS]
+    row += [
+        aus[n].corrected_intensity if n in aus and aus[n].HasField("corrected_intensity") else NAN
+        for n in AU_NUMBERS
+    ]
+    row += [
+        int(aus[n].corrected_present) if n in aus and aus[n].HasField("corrected_present") else NAN
+        for n in AU_NUMBERS
+    ]
+    row.append(int(face.expression.au_prototypes_corrected) if face.HasField("expression") else NAN)
     return row
+
+
+EVENT_END_NAMES = {
+    vision_pb2.EPISODE_END_RETURNED: "returned",
+    vision_pb2.EPISODE_END_FACE_LOST: "face_lost",
+    vision_pb2.EPISODE_END_STREAM_ENDED: "stream_ended",
+    vision_pb2.EPISODE_END_MAX_DURATION: "max_episode_s",
+}
+
+
+def event_columns() -> list[str]:
+    """The columns of the export's `expression_events.csv` (src/formats/events.rs)."""
+    columns = [
+        "source", "face_id", "onset", "apex", "offset", "duration_s", "end", "micro_candidate",
+        "peak_motion", "action_units",
+    ]
+    columns += [f"AU{n:02d}_peak" for n in AU_NUMBERS] + [f"apex_{l}" for l in LABELS]
+    return columns + ["dynamics"]
+
+
+def event_row(source: str, e: vision_pb2.ExpressionEvent) -> list[Any]:
+    peaks = {a.number: a.peak_intensity for a in e.action_units}
+    dynamics = "; ".join(
+        f"{a.name} rose from {a.start_intensity:.2f} to {a.peak_intensity:.2f} in "
+        f"{max(0.0, (a.peak_time - e.onset) * 1e3):.0f} ms, held {a.held_s:.2f} s"
+        for a in e.action_units
+    )
+    return [
+        source, e.face_id, e.onset, e.apex,
+        e.offset if e.HasField("offset") else NAN,
+        e.duration_s if e.HasField("duration_s") else NAN,
+        EVENT_END_NAMES.get(e.end, ""), int(e.micro_candidate),
+        e.peak_motion if e.HasField("peak_motion") else NAN,
+        ";".join(a.name for a in e.action_units),
+        *[peaks.get(n, NAN) for n in AU_NUMBERS],
+        *_distribution(e.apex_expression),
+        dynamics,
+    ]
+
+
+def events_dataframe(events: Iterable[vision_pb2.ExpressionEvent], source: str = ""):
+    """Ended expression episodes (`ExpressionEvent`s of kind ENDED; started ones are left
+    out), one row each, the columns of the export's `expression_events.csv`."""
+    rows = [event_row(source, e) for e in events if e.kind == vision_pb2.ExpressionEvent.KIND_ENDED]
+    return _pandas().DataFrame(rows, columns=event_columns())
 
 
 def faces_dataframe(results: Iterable[Any], source: str = ""):

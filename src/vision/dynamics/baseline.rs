@@ -6,10 +6,11 @@
 //! person-specific normalisation for automatic Action Unit detection") corrects for a
 //! person's neutral face by subtracting a running median of that person's features, kept as
 //! histograms so that the history costs a fixed amount of memory. The same is done here on
-//! the AU estimates themselves, with the quantile a setting (`expression.baseline_quantile`):
-//! the median assumes the face is neutral at least half of the time; a lower quantile
-//! (the default, the lower quartile) keeps a face that is expressive for a third of a clip
-//! from having that expression taken for its neutral.
+//! the AU estimates themselves, with the quantile a setting (`expression.baseline_quantile`,
+//! the median by default). Unlike OpenFace, the frames inside an expression episode are left
+//! out of the history (`dynamics::FaceDynamics::observe`): a smile held for half of a clip
+//! would otherwise become the face's neutral, and an AU that an expression lowers (the brows
+//! of a smile) would read as raised once the face is neutral again.
 
 /// Width of a histogram bin on the 0-5 intensity scale: baselines are exact to half of it.
 pub const BIN_WIDTH: f32 = 0.01;

@@ -44,7 +44,8 @@ impl FaceDynamics {
     pub fn new(config: &DynamicsConfig) -> Self {
         let method = format!(
             "running quantile {} of this tracked face's AU estimates since it was first seen, \
-             used after {} s (person-specific normalisation as in OpenFace 2)",
+             frames inside expression episodes left out, used after {} s \
+             (person-specific normalisation as in OpenFace 2)",
             config.baseline_quantile, config.baseline_settle_s
         );
         Self {
@@ -102,10 +103,10 @@ impl FaceDynamics {
                 );
             }
             state.last_seen = t;
-            for (history, au) in state.baseline.iter_mut().zip(&face.action_units) {
-                history.push(au.intensity);
-            }
             if t - state.first_seen < config.baseline_settle_s {
+                for (history, au) in state.baseline.iter_mut().zip(&face.action_units) {
+                    history.push(au.intensity);
+                }
                 if let Some(mesh) = &face.mesh {
                     state.shape.add_neutral(&mesh.points);
                 }
@@ -139,12 +140,18 @@ impl FaceDynamics {
                 landmarks: face.mesh.as_ref().map(|m| m.points.as_slice()),
             };
             events.extend(state.spotter.step(config, &observation));
-            // Calm frames keep the neutral shape current.
-            if !state.spotter.is_open()
-                && spotting::activation(&corrected) < config.offset_intensity
-                && let Some(mesh) = &face.mesh
-            {
-                state.shape.add_neutral(&mesh.points);
+            // The frames of an episode stay out of the face's history, so that an
+            // expression, however long or often held, is not taken for its neutral; calm
+            // frames also keep the neutral shape current.
+            if !state.spotter.is_open() {
+                for (history, au) in state.baseline.iter_mut().zip(&face.action_units) {
+                    history.push(au.intensity);
+                }
+                if spotting::activation(&corrected) < config.offset_intensity
+                    && let Some(mesh) = &face.mesh
+                {
+                    state.shape.add_neutral(&mesh.points);
+                }
             }
         }
         events

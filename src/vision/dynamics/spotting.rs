@@ -13,8 +13,9 @@
 //!   (AU45 present), the eye-region AUs 5, 6 and 7 that a blink moves with it.
 //! - An episode **opens** when the activation reaches `onset_intensity` (FACS "A", trace,
 //!   by default: the presence threshold). Its **onset** is the start of that rise: the
-//!   earliest frame of the run of frames just before it whose activation was above
-//!   `offset_intensity`.
+//!   frame after the local minimum found by walking back while the activation keeps
+//!   falling (by more than 0.01, so that a flat, noisy neutral stops the walk), at most 64
+//!   frames. The AUs' starting values are those of that minimum.
 //! - Its **apex** is the frame of its highest activation.
 //! - It **ends** at the first frame whose activation is below `offset_intensity` (the
 //!   **offset**, the face back at its baseline), when the face is lost for longer than
@@ -45,8 +46,8 @@ use crate::vision::action_units::{PRESENCE_THRESHOLD, TABLE};
 #[serde(deny_unknown_fields, default)]
 pub struct DynamicsConfig {
     /// The quantile of a face's own AU history taken as its neutral level, in (0, 1):
-    /// 0.5 is OpenFace 2's running median; the default 0.25 (lower quartile) still works
-    /// when the face is expressive for up to three quarters of its history.
+    /// 0.5, the default, is OpenFace 2's running median. The frames of an open episode are
+    /// left out of the history (`baseline`).
     pub baseline_quantile: f32,
     /// Seconds of a face's history before its baseline is used (and its episodes spotted).
     pub baseline_settle_s: f64,
@@ -77,7 +78,7 @@ pub struct DynamicsConfig {
 impl Default for DynamicsConfig {
     fn default() -> Self {
         Self {
-            baseline_quantile: 0.25,
+            baseline_quantile: 0.5,
             baseline_settle_s: 2.0,
             onset_intensity: PRESENCE_THRESHOLD,
             offset_intensity: 0.5,
@@ -251,6 +252,9 @@ struct Open {
 
 /// Samples kept before an onset, to find where the rise began.
 const LOOKBACK: usize = 64;
+/// How much the activation must fall per frame, walking back from an onset, for the walk
+/// to go on: a flat neutral face's noise stops it.
+const RISE_STEP: f32 = 0.01;
 
 fn index_of(number: u32) -> usize {
     TABLE
@@ -356,12 +360,21 @@ impl Spotter {
     }
 
     fn open_episode(&mut self, config: &DynamicsConfig, sample: &Sample, o: &Observation) {
-        // The rise began at the earliest of the frames just before this one that were
-        // above the offset level; the frame before those gives the AUs' starting values.
+        // The rise began after the local minimum before it: walk back while the
+        // activation keeps falling; the minimum gives the AUs' starting values.
         let mut first = self.recent.len();
-        while first > 0 && self.recent[first - 1].activation >= config.offset_intensity {
+        let mut later = sample.activation;
+        while first > 0 && self.recent[first - 1].activation < later - RISE_STEP {
             first -= 1;
+            later = self.recent[first].activation;
         }
+        // `first` is the minimum (or the oldest frame kept): the rise is what follows it.
+        let first =
+            if first < self.recent.len() && self.recent[first].activation < sample.activation {
+                first + 1
+            } else {
+                first
+            };
         let rise: Vec<Sample> = self.recent.range(first..).cloned().collect();
         let before = first.checked_sub(1).map(|i| self.recent[i].corrected);
         let onset = rise.first().map_or(sample.t, |s| s.t);

@@ -88,7 +88,7 @@ class EndSession(_message.Message):
     def __init__(self) -> None: ...
 
 class StreamResponse(_message.Message):
-    __slots__ = ("client_seq", "started", "faces", "features", "fused", "ack", "signal_warning", "explain", "ended", "warning")
+    __slots__ = ("client_seq", "started", "faces", "features", "fused", "ack", "signal_warning", "explain", "ended", "warning", "expression_event")
     CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,7 @@ class StreamResponse(_message.Message):
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
     WARNING_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSION_EVENT_FIELD_NUMBER: _ClassVar[int]
     client_seq: int
     started: SessionStarted
     faces: FaceFrameResult
@@ -109,7 +110,8 @@ class StreamResponse(_message.Message):
     explain: _explain_pb2.ExplainResponse
     ended: SessionEnded
     warning: SessionWarning
-    def __init__(self, client_seq: _Optional[int] = ..., started: _Optional[_Union[SessionStarted, _Mapping]] = ..., faces: _Optional[_Union[FaceFrameResult, _Mapping]] = ..., features: _Optional[_Union[_signals_pb2.FeatureWindow, _Mapping]] = ..., fused: _Optional[_Union[_fusion_pb2.FusedEstimate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., signal_warning: _Optional[_Union[_signals_pb2.SignalWarning, _Mapping]] = ..., explain: _Optional[_Union[_explain_pb2.ExplainResponse, _Mapping]] = ..., ended: _Optional[_Union[SessionEnded, _Mapping]] = ..., warning: _Optional[_Union[SessionWarning, _Mapping]] = ...) -> None: ...
+    expression_event: _vision_pb2.ExpressionEvent
+    def __init__(self, client_seq: _Optional[int] = ..., started: _Optional[_Union[SessionStarted, _Mapping]] = ..., faces: _Optional[_Union[FaceFrameResult, _Mapping]] = ..., features: _Optional[_Union[_signals_pb2.FeatureWindow, _Mapping]] = ..., fused: _Optional[_Union[_fusion_pb2.FusedEstimate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., signal_warning: _Optional[_Union[_signals_pb2.SignalWarning, _Mapping]] = ..., explain: _Optional[_Union[_explain_pb2.ExplainResponse, _Mapping]] = ..., ended: _Optional[_Union[SessionEnded, _Mapping]] = ..., warning: _Optional[_Union[SessionWarning, _Mapping]] = ..., expression_event: _Optional[_Union[_vision_pb2.ExpressionEvent, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
     __slots__ = ("session_id", "server_time", "recording")

@@ -21,6 +21,14 @@ class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMAGE_FORMAT_UNSPECIFIED: _ClassVar[ImageFormat]
     IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
     IMAGE_FORMAT_JPEG: _ClassVar[ImageFormat]
+
+class EpisodeEnd(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EPISODE_END_UNSPECIFIED: _ClassVar[EpisodeEnd]
+    EPISODE_END_RETURNED: _ClassVar[EpisodeEnd]
+    EPISODE_END_FACE_LOST: _ClassVar[EpisodeEnd]
+    EPISODE_END_STREAM_ENDED: _ClassVar[EpisodeEnd]
+    EPISODE_END_MAX_DURATION: _ClassVar[EpisodeEnd]
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
 PIXEL_FORMAT_BGR8: PixelFormat
@@ -30,6 +38,11 @@ PIXEL_FORMAT_GRAY8: PixelFormat
 IMAGE_FORMAT_UNSPECIFIED: ImageFormat
 IMAGE_FORMAT_PNG: ImageFormat
 IMAGE_FORMAT_JPEG: ImageFormat
+EPISODE_END_UNSPECIFIED: EpisodeEnd
+EPISODE_END_RETURNED: EpisodeEnd
+EPISODE_END_FACE_LOST: EpisodeEnd
+EPISODE_END_STREAM_ENDED: EpisodeEnd
+EPISODE_END_MAX_DURATION: EpisodeEnd
 
 class ImageInput(_message.Message):
     __slots__ = ("encoded", "raw")
@@ -136,16 +149,22 @@ class Blendshape(_message.Message):
     def __init__(self, name: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class ActionUnit(_message.Message):
-    __slots__ = ("number", "name", "intensity", "present")
+    __slots__ = ("number", "name", "intensity", "present", "baseline", "corrected_intensity", "corrected_present")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     INTENSITY_FIELD_NUMBER: _ClassVar[int]
     PRESENT_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    CORRECTED_INTENSITY_FIELD_NUMBER: _ClassVar[int]
+    CORRECTED_PRESENT_FIELD_NUMBER: _ClassVar[int]
     number: int
     name: str
     intensity: float
     present: bool
-    def __init__(self, number: _Optional[int] = ..., name: _Optional[str] = ..., intensity: _Optional[float] = ..., present: _Optional[bool] = ...) -> None: ...
+    baseline: float
+    corrected_intensity: float
+    corrected_present: bool
+    def __init__(self, number: _Optional[int] = ..., name: _Optional[str] = ..., intensity: _Optional[float] = ..., present: _Optional[bool] = ..., baseline: _Optional[float] = ..., corrected_intensity: _Optional[float] = ..., corrected_present: _Optional[bool] = ...) -> None: ...
 
 class LabelProbability(_message.Message):
     __slots__ = ("label", "probability")
@@ -156,21 +175,23 @@ class LabelProbability(_message.Message):
     def __init__(self, label: _Optional[str] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class Expression(_message.Message):
-    __slots__ = ("fer", "au_prototypes", "combined", "valence", "arousal")
+    __slots__ = ("fer", "au_prototypes", "combined", "valence", "arousal", "au_prototypes_corrected")
     FER_FIELD_NUMBER: _ClassVar[int]
     AU_PROTOTYPES_FIELD_NUMBER: _ClassVar[int]
     COMBINED_FIELD_NUMBER: _ClassVar[int]
     VALENCE_FIELD_NUMBER: _ClassVar[int]
     AROUSAL_FIELD_NUMBER: _ClassVar[int]
+    AU_PROTOTYPES_CORRECTED_FIELD_NUMBER: _ClassVar[int]
     fer: _containers.RepeatedCompositeFieldContainer[LabelProbability]
     au_prototypes: _containers.RepeatedCompositeFieldContainer[LabelProbability]
     combined: _containers.RepeatedCompositeFieldContainer[LabelProbability]
     valence: float
     arousal: float
-    def __init__(self, fer: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., au_prototypes: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., combined: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., valence: _Optional[float] = ..., arousal: _Optional[float] = ...) -> None: ...
+    au_prototypes_corrected: bool
+    def __init__(self, fer: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., au_prototypes: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., combined: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., valence: _Optional[float] = ..., arousal: _Optional[float] = ..., au_prototypes_corrected: _Optional[bool] = ...) -> None: ...
 
 class Face(_message.Message):
-    __slots__ = ("face_id", "detection_score", "box", "keypoints", "landmarks", "presence_score", "head_pose", "blendshapes", "action_units", "expression", "tracked")
+    __slots__ = ("face_id", "detection_score", "box", "keypoints", "landmarks", "presence_score", "head_pose", "blendshapes", "action_units", "expression", "tracked", "au_baseline_method")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +203,7 @@ class Face(_message.Message):
     ACTION_UNITS_FIELD_NUMBER: _ClassVar[int]
     EXPRESSION_FIELD_NUMBER: _ClassVar[int]
     TRACKED_FIELD_NUMBER: _ClassVar[int]
+    AU_BASELINE_METHOD_FIELD_NUMBER: _ClassVar[int]
     face_id: int
     detection_score: float
     box: BoundingBox
@@ -193,7 +215,58 @@ class Face(_message.Message):
     action_units: _containers.RepeatedCompositeFieldContainer[ActionUnit]
     expression: Expression
     tracked: bool
-    def __init__(self, face_id: _Optional[int] = ..., detection_score: _Optional[float] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., keypoints: _Optional[_Iterable[_Union[Point2, _Mapping]]] = ..., landmarks: _Optional[_Iterable[_Union[Point3, _Mapping]]] = ..., presence_score: _Optional[float] = ..., head_pose: _Optional[_Union[HeadPose, _Mapping]] = ..., blendshapes: _Optional[_Iterable[_Union[Blendshape, _Mapping]]] = ..., action_units: _Optional[_Iterable[_Union[ActionUnit, _Mapping]]] = ..., expression: _Optional[_Union[Expression, _Mapping]] = ..., tracked: _Optional[bool] = ...) -> None: ...
+    au_baseline_method: str
+    def __init__(self, face_id: _Optional[int] = ..., detection_score: _Optional[float] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., keypoints: _Optional[_Iterable[_Union[Point2, _Mapping]]] = ..., landmarks: _Optional[_Iterable[_Union[Point3, _Mapping]]] = ..., presence_score: _Optional[float] = ..., head_pose: _Optional[_Union[HeadPose, _Mapping]] = ..., blendshapes: _Optional[_Iterable[_Union[Blendshape, _Mapping]]] = ..., action_units: _Optional[_Iterable[_Union[ActionUnit, _Mapping]]] = ..., expression: _Optional[_Union[Expression, _Mapping]] = ..., tracked: _Optional[bool] = ..., au_baseline_method: _Optional[str] = ...) -> None: ...
+
+class EpisodeActionUnit(_message.Message):
+    __slots__ = ("number", "name", "start_intensity", "peak_intensity", "peak_time", "held_s")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    START_INTENSITY_FIELD_NUMBER: _ClassVar[int]
+    PEAK_INTENSITY_FIELD_NUMBER: _ClassVar[int]
+    PEAK_TIME_FIELD_NUMBER: _ClassVar[int]
+    HELD_S_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    name: str
+    start_intensity: float
+    peak_intensity: float
+    peak_time: float
+    held_s: float
+    def __init__(self, number: _Optional[int] = ..., name: _Optional[str] = ..., start_intensity: _Optional[float] = ..., peak_intensity: _Optional[float] = ..., peak_time: _Optional[float] = ..., held_s: _Optional[float] = ...) -> None: ...
+
+class ExpressionEvent(_message.Message):
+    __slots__ = ("kind", "face_id", "onset", "apex", "offset", "duration_s", "action_units", "apex_expression", "peak_motion", "micro_candidate", "end")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[ExpressionEvent.Kind]
+        KIND_STARTED: _ClassVar[ExpressionEvent.Kind]
+        KIND_ENDED: _ClassVar[ExpressionEvent.Kind]
+    KIND_UNSPECIFIED: ExpressionEvent.Kind
+    KIND_STARTED: ExpressionEvent.Kind
+    KIND_ENDED: ExpressionEvent.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    ONSET_FIELD_NUMBER: _ClassVar[int]
+    APEX_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    ACTION_UNITS_FIELD_NUMBER: _ClassVar[int]
+    APEX_EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    PEAK_MOTION_FIELD_NUMBER: _ClassVar[int]
+    MICRO_CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    kind: ExpressionEvent.Kind
+    face_id: int
+    onset: float
+    apex: float
+    offset: float
+    duration_s: float
+    action_units: _containers.RepeatedCompositeFieldContainer[EpisodeActionUnit]
+    apex_expression: _containers.RepeatedCompositeFieldContainer[LabelProbability]
+    peak_motion: float
+    micro_candidate: bool
+    end: EpisodeEnd
+    def __init__(self, kind: _Optional[_Union[ExpressionEvent.Kind, str]] = ..., face_id: _Optional[int] = ..., onset: _Optional[float] = ..., apex: _Optional[float] = ..., offset: _Optional[float] = ..., duration_s: _Optional[float] = ..., action_units: _Optional[_Iterable[_Union[EpisodeActionUnit, _Mapping]]] = ..., apex_expression: _Optional[_Iterable[_Union[LabelProbability, _Mapping]]] = ..., peak_motion: _Optional[float] = ..., micro_candidate: _Optional[bool] = ..., end: _Optional[_Union[EpisodeEnd, str]] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "ms")
