@@ -321,7 +321,7 @@ impl Spotter {
                     self.saturated = sample.activation >= config.offset_intensity;
                     None
                 } else if sample.activation >= config.onset_intensity {
-                    self.open_episode(config, &sample, o);
+                    self.open_episode(&sample, o);
                     self.confirm(config)
                 } else {
                     None
@@ -359,7 +359,7 @@ impl Spotter {
         self.close(config, t, why)
     }
 
-    fn open_episode(&mut self, config: &DynamicsConfig, sample: &Sample, o: &Observation) {
+    fn open_episode(&mut self, sample: &Sample, o: &Observation) {
         // The rise began after the local minimum before it: walk back while the
         // activation keeps falling; the minimum gives the AUs' starting values.
         let mut first = self.recent.len();
