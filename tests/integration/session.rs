@@ -540,7 +540,7 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
     assert_eq!(name, "p01-run1.xdf");
     let streams = pyxdf_read(&xdf);
     let streams = streams.as_array().unwrap();
-    assert_eq!(streams.len(), 3);
+    assert_eq!(streams.len(), 4);
     // The fused estimates as a stream, one sample per hop at its start.
     let fused_stream = streams.iter().find(|s| s["name"] == "Fused").unwrap();
     assert_eq!(
@@ -594,7 +594,7 @@ async fn a_session_analyses_records_acknowledges_and_exports() {
         serde_json::json!([["stimulus onset, \"happy\" block"]])
     );
     let ours = affectd::formats::xdf::load(&xdf).unwrap();
-    assert_eq!(ours.len(), 3);
+    assert_eq!(ours.len(), 4);
     assert_eq!(ours[0].labels, ["F3", "F4"]);
     assert_eq!(ours[0].units, ["uV", "uV"]);
     for (t, p) in ours[0].time_stamps.iter().zip(stamps) {
@@ -2104,4 +2104,115 @@ async fn offline_analysis_of_a_recorded_session_equals_the_live_one() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such.csv"));
+}
+
+/// A live session of the constructed smile clip (`expression_dynamics::smile_frames`, 15 fps):
+/// the session sends each episode as it starts and ends, records the ended ones, exports
+/// them to CSV and XDF, and `sessions analyze` finds the same ones again.
+#[tokio::test(flavor = "multi_thread")]
+async fn expression_episodes_are_sent_recorded_exported_and_replayed() {
+    use crate::expression_dynamics::{SMILES, smile_frames};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let mut recordings = RecordingsClient::new(server.channel().await);
+    let mut client = Client::open(
+        &mut affect,
+        SessionConfig {
+            session_id: "smiles".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let start = 500.0;
+    for (i, frame) in smile_frames().into_iter().enumerate().step_by(2) {
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&frame)
+            .unwrap();
+        // Each frame waits for its result, so that none is skipped.
+        let seq = client.frame(start + i as f64 / 30.0, jpeg).await;
+        client
+            .until(|m| matches!(&m.message, Some(stream_response::Message::Faces(f)) if f.client_seq == seq))
+            .await;
+    }
+    client
+        .send(stream_request::Message::End(EndSession {}))
+        .await;
+    let (all, end) = client.drain().await;
+    end.unwrap();
+    let events: Vec<&ExpressionEvent> = messages(&all)
+        .into_iter()
+        .filter_map(|m| match m {
+            stream_response::Message::ExpressionEvent(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let kinds: Vec<expression_event::Kind> = events.iter().map(|e| e.kind()).collect();
+    use expression_event::Kind::{Ended, Started};
+    assert_eq!(
+        kinds,
+        [Started, Ended, Started, Ended, Started, Ended],
+        "{events:#?}"
+    );
+    let ended: Vec<&&ExpressionEvent> = events.iter().filter(|e| e.kind() == Ended).collect();
+    for (e, (onset, offset)) in ended.iter().zip(SMILES) {
+        assert!((e.onset - start - onset).abs() <= 0.1, "{e:?}");
+        assert!((e.offset.unwrap() - start - offset).abs() <= 0.1, "{e:?}");
+        assert!(e.action_units.iter().any(|a| a.name == "AU12"), "{e:?}");
+        assert_eq!(e.end(), EpisodeEnd::Returned);
+    }
+    // A started event is the same episode, open.
+    assert_eq!(events[0].onset, ended[0].onset);
+    assert!(events[0].offset.is_none() && events[0].end() == EpisodeEnd::Unspecified);
+
+    // Recorded and exported.
+    let mut zip = export_csv(&mut recordings, "smiles").await;
+    let table = String::from_utf8(read_entry(&mut zip, "expression_events.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(table.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    let onset_column = header.iter().position(|h| h == "onset").unwrap();
+    for (row, e) in rows.iter().zip(&ended) {
+        assert!((row[onset_column].parse::<f64>().unwrap() - e.onset).abs() < 1e-5);
+    }
+    let (_, xdf) = export(&mut recordings, "smiles", ExportFormat::Xdf).await;
+    let streams = pyxdf_read(&xdf);
+    let stream = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ExpressionEvents")
+        .expect("an ExpressionEvents stream");
+    assert_eq!(stream["type"], "Markers");
+    let stamps = stream["time_stamps"].as_array().unwrap();
+    assert_eq!(stamps.len(), 3);
+    let first: serde_json::Value =
+        serde_json::from_str(stream["values"][0][0].as_str().unwrap()).unwrap();
+    assert_eq!(first["kind"], "ended");
+    assert!(first["dynamics"].as_str().unwrap().starts_with("AU"));
+
+    // Replayed offline, the same episodes.
+    let out = affectd(dir.path())
+        .env("AFFECTD_DATABASE", &database)
+        .args(["sessions", "analyze", "smiles", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replayed: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["record"] == "expression_event")
+        .collect();
+    assert_eq!(replayed.len(), 3);
+    for (offline, live) in replayed.iter().zip(&ended) {
+        assert_eq!(offline["onset"].as_f64().unwrap(), live.onset);
+        assert_eq!(offline["offset"].as_f64().unwrap(), live.offset.unwrap());
+    }
 }
