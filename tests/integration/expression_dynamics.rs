@@ -115,8 +115,8 @@ pub fn smile_frames() -> Vec<RgbImage> {
         .collect()
 }
 
-/// `affectd analyze` on a video: the frame lines and the expression-event lines.
-fn analyze(video: &Path) -> (Vec<Value>, Vec<Value>) {
+/// `affectd analyze` on a video: its JSON lines as written.
+fn analyze_text(video: &Path) -> String {
     let cache = tempfile::tempdir().unwrap();
     let out = affectd(cache.path())
         .env("AFFECTD_LOG_LEVEL", "error")
@@ -129,13 +129,14 @@ fn analyze(video: &Path) -> (Vec<Value>, Vec<Value>) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `affectd analyze` on a video: the frame lines and the expression-event lines.
+fn analyze(video: &Path) -> (Vec<Value>, Vec<Value>) {
+    analyze_text(video)
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    lines
-        .into_iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .partition(|l| l["record"] != "expression_event")
 }
 
@@ -305,4 +306,89 @@ fn a_clip_without_faces_has_no_episode() {
     let (frames, events) = analyze(&testdata("no_face.mp4"));
     assert!(!frames.is_empty());
     assert!(events.is_empty(), "{events:#?}");
+}
+
+/// The numpy reference (`tests/reference/spotting_reference.py`), run on the AU series and
+/// meshes affectd wrote, spots the same episodes: the test videos and the constructed clips.
+#[test]
+fn the_python_reference_spots_the_same_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let smiles = dir.path().join("smiles.mp4");
+    let frames = smile_frames();
+    let (w, h) = frames[0].dimensions();
+    encode(frames.into_iter(), w, h, &smiles);
+    let head = dir.path().join("head.mp4");
+    let (neutral, _) = neutral_and_smile();
+    encode(head_movement_frames(&neutral).into_iter(), w, h, &head);
+    let mut compared = 0;
+    for video in [
+        testdata("WolfgangLanger_Pexels.mp4"),
+        testdata("single_face.mp4"),
+        smiles,
+        head,
+    ] {
+        let text = analyze_text(&video);
+        let lines = dir.path().join("frames.jsonl");
+        std::fs::write(&lines, &text).unwrap();
+        let out = Command::new(crate::python_client::python())
+            .arg(repo().join("tests/reference/spotting_reference.py"))
+            .arg(&lines)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reference: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let ours: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["record"] == "expression_event")
+            .collect();
+        assert_eq!(
+            ours.len(),
+            reference.len(),
+            "{}: {ours:#?} vs {reference:#?}",
+            video.display()
+        );
+        for (a, b) in ours.iter().zip(&reference) {
+            for key in [
+                "face_id",
+                "onset",
+                "apex",
+                "offset",
+                "end",
+                "micro_candidate",
+            ] {
+                assert_eq!(a[key], b[key], "{key} in {}: {a} vs {b}", video.display());
+            }
+            let close = |x: &Value, y: &Value, tolerance: f64| match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => (x - y).abs() <= tolerance,
+                _ => x == y,
+            };
+            assert!(
+                close(&a["peak_motion"], &b["peak_motion"], 1e-5),
+                "{a} vs {b}"
+            );
+            let (aus_a, aus_b) = (
+                a["action_units"].as_array().unwrap(),
+                b["action_units"].as_array().unwrap(),
+            );
+            assert_eq!(aus_a.len(), aus_b.len(), "{a} vs {b}");
+            for (x, y) in aus_a.iter().zip(aus_b) {
+                assert_eq!(x["au"], y["au"]);
+                assert_eq!(x["peak_time"], y["peak_time"]);
+                for key in ["start_intensity", "peak_intensity", "held_s"] {
+                    assert!(close(&x[key], &y[key], 1e-5), "{key}: {x} vs {y}");
+                }
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 8, "only {compared} episodes compared");
 }

@@ -2203,7 +2203,11 @@ async fn expression_episodes_are_sent_recorded_exported_and_replayed() {
         .args(["sessions", "analyze", "smiles", "--quiet"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let replayed: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
