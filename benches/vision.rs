@@ -1,5 +1,5 @@
 //! Face pipeline benchmarks at 640x480: each stage, the whole single-image pipeline with 1
-//! and 5 faces, and tracking mode. ONNX Runtime uses 1 intra-op thread, like the Python
+//! and 5 faces, tracking mode, and the expression dynamics of a tracked face. ONNX Runtime uses 1 intra-op thread, like the Python
 //! reference in benches/compare_faces.py, which reads the frames this bench writes to
 //! target/bench-frames/ so that both sides see identical pixels.
 
@@ -10,6 +10,7 @@ use image::{RgbImage, imageops};
 
 use affectd::config::Config;
 use affectd::vision::detector::{self, DetectorConfig};
+use affectd::vision::dynamics::FaceDynamics;
 use affectd::vision::mesh::{self, CropRegion};
 use affectd::vision::{
     AnalyzeOptions, FaceModels, PipelinedTracker, Tracker, blendshapes, expression,
@@ -143,6 +144,26 @@ fn bench_faces(c: &mut Criterion) {
     let shared = std::sync::Arc::new(one.clone());
     pipeline.bench_function("tracking_1face_detect_every_10_pipelined", |b| {
         b.iter(|| pipelined.push(shared.clone()).unwrap())
+    });
+    // Expression dynamics on one tracked face's frame once its baseline has settled: the
+    // baseline quantiles, the corrected prototypes, the mesh alignment and the spotter.
+    // Compare with tracking_1face_detect_every_10 (the budget: under 2%).
+    let template = tracker.process(&models, &one, &options).unwrap();
+    let mut dynamics = FaceDynamics::new(&Config::default().expression);
+    let mut t = 0.0;
+    while t < 3.0 {
+        dynamics.observe(t, &mut template.clone());
+        t += 1.0 / 30.0;
+    }
+    pipeline.bench_function("expression_dynamics_1face", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |mut frame| {
+                t += 1.0 / 30.0;
+                dynamics.observe(t, &mut frame)
+            },
+            criterion::BatchSize::SmallInput,
+        )
     });
     pipeline.finish();
 }
