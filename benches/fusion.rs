@@ -91,6 +91,7 @@ fn frame() -> FrameResult {
             blendshapes: None,
             action_units: Vec::new(),
             au_baseline_method: None,
+            neutral_points: None,
             expression: Some(Expression {
                 fer: None,
                 au_prototypes: None,

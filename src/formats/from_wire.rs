@@ -30,6 +30,7 @@ pub fn frame_settings(options: Option<&proto::FrameOptions>) -> FrameSettings {
             face_ids: m.face_ids,
             landmarks: m.landmarks,
             au_tags: m.au_tags,
+            motion: m.motion,
         }),
         return_marked_image: o.return_marked_image,
         marked_image_encoding: if o.marked_image_format == proto::ImageFormat::Jpeg as i32 {

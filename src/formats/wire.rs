@@ -411,6 +411,7 @@ pub fn session_config(c: &crate::session::SessionConfig) -> proto::SessionConfig
                 landmarks: m.landmarks,
                 au_tags: m.au_tags,
                 face_ids: m.face_ids,
+                motion: m.motion,
             }),
             marked_image_format: match f.marked_image_encoding {
                 crate::vision::marks::Encoding::Png => proto::ImageFormat::Png,

@@ -115,6 +115,10 @@ pub struct FaceResult {
     /// and settings); None when they were not (single images, a face not yet settled).
     pub au_baseline_method: Option<String>,
     pub expression: Option<Expression>,
+    /// While the face is in an expression episode: its neutral shape (the 468 mesh points)
+    /// as it would sit in this frame, pose and all (`vision::dynamics`). The motion layer
+    /// draws the way from each of these points to `mesh`. Not sent or recorded.
+    pub neutral_points: Option<Vec<[f32; 3]>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -412,6 +416,7 @@ impl FaceModels {
             action_units,
             au_baseline_method: None,
             expression,
+            neutral_points: None,
         })
     }
 }

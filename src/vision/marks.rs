@@ -1,10 +1,18 @@
 //! SoVTP marks (Set-of-Vision-Text Prompting, arXiv 2504.17224): the full frame with a
 //! numbered box per face, a landmark subset, and AU tags, so a vision-language model can
 //! refer to "face 2" and see which cues were measured. Layers are switchable.
+//!
+//! The motion layer draws, on a frame of a face in an expression episode, an arrow from
+//! each point of a landmark subset of the face's neutral shape (pose-compensated: mapped
+//! into the frame by the similarity transform of `vision::dynamics::motion`) to where the
+//! point is now, so that on the apex frame it shows the onset-to-apex motion, in the
+//! spirit of MELLM's motion-enhanced map (arXiv 2505.07007).
 
 use font8x8::UnicodeFonts;
 use image::{ImageFormat, Rgb, RgbImage};
-use imageproc::drawing::{draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_rect_mut};
+use imageproc::drawing::{
+    draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_rect_mut, draw_line_segment_mut,
+};
 use imageproc::rect::Rect;
 
 use super::analysis::FaceResult;
@@ -15,6 +23,8 @@ pub struct Layers {
     pub face_ids: bool,
     pub landmarks: bool,
     pub au_tags: bool,
+    /// Onset-to-now arrows of a face in an expression episode (videos and sessions).
+    pub motion: bool,
 }
 
 impl Default for Layers {
@@ -24,6 +34,52 @@ impl Default for Layers {
             face_ids: true,
             landmarks: true,
             au_tags: true,
+            motion: true,
+        }
+    }
+}
+
+/// Arrows shorter than this many pixels (at 640 px) are not drawn: tracking noise.
+const MIN_ARROW_PX: f32 = 1.5;
+
+/// An arrow from `from` to `to`, `thickness` px wide, with a head at `to`.
+fn draw_arrow(image: &mut RgbImage, from: [f32; 2], to: [f32; 2], thickness: i32, c: Rgb<u8>) {
+    let (dx, dy) = (to[0] - from[0], to[1] - from[1]);
+    let length = (dx * dx + dy * dy).sqrt();
+    if length <= f32::EPSILON {
+        return;
+    }
+    let (ux, uy) = (dx / length, dy / length);
+    // The normal, for the line's width and the head's wings.
+    let (nx, ny) = (-uy, ux);
+    let half = thickness as f32 / 2.0;
+    for k in 0..thickness {
+        let o = k as f32 - half + 0.5;
+        draw_line_segment_mut(
+            image,
+            (from[0] + o * nx, from[1] + o * ny),
+            (to[0] + o * nx, to[1] + o * ny),
+            c,
+        );
+    }
+    // A head in proportion: short arrows (a few pixels) keep a small one.
+    let head = (length * 0.4).min(4.0 * thickness as f32);
+    if head < 2.0 {
+        return;
+    }
+    for side in [-1.0f32, 1.0] {
+        let wing = (
+            to[0] - head * ux + side * 0.6 * head * nx,
+            to[1] - head * uy + side * 0.6 * head * ny,
+        );
+        for k in 0..thickness {
+            let o = k as f32 - half + 0.5;
+            draw_line_segment_mut(
+                image,
+                (to[0] + o * nx, to[1] + o * ny),
+                (wing.0 + o * nx, wing.1 + o * ny),
+                c,
+            );
         }
     }
 }
@@ -40,6 +96,15 @@ pub const LANDMARK_SUBSET: &[usize] = &[
     168, 6, 197, 195, 5, 4, 1, // nose
     61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40,
     185, // lips
+];
+
+/// The points the motion layer draws arrows from: the brows, eyes, nose and lips of
+/// [`LANDMARK_SUBSET`] (the face oval moves with the jaw, not the expression).
+pub const MOTION_POINTS: &[usize] = &[
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300, // brows
+    33, 145, 133, 159, 263, 374, 362, 386, // eye corners and lids
+    4,   // nose tip
+    61, 291, 0, 37, 267, 40, 270, 17, 84, 314, 146, 375, // lip corners, upper and lower lip
 ];
 
 /// Distinct, saturated colours so neighbouring faces are told apart.
@@ -99,6 +164,23 @@ pub fn render(frame: &RgbImage, faces: &[FaceResult], layers: &Layers) -> RgbIma
     for face in faces {
         let c = colour(face.face_id);
         let d = &face.detection;
+        if layers.motion
+            && let (Some(mesh), Some(neutral)) = (&face.mesh, &face.neutral_points)
+        {
+            let min_length = MIN_ARROW_PX * scale as f32;
+            for &i in MOTION_POINTS {
+                let (from, to) = (
+                    [neutral[i][0], neutral[i][1]],
+                    [mesh.points[i][0], mesh.points[i][1]],
+                );
+                let length = ((to[0] - from[0]).powi(2) + (to[1] - from[1]).powi(2)).sqrt();
+                if length >= min_length {
+                    // A white arrow under the face's colour stays visible on any skin.
+                    draw_arrow(&mut image, from, to, scale + 1, Rgb([255, 255, 255]));
+                    draw_arrow(&mut image, from, to, scale, c);
+                }
+            }
+        }
         if layers.landmarks
             && let Some(mesh) = &face.mesh
         {
@@ -218,6 +300,7 @@ mod tests {
             }],
             au_baseline_method: None,
             expression: None,
+            neutral_points: None,
         }
     }
 
@@ -229,6 +312,7 @@ mod tests {
             face_ids: false,
             landmarks: false,
             au_tags: false,
+            motion: false,
         };
         assert_eq!(render(&frame, &[face(1)], &none), frame);
         let boxes = render(
@@ -257,6 +341,61 @@ mod tests {
         let png = encode(&boxes, Encoding::Png).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         assert_eq!(&encode(&boxes, Encoding::Jpeg).unwrap()[..2], &[0xFF, 0xD8]);
+    }
+
+    #[test]
+    fn the_motion_layer_draws_arrows_only_for_a_face_in_an_episode() {
+        let frame = RgbImage::from_pixel(200, 200, Rgb([128, 128, 128]));
+        let mut f = face(1);
+        let points: Vec<[f32; 3]> = (0..478)
+            .map(|i| {
+                [
+                    50.0 + (i % 20) as f32 * 5.0,
+                    60.0 + (i / 20) as f32 * 4.0,
+                    0.0,
+                ]
+            })
+            .collect();
+        f.mesh = Some(crate::vision::mesh::Mesh {
+            points: points.clone(),
+            presence: 1.0,
+        });
+        let only_motion = Layers {
+            boxes: false,
+            face_ids: false,
+            landmarks: false,
+            au_tags: false,
+            motion: true,
+        };
+        // No episode: nothing to draw.
+        assert_eq!(render(&frame, &[f.clone()], &only_motion), frame);
+        // In an episode, the lip corner moved 10 px right of its neutral place.
+        let mut neutral = points.clone();
+        neutral[61][0] -= 10.0;
+        f.neutral_points = Some(neutral);
+        let drawn = render(&frame, &[f.clone()], &only_motion);
+        let (x, y) = (points[61][0] - 5.0, points[61][1]);
+        assert_ne!(
+            drawn.get_pixel(x as u32, y as u32),
+            &Rgb([128, 128, 128]),
+            "the arrow's shaft"
+        );
+        // Points that did not move get no arrow, and the layer switches off.
+        assert_eq!(
+            drawn.get_pixel(points[4][0] as u32 + 3, points[4][1] as u32 + 3),
+            &Rgb([128, 128, 128])
+        );
+        assert_eq!(
+            render(
+                &frame,
+                &[f],
+                &Layers {
+                    motion: false,
+                    ..only_motion
+                }
+            ),
+            frame
+        );
     }
 
     /// JPEG stores 16-bit sizes: a wider marked frame is refused with what to ask for, not

@@ -235,6 +235,7 @@ fn face_frames(run: u64) -> Vec<(f64, ModalityEstimate)> {
                     blendshapes: None,
                     action_units: Vec::new(),
                     au_baseline_method: None,
+                    neutral_points: None,
                     expression: Some(Expression {
                         fer: None,
                         au_prototypes: None,

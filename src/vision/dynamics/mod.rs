@@ -140,6 +140,12 @@ impl FaceDynamics {
                 landmarks: face.mesh.as_ref().map(|m| m.points.as_slice()),
             };
             events.extend(state.spotter.step(config, &observation));
+            if state.spotter.is_open() {
+                face.neutral_points = face
+                    .mesh
+                    .as_ref()
+                    .and_then(|m| state.shape.neutral_in(&m.points));
+            }
             // The frames of an episode stay out of the face's history, so that an
             // expression, however long or often held, is not taken for its neutral; calm
             // frames also keep the neutral shape current.
@@ -197,4 +203,142 @@ fn recompute_prototypes(face: &mut FaceResult) {
 /// The AU numbers in the order of the `corrected` arrays.
 pub fn au_numbers() -> impl Iterator<Item = u32> {
     TABLE.iter().map(|(n, _, _)| *n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::detector::Detection;
+    use crate::vision::mesh::Mesh;
+
+    /// One face whose AU01 drifts to 1.5 on its neutral face and who smiles (AU12 4, the
+    /// mouth points moved) while `smiling`.
+    fn frame(smiling: bool) -> FrameResult {
+        let mut points: Vec<[f32; 3]> = (0..478)
+            .map(|i| {
+                let a = i as f32 * 0.37;
+                [
+                    300.0 + 60.0 * a.cos(),
+                    200.0 + 70.0 * (a * 1.3).sin(),
+                    15.0 * (a * 0.7).cos(),
+                ]
+            })
+            .collect();
+        if smiling {
+            for p in points.iter_mut().skip(400).take(60) {
+                p[1] -= 8.0;
+            }
+        }
+        let action_units = TABLE
+            .iter()
+            .map(|(number, _, _)| {
+                let intensity = match number {
+                    1 => 1.5,
+                    12 if smiling => 4.0,
+                    _ => 0.1,
+                };
+                ActionUnit {
+                    number: *number,
+                    intensity,
+                    present: intensity >= PRESENCE_THRESHOLD,
+                    baseline: None,
+                    corrected: None,
+                }
+            })
+            .collect::<Vec<_>>();
+        let prototypes = expression::prototype_distribution(&action_units);
+        FrameResult {
+            faces: vec![FaceResult {
+                face_id: 7,
+                detection: Detection {
+                    score: 0.9,
+                    x: 200.0,
+                    y: 100.0,
+                    width: 200.0,
+                    height: 200.0,
+                    keypoints: [[0.0; 2]; 5],
+                },
+                tracked: true,
+                mesh: Some(Mesh {
+                    points,
+                    presence: 1.0,
+                }),
+                head_pose: None,
+                blendshapes: None,
+                action_units,
+                au_baseline_method: None,
+                expression: expression::combine(None, Some(prototypes)),
+                neutral_points: None,
+            }],
+            width: 640,
+            height: 480,
+            timings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_face_gets_its_baseline_then_its_smile_as_an_episode_with_motion() {
+        let mut dynamics = FaceDynamics::new(&DynamicsConfig::default());
+        let mut events = Vec::new();
+        let mut in_episode_frames = 0;
+        for i in 0..150 {
+            let t = i as f64 / 30.0;
+            let mut f = frame((90..120).contains(&i));
+            events.extend(dynamics.observe(t, &mut f));
+            let face = &f.faces[0];
+            let au01 = face.action_units[0];
+            if t < 2.0 {
+                assert!(au01.corrected.is_none() && face.au_baseline_method.is_none());
+                // Raw drift: "angry"-leaning prototypes are what the baseline corrects.
+                assert!(!face.expression.as_ref().unwrap().au_prototypes_corrected);
+            } else {
+                assert_eq!(au01.baseline, Some(1.5));
+                assert_eq!(au01.corrected, Some(0.0));
+                assert_eq!(au01.corrected_present(), Some(false));
+                assert!(face.expression.as_ref().unwrap().au_prototypes_corrected);
+            }
+            if face.neutral_points.is_some() {
+                in_episode_frames += 1;
+                assert!(
+                    (90..120).contains(&i),
+                    "neutral points outside the episode: {i}"
+                );
+            }
+        }
+        assert_eq!(in_episode_frames, 30);
+        let ended: Vec<&Episode> = events
+            .iter()
+            .filter_map(|e| match e {
+                ExpressionEvent::Ended(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ended.len(), 1, "{events:?}");
+        let e = ended[0];
+        assert!((e.onset - 3.0).abs() < 1e-9 && (e.offset.unwrap() - 4.0).abs() < 1e-9);
+        assert_eq!(e.action_units[0].number, 12);
+        assert!(e.peak_motion.unwrap() > 0.02, "{:?}", e.peak_motion);
+        assert!(dynamics.finish().is_empty());
+    }
+
+    #[test]
+    fn a_face_lost_mid_episode_ends_it_at_its_last_frame() {
+        let mut dynamics = FaceDynamics::new(&DynamicsConfig::default());
+        let mut events = Vec::new();
+        for i in 0..100 {
+            let mut f = frame(i >= 90);
+            events.extend(dynamics.observe(i as f64 / 30.0, &mut f));
+        }
+        // The face leaves: an empty frame a second later.
+        let mut empty = FrameResult::default();
+        events.extend(dynamics.observe(100.0 / 30.0 + 1.0, &mut empty));
+        let last = events.last().unwrap();
+        match last {
+            ExpressionEvent::Ended(e) => {
+                assert_eq!(e.end, Some(EpisodeEnd::FaceLost));
+                assert!((e.offset.unwrap() - 99.0 / 30.0).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

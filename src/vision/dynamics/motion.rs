@@ -106,6 +106,13 @@ impl ShapeReference {
         Some((*p95, aligned))
     }
 
+    /// The neutral shape mapped onto `points` (image px) by the similarity transform: where
+    /// the face's points would be in this frame, had it not moved but for the head.
+    pub fn neutral_in(&self, points: &[[f32; 3]]) -> Option<Vec<[f32; 3]>> {
+        let reference = self.shape.as_ref()?;
+        aligned(reference, &points[..MESH_POINTS.min(points.len())])
+    }
+
     /// Takes a frame as neutral: its shape joins the reference (the first frame is the
     /// reference as it is; later ones are aligned to it first).
     pub fn add_neutral(&mut self, points: &[[f32; 3]]) {

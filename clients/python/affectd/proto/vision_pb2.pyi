@@ -67,16 +67,18 @@ class RawImage(_message.Message):
     def __init__(self, pixels: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., format: _Optional[_Union[PixelFormat, str]] = ..., stride_bytes: _Optional[int] = ...) -> None: ...
 
 class MarkOptions(_message.Message):
-    __slots__ = ("boxes", "landmarks", "au_tags", "face_ids")
+    __slots__ = ("boxes", "landmarks", "au_tags", "face_ids", "motion")
     BOXES_FIELD_NUMBER: _ClassVar[int]
     LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     AU_TAGS_FIELD_NUMBER: _ClassVar[int]
     FACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    MOTION_FIELD_NUMBER: _ClassVar[int]
     boxes: bool
     landmarks: bool
     au_tags: bool
     face_ids: bool
-    def __init__(self, boxes: _Optional[bool] = ..., landmarks: _Optional[bool] = ..., au_tags: _Optional[bool] = ..., face_ids: _Optional[bool] = ...) -> None: ...
+    motion: bool
+    def __init__(self, boxes: _Optional[bool] = ..., landmarks: _Optional[bool] = ..., au_tags: _Optional[bool] = ..., face_ids: _Optional[bool] = ..., motion: _Optional[bool] = ...) -> None: ...
 
 class FrameOptions(_message.Message):
     __slots__ = ("detector_max_side", "min_face_score", "max_faces", "skip_landmarks", "skip_blendshapes", "skip_expression", "return_marked_image", "marks", "marked_image_format")
