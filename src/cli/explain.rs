@@ -16,8 +16,12 @@ use affectd::vision::image::ImageInput;
 
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
-    /// A JPEG or PNG image.
+    /// A JPEG or PNG image, or a video (with --at).
     pub image: PathBuf,
+    /// Video: explain the frame at this time, s from the video's start, with the faces'
+    /// expression episodes up to it.
+    #[arg(long)]
+    pub at: Option<f64>,
     #[command(flatten)]
     pub options: ExplainOptions,
     /// Do not echo the tokens to stderr as they arrive.
@@ -173,12 +177,42 @@ fn result_json(r: &Explanation) -> serde_json::Value {
 }
 
 pub fn run(config: &Config, args: ExplainArgs) -> anyhow::Result<()> {
-    let encoded =
-        std::fs::read(&args.image).with_context(|| format!("reading {}", args.image.display()))?;
     let explainer = load_explainer(&args.options.config(config))?;
     let request = args.options.request(!args.options.no_image);
     let quiet = args.quiet;
-    let prepared = explainer.prepare_image(&request, &ImageInput::Encoded(encoded))?;
+    let prepared = match args.at {
+        Some(at) => {
+            if !(at >= 0.0 && at.is_finite()) {
+                bail!("--at must be a time >= 0 s from the video's start, got {at}");
+            }
+            let info = super::video::probe(&args.image)?;
+            let mut frames = super::video::Frames::open(&args.image, info.clone())?;
+            let mut index = 0u64;
+            let decoded = std::iter::from_fn(|| {
+                let frame = frames.next_frame().transpose()?;
+                let t = index as f64 / info.fps;
+                index += 1;
+                Some(frame.map(|image| (t, image)).map_err(|e| format!("{e:#}")))
+            });
+            explainer.prepare_video(
+                &request,
+                decoded,
+                at,
+                config.vision.detect_every_n_frames,
+                &config.expression,
+            )?
+        }
+        None => {
+            let encoded = std::fs::read(&args.image)
+                .with_context(|| format!("reading {}", args.image.display()))?;
+            explainer.prepare_image(&request, &ImageInput::Encoded(encoded))?
+        }
+    };
+    let prompt: serde_json::Map<String, serde_json::Value> = prepared
+        .prompt_text()
+        .into_iter()
+        .map(|(role, text)| (role.to_owned(), serde_json::Value::String(text)))
+        .collect();
     let result = explain_once(prepared, |t| {
         if !quiet {
             eprint!("{t}");
@@ -188,7 +222,9 @@ pub fn run(config: &Config, args: ExplainArgs) -> anyhow::Result<()> {
     if !quiet {
         eprintln!();
     }
-    println!("{}", serde_json::to_string_pretty(&result_json(&result))?);
+    let mut out = result_json(&result);
+    out["prompt"] = serde_json::Value::Object(prompt);
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 

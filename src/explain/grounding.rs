@@ -2,6 +2,8 @@
 //! cite (`AU12`, `expr.happy`, `eeg.faa`, `hr.change`), and the check of every citation
 //! against them.
 //!
+//! Recent expression episodes are cited by episode and AU (`ep1.AU12`, up when it rose).
+//!
 //! A citation is a key and a direction. The directions are `high`/`low` (a level),
 //! `present`/`absent` (an action unit's presence), and `up`/`down` (a signed change or
 //! asymmetry; `up` and `high` mean the same for those, as `down` and `low` do). A citation
@@ -149,6 +151,19 @@ impl Catalogue {
                         value: probability as f64,
                         low_below: 0.1,
                         high_above: 0.4,
+                    },
+                });
+            }
+        }
+        // An episode's AUs: `ep1.AU12` went up by its rise (corrected peak - start), more
+        // than half an intensity step to count.
+        for episode in &face.episodes {
+            for au in &episode.action_units {
+                m.push(Measurement {
+                    key: format!("{}.AU{:02}", episode.key, au.number),
+                    value: Reading::Signed {
+                        value: (au.peak - au.start) as f64,
+                        threshold: 0.5,
                     },
                 });
             }
@@ -320,6 +335,7 @@ mod tests {
             expression: Some([0.01, 0.01, 0.02, 0.80, 0.02, 0.04, 0.10]),
             face_valence_arousal: Some((0.7, 0.5)),
             head_pose: None,
+            episodes: Vec::new(),
         }
     }
 
@@ -366,5 +382,63 @@ mod tests {
         assert_eq!(score(&[]), None);
         assert!(c.keys().contains(&"AU12") && c.keys().contains(&"expr.neutral"));
         assert!(!c.keys().contains(&"hr"));
+    }
+
+    #[test]
+    fn recent_episodes_are_citable_by_episode_and_au() {
+        use crate::vision::dynamics::{Episode, EpisodeAu, EpisodeEnd};
+        let episode = Episode {
+            face_id: 1,
+            onset: 10.0,
+            apex: 10.38,
+            offset: Some(11.6),
+            action_units: vec![EpisodeAu {
+                number: 12,
+                start_intensity: 0.4,
+                peak_intensity: 3.1,
+                peak_time: 10.38,
+                held_s: 1.2,
+            }],
+            apex_expression: Some([0.01, 0.01, 0.02, 0.80, 0.02, 0.04, 0.10]),
+            peak_motion: Some(0.1),
+            micro_candidate: false,
+            end: Some(EpisodeEnd::Returned),
+            onset_landmarks: None,
+            apex_landmarks: None,
+        };
+        let face = smiling().with_episodes(&[episode.clone()], 12.0);
+        assert_eq!(face.episodes.len(), 1);
+        let catalogue = Catalogue::new(&face, None);
+        assert_eq!(
+            catalogue.check("ep1.AU12", "up").verdict,
+            Verdict::Supported
+        );
+        assert_eq!(
+            catalogue.check("ep1.AU12", "down").verdict,
+            Verdict::Contradicted
+        );
+        assert_eq!(
+            catalogue.check("ep2.AU12", "up").verdict,
+            Verdict::Unsupported
+        );
+        // Another face's episode, one that began after the moment, or one that ended long
+        // before it, is not this face's recent past.
+        assert!(
+            smiling()
+                .with_episodes(&[episode.clone()], 9.0)
+                .episodes
+                .is_empty()
+        );
+        assert!(
+            smiling()
+                .with_episodes(&[episode.clone()], 30.0)
+                .episodes
+                .is_empty()
+        );
+        let other = Episode {
+            face_id: 2,
+            ..episode
+        };
+        assert!(smiling().with_episodes(&[other], 12.0).episodes.is_empty());
     }
 }

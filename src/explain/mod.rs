@@ -43,6 +43,10 @@ pub struct Moment {
     pub frame: FrameResult,
     /// The physiological cues and the session's fused estimate at the frame.
     pub physiology: Option<PhysioCues>,
+    /// Recent expression episodes of the frame's faces (sessions and videos), and the
+    /// frame's time in their clock (s).
+    pub episodes: Vec<crate::vision::dynamics::Episode>,
+    pub at: f64,
 }
 
 /// An explanation request, as a client states it. Zero values mean the defaults, as on the
@@ -229,6 +233,56 @@ impl Explainer {
         Ok((image, frame))
     }
 
+    /// Checks the request, then reads `frames` (time in s and image, in order: a video)
+    /// through the face tracker and the expression dynamics up to `at`, and builds the
+    /// prompt for the last frame at or before `at`, with its faces' recent expression
+    /// episodes as they stood then (nothing after `at` is read).
+    pub fn prepare_video(
+        &self,
+        request: &Request,
+        frames: impl Iterator<Item = Result<(f64, RgbImage), String>>,
+        at: f64,
+        detect_every: u32,
+        dynamics: &crate::vision::dynamics::DynamicsConfig,
+    ) -> Result<Prepared, Error> {
+        self.prepare(request, || {
+            let models = self.face_models.as_ref().ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "face_detection is unavailable ({}), so there are no faces to explain",
+                    self.no_faces
+                ))
+            })?;
+            let options = request
+                .frame
+                .options(&self.vision)
+                .map_err(Error::InvalidArgument)?;
+            let mut tracker = crate::vision::Tracker::new(detect_every);
+            let mut spotter = crate::vision::dynamics::FaceDynamics::new(dynamics);
+            let mut last = None;
+            for frame in frames {
+                let (t, image) = frame.map_err(Error::InvalidArgument)?;
+                if t > at + 1e-9 {
+                    break;
+                }
+                let mut result = tracker
+                    .process(models, &image, &options)
+                    .map_err(|e| Error::Internal(format!("face analysis failed: {e}")))?;
+                spotter.observe(t, &mut result);
+                last = Some((t, image, result));
+            }
+            let (t, image, frame) = last.ok_or_else(|| {
+                Error::InvalidArgument(format!("the video has no frame at or before {at} s"))
+            })?;
+            Ok(Moment {
+                image: Arc::new(image),
+                frame,
+                physiology: None,
+                episodes: spotter.recent_episodes(),
+                at: t,
+            })
+        })
+    }
+
     /// Checks the request and builds the prompt for an image.
     pub fn prepare_image(&self, request: &Request, image: &ImageInput) -> Result<Prepared, Error> {
         self.prepare(request, || {
@@ -237,6 +291,8 @@ impl Explainer {
                 image: Arc::new(image),
                 frame,
                 physiology: None,
+                episodes: Vec::new(),
+                at: 0.0,
             })
         })
     }
@@ -283,6 +339,8 @@ impl Explainer {
             image,
             frame,
             physiology,
+            episodes,
+            at,
         } = moment()?;
         if frame.faces.is_empty() {
             return Err(Error::InvalidArgument(
@@ -303,7 +361,11 @@ impl Explainer {
             request.face_ids.clone()
         };
         let with_image = request.include_image && backend.accepts_images();
-        let faces: Vec<FaceCue> = frame.faces.iter().map(FaceCue::from_face).collect();
+        let faces: Vec<FaceCue> = frame
+            .faces
+            .iter()
+            .map(|f| FaceCue::from_face(f).with_episodes(&episodes, at))
+            .collect();
         // What each judged face's evidence may cite: its measurements and the moment's
         // physiology, under the keys the prompt shows them by.
         let catalogues: Vec<grounding::Catalogue> = targets
@@ -438,6 +500,21 @@ fn llm_error(e: LlmError) -> Error {
 /// promptly when it leaves. Returns the result (also sent to nobody: the caller sends it),
 /// `Ok(None)` when the receiver left, or the error. A panic in the backend is an
 /// [`Error::Internal`], never a silent end.
+impl Prepared {
+    /// The prompt's text parts as (role, text), in order (images left out).
+    pub fn prompt_text(&self) -> Vec<(&'static str, String)> {
+        self.messages
+            .iter()
+            .flat_map(|m| {
+                m.parts.iter().filter_map(move |p| match p {
+                    Part::Text(text) => Some((m.role, text.clone())),
+                    Part::Image { .. } => None,
+                })
+            })
+            .collect()
+    }
+}
+
 pub fn run(
     prepared: Prepared,
     on_token: &mut dyn FnMut(&str) -> bool,
@@ -703,6 +780,7 @@ mod tests {
             expression: Some([0.02, 0.02, 0.02, 0.80, 0.02, 0.02, 0.10]),
             face_valence_arousal: Some((0.7, 0.5)),
             head_pose: None,
+            episodes: Vec::new(),
         };
         Prepared {
             frame: FrameResult::default(),

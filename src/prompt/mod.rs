@@ -17,6 +17,7 @@ use std::path::Path;
 use crate::signals::features::{FeatureWindow, Features};
 use crate::vision::FaceResult;
 use crate::vision::action_units::TABLE as AU_TABLE;
+use crate::vision::dynamics::Episode;
 use crate::vision::expression::LABELS as EXPRESSION_LABELS;
 
 /// The 7 basic emotions, the default label set.
@@ -116,6 +117,72 @@ impl Template {
     }
 }
 
+/// Episodes that ended longer ago than this before the moment are not in its prompt.
+pub const EPISODE_HORIZON_S: f64 = 10.0;
+/// At most this many recent episodes per face.
+pub const MAX_EPISODES_PER_FACE: usize = 3;
+
+/// One AU of a recent expression episode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeAuCue {
+    pub number: u32,
+    /// Baseline-corrected intensities, `[0,5]`: before the onset and at its peak.
+    pub start: f32,
+    pub peak: f32,
+    /// Onset to peak, s.
+    pub rise_s: f64,
+    /// At or above 80% of its peak, s.
+    pub held_s: f64,
+}
+
+/// A recent expression episode of a face, in the moment's time (seconds before it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeCue {
+    /// The key it is cited by (`ep1` the most recent of this face), and its AUs as
+    /// `ep1.AU12`.
+    pub key: String,
+    pub onset_ago_s: f64,
+    pub apex_ago_s: f64,
+    /// None: still going on at the moment.
+    pub offset_ago_s: Option<f64>,
+    pub action_units: Vec<EpisodeAuCue>,
+    pub micro_candidate: bool,
+    /// The most likely expression at the apex, with its probability.
+    pub apex_expression: Option<(&'static str, f32)>,
+}
+
+impl EpisodeCue {
+    /// The AUs' dynamics in words: "AU12 rose from 0.40 to 3.10 in 380 ms, held 1.20 s".
+    fn dynamics(&self) -> String {
+        self.action_units
+            .iter()
+            .map(|au| {
+                format!(
+                    "AU{:02} rose from {:.2} to {:.2} in {:.0} ms, held {:.2} s",
+                    au.number,
+                    au.start,
+                    au.peak,
+                    au.rise_s * 1e3,
+                    au.held_s
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn timing(&self) -> String {
+        let end = match self.offset_ago_s {
+            Some(o) if o <= 0.0 => "ended at this frame".to_string(),
+            Some(o) => format!("ended {o:.2} s ago"),
+            None => "still going on".to_string(),
+        };
+        format!(
+            "began {:.2} s ago, peaked {:.2} s ago, {end}",
+            self.onset_ago_s, self.apex_ago_s
+        )
+    }
+}
+
 /// What one face contributes to the prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceCue {
@@ -128,6 +195,8 @@ pub struct FaceCue {
     pub face_valence_arousal: Option<(f32, f32)>,
     /// (yaw, pitch, roll), degrees.
     pub head_pose: Option<(f32, f32, f32)>,
+    /// Its recent expression episodes, most recent first (videos and sessions).
+    pub episodes: Vec<EpisodeCue>,
 }
 
 impl FaceCue {
@@ -148,7 +217,57 @@ impl FaceCue {
             expression: face.expression.as_ref().map(|e| e.combined),
             face_valence_arousal: face.expression.as_ref().map(|e| (e.valence, e.arousal)),
             head_pose: face.head_pose.map(|p| (p.yaw, p.pitch, p.roll)),
+            episodes: Vec::new(),
         }
+    }
+
+    /// With this face's episodes among `episodes` that began by `at` (s, the frames' clock)
+    /// and ended at most [`EPISODE_HORIZON_S`] before it, or are still open: the most
+    /// recent [`MAX_EPISODES_PER_FACE`], newest first. What an open episode's AUs did after
+    /// `at` is not known at `at`, so an episode is described as it stood then only when
+    /// `episodes` come from the live moment itself (a session, a video read up to `at`).
+    pub fn with_episodes(mut self, episodes: &[Episode], at: f64) -> Self {
+        let mut mine: Vec<&Episode> = episodes
+            .iter()
+            .filter(|e| {
+                e.face_id == self.face_id
+                    && e.onset <= at
+                    && e.offset.is_none_or(|o| o >= at - EPISODE_HORIZON_S)
+            })
+            .collect();
+        mine.sort_by(|a, b| b.onset.total_cmp(&a.onset));
+        self.episodes = mine
+            .into_iter()
+            .take(MAX_EPISODES_PER_FACE)
+            .enumerate()
+            .map(|(i, e)| EpisodeCue {
+                key: format!("ep{}", i + 1),
+                onset_ago_s: at - e.onset,
+                apex_ago_s: at - e.apex,
+                offset_ago_s: e.offset.filter(|o| *o <= at).map(|o| at - o),
+                action_units: e
+                    .action_units
+                    .iter()
+                    .map(|au| EpisodeAuCue {
+                        number: au.number,
+                        start: au.start_intensity,
+                        peak: au.peak_intensity,
+                        rise_s: (au.peak_time - e.onset).max(0.0),
+                        held_s: au.held_s,
+                    })
+                    .collect(),
+                micro_candidate: e.micro_candidate,
+                apex_expression: e.apex_expression.map(|p| {
+                    EXPRESSION_LABELS
+                        .iter()
+                        .copied()
+                        .zip(p)
+                        .max_by(|a, b| a.1.total_cmp(&b.1))
+                        .expect("seven labels")
+                }),
+            })
+            .collect();
+        self
     }
 }
 
@@ -465,6 +584,29 @@ fn describe_face(face: &FaceCue, detailed: bool) -> String {
             "- Face-based valence {v:+.2} (-1..1), arousal {a:.2} (0..1)."
         );
     }
+    if detailed && !face.episodes.is_empty() {
+        let _ = writeln!(
+            out,
+            "- Recent expression episodes (spotted over time from the AU estimates, corrected for this person's neutral face; times before this frame):"
+        );
+        for e in &face.episodes {
+            let micro = if e.micro_candidate {
+                " A micro-expression candidate (short and slight; not a detection)."
+            } else {
+                ""
+            };
+            let apex = e
+                .apex_expression
+                .map_or(String::new(), |(l, p)| format!(" At its peak: {l} {p:.2}."));
+            let _ = writeln!(
+                out,
+                "  - {}: {}. {}.{apex}{micro}",
+                e.key,
+                e.timing(),
+                e.dynamics()
+            );
+        }
+    }
     out.trim_end().to_string()
 }
 
@@ -510,6 +652,19 @@ fn describe_face_brief(face: &FaceCue) -> String {
     if let Some((yaw, pitch, roll)) = face.head_pose {
         parts.push(format!(
             "head yaw {yaw:+.0} pitch {pitch:+.0} roll {roll:+.0} deg"
+        ));
+    }
+    for e in &face.episodes {
+        let micro = if e.micro_candidate {
+            ", micro-expression candidate"
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "{} ({}{micro}): {}",
+            e.key,
+            e.timing(),
+            e.dynamics()
         ));
     }
     format!("Face {}: {}.", face.face_id, parts.join("; "))
@@ -675,4 +830,78 @@ pub fn build(template: &Template, input: &PromptInput) -> Result<Prompt, PromptE
         system: fill(&template.system),
         user: fill(&template.user),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::dynamics::{Episode, EpisodeAu};
+
+    #[test]
+    fn recent_episodes_are_stated_with_their_dynamics_in_words_and_numbers() {
+        let face = FaceCue {
+            face_id: 2,
+            action_units: vec![(12, "lip corner puller", 3.0, true)],
+            expression: None,
+            face_valence_arousal: None,
+            head_pose: None,
+            episodes: Vec::new(),
+        };
+        let open = Episode {
+            face_id: 2,
+            onset: 20.0,
+            apex: 20.38,
+            offset: None,
+            action_units: vec![EpisodeAu {
+                number: 12,
+                start_intensity: 0.4,
+                peak_intensity: 3.1,
+                peak_time: 20.38,
+                held_s: 1.2,
+            }],
+            apex_expression: None,
+            peak_motion: None,
+            micro_candidate: false,
+            end: None,
+            onset_landmarks: None,
+            apex_landmarks: None,
+        };
+        let earlier = Episode {
+            onset: 15.0,
+            apex: 15.1,
+            offset: Some(15.3),
+            micro_candidate: true,
+            ..open.clone()
+        };
+        let face = face.with_episodes(&[earlier, open], 21.6);
+        let keys: Vec<&str> = face.episodes.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["ep1", "ep2"], "newest first");
+        let input = PromptInput {
+            targets: vec![2],
+            faces: vec![face],
+            labels: vec!["happy".into(), "neutral".into()],
+            context: None,
+            physiology: None,
+            with_image: false,
+        };
+        for template in [Template::builtin(), Template::named("sovtp@1").unwrap()] {
+            let prompt = build(&template, &input).unwrap();
+            assert!(
+                prompt.user.contains(
+                    "ep1 (began 1.60 s ago, peaked 1.22 s ago, still going on): AU12 rose from 0.40 to 3.10 in 380 ms, held 1.20 s"
+                ) || prompt.user.contains(
+                    "ep1: began 1.60 s ago, peaked 1.22 s ago, still going on. AU12 rose from 0.40 to 3.10 in 380 ms, held 1.20 s."
+                ),
+                "{}: {}",
+                template.id,
+                prompt.user
+            );
+            assert!(prompt.user.contains("ended 6.30 s ago"), "{}", prompt.user);
+            assert!(
+                prompt.user.contains("micro-expression candidate"),
+                "{}",
+                prompt.user
+            );
+        }
+    }
 }

@@ -30,6 +30,8 @@ pub struct LatestFrame {
     pub timestamp: f64,
     pub image: Arc<RgbImage>,
     pub faces: Arc<FrameResult>,
+    /// The session's recent and open expression episodes as of this frame.
+    pub episodes: Arc<Vec<crate::vision::dynamics::Episode>>,
 }
 
 /// One moment of a session: its latest frame and every stream's latest window.
@@ -70,6 +72,8 @@ impl Snapshot {
             image: frame.image.clone(),
             frame: (*frame.faces).clone(),
             physiology,
+            episodes: (*frame.episodes).clone(),
+            at: frame.timestamp,
         })
     }
 }
@@ -354,6 +358,7 @@ mod tests {
                 height: 4,
                 timings: Vec::new(),
             }),
+            episodes: Arc::new(Vec::new()),
         };
         let eeg = Features::Eeg(EegFeatures {
             band_powers: Vec::new(),
@@ -401,6 +406,7 @@ mod tests {
             expression: None,
             face_valence_arousal: None,
             head_pose: None,
+            episodes: Vec::new(),
         };
         let input = crate::prompt::PromptInput {
             targets: vec![1],

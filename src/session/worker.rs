@@ -880,6 +880,7 @@ fn vision_worker(
             timestamp,
             image,
             faces: result.clone(),
+            episodes: Arc::new(dynamics.recent_episodes()),
         });
         let _ = out.send(Ok(Event::Faces {
             client_seq: seq,

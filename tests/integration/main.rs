@@ -37,4 +37,5 @@ mod llm {
     mod candle;
     mod openai;
     mod python;
+    mod video;
 }

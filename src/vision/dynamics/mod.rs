@@ -11,7 +11,7 @@ pub mod baseline;
 pub mod motion;
 pub mod spotting;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 pub use spotting::{
     AU_COUNT, DynamicsConfig, Episode, EpisodeAu, EpisodeEnd, ExpressionEvent, Observation,
@@ -37,7 +37,14 @@ pub struct FaceDynamics {
     config: DynamicsConfig,
     method: String,
     faces: BTreeMap<u32, FaceState>,
+    /// Episodes that ended within [`RECENT_S`] of the latest frame (at most
+    /// [`MAX_RECENT`]), for prompts about the moment.
+    recent: VecDeque<Episode>,
 }
+
+/// How long ended episodes are kept for [`FaceDynamics::recent_episodes`], s.
+pub const RECENT_S: f64 = 60.0;
+const MAX_RECENT: usize = 64;
 
 impl FaceDynamics {
     /// `config` must have passed [`DynamicsConfig::validate`].
@@ -52,6 +59,41 @@ impl FaceDynamics {
             config: config.clone(),
             method,
             faces: BTreeMap::new(),
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// The episodes that ended in the last [`RECENT_S`] and those open now (once reported
+    /// started), as they stand: what a prompt about the latest frame may describe.
+    pub fn recent_episodes(&self) -> Vec<Episode> {
+        let mut out: Vec<Episode> = self.recent.iter().cloned().collect();
+        out.extend(
+            self.faces
+                .values()
+                .filter_map(|s| s.spotter.current(&self.config)),
+        );
+        out
+    }
+
+    fn remember(&mut self, t: f64, events: &[ExpressionEvent]) {
+        for event in events {
+            if let ExpressionEvent::Ended(e) = event {
+                if self.recent.len() == MAX_RECENT {
+                    self.recent.pop_front();
+                }
+                let mut kept = e.clone();
+                // The meshes are for drawing now, not for prompts later.
+                kept.onset_landmarks = None;
+                kept.apex_landmarks = None;
+                self.recent.push_back(kept);
+            }
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|e| e.offset.is_some_and(|o| o < t - RECENT_S))
+        {
+            self.recent.pop_front();
         }
     }
 
@@ -62,10 +104,16 @@ impl FaceDynamics {
     /// The next analysed frame at `t` (s, the stream's clock): fills the baseline fields of
     /// its faces and returns the events it causes, lost faces' first.
     pub fn observe(&mut self, t: f64, frame: &mut FrameResult) -> Vec<ExpressionEvent> {
-        let mut events = Vec::new();
         if !t.is_finite() {
-            return events;
+            return Vec::new();
         }
+        let events = self.observe_faces(t, frame);
+        self.remember(t, &events);
+        events
+    }
+
+    fn observe_faces(&mut self, t: f64, frame: &mut FrameResult) -> Vec<ExpressionEvent> {
+        let mut events = Vec::new();
         let config = &self.config;
         // Faces not in this frame: a gap ends their episode; a long one forgets them.
         for (id, state) in &mut self.faces {
@@ -166,10 +214,18 @@ impl FaceDynamics {
     /// The end of the stream: open episodes end at their face's last frame.
     pub fn finish(&mut self) -> Vec<ExpressionEvent> {
         let config = &self.config;
-        self.faces
+        let events: Vec<ExpressionEvent> = self
+            .faces
             .values_mut()
             .filter_map(|s| s.spotter.end(config, s.last_seen, EpisodeEnd::StreamEnded))
-            .collect()
+            .collect();
+        let last = self
+            .faces
+            .values()
+            .map(|s| s.last_seen)
+            .fold(f64::MIN, f64::max);
+        self.remember(last, &events);
+        events
     }
 }
 

@@ -298,6 +298,13 @@ impl Spotter {
         }
     }
 
+    /// The open episode as it stands, once it has been reported started.
+    pub fn current(&self, config: &DynamicsConfig) -> Option<Episode> {
+        let open = self.open.as_ref().filter(|o| o.started_sent)?;
+        let last = open.samples.last()?.t;
+        Some(open.summary(config, last))
+    }
+
     /// Whether an episode is open (reported or not yet).
     pub fn is_open(&self) -> bool {
         self.open.is_some()
