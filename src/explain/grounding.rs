@@ -406,7 +406,7 @@ mod tests {
             onset_landmarks: None,
             apex_landmarks: None,
         };
-        let face = smiling().with_episodes(&[episode.clone()], 12.0);
+        let face = smiling().with_episodes(std::slice::from_ref(&episode), 12.0);
         assert_eq!(face.episodes.len(), 1);
         let catalogue = Catalogue::new(&face, None);
         assert_eq!(
@@ -425,13 +425,13 @@ mod tests {
         // before it, is not this face's recent past.
         assert!(
             smiling()
-                .with_episodes(&[episode.clone()], 9.0)
+                .with_episodes(std::slice::from_ref(&episode), 9.0)
                 .episodes
                 .is_empty()
         );
         assert!(
             smiling()
-                .with_episodes(&[episode.clone()], 30.0)
+                .with_episodes(std::slice::from_ref(&episode), 30.0)
                 .episodes
                 .is_empty()
         );
