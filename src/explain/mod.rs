@@ -47,6 +47,8 @@ pub struct Moment {
     /// frame's time in their clock (s).
     pub episodes: Vec<crate::vision::dynamics::Episode>,
     pub at: f64,
+    /// The episodes' onset and apex frames, for models that take images.
+    pub keyframes: Option<Arc<crate::vision::dynamics::keyframes::Keyframes>>,
 }
 
 /// An explanation request, as a client states it. Zero values mean the defaults, as on the
@@ -258,27 +260,33 @@ impl Explainer {
                 .map_err(Error::InvalidArgument)?;
             let mut tracker = crate::vision::Tracker::new(detect_every);
             let mut spotter = crate::vision::dynamics::FaceDynamics::new(dynamics);
+            let mut kept = crate::vision::dynamics::keyframes::Keyframes::default();
             let mut last = None;
             for frame in frames {
                 let (t, image) = frame.map_err(Error::InvalidArgument)?;
                 if t > at + 1e-9 {
                     break;
                 }
+                let image = Arc::new(image);
                 let mut result = tracker
                     .process(models, &image, &options)
                     .map_err(|e| Error::Internal(format!("face analysis failed: {e}")))?;
                 spotter.observe(t, &mut result);
+                let result = Arc::new(result);
+                kept.observe(t, &image, &result, &spotter);
                 last = Some((t, image, result));
             }
             let (t, image, frame) = last.ok_or_else(|| {
                 Error::InvalidArgument(format!("the video has no frame at or before {at} s"))
             })?;
+            let frame = Arc::unwrap_or_clone(frame);
             Ok(Moment {
-                image: Arc::new(image),
+                image,
                 frame,
                 physiology: None,
                 episodes: spotter.recent_episodes(),
                 at: t,
+                keyframes: Some(Arc::new(kept)),
             })
         })
     }
@@ -293,6 +301,7 @@ impl Explainer {
                 physiology: None,
                 episodes: Vec::new(),
                 at: 0.0,
+                keyframes: None,
             })
         })
     }
@@ -341,6 +350,7 @@ impl Explainer {
             physiology,
             episodes,
             at,
+            keyframes,
         } = moment()?;
         if frame.faces.is_empty() {
             return Err(Error::InvalidArgument(
@@ -366,6 +376,30 @@ impl Explainer {
             .iter()
             .map(|f| FaceCue::from_face(f).with_episodes(&episodes, at))
             .collect();
+        // For a model that takes images: each judged face's latest episode (ep1) as a strip
+        // of its onset and apex frames, when they were kept.
+        let strips: Vec<(String, RgbImage)> = match (&keyframes, with_image) {
+            (Some(kept), true) => faces
+                .iter()
+                .filter(|f| targets.contains(&f.face_id))
+                .filter_map(|f| {
+                    let cue = f.episodes.first()?;
+                    let episode = episodes.iter().find(|e| {
+                        e.face_id == f.face_id && (at - e.onset - cue.onset_ago_s).abs() < 1e-9
+                    })?;
+                    let (onset, apex) = kept.of(episode)?;
+                    let note = format!(
+                        "Below the frame, the image shows face {}'s {} as two crops: left, its onset frame ({:.2} s before this frame); right, its apex frame ({:.2} s before), with arrows from the face's neutral position of brows, eyes, nose and lips to where they were at the apex.",
+                        f.face_id,
+                        cue.key,
+                        at - onset.t,
+                        at - apex.t
+                    );
+                    Some((note, crate::vision::dynamics::keyframes::strip(onset, apex)))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         // What each judged face's evidence may cite: its measurements and the moment's
         // physiology, under the keys the prompt shows them by.
         let catalogues: Vec<grounding::Catalogue> = targets
@@ -396,6 +430,7 @@ impl Explainer {
                 context: (!request.context.trim().is_empty()).then(|| request.context.clone()),
                 physiology,
                 with_image,
+                image_notes: strips.iter().map(|(note, _)| note.clone()).collect(),
             },
         )
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
@@ -416,7 +451,12 @@ impl Explainer {
         backend.check_response(&response).map_err(llm_error)?;
         let mut user = Vec::new();
         if with_image {
-            let marked = marks::render(&image, &frame.faces, &layers);
+            let mut marked = marks::render(&image, &frame.faces, &layers);
+            if !strips.is_empty() {
+                // One image, keyframes under the frame: some models read one per prompt.
+                let strips: Vec<RgbImage> = strips.into_iter().map(|(_, s)| s).collect();
+                marked = crate::vision::dynamics::keyframes::below(&marked, &strips);
+            }
             user.push(Part::Image {
                 mime: "image/png",
                 bytes: marks::encode(&marked, marks::Encoding::Png).map_err(Error::Internal)?,

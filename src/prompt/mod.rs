@@ -473,6 +473,8 @@ pub struct PromptInput {
     pub physiology: Option<PhysioCues>,
     /// Whether the marked image goes with the prompt (a vision-language model).
     pub with_image: bool,
+    /// What each further image shows (keyframe strips), in order.
+    pub image_notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -774,10 +776,15 @@ pub fn build(template: &Template, input: &PromptInput) -> Result<Prompt, PromptE
     } else {
         others_brief.join("; ") + "."
     };
-    let image_note = if input.with_image {
-        "The image shows the full frame. Each face has a numbered box, a subset of its landmarks and tags of its strongest action units; the numbers are the face ids below."
+    let image_note: String = if input.with_image {
+        let mut note = "The image shows the full frame. Each face has a numbered box, a subset of its landmarks and tags of its strongest action units; the numbers are the face ids below.".to_string();
+        for extra in &input.image_notes {
+            note.push(' ');
+            note.push_str(extra);
+        }
+        note
     } else {
-        "No image is attached: you are a text-only model. Judge from the measurements below, which were taken from the frame."
+        "No image is attached: you are a text-only model. Judge from the measurements below, which were taken from the frame.".to_string()
     };
     let labels = input
         .labels
@@ -811,7 +818,7 @@ pub fn build(template: &Template, input: &PromptInput) -> Result<Prompt, PromptE
                 "physiology_brief" => Some(physiology_brief.as_str()),
                 "context" => Some(context.as_str()),
                 "physiology" => Some(physiology.as_str()),
-                "image_note" => Some(image_note),
+                "image_note" => Some(image_note.as_str()),
                 "labels" => Some(labels.as_str()),
                 "face_ids" => Some(ids.as_str()),
                 _ => None,
@@ -883,6 +890,7 @@ mod tests {
             context: None,
             physiology: None,
             with_image: false,
+            image_notes: Vec::new(),
         };
         for template in [Template::builtin(), Template::named("sovtp@1").unwrap()] {
             let prompt = build(&template, &input).unwrap();

@@ -32,6 +32,8 @@ pub struct LatestFrame {
     pub faces: Arc<FrameResult>,
     /// The session's recent and open expression episodes as of this frame.
     pub episodes: Arc<Vec<crate::vision::dynamics::Episode>>,
+    /// Their onset and apex frames.
+    pub keyframes: Option<Arc<crate::vision::dynamics::keyframes::Keyframes>>,
 }
 
 /// One moment of a session: its latest frame and every stream's latest window.
@@ -74,6 +76,7 @@ impl Snapshot {
             physiology,
             episodes: (*frame.episodes).clone(),
             at: frame.timestamp,
+            keyframes: frame.keyframes.clone(),
         })
     }
 }
@@ -359,6 +362,7 @@ mod tests {
                 timings: Vec::new(),
             }),
             episodes: Arc::new(Vec::new()),
+            keyframes: None,
         };
         let eeg = Features::Eeg(EegFeatures {
             band_powers: Vec::new(),
@@ -415,6 +419,7 @@ mod tests {
             context: None,
             physiology: moment.physiology,
             with_image: false,
+            image_notes: Vec::new(),
         };
         let sovtp1 = crate::prompt::Template::named("sovtp@1").unwrap();
         let built = crate::prompt::build(&sovtp1, &input).unwrap();

@@ -22,6 +22,7 @@ use crate::fusion::calibrate::{self, FusionModel};
 use crate::signals::analyzers::{Analyzers, SignalChunk};
 use crate::signals::features::FeatureWindow;
 use crate::store::{FrameData, Record, Recorder, StoreError};
+use crate::vision::dynamics::keyframes::Keyframes;
 use crate::vision::dynamics::{ExpressionEvent, FaceDynamics};
 use crate::vision::image::ImageInput;
 use crate::vision::{AnalyzeOptions, FaceModels, FrameResult, Tracker};
@@ -849,6 +850,7 @@ fn vision_worker(
         }
         true
     };
+    let mut keyframes = Keyframes::default();
     for (seq, timestamp, image) in frames {
         let (result, episodes) = match tracker.process(&models, &image, &options) {
             Ok(mut result) => {
@@ -876,11 +878,13 @@ fn vision_worker(
             result: result.clone(),
             encoded: wire::face_frame(seq, timestamp, &result).encode_to_vec(),
         };
+        keyframes.observe(timestamp, &image, &result, &dynamics);
         live.set_frame(LatestFrame {
             timestamp,
             image,
             faces: result.clone(),
             episodes: Arc::new(dynamics.recent_episodes()),
+            keyframes: Some(Arc::new(keyframes.clone())),
         });
         let _ = out.send(Ok(Event::Faces {
             client_seq: seq,

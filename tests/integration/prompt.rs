@@ -47,6 +47,7 @@ fn the_default_prompt_is_brief_and_names_the_keys_a_judgement_may_cite() {
             ..Default::default()
         }),
         with_image: false,
+        image_notes: Vec::new(),
     };
     let brief = prompt::build(&Template::builtin(), &input).unwrap();
     assert_eq!(brief.template_id, "sovtp@2");
@@ -98,6 +99,7 @@ fn the_prompt_carries_each_stage_of_sovtp_for_real_faces() {
         context: Some("A birthday party; participant 2 just opened a present.".into()),
         physiology: Some(physiology),
         with_image: true,
+        image_notes: Vec::new(),
     };
     let p = prompt::build(&sovtp1(), &input).unwrap();
     assert_eq!(p.template_id, "sovtp@1");
@@ -155,6 +157,7 @@ fn the_prompt_carries_each_stage_of_sovtp_for_real_faces() {
         &sovtp1(),
         &PromptInput {
             with_image: false,
+            image_notes: Vec::new(),
             ..input
         },
     )
@@ -188,6 +191,7 @@ fn client_context_is_quoted_data_and_cannot_change_the_contract() {
             context: Some(attack.into()),
             physiology: None,
             with_image: false,
+            image_notes: Vec::new(),
         },
     )
     .unwrap();

@@ -639,3 +639,43 @@ async fn a_label_the_vocabulary_cannot_spell_is_refused() {
     let (_, result) = tokens_then_result(&mut stream).await;
     assert_eq!(result.backend, "candle");
 }
+
+/// `affectd explain VIDEO --at T` with a model that reads images: the face's latest
+/// episode's onset and apex frames go under the marked frame, in the one image the model
+/// reads, and the prompt says what they are.
+#[test]
+fn a_video_moment_sends_the_episode_keyframes_under_the_frame() {
+    use crate::expression_dynamics::{encode, smile_frames};
+    let (dir, gguf) = tiny_model();
+    let clip = dir.path().join("smiles.mp4");
+    let frames = smile_frames();
+    let (w, h) = frames[0].dimensions();
+    encode(frames.into_iter(), w, h, &clip);
+    let output = affectd(dir.path())
+        .env("AFFECTD_CANDLE_MODEL", &gguf)
+        .arg("explain")
+        .arg(&clip)
+        .args([
+            "--at",
+            "4.2",
+            "--backend",
+            "candle",
+            "--quiet",
+            "--max-tokens",
+            "8",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["image_included"], true);
+    let user = result["prompt"]["user"].as_str().unwrap();
+    assert!(
+        user.contains("Below the frame, the image shows face 1's ep1 as two crops: left, its onset frame (1.20 s before this frame); right, its apex frame (1.17 s before)"),
+        "{user}"
+    );
+}

@@ -8,6 +8,7 @@
 //! history and get none of this.
 
 pub mod baseline;
+pub mod keyframes;
 pub mod motion;
 pub mod spotting;
 
@@ -396,5 +397,45 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_latest_episode_keeps_its_onset_and_apex_frames_for_a_strip() {
+        use std::sync::Arc;
+        let mut dynamics = FaceDynamics::new(&DynamicsConfig::default());
+        let mut kept = keyframes::Keyframes::default();
+        for i in 0..130 {
+            let t = i as f64 / 30.0;
+            let mut f = frame((90..120).contains(&i));
+            dynamics.observe(t, &mut f);
+            // Each frame's image differs, so the kept ones can be told apart.
+            let image = Arc::new(image::RgbImage::from_pixel(
+                640,
+                480,
+                image::Rgb([i as u8, 0, 0]),
+            ));
+            kept.observe(t, &image, &Arc::new(f), &dynamics);
+        }
+        let episode = dynamics.recent_episodes().pop().expect("the smile");
+        let (onset, apex) = kept.of(&episode).expect("both kept");
+        assert!((onset.t - 3.0).abs() < 1e-9, "{}", onset.t);
+        assert_eq!(onset.image.get_pixel(0, 0)[0], 90);
+        assert!((3.0..4.0).contains(&apex.t) && apex.t == episode.apex);
+        assert!(
+            apex.face.neutral_points.is_some(),
+            "the apex frame carries the motion"
+        );
+        let strip = keyframes::strip(onset, apex);
+        assert_eq!(strip.height(), keyframes::STRIP_HEIGHT);
+        let frame_image = image::RgbImage::new(640, 480);
+        let both = keyframes::below(&frame_image, &[strip.clone()]);
+        assert_eq!(both.width(), 640);
+        assert_eq!(both.height(), 480 + 8 + strip.height().min(480));
+        // Another episode's keyframes are not these.
+        let other = Episode {
+            onset: 1.0,
+            ..episode
+        };
+        assert!(kept.of(&other).is_none());
     }
 }
