@@ -428,7 +428,7 @@ mod tests {
         let strip = keyframes::strip(onset, apex);
         assert_eq!(strip.height(), keyframes::STRIP_HEIGHT);
         let frame_image = image::RgbImage::new(640, 480);
-        let both = keyframes::below(&frame_image, &[strip.clone()]);
+        let both = keyframes::below(&frame_image, std::slice::from_ref(&strip));
         assert_eq!(both.width(), 640);
         assert_eq!(both.height(), 480 + 8 + strip.height().min(480));
         // Another episode's keyframes are not these.
