@@ -87,6 +87,8 @@ pub enum ExplainSource {
     Image(Option<ImageInput>),
     /// A live session's latest moment.
     Session(String),
+    /// A recorded session's moment at `time` (client clock, s).
+    Recorded { session_id: String, time: f64 },
 }
 
 /// One analysed image.
@@ -289,6 +291,14 @@ impl Engine {
             ExplainSource::Session(id) => self
                 .explainer
                 .prepare(request, || self.sessions.live(id)?.moment()),
+            ExplainSource::Recorded { session_id, time } => self.explainer.prepare(request, || {
+                crate::explain::recorded_moment(
+                    self.store()?,
+                    session_id,
+                    *time,
+                    self.config.vision.max_image_pixels,
+                )
+            }),
         }
     }
 

@@ -29,6 +29,20 @@ pub struct ExplainArgs {
     pub quiet: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct RecordedExplainArgs {
+    /// A recorded session.
+    pub session_id: String,
+    /// The moment, s, in the session's client clock.
+    #[arg(long)]
+    pub at: f64,
+    #[command(flatten)]
+    pub options: ExplainOptions,
+    /// Do not echo the tokens to stderr as they arrive.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExplainOptions {
     /// "candle" (in process) or "openai"; default: [llm] default_backend.
@@ -208,6 +222,28 @@ pub fn run(config: &Config, args: ExplainArgs) -> anyhow::Result<()> {
             explainer.prepare_image(&request, &ImageInput::Encoded(encoded))?
         }
     };
+    print_explanation(prepared, quiet)
+}
+
+/// `affectd sessions explain ID --at T`: a recorded moment, read from the database.
+pub fn run_recorded(config: &Config, args: RecordedExplainArgs) -> anyhow::Result<()> {
+    let store = super::sessions::open(config)?;
+    let explainer = load_explainer(&args.options.config(config))?;
+    let request = args.options.request(!args.options.no_image);
+    let prepared = explainer.prepare(&request, || {
+        affectd::explain::recorded_moment(
+            &store,
+            &args.session_id,
+            args.at,
+            config.vision.max_image_pixels,
+        )
+    })?;
+    print_explanation(prepared, args.quiet)
+}
+
+/// Runs a prepared explanation, echoing its tokens unless `quiet`, and prints the result
+/// with the prompt's text as JSON.
+fn print_explanation(prepared: explain::Prepared, quiet: bool) -> anyhow::Result<()> {
     let prompt: serde_json::Map<String, serde_json::Value> = prepared
         .prompt_text()
         .into_iter()

@@ -31,6 +31,9 @@ pub enum SessionsCommand {
     /// given): one timeline of faces, feature windows, fused estimates and markers, as JSON
     /// lines or CSV, and optionally a summary plot.
     Analyze(super::offline::AnalyzeSessionArgs),
+    /// Explain a moment of a recorded session: its last analysed frame at or before --at,
+    /// with what was recorded by then (windows, fused estimate, expression episodes).
+    Explain(super::explain::RecordedExplainArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -110,6 +113,7 @@ pub fn run(config: &Config, command: SessionsCommand) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match command {
         SessionsCommand::Analyze(args) => super::offline::analyze_session(config, args)?,
+        SessionsCommand::Explain(args) => super::explain::run_recorded(config, args)?,
         SessionsCommand::List => {
             let mut after: Option<String> = None;
             loop {

@@ -51,6 +51,66 @@ pub struct Moment {
     pub keyframes: Option<Arc<crate::vision::dynamics::keyframes::Keyframes>>,
 }
 
+/// The moment of a recorded session at `time` (client clock, s): its last analysed frame at
+/// or before it, with the windows, fused estimate and expression episodes recorded by then.
+/// Keyframes are not sent for recorded moments (their frames are not decoded again).
+pub fn recorded_moment(
+    store: &crate::store::Store,
+    session_id: &str,
+    time: f64,
+    max_pixels: u64,
+) -> Result<Moment, Error> {
+    use crate::formats::from_wire;
+    if !time.is_finite() {
+        return Err(Error::InvalidArgument(format!(
+            "recorded.time must be a finite time in the session's client clock, got {time}"
+        )));
+    }
+    let moment = crate::store::export::moment_at(store, session_id, time).map_err(|e| match e {
+        crate::store::export::ExportError::Store(crate::store::StoreError::NotFound(_)) => {
+            Error::NotFound(e.to_string())
+        }
+        e => Error::Internal(e.to_string()),
+    })?;
+    let moment = moment.ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "recorded session `{session_id}` has no analysed frame at or before {time} s (client clock)"
+        ))
+    })?;
+    let image = match &moment.frame {
+        crate::store::FrameData::Encoded(bytes) => crate::vision::image::decode(bytes, max_pixels)
+            .map_err(|e| {
+                Error::Internal(format!("the recorded frame at {} s: {e}", moment.timestamp))
+            })?,
+        crate::store::FrameData::Rgb8(bytes) => {
+            RgbImage::from_raw(moment.width, moment.height, bytes.clone()).ok_or_else(|| {
+                Error::Internal(format!(
+                    "the recorded frame at {} s is not {}x{} RGB",
+                    moment.timestamp, moment.width, moment.height
+                ))
+            })?
+        }
+    };
+    let mut physiology = from_wire::physio_cues(&moment.windows);
+    physiology.fused = moment
+        .fused
+        .as_ref()
+        .map(|f| prompt::FusedCue::new(&from_wire::fused_estimate(f)));
+    Ok(Moment {
+        image: Arc::new(image),
+        frame: FrameResult {
+            faces: moment.faces.faces.iter().map(from_wire::face).collect(),
+            width: moment.width,
+            height: moment.height,
+            timings: Vec::new(),
+        },
+        physiology: (physiology != PhysioCues::default()).then_some(physiology),
+        episodes: moment.episodes.iter().map(from_wire::episode).collect(),
+        at: moment.timestamp,
+        keyframes: None,
+    })
+}
+
 /// An explanation request, as a client states it. Zero values mean the defaults, as on the
 /// wire.
 #[derive(Debug, Clone, Default, PartialEq)]

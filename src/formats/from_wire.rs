@@ -177,3 +177,164 @@ pub fn fused_estimate(e: &proto::FusedEstimate) -> crate::fusion::FusedEstimate 
         method: e.method.clone(),
     }
 }
+
+/// A recorded face as the domain holds it (what prompts and marks read); values the
+/// recording left unset stay None.
+pub fn face(f: &proto::Face) -> crate::vision::FaceResult {
+    use crate::vision::action_units::ActionUnit;
+    use crate::vision::detector::Detection;
+    use crate::vision::expression::{Expression, LABELS};
+    use crate::vision::mesh::{HeadPose, Mesh};
+    let b = f.r#box.unwrap_or_default();
+    let mut keypoints = [[0.0f32; 2]; 5];
+    for (k, p) in keypoints.iter_mut().zip(&f.keypoints) {
+        *k = [p.x, p.y];
+    }
+    let distribution = |p: &[proto::LabelProbability]| -> Option<[f32; 7]> {
+        (!p.is_empty()).then(|| {
+            let mut out = [0.0f32; 7];
+            for (o, label) in out.iter_mut().zip(LABELS) {
+                *o = p
+                    .iter()
+                    .find(|lp| lp.label == label)
+                    .map_or(0.0, |lp| lp.probability);
+            }
+            out
+        })
+    };
+    let blendshapes = (f.blendshapes.len() == crate::vision::blendshapes::NAMES.len()).then(|| {
+        let mut out = [0.0f32; 52];
+        for (o, name) in out.iter_mut().zip(crate::vision::blendshapes::NAMES) {
+            *o = f
+                .blendshapes
+                .iter()
+                .find(|b| b.name == name)
+                .map_or(0.0, |b| b.score);
+        }
+        out
+    });
+    crate::vision::FaceResult {
+        face_id: f.face_id,
+        detection: Detection {
+            score: f.detection_score,
+            x: b.x,
+            y: b.y,
+            width: b.width,
+            height: b.height,
+            keypoints,
+        },
+        tracked: f.tracked,
+        mesh: (!f.landmarks.is_empty()).then(|| Mesh {
+            points: f.landmarks.iter().map(|p| [p.x, p.y, p.z]).collect(),
+            presence: f.presence_score.unwrap_or(1.0),
+        }),
+        head_pose: f.head_pose.map(|p| HeadPose {
+            yaw: p.yaw_deg,
+            pitch: p.pitch_deg,
+            roll: p.roll_deg,
+        }),
+        blendshapes,
+        action_units: f
+            .action_units
+            .iter()
+            .map(|a| ActionUnit {
+                number: a.number,
+                intensity: a.intensity,
+                present: a.present,
+                baseline: a.baseline,
+                corrected: a.corrected_intensity,
+            })
+            .collect(),
+        au_baseline_method: (!f.au_baseline_method.is_empty())
+            .then(|| f.au_baseline_method.clone()),
+        expression: f.expression.as_ref().and_then(|e| {
+            Some(Expression {
+                fer: distribution(&e.fer),
+                au_prototypes: distribution(&e.au_prototypes),
+                au_prototypes_corrected: e.au_prototypes_corrected,
+                combined: distribution(&e.combined)?,
+                valence: e.valence,
+                arousal: e.arousal,
+            })
+        }),
+        neutral_points: None,
+    }
+}
+
+/// A recorded expression episode (an ENDED event) as the domain holds it.
+pub fn episode(e: &proto::ExpressionEvent) -> crate::vision::dynamics::Episode {
+    use crate::vision::dynamics::{Episode, EpisodeAu, EpisodeEnd};
+    let apex = crate::vision::expression::LABELS.map(|label| {
+        e.apex_expression
+            .iter()
+            .find(|lp| lp.label == label)
+            .map(|lp| lp.probability)
+    });
+    Episode {
+        face_id: e.face_id,
+        onset: e.onset,
+        apex: e.apex,
+        offset: e.offset,
+        action_units: e
+            .action_units
+            .iter()
+            .map(|a| EpisodeAu {
+                number: a.number,
+                start_intensity: a.start_intensity,
+                peak_intensity: a.peak_intensity,
+                peak_time: a.peak_time,
+                held_s: a.held_s,
+            })
+            .collect(),
+        apex_expression: apex
+            .iter()
+            .all(Option::is_some)
+            .then(|| apex.map(|p| p.unwrap_or(0.0))),
+        peak_motion: e.peak_motion,
+        micro_candidate: e.micro_candidate,
+        end: match e.end() {
+            proto::EpisodeEnd::Unspecified => None,
+            proto::EpisodeEnd::Returned => Some(EpisodeEnd::Returned),
+            proto::EpisodeEnd::FaceLost => Some(EpisodeEnd::FaceLost),
+            proto::EpisodeEnd::StreamEnded => Some(EpisodeEnd::StreamEnded),
+            proto::EpisodeEnd::MaxDuration => Some(EpisodeEnd::MaxDuration),
+        },
+        onset_landmarks: None,
+        apex_landmarks: None,
+    }
+}
+
+/// The physiological cues of recorded windows (the latest of each stream), as
+/// `prompt::PhysioCues::from_windows` reads live ones.
+pub fn physio_cues(windows: &[proto::FeatureWindow]) -> crate::prompt::PhysioCues {
+    use proto::feature_window::Features as F;
+    let mut cues = crate::prompt::PhysioCues::default();
+    for w in windows {
+        match &w.features {
+            Some(F::Eeg(f)) => {
+                if !f.asymmetry.is_empty() {
+                    cues.eeg_asymmetry = Some(
+                        f.asymmetry.iter().map(|a| a.value).sum::<f64>() / f.asymmetry.len() as f64,
+                    );
+                }
+                cues.eeg_arousal_index = f.arousal_index.or(cues.eeg_arousal_index);
+            }
+            Some(F::Eda(e)) => {
+                cues.scr_count = Some(e.responses.len());
+                cues.scr_rate_per_min = Some(e.scr_rate_per_min);
+                cues.scr_mean_amplitude_us = (!e.responses.is_empty()).then(|| {
+                    e.responses.iter().map(|s| s.amplitude).sum::<f64>() / e.responses.len() as f64
+                });
+            }
+            Some(F::Cardiac(c)) => {
+                cues.heart_rate_bpm = c.heart_rate_bpm.or(cues.heart_rate_bpm);
+                cues.heart_rate_change_bpm = c.heart_rate_change_bpm.or(cues.heart_rate_change_bpm);
+            }
+            Some(F::Respiration(r)) => {
+                cues.breathing_rate_per_min = r.rate_per_min.or(cues.breathing_rate_per_min)
+            }
+            None => {}
+        }
+    }
+    cues
+}

@@ -156,8 +156,21 @@ impl Affect for AffectService {
         caller
             .require(Role::Stream, "Explain")
             .map_err(convert::status)?;
-        if let Some(crate::engine::ExplainSource::Session(id)) = &source {
-            self.require_own_session(&caller, id, "Explain")?;
+        match &source {
+            Some(crate::engine::ExplainSource::Session(id)) => {
+                self.require_own_session(&caller, id, "Explain")?;
+            }
+            Some(crate::engine::ExplainSource::Recorded { session_id, .. }) => {
+                let owner = self
+                    .engine
+                    .recording(session_id)
+                    .map_err(convert::status)?
+                    .owner;
+                caller
+                    .require_session(Role::Stream, owner.as_deref(), session_id, "Explain")
+                    .map_err(convert::status)?;
+            }
+            _ => {}
         }
         // The turn first: preparing takes the model too. Waiting here is async, and a
         // client that leaves drops this future, and its place in the queue, at once.

@@ -77,6 +77,10 @@ pub fn explain_request(
             Some(ExplainSource::Image(image_input(Some(image))))
         }
         Some(proto::explain_request::Source::SessionId(id)) => Some(ExplainSource::Session(id)),
+        Some(proto::explain_request::Source::Recorded(r)) => Some(ExplainSource::Recorded {
+            session_id: r.session_id,
+            time: r.time,
+        }),
         None => None,
     };
     let request = explain::Request {

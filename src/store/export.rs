@@ -13,7 +13,7 @@
 use std::io::{Seek, Write};
 
 use prost::Message;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError, f32_values, f64_values};
 use crate::formats::xdf::{ChannelHeader, StreamHeader, XdfWriter, xml_escape};
@@ -265,6 +265,113 @@ pub fn expression_events(
     .into_iter()
     .map(|(_, e): (i64, proto::ExpressionEvent)| e)
     .collect())
+}
+
+/// What a recording holds about one moment (see [`moment_at`]).
+pub struct RecordedMoment {
+    /// The frame's time, client clock, s.
+    pub timestamp: f64,
+    pub frame: crate::store::FrameData,
+    pub width: u32,
+    pub height: u32,
+    pub faces: proto::FaceFrameResult,
+    /// The latest window of each stream that ended within 30 s before the frame.
+    pub windows: Vec<proto::FeatureWindow>,
+    /// The latest fused estimate that ended within 15 s before the frame.
+    pub fused: Option<proto::FusedEstimate>,
+    /// The expression episodes that had ended by `time`.
+    pub episodes: Vec<proto::ExpressionEvent>,
+}
+
+fn decode_row<M: Message + Default>(
+    session_id: &str,
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<M, ExportError> {
+    M::decode(bytes).map_err(|source| ExportError::Damaged {
+        session: session_id.to_owned(),
+        what,
+        source,
+    })
+}
+
+/// The recording at `time` (client clock, s): its last analysed frame at or before it and
+/// what had been recorded by then; None when no frame was analysed by then.
+pub fn moment_at(
+    store: &Store,
+    session_id: &str,
+    time: f64,
+) -> Result<Option<RecordedMoment>, ExportError> {
+    store.get(session_id)?;
+    let conn = store.connect()?;
+    let row = conn
+        .query_row(
+            "SELECT f.timestamp, f.format, f.width, f.height, f.data, r.result FROM frames f
+             JOIN face_results r ON r.session_id = f.session_id AND r.client_seq = f.client_seq
+             WHERE f.session_id = ?1 AND f.timestamp <= ?2
+             ORDER BY f.timestamp DESC, f.client_seq DESC LIMIT 1",
+            rusqlite::params![session_id, time],
+            |r| {
+                Ok((
+                    r.get::<_, f64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((timestamp, format, width, height, data, result)) = row else {
+        return Ok(None);
+    };
+    let faces: proto::FaceFrameResult = decode_row(session_id, "face result", &result)?;
+    let mut windows: Vec<proto::FeatureWindow> = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT window FROM feature_windows WHERE session_id = ?1 AND end_time <= ?2 AND end_time >= ?3 ORDER BY end_time, rowid",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![session_id, time, timestamp - 30.0], |r| {
+        r.get::<_, Vec<u8>>(0)
+    })?;
+    for bytes in rows {
+        let w: proto::FeatureWindow = decode_row(session_id, "feature window", &bytes?)?;
+        // The latest window of each stream.
+        windows.retain(|kept| kept.stream_id != w.stream_id);
+        windows.push(w);
+    }
+    let fused = conn
+        .query_row(
+            "SELECT estimate FROM fused_estimates WHERE session_id = ?1 AND end_time <= ?2 AND end_time >= ?3 ORDER BY end_time DESC, rowid DESC LIMIT 1",
+            rusqlite::params![session_id, time, timestamp - 15.0],
+            |r| r.get::<_, Vec<u8>>(0),
+        )
+        .optional()?
+        .map(|bytes| decode_row(session_id, "fused estimate", &bytes))
+        .transpose()?;
+    let mut stmt = conn.prepare(
+        "SELECT event FROM expression_events WHERE session_id = ?1 AND offset_time <= ?2 ORDER BY onset, rowid",
+    )?;
+    let episodes = stmt
+        .query_map(rusqlite::params![session_id, time], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?
+        .map(|bytes| decode_row(session_id, "expression event", &bytes?))
+        .collect::<Result<Vec<proto::ExpressionEvent>, ExportError>>()?;
+    let frame = match format.as_str() {
+        "rgb8" => crate::store::FrameData::Rgb8(data),
+        _ => crate::store::FrameData::Encoded(data),
+    };
+    Ok(Some(RecordedMoment {
+        timestamp,
+        frame,
+        width: width as u32,
+        height: height as u32,
+        faces,
+        windows,
+        fused,
+        episodes,
+    }))
 }
 
 /// `expression_events.csv`: one row per ended episode (`formats::events`).

@@ -252,6 +252,21 @@ async fn tokens_roles_and_session_owners() {
         Code::PermissionDenied
     );
     recordings.get_session(get("token-reader")).await.unwrap();
+    // Nor explain a moment of its recording.
+    let status = affect
+        .explain(with_token(
+            "token-pc2",
+            ExplainRequest {
+                source: Some(explain_request::Source::Recorded(RecordedMoment {
+                    session_id: "owned-1".into(),
+                    time: 100.0,
+                })),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     let export = |token: &str| {
         with_token(
             token,

@@ -1,5 +1,6 @@
-//! `affectd explain VIDEO --at T` against a real llama.cpp server: the prompt of a video
-//! moment states the faces' recent expression episodes with their dynamics, and the
+//! Moments over time against a real llama.cpp server: `affectd explain VIDEO --at T` and a
+//! recorded session's moment (`Explain` with `recorded`, `affectd sessions explain`). The
+//! prompt states the faces' recent expression episodes with their dynamics, and the
 //! answer's evidence may cite them (`ep1.AU12`).
 
 use crate::common::llama::*;
@@ -54,4 +55,139 @@ fn a_video_moment_s_prompt_states_the_recent_episode_in_words_and_numbers() {
     } else {
         assert!(result["judgements"].as_array().unwrap().is_empty());
     }
+}
+
+/// A recorded moment: the smiles clip streamed as a live session (15 fps, each frame
+/// answered before the next), then explained at 5.0 s into it, after the first smile ended,
+/// over gRPC and by `affectd sessions explain`: the prompt states the episode that had ended
+/// by then, read from the recording.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorded_moment_is_explained_with_the_episodes_recorded_by_then() {
+    use affectd::proto::affect_client::AffectClient;
+    use affectd::proto::*;
+    let llama = llama_server();
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("lab.sqlite");
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database)
+            .env("AFFECTD_OPENAI_URL", &llama.url);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    let (tx, requests) = tokio::sync::mpsc::channel(16);
+    let send = |seq: u64, message: stream_request::Message| StreamRequest {
+        client_seq: seq,
+        message: Some(message),
+    };
+    tx.send(send(
+        1,
+        stream_request::Message::Config(SessionConfig {
+            session_id: "smiles".into(),
+            ..Default::default()
+        }),
+    ))
+    .await
+    .unwrap();
+    // The server answers the call once it has the config.
+    let mut responses = affect
+        .stream(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let start = 500.0;
+    let mut seq = 1;
+    for (i, frame) in smile_frames().into_iter().enumerate().step_by(2) {
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&frame)
+            .unwrap();
+        seq += 1;
+        tx.send(send(
+            seq,
+            stream_request::Message::Frame(Frame {
+                timestamp: start + i as f64 / 30.0,
+                image: Some(ImageInput {
+                    data: Some(image_input::Data::Encoded(jpeg)),
+                }),
+            }),
+        ))
+        .await
+        .unwrap();
+        // Each frame is answered before the next is sent, so none is skipped.
+        loop {
+            let m = responses
+                .message()
+                .await
+                .unwrap()
+                .expect("the stream is open");
+            if matches!(&m.message, Some(stream_response::Message::Faces(f)) if f.client_seq == seq)
+            {
+                break;
+            }
+        }
+    }
+    tx.send(send(seq + 1, stream_request::Message::End(EndSession {})))
+        .await
+        .unwrap();
+    while responses.message().await.unwrap().is_some() {}
+
+    let recorded = |time: f64, session_id: &str| ExplainRequest {
+        source: Some(explain_request::Source::Recorded(RecordedMoment {
+            session_id: session_id.into(),
+            time,
+        })),
+        backend: "openai".into(),
+        max_tokens: 48,
+        ..Default::default()
+    };
+    let mut stream = affect
+        .explain(recorded(start + 5.0, "smiles"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut result = None;
+    while let Some(r) = stream.message().await.unwrap() {
+        if let Some(explain_response::Event::Result(done)) = r.event {
+            result = Some(done);
+        }
+    }
+    let result = result.expect("a result");
+    assert_eq!(result.backend, "openai");
+    // Before the first frame, or a session that was never recorded: the client's error.
+    let early = affect
+        .explain(recorded(start - 100.0, "smiles"))
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), tonic::Code::InvalidArgument, "{early:?}");
+    assert!(
+        early.message().contains("no analysed frame at or before"),
+        "{early:?}"
+    );
+    let unknown = affect.explain(recorded(start, "nobody")).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+
+    let out = affectd(dir.path())
+        .env("AFFECTD_DATABASE", &database)
+        .env("AFFECTD_OPENAI_URL", &llama.url)
+        .args([
+            "sessions",
+            "explain",
+            "smiles",
+            "--at",
+            "505",
+            "--backend",
+            "openai",
+        ])
+        .args(["--quiet", "--max-tokens", "32"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let user = result["prompt"]["user"].as_str().unwrap();
+    println!("{user}");
+    assert!(user.contains("ep1 (began 2.00 s ago"), "{user}");
+    assert!(user.contains("AU12 rose from"), "{user}");
 }

@@ -20,9 +20,10 @@ CITATION_VERDICT_UNSUPPORTED: CitationVerdict
 CITATION_VERDICT_CONTRADICTED: CitationVerdict
 
 class ExplainRequest(_message.Message):
-    __slots__ = ("image", "session_id", "labels", "backend", "model", "max_tokens", "temperature", "top_p", "seed", "include_image", "context", "frame_options", "face_ids")
+    __slots__ = ("image", "session_id", "recorded", "labels", "backend", "model", "max_tokens", "temperature", "top_p", "seed", "include_image", "context", "frame_options", "face_ids")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +37,7 @@ class ExplainRequest(_message.Message):
     FACE_IDS_FIELD_NUMBER: _ClassVar[int]
     image: _vision_pb2.ImageInput
     session_id: str
+    recorded: RecordedMoment
     labels: _containers.RepeatedScalarFieldContainer[str]
     backend: str
     model: str
@@ -47,7 +49,15 @@ class ExplainRequest(_message.Message):
     context: str
     frame_options: _vision_pb2.FrameOptions
     face_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, image: _Optional[_Union[_vision_pb2.ImageInput, _Mapping]] = ..., session_id: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., include_image: _Optional[bool] = ..., context: _Optional[str] = ..., frame_options: _Optional[_Union[_vision_pb2.FrameOptions, _Mapping]] = ..., face_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    def __init__(self, image: _Optional[_Union[_vision_pb2.ImageInput, _Mapping]] = ..., session_id: _Optional[str] = ..., recorded: _Optional[_Union[RecordedMoment, _Mapping]] = ..., labels: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., include_image: _Optional[bool] = ..., context: _Optional[str] = ..., frame_options: _Optional[_Union[_vision_pb2.FrameOptions, _Mapping]] = ..., face_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class RecordedMoment(_message.Message):
+    __slots__ = ("session_id", "time")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    time: float
+    def __init__(self, session_id: _Optional[str] = ..., time: _Optional[float] = ...) -> None: ...
 
 class Judgement(_message.Message):
     __slots__ = ("face_id", "label", "confidence", "valence", "arousal", "rationale", "label_probabilities", "citations", "grounding", "combined_label", "combined_probabilities", "label_probability_method")
