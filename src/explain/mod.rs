@@ -53,7 +53,7 @@ pub struct Moment {
 
 /// The moment of a recorded session at `time` (client clock, s): its last analysed frame at
 /// or before it, with the windows, fused estimate and expression episodes recorded by then.
-/// Keyframes are not sent for recorded moments (their frames are not decoded again).
+/// Each face's latest episode's onset and apex frames are read back as its keyframes.
 pub fn recorded_moment(
     store: &crate::store::Store,
     session_id: &str,
@@ -77,20 +77,40 @@ pub fn recorded_moment(
             "recorded session `{session_id}` has no analysed frame at or before {time} s (client clock)"
         ))
     })?;
-    let image = match &moment.frame {
-        crate::store::FrameData::Encoded(bytes) => crate::vision::image::decode(bytes, max_pixels)
-            .map_err(|e| {
-                Error::Internal(format!("the recorded frame at {} s: {e}", moment.timestamp))
-            })?,
-        crate::store::FrameData::Rgb8(bytes) => {
-            RgbImage::from_raw(moment.width, moment.height, bytes.clone()).ok_or_else(|| {
-                Error::Internal(format!(
-                    "the recorded frame at {} s is not {}x{} RGB",
-                    moment.timestamp, moment.width, moment.height
-                ))
-            })?
+    let image = recorded_image(&moment, max_pixels)?;
+    let episodes: Vec<crate::vision::dynamics::Episode> =
+        moment.episodes.iter().map(from_wire::episode).collect();
+    // Each face's latest episode: its onset and apex frames, read back.
+    let mut keyframes = crate::vision::dynamics::keyframes::Keyframes::default();
+    let mut latest: Vec<&crate::vision::dynamics::Episode> = Vec::new();
+    for e in &episodes {
+        match latest.iter_mut().find(|l| l.face_id == e.face_id) {
+            Some(l) if l.onset < e.onset => *l = e,
+            Some(_) => {}
+            None => latest.push(e),
         }
-    };
+    }
+    for e in latest {
+        let frame_at =
+            |t: f64| -> Result<Option<crate::vision::dynamics::keyframes::Keyframe>, Error> {
+                let Some(m) = crate::store::export::moment_at(store, session_id, t)
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                else {
+                    return Ok(None);
+                };
+                let Some(face) = m.faces.faces.iter().find(|f| f.face_id == e.face_id) else {
+                    return Ok(None);
+                };
+                Ok(Some(crate::vision::dynamics::keyframes::Keyframe {
+                    t: m.timestamp,
+                    image: Arc::new(recorded_image(&m, max_pixels)?),
+                    face: from_wire::face(face),
+                }))
+            };
+        if let (Some(onset), Some(apex)) = (frame_at(e.onset)?, frame_at(e.apex)?) {
+            keyframes.insert(e, onset, apex);
+        }
+    }
     let mut physiology = from_wire::physio_cues(&moment.windows);
     physiology.fused = moment
         .fused
@@ -105,10 +125,31 @@ pub fn recorded_moment(
             timings: Vec::new(),
         },
         physiology: (physiology != PhysioCues::default()).then_some(physiology),
-        episodes: moment.episodes.iter().map(from_wire::episode).collect(),
+        episodes,
         at: moment.timestamp,
-        keyframes: None,
+        keyframes: Some(Arc::new(keyframes)),
     })
+}
+
+/// A recorded frame's pixels.
+fn recorded_image(
+    moment: &crate::store::export::RecordedMoment,
+    max_pixels: u64,
+) -> Result<RgbImage, Error> {
+    match &moment.frame {
+        crate::store::FrameData::Encoded(bytes) => crate::vision::image::decode(bytes, max_pixels)
+            .map_err(|e| {
+                Error::Internal(format!("the recorded frame at {} s: {e}", moment.timestamp))
+            }),
+        crate::store::FrameData::Rgb8(bytes) => {
+            RgbImage::from_raw(moment.width, moment.height, bytes.clone()).ok_or_else(|| {
+                Error::Internal(format!(
+                    "the recorded frame at {} s is not {}x{} RGB",
+                    moment.timestamp, moment.width, moment.height
+                ))
+            })
+        }
+    }
 }
 
 /// An explanation request, as a client states it. Zero values mean the defaults, as on the

@@ -2,16 +2,6 @@
 
 use crate::common::*;
 
-fn testdata(name: &str) -> std::path::PathBuf {
-    let path = repo().join(".testdata").join(name);
-    assert!(
-        path.exists(),
-        "{} missing: run scripts/fetch-testdata.sh",
-        path.display()
-    );
-    path
-}
-
 fn analyze(args: &[&std::ffi::OsStr]) -> std::process::Output {
     let cache = tempfile::tempdir().unwrap();
     affectd(cache.path())

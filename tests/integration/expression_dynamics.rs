@@ -5,7 +5,7 @@
 //! `affectd analyze`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use image::{Rgb, RgbImage};
@@ -14,16 +14,6 @@ use serde_json::Value;
 use crate::common::*;
 
 pub const FPS: f64 = 30.0;
-
-fn testdata(name: &str) -> PathBuf {
-    let path = repo().join(".testdata").join(name);
-    assert!(
-        path.exists(),
-        "{} missing: run scripts/fetch-testdata.sh",
-        path.display()
-    );
-    path
-}
 
 /// One frame of a video, decoded by ffmpeg.
 fn still(video: &Path, at_s: f64) -> RgbImage {
@@ -391,4 +381,70 @@ fn the_python_reference_spots_the_same_episodes() {
         }
     }
     assert!(compared >= 8, "only {compared} episodes compared");
+}
+
+/// Streams the constructed smile clip ([`smile_frames`], every other frame: 15 fps) as a
+/// recorded live session starting at `start` (client clock, s), each frame answered before
+/// the next is sent so that none is skipped, and ends it.
+pub async fn record_smiles(
+    affect: &mut affectd::proto::affect_client::AffectClient<tonic::transport::Channel>,
+    session_id: &str,
+    start: f64,
+) {
+    use affectd::proto::*;
+    let (tx, requests) = tokio::sync::mpsc::channel(16);
+    let send = |seq: u64, message: stream_request::Message| StreamRequest {
+        client_seq: seq,
+        message: Some(message),
+    };
+    tx.send(send(
+        1,
+        stream_request::Message::Config(SessionConfig {
+            session_id: session_id.into(),
+            ..Default::default()
+        }),
+    ))
+    .await
+    .unwrap();
+    // The server answers the call once it has the config.
+    let mut responses = affect
+        .stream(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seq = 1;
+    for (i, frame) in smile_frames().into_iter().enumerate().step_by(2) {
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&frame)
+            .unwrap();
+        seq += 1;
+        tx.send(send(
+            seq,
+            stream_request::Message::Frame(Frame {
+                timestamp: start + i as f64 / 30.0,
+                image: Some(ImageInput {
+                    data: Some(image_input::Data::Encoded(jpeg)),
+                }),
+            }),
+        ))
+        .await
+        .unwrap();
+        // Each frame is answered before the next is sent, so none is skipped.
+        loop {
+            let m = responses
+                .message()
+                .await
+                .unwrap()
+                .expect("the stream is open");
+            if matches!(&m.message, Some(stream_response::Message::Faces(f)) if f.client_seq == seq)
+            {
+                break;
+            }
+        }
+    }
+    tx.send(send(seq + 1, stream_request::Message::End(EndSession {})))
+        .await
+        .unwrap();
+    while responses.message().await.unwrap().is_some() {}
 }

@@ -679,3 +679,43 @@ fn a_video_moment_sends_the_episode_keyframes_under_the_frame() {
         "{user}"
     );
 }
+
+/// A recorded moment for a model that reads images: the latest episode's onset and apex
+/// frames are read back from the recording and sent under the frame.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorded_moment_sends_the_episode_keyframes_read_back_from_the_recording() {
+    let (dir, gguf) = tiny_model();
+    let database = dir.path().join("lab.sqlite");
+    let server = TestServer::start(|cmd| {
+        cmd.env("AFFECTD_DATABASE", &database);
+    });
+    let mut affect = AffectClient::new(server.channel().await);
+    crate::expression_dynamics::record_smiles(&mut affect, "smiles", 500.0).await;
+    let output = affectd(dir.path())
+        .env("AFFECTD_DATABASE", &database)
+        .env("AFFECTD_CANDLE_MODEL", &gguf)
+        .args([
+            "sessions",
+            "explain",
+            "smiles",
+            "--at",
+            "505",
+            "--backend",
+            "candle",
+        ])
+        .args(["--quiet", "--max-tokens", "8"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["image_included"], true);
+    let user = result["prompt"]["user"].as_str().unwrap();
+    assert!(
+        user.contains("Below the frame, the image shows face 1's ep1 as two crops: left, its onset frame (2.00 s before this frame)"),
+        "{user}"
+    );
+}

@@ -106,6 +106,28 @@ impl Keyframes {
         self.faces.retain(|_, k| k.episode_onset >= oldest);
     }
 
+    /// Keeps `onset` and `apex` as the keyframes of `episode` (a recorded one, read back).
+    /// Without the face's neutral shape, the apex's motion arrows start from the onset
+    /// frame's mesh, mapped onto the apex's pose: the onset-to-apex motion itself.
+    pub fn insert(&mut self, episode: &Episode, onset: Keyframe, mut apex: Keyframe) {
+        if apex.face.neutral_points.is_none()
+            && let (Some(from), Some(to)) = (&onset.face.mesh, &apex.face.mesh)
+        {
+            let n = super::motion::MESH_POINTS
+                .min(from.points.len())
+                .min(to.points.len());
+            apex.face.neutral_points = super::motion::aligned(&from.points[..n], &to.points[..n]);
+        }
+        self.faces.insert(
+            episode.face_id,
+            FaceKeyframes {
+                episode_onset: episode.onset,
+                onset: Some(onset),
+                apex: Some(apex),
+            },
+        );
+    }
+
     /// The onset and apex keyframes of `episode`, when they were kept.
     pub fn of(&self, episode: &Episode) -> Option<(&Keyframe, &Keyframe)> {
         let k = self.faces.get(&episode.face_id)?;

@@ -15,6 +15,17 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A file of the test data that scripts/fetch-testdata.sh puts in .testdata/.
+pub fn testdata(name: &str) -> PathBuf {
+    let path = repo().join(".testdata").join(name);
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/fetch-testdata.sh",
+        path.display()
+    );
+    path
+}
+
 /// An `affectd` command with a clean environment: no AFFECTD_* variables leak in from the
 /// developer's shell, and the cache points at `cache` (tests never touch ~/.cache).
 pub fn affectd(cache: &Path) -> Command {

@@ -73,62 +73,8 @@ async fn a_recorded_moment_is_explained_with_the_episodes_recorded_by_then() {
             .env("AFFECTD_OPENAI_URL", &llama.url);
     });
     let mut affect = AffectClient::new(server.channel().await);
-    let (tx, requests) = tokio::sync::mpsc::channel(16);
-    let send = |seq: u64, message: stream_request::Message| StreamRequest {
-        client_seq: seq,
-        message: Some(message),
-    };
-    tx.send(send(
-        1,
-        stream_request::Message::Config(SessionConfig {
-            session_id: "smiles".into(),
-            ..Default::default()
-        }),
-    ))
-    .await
-    .unwrap();
-    // The server answers the call once it has the config.
-    let mut responses = affect
-        .stream(tokio_stream::wrappers::ReceiverStream::new(requests))
-        .await
-        .unwrap()
-        .into_inner();
     let start = 500.0;
-    let mut seq = 1;
-    for (i, frame) in smile_frames().into_iter().enumerate().step_by(2) {
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
-            .encode_image(&frame)
-            .unwrap();
-        seq += 1;
-        tx.send(send(
-            seq,
-            stream_request::Message::Frame(Frame {
-                timestamp: start + i as f64 / 30.0,
-                image: Some(ImageInput {
-                    data: Some(image_input::Data::Encoded(jpeg)),
-                }),
-            }),
-        ))
-        .await
-        .unwrap();
-        // Each frame is answered before the next is sent, so none is skipped.
-        loop {
-            let m = responses
-                .message()
-                .await
-                .unwrap()
-                .expect("the stream is open");
-            if matches!(&m.message, Some(stream_response::Message::Faces(f)) if f.client_seq == seq)
-            {
-                break;
-            }
-        }
-    }
-    tx.send(send(seq + 1, stream_request::Message::End(EndSession {})))
-        .await
-        .unwrap();
-    while responses.message().await.unwrap().is_some() {}
+    crate::expression_dynamics::record_smiles(&mut affect, "smiles", start).await;
 
     let recorded = |time: f64, session_id: &str| ExplainRequest {
         source: Some(explain_request::Source::Recorded(RecordedMoment {
