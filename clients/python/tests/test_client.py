@@ -80,6 +80,33 @@ def test_faces_dataframe_has_the_export_s_openface_columns_and_values(server, ph
     assert frame["AU12_c"].iloc[0] in (0, 1)
 
 
+def test_events_dataframe_has_the_export_s_event_columns(server, photo):
+    from affectd import tables
+    from affectd.proto import vision_pb2
+
+    with affectd.Client(server.address) as client:
+        with client.session(participant="events") as session:
+            session.frame(1.0, photo)
+        data = client.recordings.export_bytes(session.session_id, format="csv")
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        rows = list(csv.reader(io.TextIOWrapper(z.open("expression_events.csv"), "utf-8")))
+    assert rows[0] == tables.event_columns()
+    assert len(rows) == 1  # one frame: no face history, so no episode
+    event = vision_pb2.ExpressionEvent(
+        kind=vision_pb2.ExpressionEvent.KIND_ENDED, face_id=2, onset=10.0, apex=10.38, offset=11.7,
+        duration_s=1.7, end=vision_pb2.EPISODE_END_RETURNED,
+        action_units=[vision_pb2.EpisodeActionUnit(
+            number=12, name="AU12", start_intensity=0.4, peak_intensity=3.1, peak_time=10.38, held_s=1.2)],
+    )
+    started = vision_pb2.ExpressionEvent(kind=vision_pb2.ExpressionEvent.KIND_STARTED, face_id=2, onset=10.0)
+    frame = tables.events_dataframe([started, event], source="s")
+    assert len(frame) == 1 and list(frame.columns) == tables.event_columns()
+    row = frame.iloc[0]
+    assert row["AU12_peak"] == pytest.approx(3.1) and row["end"] == "returned"
+    assert row["dynamics"] == "AU12 rose from 0.40 to 3.10 in 380 ms, held 1.20 s"  # as the Rust export writes it
+    assert np.isnan(row["AU04_peak"]) and np.isnan(row["peak_motion"])
+
+
 def test_analyze_signals_takes_channel_major_arrays(server):
     data = alpha_eeg(20)
     with affectd.Client(server.address) as client:
