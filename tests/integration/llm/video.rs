@@ -27,7 +27,7 @@ fn a_video_moment_s_prompt_states_the_recent_episode_in_words_and_numbers() {
             "openai",
             "--quiet",
             "--max-tokens",
-            "96",
+            "16",
         ])
         .output()
         .unwrap();
@@ -82,7 +82,7 @@ async fn a_recorded_moment_is_explained_with_the_episodes_recorded_by_then() {
             time,
         })),
         backend: "openai".into(),
-        max_tokens: 48,
+        max_tokens: 8,
         ..Default::default()
     };
     let mut stream = affect
@@ -123,7 +123,7 @@ async fn a_recorded_moment_is_explained_with_the_episodes_recorded_by_then() {
             "--backend",
             "openai",
         ])
-        .args(["--quiet", "--max-tokens", "32"])
+        .args(["--quiet", "--max-tokens", "8"])
         .output()
         .unwrap();
     assert!(
