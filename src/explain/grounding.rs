@@ -403,8 +403,6 @@ mod tests {
             peak_motion: Some(0.1),
             micro_candidate: false,
             end: Some(EpisodeEnd::Returned),
-            onset_landmarks: None,
-            apex_landmarks: None,
         };
         let face = smiling().with_episodes(std::slice::from_ref(&episode), 12.0);
         assert_eq!(face.episodes.len(), 1);

@@ -299,8 +299,6 @@ pub fn episode(e: &proto::ExpressionEvent) -> crate::vision::dynamics::Episode {
             proto::EpisodeEnd::StreamEnded => Some(EpisodeEnd::StreamEnded),
             proto::EpisodeEnd::MaxDuration => Some(EpisodeEnd::MaxDuration),
         },
-        onset_landmarks: None,
-        apex_landmarks: None,
     }
 }
 

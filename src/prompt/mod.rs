@@ -870,8 +870,6 @@ mod tests {
             peak_motion: None,
             micro_candidate: false,
             end: None,
-            onset_landmarks: None,
-            apex_landmarks: None,
         };
         let earlier = Episode {
             onset: 15.0,

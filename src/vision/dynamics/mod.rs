@@ -21,7 +21,7 @@ pub use spotting::{
 use self::baseline::RunningQuantile;
 use self::motion::ShapeReference;
 use self::spotting::Spotter;
-use crate::vision::action_units::{ActionUnit, PRESENCE_THRESHOLD, TABLE};
+use crate::vision::action_units::{ActionUnit, PRESENCE_THRESHOLD};
 use crate::vision::expression;
 use crate::vision::{FaceResult, FrameResult};
 
@@ -82,11 +82,7 @@ impl FaceDynamics {
                 if self.recent.len() == MAX_RECENT {
                     self.recent.pop_front();
                 }
-                let mut kept = e.clone();
-                // The meshes are for drawing now, not for prompts later.
-                kept.onset_landmarks = None;
-                kept.apex_landmarks = None;
-                self.recent.push_back(kept);
+                self.recent.push_back(e.clone());
             }
         }
         while self
@@ -96,10 +92,6 @@ impl FaceDynamics {
         {
             self.recent.pop_front();
         }
-    }
-
-    pub fn config(&self) -> &DynamicsConfig {
-        &self.config
     }
 
     /// The next analysed frame at `t` (s, the stream's clock): fills the baseline fields of
@@ -184,9 +176,8 @@ impl FaceDynamics {
             let observation = Observation {
                 t,
                 corrected: &corrected,
-                motion: motion.as_ref().map(|(m, _)| *m),
+                motion,
                 expression: face.expression.as_ref().map(|e| e.combined),
-                landmarks: face.mesh.as_ref().map(|m| m.points.as_slice()),
             };
             events.extend(state.spotter.step(config, &observation));
             if state.spotter.is_open() {
@@ -257,14 +248,10 @@ fn recompute_prototypes(face: &mut FaceResult) {
     }
 }
 
-/// The AU numbers in the order of the `corrected` arrays.
-pub fn au_numbers() -> impl Iterator<Item = u32> {
-    TABLE.iter().map(|(n, _, _)| *n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vision::action_units::TABLE;
     use crate::vision::detector::Detection;
     use crate::vision::mesh::Mesh;
 

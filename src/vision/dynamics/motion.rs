@@ -83,9 +83,9 @@ const REFERENCE_FRAMES: u32 = 90;
 
 impl ShapeReference {
     /// The pose-compensated motion of `points` (image px) against the reference, in
-    /// inter-ocular distances, and the aligned points; None before the first neutral frame
-    /// or when the alignment fails.
-    pub fn motion(&self, points: &[[f32; 3]]) -> Option<(f32, Vec<[f32; 3]>)> {
+    /// inter-ocular distances; None before the first neutral frame or when the alignment
+    /// fails.
+    pub fn motion(&self, points: &[[f32; 3]]) -> Option<f32> {
         let reference = self.shape.as_ref()?;
         let mesh = &points[..MESH_POINTS.min(points.len())];
         let aligned = aligned(mesh, reference)?;
@@ -103,7 +103,7 @@ impl ShapeReference {
             .collect();
         let k = (moved.len() * 95 / 100).min(moved.len() - 1);
         let (_, p95, _) = moved.select_nth_unstable_by(k, f32::total_cmp);
-        Some((*p95, aligned))
+        Some(*p95)
     }
 
     /// The neutral shape mapped onto `points` (image px) by the similarity transform: where
@@ -177,7 +177,7 @@ mod tests {
         assert!(reference.motion(&neutral).is_none());
         reference.add_neutral(&neutral);
         let turned = moved(&neutral, 25.0, 1.3, [40.0, -12.0, 5.0]);
-        let (motion, _) = reference.motion(&turned).unwrap();
+        let motion = reference.motion(&turned).unwrap();
         assert!(motion < 1e-4, "{motion}");
     }
 
@@ -196,7 +196,7 @@ mod tests {
         for p in smiling.iter_mut().take(60) {
             p[1] += 0.1 * eyes;
         }
-        let (motion, _) = reference
+        let motion = reference
             .motion(&moved(&smiling, -15.0, 0.8, [3.0, 4.0, 0.0]))
             .unwrap();
         assert!((0.07..0.13).contains(&motion), "{motion}");

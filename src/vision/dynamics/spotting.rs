@@ -200,10 +200,6 @@ pub struct Episode {
     pub micro_candidate: bool,
     /// None while open.
     pub end: Option<EpisodeEnd>,
-    /// The mesh at the onset and at the apex, image px: the motion layer's arrows and the
-    /// keyframes of a prompt. Not sent or recorded.
-    pub onset_landmarks: Option<Vec<[f32; 3]>>,
-    pub apex_landmarks: Option<Vec<[f32; 3]>>,
 }
 
 impl Episode {
@@ -229,7 +225,6 @@ pub struct Observation<'a> {
     pub corrected: &'a [f32; AU_COUNT],
     pub motion: Option<f32>,
     pub expression: Option<[f32; 7]>,
-    pub landmarks: Option<&'a [[f32; 3]]>,
 }
 
 #[derive(Debug, Clone)]
@@ -398,8 +393,6 @@ impl Spotter {
                 peak_motion: None,
                 micro_candidate: false,
                 end: None,
-                onset_landmarks: o.landmarks.map(<[_]>::to_vec),
-                apex_landmarks: None,
             },
             samples: Vec::new(),
             peaks: [(f32::NEG_INFINITY, onset); AU_COUNT],
@@ -472,7 +465,6 @@ impl Open {
         self.add_sample(s);
         if self.apex_activation > apex_before {
             self.episode.apex_expression = o.expression;
-            self.episode.apex_landmarks = o.landmarks.map(<[_]>::to_vec);
         }
         if let Some(m) = o.motion {
             self.episode.peak_motion = Some(self.episode.peak_motion.map_or(m, |p| p.max(m)));
@@ -539,7 +531,6 @@ mod tests {
                         corrected: c,
                         motion: None,
                         expression: None,
-                        landmarks: None,
                     },
                 )
             })
@@ -649,7 +640,6 @@ mod tests {
                     corrected: &c,
                     motion: Some(0.005),
                     expression: None,
-                    landmarks: None,
                 },
             ));
         }
@@ -671,7 +661,6 @@ mod tests {
                 corrected: &c,
                 motion: None,
                 expression: None,
-                landmarks: None,
             };
             if let Some(ExpressionEvent::Ended(e)) = spotter.step(&config, &o) {
                 ends.push(e);
