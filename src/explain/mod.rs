@@ -374,7 +374,7 @@ impl Explainer {
                     .map_err(|e| Error::Internal(format!("face analysis failed: {e}")))?;
                 spotter.observe(t, &mut result);
                 let result = Arc::new(result);
-                kept.observe(t, &image, &result, &spotter);
+                kept.observe(t, &image, &result, &spotter.recent_episodes());
                 last = Some((t, image, result));
             }
             let (t, image, frame) = last.ok_or_else(|| {

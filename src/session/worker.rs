@@ -878,12 +878,13 @@ fn vision_worker(
             result: result.clone(),
             encoded: wire::face_frame(seq, timestamp, &result).encode_to_vec(),
         };
-        keyframes.observe(timestamp, &image, &result, &dynamics);
+        let recent = Arc::new(dynamics.recent_episodes());
+        keyframes.observe(timestamp, &image, &result, &recent);
         live.set_frame(LatestFrame {
             timestamp,
             image,
             faces: result.clone(),
-            episodes: Arc::new(dynamics.recent_episodes()),
+            episodes: recent,
             keyframes: Some(Arc::new(keyframes.clone())),
         });
         let _ = out.send(Ok(Event::Faces {

@@ -2,16 +2,17 @@
 //! at the onset and the frame at the apex of its latest episode, and the two side by side
 //! as one strip (the onset, then the apex with the motion layer's arrows).
 //!
-//! Frames are held by reference (`Arc`), so keeping them costs no copy: the last
-//! [`RING`] frames (an onset lies at most a frame or two before the episode is spotted)
-//! and two per face with an episode in the last [`super::RECENT_S`] seconds.
+//! Frames and keyframes are held by reference (`Arc`), so keeping them costs no copy and a
+//! snapshot of them (a session publishes one with every frame) only counts references:
+//! the last [`RING`] frames (an onset lies at most a frame or two before the episode is
+//! spotted) and two per face with an episode in the last [`super::RECENT_S`] seconds.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use image::{Rgb, RgbImage, imageops};
 
-use super::{Episode, FaceDynamics};
+use super::Episode;
 use crate::vision::marks::{self, Layers};
 use crate::vision::{FaceResult, FrameResult};
 
@@ -32,8 +33,8 @@ pub struct Keyframe {
 #[derive(Clone)]
 struct FaceKeyframes {
     episode_onset: f64,
-    onset: Option<Keyframe>,
-    apex: Option<Keyframe>,
+    onset: Option<Arc<Keyframe>>,
+    apex: Option<Arc<Keyframe>>,
 }
 
 /// Keeps each face's latest episode's onset and apex frames.
@@ -43,32 +44,39 @@ pub struct Keyframes {
     faces: BTreeMap<u32, FaceKeyframes>,
 }
 
-fn keyframe(t: f64, image: &Arc<RgbImage>, frame: &FrameResult, face_id: u32) -> Option<Keyframe> {
+fn keyframe(
+    t: f64,
+    image: &Arc<RgbImage>,
+    frame: &FrameResult,
+    face_id: u32,
+) -> Option<Arc<Keyframe>> {
     frame
         .faces
         .iter()
         .find(|f| f.face_id == face_id)
-        .map(|face| Keyframe {
-            t,
-            image: image.clone(),
-            face: face.clone(),
+        .map(|face| {
+            Arc::new(Keyframe {
+                t,
+                image: image.clone(),
+                face: face.clone(),
+            })
         })
 }
 
 impl Keyframes {
-    /// The frame at `t` after `dynamics` observed it.
+    /// The frame at `t`, with the episodes the dynamics report after observing it
+    /// (`FaceDynamics::recent_episodes`).
     pub fn observe(
         &mut self,
         t: f64,
         image: &Arc<RgbImage>,
         frame: &Arc<FrameResult>,
-        dynamics: &FaceDynamics,
+        episodes: &[Episode],
     ) {
         if self.ring.len() == RING {
             self.ring.pop_front();
         }
         self.ring.push_back((t, image.clone(), frame.clone()));
-        let episodes = dynamics.recent_episodes();
         for face in &frame.faces {
             let Some(latest) = episodes
                 .iter()
@@ -122,8 +130,8 @@ impl Keyframes {
             episode.face_id,
             FaceKeyframes {
                 episode_onset: episode.onset,
-                onset: Some(onset),
-                apex: Some(apex),
+                onset: Some(Arc::new(onset)),
+                apex: Some(Arc::new(apex)),
             },
         );
     }
@@ -134,7 +142,7 @@ impl Keyframes {
         if k.episode_onset != episode.onset {
             return None;
         }
-        Some((k.onset.as_ref()?, k.apex.as_ref()?))
+        Some((k.onset.as_deref()?, k.apex.as_deref()?))
     }
 }
 

@@ -401,7 +401,7 @@ mod tests {
                 480,
                 image::Rgb([i as u8, 0, 0]),
             ));
-            kept.observe(t, &image, &Arc::new(f), &dynamics);
+            kept.observe(t, &image, &Arc::new(f), &dynamics.recent_episodes());
         }
         let episode = dynamics.recent_episodes().pop().expect("the smile");
         let (onset, apex) = kept.of(&episode).expect("both kept");
