@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::proto;
 use crate::vision::action_units::TABLE as AU_TABLE;
+use crate::vision::dynamics::describe_au;
 use crate::vision::expression::LABELS;
 
 pub fn kind_name(e: &proto::ExpressionEvent) -> &'static str {
@@ -46,10 +47,12 @@ pub fn describe(e: &proto::ExpressionEvent) -> String {
     e.action_units
         .iter()
         .map(|au| {
-            let rise_ms = ((au.peak_time - e.onset) * 1e3).max(0.0).round();
-            format!(
-                "{} rose from {:.2} to {:.2} in {rise_ms:.0} ms, held {:.2} s",
-                au.name, au.start_intensity, au.peak_intensity, au.held_s
+            describe_au(
+                au.number,
+                au.start_intensity,
+                au.peak_intensity,
+                au.peak_time - e.onset,
+                au.held_s,
             )
         })
         .collect::<Vec<_>>()

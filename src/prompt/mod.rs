@@ -157,13 +157,8 @@ impl EpisodeCue {
         self.action_units
             .iter()
             .map(|au| {
-                format!(
-                    "AU{:02} rose from {:.2} to {:.2} in {:.0} ms, held {:.2} s",
-                    au.number,
-                    au.start,
-                    au.peak,
-                    au.rise_s * 1e3,
-                    au.held_s
+                crate::vision::dynamics::describe_au(
+                    au.number, au.start, au.peak, au.rise_s, au.held_s,
                 )
             })
             .collect::<Vec<_>>()

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 pub use spotting::{
     AU_COUNT, DynamicsConfig, Episode, EpisodeAu, EpisodeEnd, ExpressionEvent, Observation,
+    describe_au,
 };
 
 use self::baseline::RunningQuantile;

@@ -181,6 +181,15 @@ pub struct EpisodeAu {
     pub held_s: f64,
 }
 
+/// One AU's part in an episode in words with numbers, as the events table and the prompt
+/// state it: "AU12 rose from 0.40 to 3.10 in 380 ms, held 1.20 s" (`rise_s`: onset to peak).
+pub fn describe_au(number: u32, start: f32, peak: f32, rise_s: f64, held_s: f64) -> String {
+    format!(
+        "AU{number:02} rose from {start:.2} to {peak:.2} in {:.0} ms, held {held_s:.2} s",
+        rise_s.max(0.0) * 1e3
+    )
+}
+
 /// An expression episode of one face. Times are in the stream's clock, s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Episode {
