@@ -309,28 +309,16 @@ pub fn physio_cues(windows: &[proto::FeatureWindow]) -> crate::prompt::PhysioCue
     let mut cues = crate::prompt::PhysioCues::default();
     for w in windows {
         match &w.features {
-            Some(F::Eeg(f)) => {
-                if !f.asymmetry.is_empty() {
-                    cues.eeg_asymmetry = Some(
-                        f.asymmetry.iter().map(|a| a.value).sum::<f64>() / f.asymmetry.len() as f64,
-                    );
-                }
-                cues.eeg_arousal_index = f.arousal_index.or(cues.eeg_arousal_index);
-            }
-            Some(F::Eda(e)) => {
-                cues.scr_count = Some(e.responses.len());
-                cues.scr_rate_per_min = Some(e.scr_rate_per_min);
-                cues.scr_mean_amplitude_us = (!e.responses.is_empty()).then(|| {
-                    e.responses.iter().map(|s| s.amplitude).sum::<f64>() / e.responses.len() as f64
-                });
-            }
-            Some(F::Cardiac(c)) => {
-                cues.heart_rate_bpm = c.heart_rate_bpm.or(cues.heart_rate_bpm);
-                cues.heart_rate_change_bpm = c.heart_rate_change_bpm.or(cues.heart_rate_change_bpm);
-            }
-            Some(F::Respiration(r)) => {
-                cues.breathing_rate_per_min = r.rate_per_min.or(cues.breathing_rate_per_min)
-            }
+            Some(F::Eeg(f)) => cues.add_eeg(
+                &f.asymmetry.iter().map(|a| a.value).collect::<Vec<_>>(),
+                f.arousal_index,
+            ),
+            Some(F::Eda(e)) => cues.add_eda(
+                &e.responses.iter().map(|s| s.amplitude).collect::<Vec<_>>(),
+                e.scr_rate_per_min,
+            ),
+            Some(F::Cardiac(c)) => cues.add_cardiac(c.heart_rate_bpm, c.heart_rate_change_bpm),
+            Some(F::Respiration(r)) => cues.add_respiration(r.rate_per_min),
             None => {}
         }
     }

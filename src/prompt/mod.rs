@@ -331,35 +331,49 @@ impl PhysioCues {
         let mut cues = Self::default();
         for w in windows {
             match &w.features {
-                Features::Eeg(f) => {
-                    if !f.asymmetry.is_empty() {
-                        cues.eeg_asymmetry = Some(
-                            f.asymmetry.iter().map(|a| a.value).sum::<f64>()
-                                / f.asymmetry.len() as f64,
-                        );
-                    }
-                    cues.eeg_arousal_index = f.arousal_index.or(cues.eeg_arousal_index);
-                }
-                Features::Eda(e) => {
-                    cues.scr_count = Some(e.responses.len());
-                    cues.scr_rate_per_min = Some(e.scr_rate_per_min);
-                    cues.scr_mean_amplitude_us = (!e.responses.is_empty()).then(|| {
-                        e.responses.iter().map(|s| s.amplitude).sum::<f64>()
-                            / e.responses.len() as f64
-                    });
-                }
-                Features::Cardiac(c) => {
-                    cues.heart_rate_bpm = c.heart_rate_bpm.or(cues.heart_rate_bpm);
-                    cues.heart_rate_change_bpm =
-                        c.heart_rate_change_bpm.or(cues.heart_rate_change_bpm);
-                }
-                Features::Respiration(r) => {
-                    cues.breathing_rate_per_min = r.rate_per_min.or(cues.breathing_rate_per_min)
-                }
+                Features::Eeg(f) => cues.add_eeg(
+                    &f.asymmetry.iter().map(|a| a.value).collect::<Vec<_>>(),
+                    f.arousal_index,
+                ),
+                Features::Eda(e) => cues.add_eda(
+                    &e.responses.iter().map(|s| s.amplitude).collect::<Vec<_>>(),
+                    e.scr_rate_per_min,
+                ),
+                Features::Cardiac(c) => cues.add_cardiac(c.heart_rate_bpm, c.heart_rate_change_bpm),
+                Features::Respiration(r) => cues.add_respiration(r.rate_per_min),
                 Features::None => {}
             }
         }
         cues
+    }
+
+    /// An EEG window: its frontal asymmetries (averaged) and arousal index. A later window
+    /// replaces what an earlier one said; a value it lacks keeps the earlier one. These
+    /// `add_` steps are shared by live windows and recorded ones (`formats::from_wire`).
+    pub fn add_eeg(&mut self, asymmetries: &[f64], arousal_index: Option<f64>) {
+        if !asymmetries.is_empty() {
+            self.eeg_asymmetry = Some(asymmetries.iter().sum::<f64>() / asymmetries.len() as f64);
+        }
+        self.eeg_arousal_index = arousal_index.or(self.eeg_arousal_index);
+    }
+
+    /// An EDA window: its skin conductance responses' amplitudes (uS) and their rate.
+    pub fn add_eda(&mut self, amplitudes: &[f64], rate_per_min: f64) {
+        self.scr_count = Some(amplitudes.len());
+        self.scr_rate_per_min = Some(rate_per_min);
+        self.scr_mean_amplitude_us = (!amplitudes.is_empty())
+            .then(|| amplitudes.iter().sum::<f64>() / amplitudes.len() as f64);
+    }
+
+    /// A cardiac window: heart rate and its change from baseline, bpm.
+    pub fn add_cardiac(&mut self, heart_rate_bpm: Option<f64>, change_bpm: Option<f64>) {
+        self.heart_rate_bpm = heart_rate_bpm.or(self.heart_rate_bpm);
+        self.heart_rate_change_bpm = change_bpm.or(self.heart_rate_change_bpm);
+    }
+
+    /// A respiration window: breaths per minute.
+    pub fn add_respiration(&mut self, rate_per_min: Option<f64>) {
+        self.breathing_rate_per_min = rate_per_min.or(self.breathing_rate_per_min);
     }
 
     /// The cues on one line, under the keys a judgement may cite.

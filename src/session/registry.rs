@@ -402,6 +402,31 @@ mod tests {
         let cues = moment.physiology.clone().unwrap();
         assert_eq!(cues.heart_rate_bpm, Some(72.0));
         assert_eq!(cues.heart_rate_change_bpm, Some(5.0));
+        // A recorded moment reads windows back from their wire form (with an EDA window
+        // here too): the same cues as from the live ones.
+        let eda = Features::Eda(crate::signals::features::EdaWindow {
+            tonic_mean: 2.0,
+            responses: vec![crate::signals::features::Scr {
+                onset_time: 97.0,
+                peak_time: 98.0,
+                amplitude: 0.3,
+                rise_time_s: 1.0,
+            }],
+            scr_rate_per_min: 15.0,
+        });
+        let live: Vec<FeatureWindow> = snapshot
+            .windows
+            .values()
+            .cloned()
+            .chain([window("eda", 99.5, eda)])
+            .collect();
+        let recorded: Vec<_> = live
+            .iter()
+            .map(crate::formats::wire::feature_window)
+            .collect();
+        let from_recording = crate::formats::from_wire::physio_cues(&recorded);
+        assert_eq!(from_recording, PhysioCues::from_windows(&live));
+        assert_eq!(from_recording.scr_mean_amplitude_us, Some(0.3));
 
         // And the prompt states them in words with their values.
         let face = crate::prompt::FaceCue {
