@@ -77,7 +77,7 @@ pub fn recorded_moment(
             "recorded session `{session_id}` has no analysed frame at or before {time} s (client clock)"
         ))
     })?;
-    let image = recorded_image(&moment, max_pixels)?;
+    let image = recorded_image(&moment.frame, max_pixels)?;
     let episodes: Vec<crate::vision::dynamics::Episode> =
         moment.episodes.iter().map(from_wire::episode).collect();
     // Each face's latest episode: its onset and apex frames, read back.
@@ -90,20 +90,23 @@ pub fn recorded_moment(
             None => latest.push(e),
         }
     }
+    let conn = store
+        .connect()
+        .map_err(|e| Error::Internal(e.to_string()))?;
     for e in latest {
         let frame_at =
             |t: f64| -> Result<Option<crate::vision::dynamics::keyframes::Keyframe>, Error> {
-                let Some(m) = crate::store::export::moment_at(store, session_id, t)
+                let Some(frame) = crate::store::export::analysed_frame_at(&conn, session_id, t)
                     .map_err(|e| Error::Internal(e.to_string()))?
                 else {
                     return Ok(None);
                 };
-                let Some(face) = m.faces.faces.iter().find(|f| f.face_id == e.face_id) else {
+                let Some(face) = frame.faces.faces.iter().find(|f| f.face_id == e.face_id) else {
                     return Ok(None);
                 };
                 Ok(Some(crate::vision::dynamics::keyframes::Keyframe {
-                    t: m.timestamp,
-                    image: Arc::new(recorded_image(&m, max_pixels)?),
+                    t: frame.timestamp,
+                    image: Arc::new(recorded_image(&frame, max_pixels)?),
                     face: from_wire::face(face),
                 }))
             };
@@ -119,33 +122,39 @@ pub fn recorded_moment(
     Ok(Moment {
         image: Arc::new(image),
         frame: FrameResult {
-            faces: moment.faces.faces.iter().map(from_wire::face).collect(),
-            width: moment.width,
-            height: moment.height,
+            faces: moment
+                .frame
+                .faces
+                .faces
+                .iter()
+                .map(from_wire::face)
+                .collect(),
+            width: moment.frame.width,
+            height: moment.frame.height,
             timings: Vec::new(),
         },
         physiology: (physiology != PhysioCues::default()).then_some(physiology),
         episodes,
-        at: moment.timestamp,
+        at: moment.frame.timestamp,
         keyframes: Some(Arc::new(keyframes)),
     })
 }
 
 /// A recorded frame's pixels.
 fn recorded_image(
-    moment: &crate::store::export::RecordedMoment,
+    frame: &crate::store::export::RecordedFrame,
     max_pixels: u64,
 ) -> Result<RgbImage, Error> {
-    match &moment.frame {
+    match &frame.data {
         crate::store::FrameData::Encoded(bytes) => crate::vision::image::decode(bytes, max_pixels)
             .map_err(|e| {
-                Error::Internal(format!("the recorded frame at {} s: {e}", moment.timestamp))
+                Error::Internal(format!("the recorded frame at {} s: {e}", frame.timestamp))
             }),
         crate::store::FrameData::Rgb8(bytes) => {
-            RgbImage::from_raw(moment.width, moment.height, bytes.clone()).ok_or_else(|| {
+            RgbImage::from_raw(frame.width, frame.height, bytes.clone()).ok_or_else(|| {
                 Error::Internal(format!(
                     "the recorded frame at {} s is not {}x{} RGB",
-                    moment.timestamp, moment.width, moment.height
+                    frame.timestamp, frame.width, frame.height
                 ))
             })
         }

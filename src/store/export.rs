@@ -135,12 +135,7 @@ fn decoded<M: Message + Default>(
     })?;
     rows.map(|row| {
         let (key, bytes) = row?;
-        let message = M::decode(bytes.as_slice()).map_err(|source| ExportError::Damaged {
-            session: session_id.to_owned(),
-            what,
-            source,
-        })?;
-        Ok((key, message))
+        Ok((key, decode_row(session_id, what, &bytes)?))
     })
     .collect()
 }
@@ -269,18 +264,64 @@ pub fn expression_events(
 
 /// What a recording holds about one moment (see [`moment_at`]).
 pub struct RecordedMoment {
-    /// The frame's time, client clock, s.
-    pub timestamp: f64,
-    pub frame: crate::store::FrameData,
-    pub width: u32,
-    pub height: u32,
-    pub faces: proto::FaceFrameResult,
+    pub frame: RecordedFrame,
     /// The latest window of each stream that ended within 30 s before the frame.
     pub windows: Vec<proto::FeatureWindow>,
     /// The latest fused estimate that ended within 15 s before the frame.
     pub fused: Option<proto::FusedEstimate>,
     /// The expression episodes that had ended by `time`.
     pub episodes: Vec<proto::ExpressionEvent>,
+}
+
+/// A recorded frame with its face result.
+pub struct RecordedFrame {
+    /// Client clock, s.
+    pub timestamp: f64,
+    pub data: crate::store::FrameData,
+    pub width: u32,
+    pub height: u32,
+    pub faces: proto::FaceFrameResult,
+}
+
+/// The last analysed frame at or before `time` (client clock, s), with its faces; None when
+/// none was analysed by then.
+pub fn analysed_frame_at(
+    conn: &Connection,
+    session_id: &str,
+    time: f64,
+) -> Result<Option<RecordedFrame>, ExportError> {
+    let row = conn
+        .query_row(
+            "SELECT f.timestamp, f.format, f.width, f.height, f.data, r.result FROM frames f
+             JOIN face_results r ON r.session_id = f.session_id AND r.client_seq = f.client_seq
+             WHERE f.session_id = ?1 AND f.timestamp <= ?2
+             ORDER BY f.timestamp DESC, f.client_seq DESC LIMIT 1",
+            rusqlite::params![session_id, time],
+            |r| {
+                Ok((
+                    r.get::<_, f64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((timestamp, format, width, height, data, result)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(RecordedFrame {
+        timestamp,
+        data: match format.as_str() {
+            "rgb8" => crate::store::FrameData::Rgb8(data),
+            _ => crate::store::FrameData::Encoded(data),
+        },
+        width: width as u32,
+        height: height as u32,
+        faces: decode_row(session_id, "face result", &result)?,
+    }))
 }
 
 fn decode_row<M: Message + Default>(
@@ -304,29 +345,10 @@ pub fn moment_at(
 ) -> Result<Option<RecordedMoment>, ExportError> {
     store.get(session_id)?;
     let conn = store.connect()?;
-    let row = conn
-        .query_row(
-            "SELECT f.timestamp, f.format, f.width, f.height, f.data, r.result FROM frames f
-             JOIN face_results r ON r.session_id = f.session_id AND r.client_seq = f.client_seq
-             WHERE f.session_id = ?1 AND f.timestamp <= ?2
-             ORDER BY f.timestamp DESC, f.client_seq DESC LIMIT 1",
-            rusqlite::params![session_id, time],
-            |r| {
-                Ok((
-                    r.get::<_, f64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                    r.get::<_, Vec<u8>>(5)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((timestamp, format, width, height, data, result)) = row else {
+    let Some(frame) = analysed_frame_at(&conn, session_id, time)? else {
         return Ok(None);
     };
-    let faces: proto::FaceFrameResult = decode_row(session_id, "face result", &result)?;
+    let timestamp = frame.timestamp;
     let mut windows: Vec<proto::FeatureWindow> = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT window FROM feature_windows WHERE session_id = ?1 AND end_time <= ?2 AND end_time >= ?3 ORDER BY end_time, rowid",
@@ -358,16 +380,8 @@ pub fn moment_at(
         })?
         .map(|bytes| decode_row(session_id, "expression event", &bytes?))
         .collect::<Result<Vec<proto::ExpressionEvent>, ExportError>>()?;
-    let frame = match format.as_str() {
-        "rgb8" => crate::store::FrameData::Rgb8(data),
-        _ => crate::store::FrameData::Encoded(data),
-    };
     Ok(Some(RecordedMoment {
-        timestamp,
         frame,
-        width: width as u32,
-        height: height as u32,
-        faces,
         windows,
         fused,
         episodes,
