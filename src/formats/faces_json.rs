@@ -64,7 +64,7 @@ pub fn face_json(face: &FaceResult) -> Value {
             }
             obj.insert(
                 "action_units_corrected".into(),
-                json!({"method": method, "values": corrected}),
+                json!({"method": method.as_ref(), "values": corrected}),
             );
         }
     }

@@ -246,7 +246,7 @@ pub fn face(f: &proto::Face) -> crate::vision::FaceResult {
             })
             .collect(),
         au_baseline_method: (!f.au_baseline_method.is_empty())
-            .then(|| f.au_baseline_method.clone()),
+            .then(|| f.au_baseline_method.as_str().into()),
         expression: f.expression.as_ref().and_then(|e| {
             Some(Expression {
                 fer: distribution(&e.fer),

@@ -106,7 +106,11 @@ pub fn face(f: &FaceResult) -> proto::Face {
             .collect(),
         expression: f.expression.as_ref().map(expression),
         tracked: f.tracked,
-        au_baseline_method: f.au_baseline_method.clone().unwrap_or_default(),
+        au_baseline_method: f
+            .au_baseline_method
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 

@@ -113,7 +113,8 @@ pub struct FaceResult {
     pub action_units: Vec<ActionUnit>,
     /// How the AUs' `baseline` and `corrected` values were computed (the method's name
     /// and settings); None when they were not (single images, a face not yet settled).
-    pub au_baseline_method: Option<String>,
+    /// Shared: the same text for every face and frame of a stream.
+    pub au_baseline_method: Option<Arc<str>>,
     pub expression: Option<Expression>,
     /// While the face is in an expression episode: its neutral shape (the 468 mesh points)
     /// as it would sit in this frame, pose and all (`vision::dynamics`). The motion layer

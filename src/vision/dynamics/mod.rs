@@ -37,7 +37,8 @@ struct FaceState {
 /// The dynamics of every face of one video or session.
 pub struct FaceDynamics {
     config: DynamicsConfig,
-    method: String,
+    /// `FaceResult::au_baseline_method`, shared by every face and frame.
+    method: std::sync::Arc<str>,
     faces: BTreeMap<u32, FaceState>,
     /// Episodes that ended within [`RECENT_S`] of the latest frame (at most
     /// [`MAX_RECENT`]), for prompts about the moment.
@@ -56,7 +57,8 @@ impl FaceDynamics {
              frames inside expression episodes left out, used after {} s \
              (person-specific normalisation as in OpenFace 2)",
             config.baseline_quantile, config.baseline_settle_s
-        );
+        )
+        .into();
         Self {
             config: config.clone(),
             method,
