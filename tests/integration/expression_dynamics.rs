@@ -49,6 +49,17 @@ fn blend(a: &RgbImage, b: &RgbImage, w: f32) -> RgbImage {
 
 /// Encodes frames at [`FPS`] as H.264 (yuv420p, CRF 18), as a webcam recording would be.
 pub fn encode(frames: impl Iterator<Item = RgbImage>, width: u32, height: u32, path: &Path) {
+    encode_at(frames, width, height, FPS, path)
+}
+
+/// [`encode`] at `fps` frames per second.
+pub fn encode_at(
+    frames: impl Iterator<Item = RgbImage>,
+    width: u32,
+    height: u32,
+    fps: f64,
+    path: &Path,
+) {
     let mut ffmpeg = Command::new("ffmpeg")
         .args([
             "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s",
@@ -56,7 +67,7 @@ pub fn encode(frames: impl Iterator<Item = RgbImage>, width: u32, height: u32, p
         .arg(format!("{width}x{height}"))
         .args([
             "-r",
-            &FPS.to_string(),
+            &fps.to_string(),
             "-i",
             "-",
             "-c:v",
@@ -299,7 +310,8 @@ fn a_clip_without_faces_has_no_episode() {
 }
 
 /// The numpy reference (`tests/reference/spotting_reference.py`), run on the AU series and
-/// meshes affectd wrote, spots the same episodes: the test videos and the constructed clips.
+/// meshes affectd wrote, spots the same episodes: the test videos and the constructed clips
+/// (the smiles also at 15 fps).
 #[test]
 fn the_python_reference_spots_the_same_episodes() {
     let dir = tempfile::tempdir().unwrap();
@@ -307,6 +319,15 @@ fn the_python_reference_spots_the_same_episodes() {
     let frames = smile_frames();
     let (w, h) = frames[0].dimensions();
     encode(frames.into_iter(), w, h, &smiles);
+    // The same clip at 15 fps (every other frame), as a slower camera gives it.
+    let smiles_15 = dir.path().join("smiles_15fps.mp4");
+    encode_at(
+        smile_frames().into_iter().step_by(2),
+        w,
+        h,
+        FPS / 2.0,
+        &smiles_15,
+    );
     let head = dir.path().join("head.mp4");
     let (neutral, _) = neutral_and_smile();
     encode(head_movement_frames(&neutral).into_iter(), w, h, &head);
@@ -315,6 +336,7 @@ fn the_python_reference_spots_the_same_episodes() {
         testdata("WolfgangLanger_Pexels.mp4"),
         testdata("single_face.mp4"),
         smiles,
+        smiles_15,
         head,
     ] {
         let text = analyze_text(&video);

@@ -15,8 +15,8 @@ method as documented in src/vision/dynamics/ (baseline.rs, motion.rs, spotting.r
 3. Spotting: activation = largest corrected AU (AU45 left out, and AUs 5-7 while AU45 is
    present); an episode opens at `onset_intensity`, its onset the frame after the local
    minimum before the rise; it ends below `offset_intensity`, on a gap, at the end, or at
-   `max_episode_s`; reported when it lasted `min_duration_s` and its landmarks moved
-   `min_landmark_motion`.
+   `max_episode_s`; reported when it spans at least 2 frames, lasted `min_duration_s` and
+   its landmarks moved `min_landmark_motion`.
 
 The arithmetic is float32 where affectd's is (AU values, thresholds, the neutral shape)
 and float64 where it is (times, the alignment), so the episodes are expected to be equal.
@@ -44,6 +44,7 @@ CONFIG = dict(
 BIN_WIDTH = F32(0.01)
 BINS = 501
 LOOKBACK = 64
+MIN_FRAMES = 2
 RISE_STEP = F32(0.01)
 REFERENCE_FRAMES = 90
 
@@ -216,7 +217,7 @@ class Spotter:
         micro = duration < c["micro_max_duration_s"] and all(
             a["peak_intensity"] <= float(F32(c["micro_max_intensity"])) for a in aus)
         moved = o["peak_motion"] is None or o["peak_motion"] >= float(F32(c["min_landmark_motion"]))
-        if not (duration >= c["min_duration_s"] and moved):
+        if not (len(o["samples"]) >= MIN_FRAMES and duration >= c["min_duration_s"] and moved):
             return None
         return dict(face_id=self.face_id, onset=o["onset"], apex=o["apex"], offset=max(t, o["onset"]),
                     end=why, micro_candidate=micro, peak_motion=o["peak_motion"], action_units=aus)

@@ -21,7 +21,10 @@
 //!   **offset**, the face back at its baseline), when the face is lost for longer than
 //!   `max_gap_s`, when the stream ends, or after `max_episode_s` (then no new episode opens
 //!   until the activation has fallen).
-//! - It is **reported** only if it lasted at least `min_duration_s` (1/25 s by default, the
+//! - It is **reported** only if it spans at least [`MIN_FRAMES`] frames (a single-frame
+//!   glitch is not an episode, at any frame rate: a session that skips frames under load,
+//!   or a 15 fps camera, would otherwise turn one bad frame into a 67-ms "episode") and
+//!   lasted at least `min_duration_s` (1/25 s by default, the
 //!   shortest micro-expressions: two frames at 30 fps, so a single-frame glitch is not an
 //!   episode) and, when landmarks were measured, if the pose-compensated landmark motion
 //!   reached `min_landmark_motion` during it: an AU estimate that moved while the mesh,
@@ -254,6 +257,9 @@ struct Open {
     started_sent: bool,
 }
 
+/// The fewest analysed frames an episode spans to be reported.
+pub const MIN_FRAMES: usize = 2;
+
 /// Samples kept before an onset, to find where the rise began.
 const LOOKBACK: usize = 64;
 /// How much the activation must fall per frame, walking back from an onset, for the walk
@@ -420,6 +426,7 @@ impl Spotter {
         let open = self.open.as_mut()?;
         let last = open.samples.last()?.t;
         if open.started_sent
+            || open.samples.len() < MIN_FRAMES
             || last - open.episode.onset < config.min_duration_s
             || !moved_enough(config, open.episode.peak_motion)
         {
@@ -445,8 +452,9 @@ impl Spotter {
                 .action_units
                 .iter()
                 .all(|au| au.peak_intensity <= config.micro_max_intensity);
-        let reported =
-            duration >= config.min_duration_s && moved_enough(config, episode.peak_motion);
+        let reported = open.samples.len() >= MIN_FRAMES
+            && duration >= config.min_duration_s
+            && moved_enough(config, episode.peak_motion);
         reported.then_some(ExpressionEvent::Ended(episode))
     }
 }
@@ -615,6 +623,27 @@ mod tests {
             })
             .collect();
         assert!(run(&series).is_empty());
+    }
+
+    /// The class of the glitch above at any frame rate: at 15 fps (a camera, or a session
+    /// skipping frames under load) one bad frame lasts 67 ms, longer than min_duration_s.
+    #[test]
+    fn a_single_frame_glitch_is_not_an_episode_at_15_fps_either() {
+        let glitch: Vec<(f64, [f32; AU_COUNT])> = (0..45)
+            .map(|i| {
+                let v = if i == 30 { 3.0 } else { 0.0 };
+                (i as f64 / 15.0, au(&[(4, v)]))
+            })
+            .collect();
+        assert!(run(&glitch).is_empty());
+        // Two frames of it are an episode.
+        let twice: Vec<(f64, [f32; AU_COUNT])> = (0..45)
+            .map(|i| {
+                let v = if i == 30 || i == 31 { 3.0 } else { 0.0 };
+                (i as f64 / 15.0, au(&[(4, v)]))
+            })
+            .collect();
+        assert_eq!(ended(&run(&twice)).len(), 1);
     }
 
     #[test]
