@@ -239,14 +239,19 @@ def spot(frames):
             raw = np.array([units[f"AU{n:02d}_r"] for n in AU_NUMBERS], dtype=F32)
             mesh = np.array(f["landmarks"], dtype=F32) if "landmarks" in f else None
             state = faces.setdefault(f["face_id"], dict(
-                first_seen=t, last_seen=t, baseline=Baseline(), shape=Shape(),
+                first_seen=t, last_seen=t, settled=False, baseline=Baseline(), shape=Shape(),
                 spotter=Spotter(f["face_id"])))
-            if t < state["last_seen"]:
-                continue
+            if t < state["last_seen"]:  # the clock went back: end and restart the spotting
+                episodes.append(state["spotter"].end(state["last_seen"], "face_lost"))
+                state["spotter"] = Spotter(f["face_id"])
+                if not state["settled"]:
+                    state["first_seen"] = t
+                state["last_seen"] = t
             if t - state["last_seen"] > c["max_gap_s"]:
                 episodes.append(state["spotter"].end(state["last_seen"], "face_lost"))
             state["last_seen"] = t
-            if t - state["first_seen"] < c["baseline_settle_s"]:
+            state["settled"] = state["settled"] or t - state["first_seen"] >= c["baseline_settle_s"]
+            if not state["settled"]:
                 state["baseline"].push(raw)
                 if mesh is not None:
                     state["shape"].add_neutral(mesh)

@@ -29,6 +29,8 @@ use crate::vision::{FaceResult, FrameResult};
 struct FaceState {
     first_seen: f64,
     last_seen: f64,
+    /// The baseline has had `baseline_settle_s` of history (and stays settled).
+    settled: bool,
     baseline: Vec<RunningQuantile>,
     shape: ShapeReference,
     spotter: Spotter,
@@ -132,12 +134,26 @@ impl FaceDynamics {
             let state = self.faces.entry(face.face_id).or_insert_with(|| FaceState {
                 first_seen: t,
                 last_seen: t,
+                settled: false,
                 baseline: vec![RunningQuantile::default(); AU_COUNT],
                 shape: ShapeReference::default(),
                 spotter: Spotter::new(face.face_id),
             });
             if t < state.last_seen {
-                continue; // out of order: no baseline or spotting on it
+                // The clock went back (a client that reset or stepped it): the open episode
+                // cannot go on across that; it ends where the face was last seen, and
+                // spotting starts again from here. The baseline is the same person's and
+                // is kept. Skipping such frames instead would stop this face for good.
+                events.extend(
+                    state
+                        .spotter
+                        .end(config, state.last_seen, EpisodeEnd::FaceLost),
+                );
+                state.spotter = Spotter::new(face.face_id);
+                if !state.settled {
+                    state.first_seen = t;
+                }
+                state.last_seen = t;
             }
             if t - state.last_seen > config.max_gap_s {
                 events.extend(
@@ -147,7 +163,8 @@ impl FaceDynamics {
                 );
             }
             state.last_seen = t;
-            if t - state.first_seen < config.baseline_settle_s {
+            state.settled |= t - state.first_seen >= config.baseline_settle_s;
+            if !state.settled {
                 for (history, au) in state.baseline.iter_mut().zip(&face.action_units) {
                     history.push(au.intensity);
                 }
@@ -366,6 +383,38 @@ mod tests {
         assert_eq!(e.action_units[0].number, 12);
         assert!(e.peak_motion.unwrap() > 0.02, "{:?}", e.peak_motion);
         assert!(dynamics.finish().is_empty());
+    }
+
+    /// A clock that steps back (a client resetting it) ends the open episode where it was
+    /// and spotting goes on from the new times, with the baseline kept.
+    #[test]
+    fn a_clock_stepping_back_ends_the_open_episode_and_spotting_goes_on() {
+        let mut dynamics = FaceDynamics::new(&DynamicsConfig::default());
+        let mut events = Vec::new();
+        for i in 0..100 {
+            let mut f = frame(i >= 90);
+            events.extend(dynamics.observe(i as f64 / 30.0, &mut f));
+        }
+        // The clock restarts at 0: still smiling, then neutral, then a new smile.
+        for i in 0..120 {
+            let mut f = frame((60..90).contains(&i));
+            events.extend(dynamics.observe(i as f64 / 30.0, &mut f));
+            assert!(
+                f.faces[0].action_units[0].corrected.is_some(),
+                "the baseline is kept"
+            );
+        }
+        let ended: Vec<&Episode> = events
+            .iter()
+            .filter_map(|e| match e {
+                ExpressionEvent::Ended(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ended.len(), 2, "{events:?}");
+        assert_eq!(ended[0].end, Some(EpisodeEnd::FaceLost));
+        assert!((ended[0].offset.unwrap() - 99.0 / 30.0).abs() < 1e-9);
+        assert!((ended[1].onset - 2.0).abs() < 1e-9 && ended[1].end == Some(EpisodeEnd::Returned));
     }
 
     #[test]
