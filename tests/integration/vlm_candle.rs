@@ -651,27 +651,21 @@ fn a_video_moment_sends_the_episode_keyframes_under_the_frame() {
     let frames = smile_frames();
     let (w, h) = frames[0].dimensions();
     encode(frames.into_iter(), w, h, &clip);
-    let output = affectd(dir.path())
-        .env("AFFECTD_CANDLE_MODEL", &gguf)
-        .arg("explain")
-        .arg(&clip)
-        .args([
-            "--at",
-            "4.2",
-            "--backend",
-            "candle",
-            "--quiet",
-            "--max-tokens",
-            "8",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let result = json_output(
+        affectd(dir.path())
+            .env("AFFECTD_CANDLE_MODEL", &gguf)
+            .arg("explain")
+            .arg(&clip)
+            .args([
+                "--at",
+                "4.2",
+                "--backend",
+                "candle",
+                "--quiet",
+                "--max-tokens",
+                "8",
+            ]),
     );
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(result["image_included"], true);
     let user = result["prompt"]["user"].as_str().unwrap();
     assert!(
@@ -691,27 +685,21 @@ async fn a_recorded_moment_sends_the_episode_keyframes_read_back_from_the_record
     });
     let mut affect = AffectClient::new(server.channel().await);
     crate::expression_dynamics::record_smiles(&mut affect, "smiles", 500.0).await;
-    let output = affectd(dir.path())
-        .env("AFFECTD_DATABASE", &database)
-        .env("AFFECTD_CANDLE_MODEL", &gguf)
-        .args([
-            "sessions",
-            "explain",
-            "smiles",
-            "--at",
-            "505",
-            "--backend",
-            "candle",
-        ])
-        .args(["--quiet", "--max-tokens", "8"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let result = json_output(
+        affectd(dir.path())
+            .env("AFFECTD_DATABASE", &database)
+            .env("AFFECTD_CANDLE_MODEL", &gguf)
+            .args([
+                "sessions",
+                "explain",
+                "smiles",
+                "--at",
+                "505",
+                "--backend",
+                "candle",
+            ])
+            .args(["--quiet", "--max-tokens", "8"]),
     );
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(result["image_included"], true);
     let user = result["prompt"]["user"].as_str().unwrap();
     assert!(

@@ -15,6 +15,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs an `affectd` command that prints one JSON value, checks it succeeded (showing its
+/// stderr when not) and returns the value.
+pub fn json_output(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().expect("affectd runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON value on stdout")
+}
+
 /// A file of the test data that scripts/fetch-testdata.sh puts in .testdata/.
 pub fn testdata(name: &str) -> PathBuf {
     let path = repo().join(".testdata").join(name);

@@ -16,27 +16,21 @@ fn a_video_moment_s_prompt_states_the_recent_episode_in_words_and_numbers() {
     let (w, h) = frames[0].dimensions();
     encode(frames.into_iter(), w, h, &clip);
     // 1.2 s into the first smile (3.0-4.5 s).
-    let out = affectd(dir.path())
-        .env("AFFECTD_OPENAI_URL", &llama.url)
-        .arg("explain")
-        .arg(&clip)
-        .args([
-            "--at",
-            "4.2",
-            "--backend",
-            "openai",
-            "--quiet",
-            "--max-tokens",
-            "16",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let result = json_output(
+        affectd(dir.path())
+            .env("AFFECTD_OPENAI_URL", &llama.url)
+            .arg("explain")
+            .arg(&clip)
+            .args([
+                "--at",
+                "4.2",
+                "--backend",
+                "openai",
+                "--quiet",
+                "--max-tokens",
+                "16",
+            ]),
     );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let user = result["prompt"]["user"].as_str().unwrap();
     println!("{user}");
     assert!(
@@ -111,27 +105,21 @@ async fn a_recorded_moment_is_explained_with_the_episodes_recorded_by_then() {
     let unknown = affect.explain(recorded(start, "nobody")).await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
 
-    let out = affectd(dir.path())
-        .env("AFFECTD_DATABASE", &database)
-        .env("AFFECTD_OPENAI_URL", &llama.url)
-        .args([
-            "sessions",
-            "explain",
-            "smiles",
-            "--at",
-            "505",
-            "--backend",
-            "openai",
-        ])
-        .args(["--quiet", "--max-tokens", "8"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let result = json_output(
+        affectd(dir.path())
+            .env("AFFECTD_DATABASE", &database)
+            .env("AFFECTD_OPENAI_URL", &llama.url)
+            .args([
+                "sessions",
+                "explain",
+                "smiles",
+                "--at",
+                "505",
+                "--backend",
+                "openai",
+            ])
+            .args(["--quiet", "--max-tokens", "8"]),
     );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let user = result["prompt"]["user"].as_str().unwrap();
     println!("{user}");
     assert!(user.contains("ep1 (began 2.00 s ago"), "{user}");
