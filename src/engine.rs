@@ -302,6 +302,46 @@ impl Engine {
         }
     }
 
+    /// Admits, prepares and streams an explanation: its tokens, then one result, or one
+    /// error. Waits for a turn (`limits.max_concurrent_explanations`); a caller that drops
+    /// the receiver cancels the generation. Errors in preparing (a bad request, no such
+    /// session) come back here rather than on the stream.
+    pub async fn explain(
+        self: &Arc<Self>,
+        request: explain::Request,
+        source: Option<ExplainSource>,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<explain::ExplainEvent, Error>>, Error> {
+        // The turn first: preparing takes the model too. Waiting here is async, and a
+        // caller that leaves drops this future, and its place in the queue, at once.
+        let turn = self.explain_gate.admit().await?;
+        let engine = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (prepared_tx, prepared_rx) = tokio::sync::oneshot::channel();
+        // Preparing and generating run on the explanation pool's thread, holding the turn.
+        self.explain_pool.run(turn, move || {
+            let prepared = match engine.prepare_explanation(&request, source.as_ref()) {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    let _ = prepared_tx.send(Err(e));
+                    return;
+                }
+            };
+            if prepared_tx.send(Ok(())).is_err() {
+                return; // the caller left while it was prepared
+            }
+            explain::stream_into(prepared, &|event| tx.blocking_send(event).is_ok(), &|| {
+                tx.is_closed()
+            });
+        });
+        match prepared_rx.await {
+            Ok(Ok(())) => Ok(rx),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Internal(
+                "the explanation failed while it was prepared (see the server log)".into(),
+            )),
+        }
+    }
+
     /// Stores a client-measured clock offset with a live session's recording.
     pub fn report_clock(&self, session_id: &str, offset_s: f64, rtt_s: f64) -> Result<(), Error> {
         self.sessions.report_clock(

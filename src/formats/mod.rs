@@ -12,6 +12,7 @@
 //! - `xdf`: XDF 1.0 reading (LabRecorder files) and writing (session exports).
 
 pub mod events;
+pub mod explanation_json;
 pub mod faces_csv;
 pub mod faces_json;
 pub mod features_csv;

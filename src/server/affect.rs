@@ -172,47 +172,13 @@ impl Affect for AffectService {
             }
             _ => {}
         }
-        // The turn first: preparing takes the model too. Waiting here is async, and a
-        // client that leaves drops this future, and its place in the queue, at once.
-        let turn = self
+        let events = self
             .engine
-            .explain_gate
-            .admit()
+            .explain(request, source)
             .await
             .map_err(convert::status)?;
-        let engine = self.engine.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let (prepared_tx, prepared_rx) = tokio::sync::oneshot::channel();
-        // Preparing and generating run on the explanation pool's thread, holding the turn.
-        self.engine.explain_pool.run(turn, move || {
-            let prepared = engine.prepare_explanation(&request, source.as_ref());
-            let prepared = match prepared {
-                Ok(prepared) => prepared,
-                Err(e) => {
-                    let _ = prepared_tx.send(Err(e));
-                    return;
-                }
-            };
-            if prepared_tx.send(Ok(())).is_err() {
-                return; // the client left while it was prepared
-            }
-            crate::explain::stream_into(
-                prepared,
-                &|event| tx.blocking_send(convert::explain_response(event)).is_ok(),
-                &|| tx.is_closed(),
-            );
-        });
-        match prepared_rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(convert::status(e)),
-            Err(_) => {
-                return Err(Status::internal(
-                    "the explanation failed while it was prepared (see the server log)",
-                ));
-            }
-        }
         Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
+            tokio_stream::wrappers::ReceiverStream::new(events).map(convert::explain_response),
         )))
     }
 
