@@ -13,6 +13,7 @@ pub mod error;
 pub mod explain;
 pub mod formats;
 pub mod fusion;
+pub mod http;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod llm;

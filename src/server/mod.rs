@@ -9,7 +9,7 @@ pub(crate) use affect::open_stream;
 mod convert;
 mod info;
 mod recordings;
-pub mod web;
+pub mod rpc_metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -132,8 +132,8 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let (stopping, stop) = tokio::sync::watch::channel(false);
     if let Some(http) = http {
-        let metrics = web::recorder().map_err(ServeError::Metrics)?;
-        let tls = web::tls_acceptor(&engine.config.server)
+        let metrics = crate::http::recorder().map_err(ServeError::Metrics)?;
+        let tls = crate::http::tls_acceptor(&engine.config.server)
             .map_err(ServeError::Metrics)?
             .map(|acceptor| (acceptor, seconds(engine.config.server.handshake_timeout_s)));
         let mut stop = stop.clone();
@@ -142,7 +142,7 @@ pub async fn serve(
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = web::serve(http, tls, web_engine, metrics, stopped).await {
+            if let Err(e) = crate::http::serve(http, tls, web_engine, metrics, stopped).await {
                 tracing::error!("the HTTP listener failed: {e}");
             }
         });
@@ -214,7 +214,7 @@ pub async fn serve(
         .max_concurrent_streams(Some(server_config.max_concurrent_streams))
         .tcp_keepalive(Some(Duration::from_secs(60)))
         // Outermost: it sees the codes the layers below settle on.
-        .layer(web::RpcMetricsLayer)
+        .layer(rpc_metrics::RpcMetricsLayer)
         .layer(tower::util::MapResponseLayer::new(
             decode_errors_are_invalid_argument,
         ))

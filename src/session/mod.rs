@@ -22,6 +22,7 @@
 //! recorded. A worker that panics ends the session with [`Error::Internal`]; the stream
 //! never just stops.
 
+pub mod board;
 mod outbox;
 mod protocol;
 mod registry;
@@ -215,7 +216,8 @@ where
     let out = outbox::Outbox::new(
         out,
         crate::config::duration(engine.limits.client_read_timeout_s),
-    );
+    )
+    .showing_on(setup.live.clone());
     let (input, inputs) = mpsc::channel(worker::MAX_BATCH);
     let session_id = setup.session_id().to_string();
     let recording = setup.recording();

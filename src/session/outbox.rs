@@ -20,6 +20,9 @@ pub struct Outbox {
     tx: mpsc::Sender<Result<Event, Error>>,
     patience: Duration,
     stalled: Arc<AtomicBool>,
+    /// The session's dashboard view, which sees every answer (even when the client has
+    /// gone or stalled).
+    board: Option<Arc<super::LiveSession>>,
 }
 
 impl Outbox {
@@ -28,12 +31,22 @@ impl Outbox {
             tx,
             patience,
             stalled: Arc::default(),
+            board: None,
         }
+    }
+
+    /// Shows every answer on the session's dashboard view too.
+    pub fn showing_on(mut self, live: Arc<super::LiveSession>) -> Outbox {
+        self.board = Some(live);
+        self
     }
 
     /// Sends from a blocking thread, waiting at most the patience for room; false when the
     /// client is gone or stalled (the answer is dropped).
     pub fn send(&self, item: Result<Event, Error>) -> bool {
+        if let (Some(live), Ok(event)) = (&self.board, &item) {
+            live.board.observe(event);
+        }
         if self.stalled() {
             return false;
         }

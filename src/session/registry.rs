@@ -87,6 +87,8 @@ pub struct LiveSession {
     pub session_id: String,
     /// The name of the token that opened it; None when authentication is off.
     pub owner: Option<String>,
+    /// What the dashboard shows of it (`session::board`).
+    pub board: super::board::Board,
     latest: Mutex<Snapshot>,
     clock_reports: Mutex<Vec<ClockReport>>,
     /// The session worker's input, for requests from outside the stream (Calibrate).

@@ -117,7 +117,7 @@ pub enum Input {
 
 /// Everything checked and opened before the session starts.
 pub struct Setup {
-    live: Arc<LiveSession>,
+    pub(super) live: Arc<LiveSession>,
     recorder: Option<Recorder>,
     analyzers: Analyzers,
     options: AnalyzeOptions,
@@ -184,6 +184,18 @@ impl Setup {
             LiveSession::new(session_id.clone(), owner.clone()),
             engine.limits.max_live_sessions,
         )?;
+        live.board.start(
+            super::board::Info {
+                participant: config.participant.clone(),
+                started_at: unix_now(),
+                recording: config.record,
+            },
+            &config
+                .streams
+                .iter()
+                .map(|s| (s.id.clone(), s.kind))
+                .collect::<Vec<_>>(),
+        );
         let registered = Registered {
             engine: engine.clone(),
             session_id: session_id.clone(),
@@ -539,6 +551,7 @@ impl Worker {
                     data,
                 });
                 self.counts.frames += 1;
+                self.live.board.frame_received();
                 self.accepted = seq;
                 match (&self.vision, &self.no_vision) {
                     (Some(vision), _) => {
@@ -580,6 +593,7 @@ impl Worker {
                     timestamps: chunk.timestamps,
                 });
                 self.counts.chunks += 1;
+                self.live.board.chunk_received();
                 self.accepted = seq;
                 for warning in pushed.warnings {
                     self.send(Event::SignalWarning {
@@ -617,6 +631,9 @@ impl Worker {
                 }
                 self.history
                     .push_marker(marker.timestamp, marker.duration_s, marker.label.clone());
+                self.live
+                    .board
+                    .marker(marker.timestamp, &marker.label, marker.duration_s);
                 records.push(Record::Marker {
                     client_seq: seq,
                     timestamp: marker.timestamp,
