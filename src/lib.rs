@@ -13,9 +13,9 @@ pub mod error;
 pub mod explain;
 pub mod formats;
 pub mod fusion;
-pub mod http;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod http;
 pub mod llm;
 pub mod metrics;
 pub mod models;

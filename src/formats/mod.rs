@@ -20,5 +20,6 @@ pub mod from_wire;
 pub mod fused_csv;
 pub mod labels;
 pub mod summary_plot;
+pub mod timeline;
 pub mod wire;
 pub mod xdf;

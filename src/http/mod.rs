@@ -240,4 +240,3 @@ async fn not_found() -> Response {
     )
         .into_response()
 }
-

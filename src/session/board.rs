@@ -7,19 +7,10 @@
 //! cannot slow the session. A reader that falls more than [`MAX_ITEMS`] behind is told how
 //! many items it missed.
 //!
-//! Items are JSON objects, serialised once when they are produced (they are small: the
-//! EEG's band powers are averaged per channel group; the per-channel quality map is kept
-//! only as the stream's latest, in its health). Every time is the client's clock, s.
-//! - `{"type":"face","t","faces":[{"face_id","valence","arousal","label"}]}`: at most
-//!   [`FACE_ITEMS_PER_S`] per second;
-//! - `{"type":"fused","start","end","valence","arousal","label","method"}`;
-//! - `{"type":"eeg","stream_id","start","end","bands":{group:{band:relative power}},"arousal_index","engagement_index"}`;
-//! - `{"type":"eda","stream_id","start","end","tonic_us","scr":[{"peak_time","amplitude_us"}]}`;
-//! - `{"type":"cardiac","stream_id","start","end","heart_rate_bpm","beats":[t]}`;
-//! - `{"type":"respiration","stream_id","start","end","rate_per_min"}`;
-//! - `{"type":"marker","t","label","duration_s"}`;
-//! - `{"type":"expression_event", ...}` (`formats::events::event_json`);
-//! - `{"type":"signal_warning","stream_id","kind","message","t"}`.
+//! Items are the JSON objects of `formats::timeline` (a recorded session's review draws the
+//! same ones), serialised once when they are produced. They are small: EEG band powers are
+//! averaged per scalp region, and the per-channel quality map is kept only as each stream's
+//! latest, in its health. Every time is the client's clock, s.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -27,8 +18,10 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::formats::{timeline, wire};
+
 use super::Event;
-use crate::signals::features::{FeatureWindow, Features, SignalKind};
+use crate::signals::features::{FeatureWindow, SignalKind};
 use crate::signals::quality::ChannelQuality;
 
 /// Items kept per session: about 8 minutes of a session with faces, EEG, EDA and ECG.
@@ -193,7 +186,7 @@ impl Board {
     }
 
     pub fn marker(&self, timestamp: f64, label: &str, duration_s: f64) {
-        let item = json!({"type": "marker", "t": timestamp, "label": label, "duration_s": duration_s});
+        let item = timeline::marker_item(timestamp, label, duration_s);
         let mut state = self.lock();
         state.counts.markers += 1;
         push(&mut state, item);
@@ -207,25 +200,21 @@ impl Board {
             } => {
                 let mut state = self.lock();
                 state.counts.frames_analysed += 1;
-                let due = state
-                    .last_face_item
-                    .is_none_or(|last| *timestamp < last || *timestamp - last >= 1.0 / FACE_ITEMS_PER_S);
+                let due = state.last_face_item.is_none_or(|last| {
+                    *timestamp < last || *timestamp - last >= 1.0 / FACE_ITEMS_PER_S
+                });
                 if due && !result.faces.is_empty() {
                     state.last_face_item = Some(*timestamp);
-                    let faces: Vec<Value> = result
-                        .faces
-                        .iter()
-                        .filter_map(|face| {
-                            let e = face.expression.as_ref()?;
-                            Some(json!({
-                                "face_id": face.face_id,
-                                "valence": e.valence,
-                                "arousal": e.arousal,
-                                "label": top_label(&e.combined),
-                            }))
+                    let faces = result.faces.iter().filter_map(|face| {
+                        let e = face.expression.as_ref()?;
+                        Some(timeline::FacePoint {
+                            face_id: face.face_id,
+                            valence: e.valence,
+                            arousal: e.arousal,
+                            label: top_label(&e.combined),
                         })
-                        .collect();
-                    push(&mut state, json!({"type": "face", "t": timestamp, "faces": faces}));
+                    });
+                    push(&mut state, timeline::face_item(*timestamp, faces));
                 }
             }
             Event::Warning(w) if w.kind == super::SessionWarningKind::FrameSkipped => {
@@ -238,19 +227,13 @@ impl Board {
             } => self.lock().counts.explanations += 1,
             Event::Features(window) => self.window(window),
             Event::Fused(e) => {
-                let label = (!e.labels.is_empty()).then(|| top_named(&e.labels, &e.label_names));
-                let item = json!({
-                    "type": "fused", "start": e.start_time, "end": e.end_time,
-                    "valence": e.valence, "arousal": e.arousal, "label": label, "method": e.method,
-                });
-                push(&mut self.lock(), item);
+                push(
+                    &mut self.lock(),
+                    timeline::fused_item(&wire::fused_estimate(e)),
+                );
             }
             Event::Expression(event) => {
-                let mut item = crate::formats::events::event_json(
-                    "live",
-                    &crate::formats::wire::expression_event(event),
-                );
-                item["type"] = json!("expression_event");
+                let item = timeline::expression_item("live", &wire::expression_event(event));
                 push(&mut self.lock(), item);
             }
             Event::SignalWarning { warning, .. } => {
@@ -271,54 +254,8 @@ impl Board {
     }
 
     fn window(&self, w: &FeatureWindow) {
-        let (start, end, id) = (w.start_time, w.end_time, &w.stream_id);
-        let item = match &w.features {
-            Features::Eeg(eeg) => {
-                // Mean relative power per channel group and band, usable channels only.
-                let usable: std::collections::HashSet<&str> = w
-                    .quality
-                    .iter()
-                    .filter(|q| q.usable)
-                    .map(|q| q.channel.as_str())
-                    .collect();
-                let mut sums: BTreeMap<&str, BTreeMap<&str, (f64, u32)>> = BTreeMap::new();
-                for p in &eeg.band_powers {
-                    let (Some(relative), true) = (p.relative, usable.contains(p.channel.as_str()))
-                    else {
-                        continue;
-                    };
-                    let sum = sums
-                        .entry(channel_group(&p.channel))
-                        .or_default()
-                        .entry(p.band.as_str())
-                        .or_default();
-                    sum.0 += relative;
-                    sum.1 += 1;
-                }
-                let bands: BTreeMap<&str, BTreeMap<&str, f64>> = sums
-                    .into_iter()
-                    .map(|(g, b)| (g, b.into_iter().map(|(n, (s, c))| (n, s / c as f64)).collect()))
-                    .collect();
-                Some(json!({
-                    "type": "eeg", "stream_id": id, "start": start, "end": end, "bands": bands,
-                    "arousal_index": eeg.arousal_index, "engagement_index": eeg.engagement_index,
-                }))
-            }
-            Features::Eda(eda) => Some(json!({
-                "type": "eda", "stream_id": id, "start": start, "end": end,
-                "tonic_us": eda.tonic_mean,
-                "scr": eda.responses.iter().map(|r| json!({"peak_time": r.peak_time, "amplitude_us": r.amplitude})).collect::<Vec<_>>(),
-            })),
-            Features::Cardiac(c) => Some(json!({
-                "type": "cardiac", "stream_id": id, "start": start, "end": end,
-                "heart_rate_bpm": c.heart_rate_bpm, "beats": c.beat_times,
-            })),
-            Features::Respiration(r) => Some(json!({
-                "type": "respiration", "stream_id": id, "start": start, "end": end,
-                "rate_per_min": r.rate_per_min,
-            })),
-            Features::None => None,
-        };
+        let (end, id) = (w.end_time, &w.stream_id);
+        let item = timeline::window_item(&wire::feature_window(w));
         let mut state = self.lock();
         if let Some(health) = state.streams.get_mut(id) {
             health.windows += 1;
@@ -346,58 +283,9 @@ fn top_label(p: &[f32; 7]) -> &'static str {
     crate::vision::expression::LABELS[best]
 }
 
-fn top_named<'a>(p: &[f64], names: &'a [String]) -> &'a str {
-    (0..p.len().min(names.len()))
-        .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-        .map_or("", |i| names[i].as_str())
-}
-
-/// The scalp region of a 10-20 (or 10-10) electrode name: "Fp1" -> frontal, "CPz" ->
-/// central, "PO8" -> parietal. Names outside the system (ch1) are "other".
-pub fn channel_group(name: &str) -> &'static str {
-    let letters: String = name
-        .trim()
-        .trim_start_matches("EEG ")
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    let letters = letters.trim_end_matches('z');
-    match letters {
-        "fp" | "af" | "f" => "frontal",
-        "fc" | "c" | "cp" => "central",
-        "ft" | "t" | "tp" => "temporal",
-        "p" | "po" => "parietal",
-        "o" | "i" | "oi" => "occipital",
-        _ => "other",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn electrodes_fall_in_their_scalp_regions() {
-        for (name, group) in [
-            ("Fp1", "frontal"),
-            ("AF3", "frontal"),
-            ("Fz", "frontal"),
-            ("FC5", "central"),
-            ("Cz", "central"),
-            ("CP2", "central"),
-            ("T7", "temporal"),
-            ("FT8", "temporal"),
-            ("Pz", "parietal"),
-            ("PO4", "parietal"),
-            ("O1", "occipital"),
-            ("Oz", "occipital"),
-            ("ch3", "other"),
-            ("", "other"),
-        ] {
-            assert_eq!(channel_group(name), group, "{name}");
-        }
-    }
 
     #[test]
     fn a_reader_behind_the_kept_items_is_told_what_it_missed() {
