@@ -443,6 +443,50 @@ impl Engine {
         store.expire(before).map_err(store_error)
     }
 
+    /// A recording's export in a temporary file, read from its start (a session's frames
+    /// can be larger than memory).
+    pub fn export_file(
+        &self,
+        session_id: &str,
+        format: ExportFormat,
+    ) -> Result<std::fs::File, Error> {
+        use std::io::Seek;
+        let mut file = tempfile::tempfile()
+            .map_err(|e| Error::Internal(format!("export: temporary file: {e}")))?;
+        self.export_recording(session_id, format, &mut file)?;
+        file.rewind()
+            .map_err(|e| Error::Internal(format!("export: {e}")))?;
+        Ok(file)
+    }
+
+    /// The last analysed frame of a recording at or before `time` (client clock, s): its
+    /// time, its image drawn with the SoVTP marks as JPEG, and its faces. None when no frame
+    /// was analysed by then.
+    pub fn recorded_frame(
+        &self,
+        session_id: &str,
+        time: f64,
+    ) -> Result<Option<(f64, Vec<u8>, Vec<crate::vision::FaceResult>)>, Error> {
+        let conn = self.store()?.connect().map_err(store_error)?;
+        let frame = export::analysed_frame_at(&conn, session_id, time).map_err(|e| match e {
+            export::ExportError::Store(e) => store_error(e),
+            e => Error::Internal(e.to_string()),
+        })?;
+        let Some(frame) = frame else {
+            return Ok(None);
+        };
+        let image = crate::explain::recorded_image(&frame, self.config.vision.max_image_pixels)?;
+        let faces: Vec<_> = frame
+            .faces
+            .faces
+            .iter()
+            .map(crate::formats::from_wire::face)
+            .collect();
+        let marked = marks::render(&image, &faces, &marks::Layers::default());
+        let jpeg = marks::encode(&marked, Encoding::Jpeg).map_err(Error::Internal)?;
+        Ok(Some((frame.timestamp, jpeg, faces)))
+    }
+
     /// Writes a recording's export into `out`.
     pub fn export_recording<W: std::io::Write + std::io::Seek>(
         &self,

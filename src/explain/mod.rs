@@ -141,7 +141,7 @@ pub fn recorded_moment(
 }
 
 /// A recorded frame's pixels.
-fn recorded_image(
+pub(crate) fn recorded_image(
     frame: &crate::store::export::RecordedFrame,
     max_pixels: u64,
 ) -> Result<RgbImage, Error> {

@@ -1,6 +1,6 @@
 //! The `affect.v1.Recordings` service: recorded sessions, through the engine.
 
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -143,15 +143,7 @@ impl Recordings for RecordingsService {
         let engine = self.engine.clone();
         let id = request.session_id.clone();
         // Built in a temporary file, not in memory: a session's frames can be large.
-        let mut file = blocking(move || {
-            let mut file = tempfile::tempfile()
-                .map_err(|e| Error::Internal(format!("export: temporary file: {e}")))?;
-            engine.export_recording(&id, format, &mut file)?;
-            file.rewind()
-                .map_err(|e| Error::Internal(format!("export: {e}")))?;
-            Ok(file)
-        })
-        .await?;
+        let mut file = blocking(move || engine.export_file(&id, format)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let file_name = format!(
             "{}.{}",

@@ -265,6 +265,19 @@ impl Registry {
         metrics::gauge!(crate::metrics::LIVE_SESSIONS).set(sessions.len() as f64);
     }
 
+    /// Every live session, by id.
+    pub fn all(&self) -> Vec<Arc<LiveSession>> {
+        let mut all: Vec<_> = self
+            .sessions
+            .lock()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        all
+    }
+
     pub fn len(&self) -> usize {
         self.sessions.lock().expect("registry lock").len()
     }

@@ -13,6 +13,7 @@
 //! service) never block them under WAL.
 
 pub mod export;
+pub mod overview;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
