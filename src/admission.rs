@@ -71,6 +71,9 @@ pub struct Limits {
     /// Exports being written at once (each writes a temporary file as large as the
     /// recording's export); one more is refused with RESOURCE_EXHAUSTED.
     pub max_concurrent_exports: usize,
+    /// Dashboard live feeds open at once (one per browser tab on a live session); one more
+    /// is refused with 503. Each sends at most 10 updates a second, and waits for nobody.
+    pub max_dashboard_feeds: usize,
 }
 
 impl Limits {
@@ -150,6 +153,7 @@ impl Default for Limits {
             max_queued_explanations: 16,
             explain_queue_timeout_s: 300.0,
             max_concurrent_exports: 2,
+            max_dashboard_feeds: 16,
             // Frames are analysed on every core already (sessions_per_model); more at once
             // only queue inside ONNX Runtime, holding their decoded images.
             max_concurrent_analyses: 8,

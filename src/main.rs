@@ -214,14 +214,14 @@ fn check_exposure(config: &Config, insecure: bool) -> anyhow::Result<()> {
         (false, true) => "TLS",
         (true, false) => "tokens",
     };
-    // /metrics is served over the same TLS, behind the same tokens: a token sent in the
+    // The dashboard and /metrics are served over the same TLS, behind the same tokens: a token sent in the
     // clear on a lab network could be read and replayed on the gRPC port.
     if let Ok(Some(http)) = config.server.http_address()
         && !http.ip().is_loopback()
         && !insecure
     {
         anyhow::bail!(
-            "refusing to serve /metrics on {http} without {missing}: set server.tls_cert_file and server.tls_key_file, and [[auth.tokens]] (`affectd token new`), set server.http_listen to a loopback address or empty, or pass --insecure"
+            "refusing to serve the dashboard and /metrics on {http} without {missing}: set server.tls_cert_file and server.tls_key_file, and [[auth.tokens]] (`affectd token new`), set server.http_listen to a loopback address or empty, or pass --insecure"
         );
     }
     let addr = config.server.listen;
@@ -260,6 +260,7 @@ fn serve(config: Config, insecure: bool) -> anyhow::Result<ExitCode> {
         // One plain line on stdout, for scripts and tests that start the server on port 0.
         if let Some(http_addr) = http_addr {
             println!("affectd metrics on {scheme}://{http_addr}/metrics");
+            println!("affectd dashboard on {scheme}://{http_addr}/");
         }
         println!("affectd listening on {addr}");
         tracing::info!(%addr, "serving affect.v1");

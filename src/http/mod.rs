@@ -41,10 +41,19 @@ pub fn recorder() -> Result<PrometheusHandle, String> {
         .clone()
 }
 
+mod assets;
+pub mod dashboard;
+mod feed;
+
+/// What every HTTP handler shares.
 #[derive(Clone)]
-struct Http {
+pub struct Http {
     engine: Arc<Engine>,
     metrics: PrometheusHandle,
+    /// Whether the listener is TLS (the token cookie is then marked Secure).
+    tls: bool,
+    /// Turns for the dashboard's live feeds (`limits.max_dashboard_feeds`).
+    feeds: Arc<tokio::sync::Semaphore>,
 }
 
 /// The HTTP listener's TLS when `[server]` has TLS: the gRPC listener's certificate and
@@ -191,10 +200,19 @@ pub async fn serve(
             upkeep.run_upkeep();
         }
     });
+    let http = Http {
+        feeds: Arc::new(tokio::sync::Semaphore::new(
+            engine.limits.max_dashboard_feeds,
+        )),
+        engine,
+        metrics,
+        tls: tls.is_some(),
+    };
     let app = axum::Router::new()
         .route("/metrics", axum::routing::get(render_metrics))
+        .merge(dashboard::routes())
         .fallback(not_found)
-        .with_state(Http { engine, metrics });
+        .with_state(http);
     match tls {
         Some((acceptor, handshake_timeout)) => {
             axum::serve(
@@ -233,10 +251,14 @@ async fn render_metrics(State(http): State<Http>, headers: HeaderMap) -> Respons
         .into_response()
 }
 
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        "affectd serves /metrics here (gRPC is on server.listen)\n",
-    )
-        .into_response()
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let message = format!(
+        "nothing at {}: the dashboard is at /, metrics at /metrics (gRPC is on server.listen)",
+        uri.path()
+    );
+    if uri.path().starts_with("/api/") {
+        dashboard::Failure::api(crate::error::Error::NotFound(message)).into_response()
+    } else {
+        dashboard::Failure::page(crate::error::Error::NotFound(message)).into_response()
+    }
 }

@@ -571,7 +571,7 @@ fn serve_refuses_an_open_address_without_tls_and_tokens() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("refusing to serve /metrics on 0.0.0.0:0 without TLS"),
+        stderr.contains("refusing to serve the dashboard and /metrics on 0.0.0.0:0 without TLS"),
         "{stderr}"
     );
 }
