@@ -24,6 +24,18 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   fi
 fi
 
+# npm (Debian package): the build installs the dashboard's chart library (uPlot) from the
+# npm registry by src/http/dashboard/package-lock.json (build.rs).
+if ! command -v npm >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing npm from Debian's packages (the dashboard's assets)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  else
+    echo "setup: npm is missing; the dashboard's assets need it: sudo apt-get install nodejs npm" >&2
+    exit 1
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
@@ -35,7 +47,9 @@ if [ "${1:-}" = "--dev" ]; then
     # The Python client's tests: pytest, DataFrames, LSL (pylsl ships liblsl), MNE (the guide).
     # cryptography makes the certificates of the TLS tests.
     "pytest==9.2.0" "pandas==3.1.1" "pylsl==1.18.6" "mne==1.11.0" "opencv-python-headless==4.14.0.94"
-    "cryptography==50.0.2")
+    "cryptography==50.0.2"
+    # The dashboard's browser test drives Debian's Chromium (below) with Playwright.
+    "playwright==1.65.2")
 fi
 
 # pip's own resolver is the check: it does nothing when every requirement is met.
@@ -62,18 +76,19 @@ if [ "${1:-}" = "--dev" ]; then
   .venv-psychopy/bin/python -m pip install --disable-pip-version-check -q --prefer-binary \
     "psychopy==2026.2.5" "grpcio==1.85.1" "protobuf==7.36.2"
   PYTHON=.venv/bin/python scripts/fetch-testdata.sh
+  # Chromium from Debian's packages for the dashboard's browser test (Playwright's own
+  # browser download needs a host outside the registries).
+  if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "setup: installing chromium from Debian's packages (the dashboard's browser test)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+      echo "setup: chromium is missing; the dashboard's browser test needs it: sudo apt-get install chromium" >&2
+    fi
+  fi
   # buf (proto lint) from npm, into .tools/.
   BUF_VERSION=1.75.0
   if ! .tools/node_modules/.bin/buf --version 2>/dev/null | grep -qx "$BUF_VERSION"; then
-    if ! command -v npm >/dev/null; then
-      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "setup: installing npm from Debian's packages (for buf, the proto linter)"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-      else
-        echo "setup: npm is missing; the proto lint needs it: sudo apt-get install nodejs npm" >&2
-        exit 1
-      fi
-    fi
     echo "setup: installing @bufbuild/buf@$BUF_VERSION from npm into .tools"
     npm install --prefix .tools --no-audit --no-fund --loglevel=error "@bufbuild/buf@$BUF_VERSION" >/dev/null
   fi

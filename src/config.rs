@@ -673,7 +673,10 @@ impl Config {
                 "limits.max_concurrent_exports",
                 self.limits.max_concurrent_exports,
             ),
-            ("limits.max_dashboard_feeds", self.limits.max_dashboard_feeds),
+            (
+                "limits.max_dashboard_feeds",
+                self.limits.max_dashboard_feeds,
+            ),
             (
                 "limits.max_concurrent_explanations",
                 self.limits.max_concurrent_explanations,

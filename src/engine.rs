@@ -99,6 +99,14 @@ pub struct FrameAnalysis {
     pub marked: Option<(Vec<u8>, Encoding)>,
 }
 
+/// A recorded frame drawn with its marks.
+pub struct MarkedFrame {
+    /// Client clock, s.
+    pub timestamp: f64,
+    pub jpeg: Vec<u8>,
+    pub faces: Vec<crate::vision::FaceResult>,
+}
+
 /// The export file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -466,7 +474,7 @@ impl Engine {
         &self,
         session_id: &str,
         time: f64,
-    ) -> Result<Option<(f64, Vec<u8>, Vec<crate::vision::FaceResult>)>, Error> {
+    ) -> Result<Option<MarkedFrame>, Error> {
         let conn = self.store()?.connect().map_err(store_error)?;
         let frame = export::analysed_frame_at(&conn, session_id, time).map_err(|e| match e {
             export::ExportError::Store(e) => store_error(e),
@@ -484,7 +492,11 @@ impl Engine {
             .collect();
         let marked = marks::render(&image, &faces, &marks::Layers::default());
         let jpeg = marks::encode(&marked, Encoding::Jpeg).map_err(Error::Internal)?;
-        Ok(Some((frame.timestamp, jpeg, faces)))
+        Ok(Some(MarkedFrame {
+            timestamp: frame.timestamp,
+            jpeg,
+            faces,
+        }))
     }
 
     /// Writes a recording's export into `out`.

@@ -172,7 +172,9 @@ pub fn thin(items: Vec<Value>, from: f64, to: f64, buckets: usize, max_list: usi
     let mut group: Vec<Value> = Vec::new();
     let mut current = None;
     for item in items {
-        let bucket = item_time(&item).map(|t| ((t - from) / width).floor() as i64);
+        // The last bucket is closed: an item at `to` is in it.
+        let bucket =
+            item_time(&item).map(|t| (((t - from) / width).floor() as i64).min(buckets as i64 - 1));
         if bucket != current && !group.is_empty() {
             out.push(merge(std::mem::take(&mut group)));
         }

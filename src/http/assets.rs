@@ -39,6 +39,10 @@ pub async fn asset(Path(file): Path<String>) -> Response {
             )
                 .into_response(),
         ),
-        None => (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", built::MISSING)).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", built::MISSING),
+        )
+            .into_response(),
     }
 }

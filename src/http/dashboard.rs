@@ -135,7 +135,10 @@ pub fn secure(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
@@ -199,7 +202,12 @@ fn recording(
     check_id(id)?;
     let caller = caller(http, headers)?;
     let row = http.engine.recording(id)?;
-    caller.require_session(Role::Read, row.owner.as_deref(), id, "the dashboard's review")?;
+    caller.require_session(
+        Role::Read,
+        row.owner.as_deref(),
+        id,
+        "the dashboard's review",
+    )?;
     Ok(row)
 }
 
@@ -320,17 +328,19 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(
-    State(http): State<Http>,
-    axum::Form(form): axum::Form<LoginForm>,
-) -> Response {
+async fn login(State(http): State<Http>, axum::Form(form): axum::Form<LoginForm>) -> Response {
     let token = form.token.trim();
-    match http.engine.tokens.authenticate(Some(&format!("Bearer {token}"))) {
+    match http
+        .engine
+        .tokens
+        .authenticate(Some(&format!("Bearer {token}")))
+    {
         Ok(_) if !token.is_empty() => {
             // The cookie is the token itself: HttpOnly (scripts cannot read it), sent only
             // to this server's own pages (SameSite=Strict), and only over TLS when TLS is on.
             let secure = if http.tls { "; Secure" } else { "" };
-            let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
+            let cookie =
+                format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
             let mut response = Redirect::to("/").into_response();
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
@@ -443,7 +453,9 @@ async fn list_sessions(
     })
     .await
     .map_err(Failure::api)?;
-    Ok(secure(Json(json!({"live": live, "recorded": recorded})).into_response()))
+    Ok(secure(
+        Json(json!({"live": live, "recorded": recorded})).into_response(),
+    ))
 }
 
 async fn live_frame(
@@ -534,9 +546,9 @@ async fn explain(
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             let sse = match event {
-                Ok(crate::explain::ExplainEvent::Token(text)) => {
-                    SseEvent::default().event("token").data(json!({"text": text}).to_string())
-                }
+                Ok(crate::explain::ExplainEvent::Token(text)) => SseEvent::default()
+                    .event("token")
+                    .data(json!({"text": text}).to_string()),
                 Ok(crate::explain::ExplainEvent::Result(result)) => SseEvent::default()
                     .event("result")
                     .data(crate::formats::explanation_json::explanation_json(&result).to_string()),
@@ -591,14 +603,14 @@ async fn overview(
     }
     let overview = blocking(move || {
         recording(&http, &headers, &id)?;
-        crate::store::overview::overview(http.engine.store()?, &id, from, to, points).map_err(
-            |e| match e {
+        crate::store::overview::overview(http.engine.store()?, &id, from, to, points).map_err(|e| {
+            match e {
                 crate::store::export::ExportError::Store(crate::store::StoreError::NotFound(_)) => {
                     Error::NotFound(e.to_string())
                 }
                 e => Error::Internal(e.to_string()),
-            },
-        )
+            }
+        })
     })
     .await
     .map_err(Failure::api)?;
@@ -640,12 +652,11 @@ async fn recorded_moment(
     })
     .await
     .map_err(Failure::api)?;
-    let (time, jpeg, faces) = moment;
     Ok(secure(
         Json(json!({
-            "t": time,
-            "image": format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg)),
-            "faces": faces.iter().map(face_panel_json).collect::<Vec<_>>(),
+            "t": moment.timestamp,
+            "image": format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(moment.jpeg)),
+            "faces": moment.faces.iter().map(face_panel_json).collect::<Vec<_>>(),
         }))
         .into_response(),
     ))
@@ -679,7 +690,11 @@ async fn export(
     let turn = http.engine.export_turn().map_err(Failure::api)?;
     let name = format!(
         "{id}.{}",
-        if format == ExportFormat::Xdf { "xdf" } else { "zip" }
+        if format == ExportFormat::Xdf {
+            "xdf"
+        } else {
+            "zip"
+        }
     );
     let file = {
         let id = id.clone();
@@ -754,19 +769,37 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
-        assert_eq!(numbers(&q(&[("t", " 12.5 ")]), &allowed).unwrap()["t"], 12.5);
-        let e = numbers(&q(&[("t", "abc")]), &allowed).unwrap_err().to_string();
-        assert!(e.contains("`t`") && e.contains("client clock, s") && e.contains("\"abc\""), "{e}");
-        let e = numbers(&q(&[("t", "NaN")]), &allowed).unwrap_err().to_string();
+        assert_eq!(
+            numbers(&q(&[("t", " 12.5 ")]), &allowed).unwrap()["t"],
+            12.5
+        );
+        let e = numbers(&q(&[("t", "abc")]), &allowed)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`t`") && e.contains("client clock, s") && e.contains("\"abc\""),
+            "{e}"
+        );
+        let e = numbers(&q(&[("t", "NaN")]), &allowed)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("finite"), "{e}");
-        let e = numbers(&q(&[("x", "1")]), &allowed).unwrap_err().to_string();
-        assert!(e.contains("unknown query parameter `x`") && e.contains("takes t"), "{e}");
+        let e = numbers(&q(&[("x", "1")]), &allowed)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown query parameter `x`") && e.contains("takes t"),
+            "{e}"
+        );
     }
 
     #[test]
     fn the_token_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; affectd_token=s3cret"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; affectd_token=s3cret"),
+        );
         assert_eq!(cookie(&headers, TOKEN_COOKIE), Some("s3cret"));
         assert_eq!(cookie(&headers, "b"), None);
     }

@@ -76,7 +76,11 @@ async fn follow(engine: Arc<crate::engine::Engine>, live: Arc<LiveSession>, tx: 
     let mut cursor = 0u64;
     let send = |name: &'static str, data: String| {
         let tx = tx.clone();
-        async move { tx.send(Ok(SseEvent::default().event(name).data(data))).await.is_ok() }
+        async move {
+            tx.send(Ok(SseEvent::default().event(name).data(data)))
+                .await
+                .is_ok()
+        }
     };
     loop {
         ticks.tick().await;

@@ -87,10 +87,13 @@ pub fn overview(
     let mut first_of_bucket = conn.prepare(
         "SELECT MIN(client_seq) FROM face_results
          WHERE session_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3
-         GROUP BY CAST((timestamp - ?2) / ?4 AS INTEGER)",
+         GROUP BY MIN(CAST((timestamp - ?2) / ?4 AS INTEGER), ?5)",
     )?;
     let seqs: Vec<i64> = first_of_bucket
-        .query_map(rusqlite::params![session_id, from, to, width], |r| r.get(0))?
+        .query_map(
+            rusqlite::params![session_id, from, to, width, points.max(1) as i64 - 1],
+            |r| r.get(0),
+        )?
         .collect::<Result<_, _>>()?;
     let mut result_of = conn.prepare(
         "SELECT timestamp, result FROM face_results WHERE session_id = ?1 AND client_seq = ?2",

@@ -10,6 +10,7 @@ mod analyze_cli;
 mod analyze_frame;
 mod analyze_signals;
 mod cli;
+mod dashboard;
 mod disk;
 mod explain;
 mod expression_dynamics;

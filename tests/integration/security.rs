@@ -1110,3 +1110,105 @@ async fn unary_analyses_are_admitted_boundedly() {
         .await
         .expect("a turn once the others are done");
 }
+
+/// The dashboard is behind the same tokens as gRPC: without one, pages go to /login and the
+/// API answers 401; /login takes a token and keeps it in an HttpOnly, SameSite=Strict
+/// cookie; a session belongs to its owner there too (another `stream` token does not see
+/// it or its frame or feed; a `read` token sees it but cannot ask for an explanation).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_is_behind_the_same_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = auth_config(dir.path(), "");
+    let server = TestServer::start(|cmd| {
+        cmd.arg("--config").arg(&config);
+    });
+    let channel = server.channel().await;
+    let (_tx, _responses) = recorded_session(&channel, "token-pc1", "dash-owned").await;
+    let base = server
+        .metrics_url
+        .clone()
+        .expect("the HTTP listener")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let status = |r: Result<ureq::Response, ureq::Error>| -> (u16, String, Option<String>, Option<String>) {
+            match r {
+                Ok(r) => (
+                    r.status(),
+                    r.header("location").map(str::to_owned).unwrap_or_default(),
+                    r.header("set-cookie").map(str::to_owned),
+                    r.into_string().ok(),
+                ),
+                Err(ureq::Error::Status(code, r)) => (
+                    code,
+                    r.header("location").map(str::to_owned).unwrap_or_default(),
+                    r.header("set-cookie").map(str::to_owned),
+                    r.into_string().ok(),
+                ),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let get = |path: &str, auth: Option<(&str, String)>| {
+            let mut request = agent.get(&format!("{base}{path}"));
+            if let Some((name, value)) = auth {
+                request = request.set(name, &value);
+            }
+            status(request.call())
+        };
+        let bearer = |token: &str| Some(("authorization", format!("Bearer {token}")));
+
+        // No token.
+        let (code, location, _, _) = get("/", None);
+        assert_eq!((code, location.as_str()), (303, "/login"));
+        let (code, location, _, _) = get("/sessions/dash-owned", None);
+        assert_eq!((code, location.as_str()), (303, "/login"));
+        let (code, _, _, body) = get("/api/sessions", None);
+        assert_eq!(code, 401);
+        assert!(body.unwrap().contains("sign in at /login"));
+        let (code, _, _, _) = get("/api/sessions/dash-owned/feed", None);
+        assert_eq!(code, 401);
+        assert_eq!(get("/login", None).0, 200);
+
+        // /login: a wrong token is refused; a right one becomes the cookie.
+        let login = |token: &str| status(agent.post(&format!("{base}/login")).send_form(&[("token", token)]));
+        let (code, _, cookie, _) = login("guess");
+        assert_eq!(code, 401);
+        assert!(cookie.is_none());
+        let (code, location, cookie, _) = login("token-pc1");
+        assert_eq!((code, location.as_str()), (303, "/"));
+        let cookie = cookie.expect("a cookie");
+        assert!(cookie.starts_with("affectd_token=token-pc1;"), "{cookie}");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        let pc1_cookie = Some(("cookie", "affectd_token=token-pc1".to_owned()));
+        let (code, _, _, body) = get("/api/sessions", pc1_cookie.clone());
+        assert_eq!(code, 200);
+        assert!(body.unwrap().contains("\"session_id\":\"dash-owned\""));
+        assert_eq!(get("/sessions/dash-owned", pc1_cookie).0, 200);
+
+        // Another stream token: not its session.
+        let (code, _, _, body) = get("/api/sessions", bearer("token-pc2"));
+        assert_eq!(code, 200);
+        assert!(!body.unwrap().contains("dash-owned"));
+        for path in [
+            "/api/sessions/dash-owned/feed",
+            "/api/sessions/dash-owned/frame.jpg",
+            "/sessions/dash-owned",
+        ] {
+            let (code, _, _, body) = get(path, bearer("token-pc2"));
+            assert_eq!(code, 403, "{path}");
+            assert!(body.unwrap().contains("another token"), "{path}");
+        }
+        // A reader sees it, and may not ask for an explanation.
+        assert_eq!(get("/sessions/dash-owned", bearer("token-reader")).0, 200);
+        let explained = status(
+            agent
+                .post(&format!("{base}/api/sessions/dash-owned/explain"))
+                .set("authorization", "Bearer token-reader")
+                .send_string("{}"),
+        );
+        assert_eq!(explained.0, 403, "{explained:?}");
+    })
+    .await
+    .unwrap();
+}

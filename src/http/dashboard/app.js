@@ -253,6 +253,7 @@
     }
 
     draw(range) {
+      affectd.state.markers = this.markers.list;
       const va = [];
       for (const f of this.items.fused) {
         if (f.valence !== null) va.push([f.end, 0, f.valence]);
@@ -285,7 +286,7 @@
         });
       }
       this.set(this.eeg, aligned(bands, BANDS.length), range);
-      const latest = this.items.eeg[this.items.eeg.length - 1];
+      const latest = [...this.items.eeg].reverse().find((w) => Object.keys(w.bands || {}).length);
       if (latest) {
         const head = el("tr", {}, el("th", { scope: "col", text: "group" }), BANDS.map((b) => el("th", { scope: "col", text: b })));
         const rows = Object.entries(latest.bands || {}).map(([g, values]) =>
@@ -512,7 +513,11 @@
       if (j.grounding !== null && j.grounding !== undefined) card.append(el("p", { text: `grounding: ${fmt(j.grounding)} of the cited evidence agrees with the measurements` }));
       if (j.citations && j.citations.length) {
         const list = el("ul", { class: "citations", "aria-label": "Evidence cited, as checked" });
-        for (const c of j.citations) list.append(el("li", { text: typeof c === "string" ? c : JSON.stringify(c) }));
+        for (const c of j.citations) {
+          const text = typeof c === "string" ? c
+            : `${c.key} ${c.direction}${c.value !== null && c.value !== undefined ? ` (measured ${fmt(c.value)})` : ""}: ${c.verdict}${c.note ? ` (${c.note})` : ""}`;
+          list.append(el("li", { class: c.verdict === "supported" ? "supported" : "unsupported", text }));
+        }
         card.append(list);
       }
       container.append(card);
@@ -540,7 +545,7 @@
     const timelines = new Timelines(charts, {});
     affectd.state.frames = 0;
     affectd.state.imagesLoaded = 0;
-    let pending = null, loading = false, latest = -Infinity;
+    let pending = null, loading = false, latest = -Infinity, earliest = Infinity;
     function loadFrame() {
       if (loading || pending === null) return;
       loading = true;
@@ -574,6 +579,7 @@
         timelines.add(item);
         const t = item.t !== undefined ? item.t : item.end;
         if (t > latest) latest = t;
+        if (t < earliest) earliest = t;
       }
       redraw = true;
     });
@@ -589,7 +595,7 @@
       if (!redraw || latest === -Infinity) return;
       redraw = false;
       timelines.trim(latest - KEEP_S);
-      timelines.draw([latest - LIVE_WINDOW_S, latest]);
+      timelines.draw([Math.max(earliest, latest - LIVE_WINDOW_S), latest + 0.5]);
     }, 250);
   }
 
