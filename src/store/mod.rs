@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS frames (
     data         BLOB NOT NULL,
     PRIMARY KEY (session_id, client_seq)
 );
+-- A recording's frames and face results by time: the moment at a time (scrubbing, a
+-- recorded explanation) and the review's face series look them up without a scan.
+CREATE INDEX IF NOT EXISTS frames_by_time ON frames(session_id, timestamp);
 CREATE TABLE IF NOT EXISTS chunks (
     session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
     client_seq   INTEGER NOT NULL,
@@ -74,6 +77,7 @@ CREATE TABLE IF NOT EXISTS face_results (
     result       BLOB NOT NULL,          -- the encoded affect.v1.FaceFrameResult
     PRIMARY KEY (session_id, client_seq)
 );
+CREATE INDEX IF NOT EXISTS face_results_by_time ON face_results(session_id, timestamp);
 CREATE TABLE IF NOT EXISTS feature_windows (
     session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
     stream_id    TEXT NOT NULL,
