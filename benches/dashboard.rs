@@ -11,10 +11,11 @@
 //! 40 KB, 4 GB an hour): the overview never reads frames, and the moment reads one by its
 //! index. Raw signal chunks are not written: the overview never reads them.
 //!
-//!     cargo bench --bench dashboard -- [--runs 5] [--keep DIR]
+//!     cargo bench --bench dashboard -- [--runs 5] [--keep DIR [--reuse]]
 //!
 //! `--keep DIR` leaves the database in DIR (`sessions.sqlite`, session `hour`) for a
-//! browser measurement against a server. Under `cargo test --benches` (no `--bench`) it is
+//! browser measurement against a server; `--reuse` with it measures a database kept
+//! before without writing it again. Under `cargo test --benches` (no `--bench`) it is
 //! a 60-second recording. No peer: the figure is against the 2-s budget.
 
 use std::time::{Duration, Instant};
@@ -302,10 +303,15 @@ fn main() {
     let dir = value("--keep").map_or_else(|| temporary.path().to_owned(), std::path::PathBuf::from);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("sessions.sqlite");
-    let _ = std::fs::remove_file(&path);
+    let reuse = args.iter().any(|a| a == "--reuse") && path.exists();
+    if !reuse {
+        let _ = std::fs::remove_file(&path);
+    }
     let store = Store::open(&path).unwrap();
     let started = Instant::now();
-    record(&store, seconds);
+    if !reuse {
+        record(&store, seconds);
+    }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(
         "recording: {seconds} s ({} face results), written in {:.1} s, database {:.0} MB",

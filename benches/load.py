@@ -7,12 +7,16 @@ build by default), as a lab with several rooms would run them. Two modes:
   session and over all: frames analysed and skipped (and the spread across sessions:
   fairness), message -> ack latency p50/p99, the server's RSS over time (sampled every
   `--rss-every` s: it must stay flat), and the recording's throughput (database growth).
+- `--stalled-dashboards K`: also opens K dashboard feeds per session (the live page's
+  server-sent events) that never read: a browser tab that stopped. Run with and without
+  to compare the sessions' ack latency (issue 19: a slow browser must not slow a session).
 - `--signals-only`: each session sends EEG chunks as fast as acknowledgements allow
   (`--channels` x `--chunk-samples` per chunk, at most `--in-flight` unacknowledged);
   reports acknowledged samples (x channels) per second over all sessions.
 
     .venv/bin/python benches/load.py [--binary target/release/affectd] [--sessions 8]
         [--seconds 600] [--fps 30] [--image FILE] [--signals-only] [--config FILE]
+        [--stalled-dashboards K]
 
 No peer runs live sessions, so there are no ratios; the figures are what this machine
 sustains (`nproc` is printed with them).
@@ -50,20 +54,36 @@ def rss_mib(pid):
     return float("nan")
 
 
-def start_server(binary, folder, config=None):
+def start_server(binary, folder, config=None, http=False):
+    """The server, its gRPC address and its dashboard's host:port (None without `http`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AFFECTD_")}
     env.update(
         AFFECTD_CACHE_DIR=folder,
         AFFECTD_DATABASE=os.path.join(folder, "sessions.sqlite"),
         AFFECTD_LOG_LEVEL="warn",
-        AFFECTD_HTTP_LISTEN="",
+        AFFECTD_HTTP_LISTEN="127.0.0.1:0" if http else "",
     )
     command = [binary, "serve", "--listen", "127.0.0.1:0"] + (["--config", config] if config else [])
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    if not line.startswith("affectd listening on "):
-        raise SystemExit(f"the server did not start: {line!r}")
-    return process, line.split()[-1]
+    dashboard = None
+    for line in process.stdout:
+        if line.startswith("affectd dashboard on "):
+            dashboard = line.split()[-1].split("//")[1].rstrip("/")
+        if line.startswith("affectd listening on "):
+            return process, line.split()[-1], dashboard
+    raise SystemExit("the server did not start")
+
+
+def stalled_feed(dashboard, session_id):
+    """A dashboard feed whose reader never reads: a small receive buffer, filled and left."""
+    import socket
+
+    host, port = dashboard.rsplit(":", 1)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, int(port)))
+    s.sendall(f"GET /api/sessions/{session_id}/feed HTTP/1.1\r\nHost: {dashboard}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    return s
 
 
 class Room:
@@ -154,6 +174,7 @@ def main():
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--chunk-samples", type=int, default=1000)
     p.add_argument("--in-flight", type=int, default=8)
+    p.add_argument("--stalled-dashboards", type=int, default=0)
     args = p.parse_args()
     if args.image:
         image = pathlib.Path(args.image).read_bytes()
@@ -166,11 +187,12 @@ def main():
         Image.open(ROOT / ".testdata/single_face.jpg").convert("RGB").resize((640, 480)).save(buffer, "JPEG", quality=90)
         image = buffer.getvalue()
     folder = tempfile.mkdtemp(prefix="affectd-load-")
-    server, address = start_server(args.binary, folder, args.config)
+    server, address, dashboard = start_server(args.binary, folder, args.config, http=args.stalled_dashboards > 0)
     database = pathlib.Path(folder) / "sessions.sqlite"
     try:
         clients = [affectd.Client(address, timeout=60) for _ in range(args.sessions)]
         rooms = [Room(c, i, args, image) for i, c in enumerate(clients)]
+        stalled = [stalled_feed(dashboard, r.session.session_id) for r in rooms for _ in range(args.stalled_dashboards)]
         stop = threading.Event()
         target = "run_signals" if args.signals_only else "run_av"
         threads = [threading.Thread(target=getattr(r, target), args=(stop,)) for r in rooms]
@@ -188,6 +210,13 @@ def main():
         for r in rooms:
             r.session.wait_acknowledged(timeout=60)
         elapsed = time.perf_counter() - started
+        if stalled:
+            # The server's side of each stalled feed: bytes it queued that were never read.
+            port = dashboard.rsplit(":", 1)[1]
+            out = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
+                                 capture_output=True, text=True).stdout.split("\n")
+            queued = sorted(int(line.split()[1]) for line in out if line.strip())
+            print(f"stalled feeds: unread bytes queued by the server per connection: {queued}")
         db_bytes = sum(f.stat().st_size for f in pathlib.Path(folder).glob("sessions.sqlite*")) - db_start
         for r in rooms:
             r.session.end()
@@ -196,7 +225,8 @@ def main():
         server.wait(60)
         # Ten minutes of eight recorded sessions is some 10 GB of database.
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"{args.sessions} sessions for {elapsed:.0f} s on {os.cpu_count()} cores, binary {args.binary}")
+    print(f"{args.sessions} sessions for {elapsed:.0f} s on {os.cpu_count()} cores, binary {args.binary}"
+          + (f", {len(stalled)} stalled dashboard feeds ({args.stalled_dashboards} per session)" if stalled else ""))
     latencies = [v for r in rooms for v in r.ack_latency]
     print(f"message -> ack latency: p50 {percentile(latencies, 0.5) * 1e3:.1f} ms, p99 {percentile(latencies, 0.99) * 1e3:.1f} ms ({len(latencies)} messages)")
     if args.signals_only:

@@ -152,6 +152,22 @@ pub fn channel_group(name: &str) -> &'static str {
     }
 }
 
+/// Numbers rounded to 4 decimal places (0.1 ms of time, 1e-4 of a power fraction, µS or
+/// bpm): a display needs no more, and the review's JSON is half the size without the
+/// seventeen digits a mean prints.
+pub fn round_for_display(value: &mut Value) {
+    match value {
+        Value::Number(n) if !(n.is_i64() || n.is_u64()) => {
+            if let Some(x) = n.as_f64() {
+                *value = json!((x * 1e4).round() / 1e4);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(round_for_display),
+        Value::Object(map) => map.values_mut().for_each(round_for_display),
+        _ => {}
+    }
+}
+
 /// The time an item is drawn at: its `t`, or the end of its window.
 pub fn item_time(item: &Value) -> Option<f64> {
     item.get("t").or_else(|| item.get("end"))?.as_f64()
@@ -316,6 +332,16 @@ mod tests {
         assert_eq!(
             thin(items[..10].to_vec(), 0.0, 100.0, 10, 50),
             items[..10].to_vec()
+        );
+    }
+
+    #[test]
+    fn display_rounding_keeps_four_decimals_and_whole_numbers() {
+        let mut v = json!({"t": 12_345.678_912_3, "x": [0.123_456_78, null], "n": 7, "s": "a"});
+        round_for_display(&mut v);
+        assert_eq!(
+            v,
+            json!({"t": 12345.6789, "x": [0.1235, null], "n": 7, "s": "a"})
         );
     }
 

@@ -465,7 +465,7 @@ async fn live_frame(
 ) -> Result<Response, Failure> {
     let live =
         live_session(&http, &headers, &id, Role::Read, "the dashboard").map_err(Failure::api)?;
-    let frame = live.snapshot().frame.ok_or_else(|| {
+    let frame = live.latest_frame().ok_or_else(|| {
         Failure::api(Error::NotFound(format!(
             "session `{id}` has no analysed frame yet"
         )))

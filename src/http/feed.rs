@@ -95,7 +95,7 @@ async fn follow(engine: Arc<crate::engine::Engine>, live: Arc<LiveSession>, tx: 
             }
             last_status = status;
         }
-        if let Some(frame) = live.snapshot().frame
+        if let Some(frame) = live.latest_frame()
             && last_frame != Some(frame.timestamp)
         {
             last_frame = Some(frame.timestamp);

@@ -123,7 +123,7 @@ fn tls_config(
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight calls and returns. With
-/// `http`, also serves `/metrics` there (see [`web`]).
+/// `http`, also serves the dashboard and `/metrics` there (see [`crate::http`]).
 pub async fn serve(
     listener: TcpListener,
     http: Option<TcpListener>,

@@ -156,6 +156,11 @@ impl LiveSession {
             .map_err(|_| Error::NotFound(format!("session `{}` has ended", self.session_id)))?
     }
 
+    /// The latest analysed frame alone (its image and faces are shared, not copied).
+    pub fn latest_frame(&self) -> Option<LatestFrame> {
+        self.latest.lock().expect("session view lock").frame.clone()
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.latest.lock().expect("session view lock").clone()
     }

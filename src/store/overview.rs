@@ -84,24 +84,27 @@ pub fn overview(
 
     // Faces: the first analysed frame of each display bucket.
     let width = ((to - from) / points.max(1) as f64).max(1e-9);
+    // The bucket's first time, from the time index alone (no row is read); then that
+    // row's result.
     let mut first_of_bucket = conn.prepare(
-        "SELECT MIN(client_seq) FROM face_results
+        "SELECT MIN(timestamp) FROM face_results
          WHERE session_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3
          GROUP BY MIN(CAST((timestamp - ?2) / ?4 AS INTEGER), ?5)",
     )?;
-    let seqs: Vec<i64> = first_of_bucket
+    let times: Vec<f64> = first_of_bucket
         .query_map(
             rusqlite::params![session_id, from, to, width, points.max(1) as i64 - 1],
             |r| r.get(0),
         )?
         .collect::<Result<_, _>>()?;
     let mut result_of = conn.prepare(
-        "SELECT timestamp, result FROM face_results WHERE session_id = ?1 AND client_seq = ?2",
+        // No ORDER BY: with one, SQLite walks the primary key instead of the time index.
+        "SELECT timestamp, result FROM face_results WHERE session_id = ?1 AND timestamp = ?2 LIMIT 1",
     )?;
-    let mut faces = Vec::with_capacity(seqs.len());
-    for seq in seqs {
+    let mut faces = Vec::with_capacity(times.len());
+    for time in times {
         let Some((t, bytes)) = result_of
-            .query_row(rusqlite::params![session_id, seq], |r| {
+            .query_row(rusqlite::params![session_id, time], |r| {
                 Ok((r.get::<_, f64>(0)?, r.get::<_, Vec<u8>>(1)?))
             })
             .optional()?
@@ -190,6 +193,9 @@ pub fn overview(
         .map(|e| timeline::expression_item(session_id, e))
         .collect();
     let truncated = markers.len() > MAX_EVENTS || events.len() > MAX_EVENTS;
+    for item in series.iter_mut().flatten() {
+        timeline::round_for_display(item);
+    }
     let clip = |mut v: Vec<Value>| {
         v.truncate(MAX_EVENTS);
         v
