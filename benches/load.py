@@ -74,6 +74,14 @@ def start_server(binary, folder, config=None, http=False):
     raise SystemExit("the server did not start")
 
 
+def unread_bytes(dashboard):
+    """The server's side of each dashboard connection: bytes it queued that were not read."""
+    port = dashboard.rsplit(":", 1)[1]
+    out = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout.split("\n")
+    return sorted(int(line.split()[1]) for line in out if line.strip())
+
+
 def stalled_feed(dashboard, session_id):
     """A dashboard feed whose reader never reads: a small receive buffer, filled and left."""
     import socket
@@ -204,19 +212,16 @@ def main():
         while time.perf_counter() - started < args.seconds:
             time.sleep(min(args.rss_every, args.seconds - (time.perf_counter() - started)))
             rss.append((round(time.perf_counter() - started), round(rss_mib(server.pid))))
+            if stalled:
+                # Once these stop growing, every feed is blocked on its connection.
+                queued = unread_bytes(dashboard)
+                print(f"{rss[-1][0]} s: unread bytes on the stalled feeds: min {min(queued)}, max {max(queued)}", flush=True)
         stop.set()
         for t in threads:
             t.join()
         for r in rooms:
             r.session.wait_acknowledged(timeout=60)
         elapsed = time.perf_counter() - started
-        if stalled:
-            # The server's side of each stalled feed: bytes it queued that were never read.
-            port = dashboard.rsplit(":", 1)[1]
-            out = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
-                                 capture_output=True, text=True).stdout.split("\n")
-            queued = sorted(int(line.split()[1]) for line in out if line.strip())
-            print(f"stalled feeds: unread bytes queued by the server per connection: {queued}")
         db_bytes = sum(f.stat().st_size for f in pathlib.Path(folder).glob("sessions.sqlite*")) - db_start
         for r in rooms:
             r.session.end()

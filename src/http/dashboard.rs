@@ -330,6 +330,24 @@ struct LoginForm {
 
 async fn login(State(http): State<Http>, axum::Form(form): axum::Form<LoginForm>) -> Response {
     let token = form.token.trim();
+    // A cookie's value cannot hold every character a configured token may have.
+    if let Some(c) = token
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || matches!(c, ';' | ',' | '"' | '\\'))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            page(
+                "login",
+                "",
+                "Sign in",
+                &format!(
+                    "this token has the character {c:?}, which a browser cookie cannot keep: send it as `authorization: Bearer <token>` instead, or use a token from `affectd token new`"
+                ),
+            ),
+        )
+            .into_response();
+    }
     match http
         .engine
         .tokens
@@ -433,6 +451,7 @@ async fn list_sessions(
         .collect();
     let engine = http.engine.clone();
     let owner = (!caller.reads_all()).then(|| caller.owner()).flatten();
+    let store_error = engine.store.as_ref().err().cloned();
     let recorded = blocking(move || {
         if engine.store.is_err() {
             return Ok(Vec::new());
@@ -453,8 +472,10 @@ async fn list_sessions(
     })
     .await
     .map_err(Failure::api)?;
+    // Without a database the page says why nothing is recorded.
     Ok(secure(
-        Json(json!({"live": live, "recorded": recorded})).into_response(),
+        Json(json!({"live": live, "recorded": recorded, "recordings_unavailable": store_error}))
+            .into_response(),
     ))
 }
 

@@ -443,6 +443,7 @@
             new Date(r.started_at * 1000).toLocaleString(), r.ended_at ? duration(r.ended_at - r.started_at) : "live",
             r.state, r.frames,
           ])));
+        if (data.recordings_unavailable) showError(`Recordings are unavailable: ${data.recordings_unavailable}`);
       } catch (e) {
         showError(`Cannot list the sessions: ${e.message}`);
       }
