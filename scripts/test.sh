@@ -50,5 +50,6 @@ cargo test --locked --test integration 2>&1 | tee target/test-output.log
 step "the build without the candle engine (--no-default-features)"
 cargo clippy --locked --all-targets --no-default-features -- -D warnings
 cargo test --locked --no-default-features --lib --bins 2>&1 | tee target/test-no-candle.log
-cargo test --locked --no-default-features --test integration -- --skip llm:: 2>&1 \
+# The dashboard's browser test does not touch the candle engine: it runs once, above.
+cargo test --locked --no-default-features --test integration -- --skip llm:: --skip dashboard:: 2>&1 \
   | tee -a target/test-no-candle.log

@@ -418,6 +418,20 @@ impl Engine {
         self.store()?.get(session_id).map_err(store_error)
     }
 
+    /// A recording's header, without the counts that read every frame's row.
+    pub fn recording_header(&self, session_id: &str) -> Result<crate::store::SessionHeader, Error> {
+        self.store()?.header(session_id).map_err(store_error)
+    }
+
+    /// The newest `limit` recordings' headers (with `owner`, only its own), newest first.
+    pub fn recording_headers(
+        &self,
+        limit: usize,
+        owner: Option<&str>,
+    ) -> Result<Vec<crate::store::SessionHeader>, Error> {
+        self.store()?.headers(limit, owner).map_err(store_error)
+    }
+
     /// Deletes an ended recording; false when there was none.
     pub fn delete_recording(&self, session_id: &str) -> Result<bool, Error> {
         if self.sessions.get(session_id).is_some() {

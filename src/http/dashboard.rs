@@ -39,6 +39,8 @@ use crate::error::Error;
 
 /// The cookie a browser's token is kept in (set by `/login`).
 const TOKEN_COOKIE: &str = "affectd_token";
+/// Recordings on the sessions page, newest first.
+const RECORDINGS_LISTED: usize = 200;
 /// Display points per series in a review, by default and at most.
 const DEFAULT_POINTS: usize = 800;
 const MAX_POINTS: usize = 5000;
@@ -193,15 +195,16 @@ pub fn live_session(
     Ok(live)
 }
 
-/// A recording the caller may read, or why not (blocking: reads the database).
+/// A recording the caller may read, or why not (blocking: reads the database; its header
+/// only, never the counts that read every frame's row).
 fn recording(
     http: &Http,
     headers: &HeaderMap,
     id: &str,
-) -> Result<crate::store::SessionRow, Error> {
+) -> Result<crate::store::SessionHeader, Error> {
     check_id(id)?;
     let caller = caller(http, headers)?;
-    let row = http.engine.recording(id)?;
+    let row = http.engine.recording_header(id)?;
     caller.require_session(
         Role::Read,
         row.owner.as_deref(),
@@ -398,7 +401,7 @@ async fn live_page(
             // Not live: its review, if it was recorded.
             let engine = http.engine.clone();
             let lookup = id.clone();
-            match blocking(move || engine.recording(&lookup)).await {
+            match blocking(move || engine.recording_header(&lookup)).await {
                 Ok(_) => Ok(Redirect::to(&format!("/recordings/{id}")).into_response()),
                 Err(_) => Err(Failure::page(Error::NotFound(format!(
                     "no session `{id}` is live or recorded on this server"
@@ -456,7 +459,9 @@ async fn list_sessions(
         if engine.store.is_err() {
             return Ok(Vec::new());
         }
-        let (rows, _) = engine.list_recordings("", 200, owner.as_deref())?;
+        // Headers only: this is asked every few seconds, and counting a recording's frames
+        // reads every frame's row.
+        let rows = engine.recording_headers(RECORDINGS_LISTED, owner.as_deref())?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -464,8 +469,7 @@ async fn list_sessions(
                     "session_id": r.session_id, "participant": r.participant,
                     "started_at": r.started_at, "ended_at": r.ended_at,
                     "state": format!("{:?}", r.state()).to_lowercase(),
-                    "end_reason": r.end_reason, "frames": r.frames, "chunks": r.chunks,
-                    "markers": r.markers, "owner": r.owner,
+                    "end_reason": r.end_reason, "owner": r.owner,
                 })
             })
             .collect::<Vec<_>>())

@@ -342,6 +342,33 @@ pub struct SessionRow {
     pub owner: Option<String>,
 }
 
+/// A recorded session's header: who and when, without the counts of [`SessionRow`] (which
+/// read a row of every frame: seconds for a cold hour-long recording).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionHeader {
+    pub session_id: String,
+    pub participant: String,
+    pub started_at: f64,
+    pub ended_at: Option<f64>,
+    pub end_reason: String,
+    pub interrupted: bool,
+    pub owner: Option<String>,
+}
+
+impl SessionHeader {
+    pub fn state(&self) -> RecordingState {
+        recording_state(self.ended_at, self.interrupted)
+    }
+}
+
+fn recording_state(ended_at: Option<f64>, interrupted: bool) -> RecordingState {
+    match (ended_at, interrupted) {
+        (None, _) => RecordingState::Live,
+        (Some(_), true) => RecordingState::Interrupted,
+        (Some(_), false) => RecordingState::Ended,
+    }
+}
+
 /// Where a recording stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordingState {
@@ -355,11 +382,7 @@ pub enum RecordingState {
 
 impl SessionRow {
     pub fn state(&self) -> RecordingState {
-        match (self.ended_at, self.interrupted) {
-            (None, _) => RecordingState::Live,
-            (Some(_), true) => RecordingState::Interrupted,
-            (Some(_), false) => RecordingState::Ended,
-        }
+        recording_state(self.ended_at, self.interrupted)
     }
 }
 
@@ -623,11 +646,53 @@ impl Store {
         summary(&self.connect()?, session_id)
     }
 
+    /// A recording's header alone (no counts): NotFound when there is none.
+    pub fn header(&self, session_id: &str) -> Result<SessionHeader, StoreError> {
+        self.connect()?
+            .query_row(
+                &format!("{HEADER_COLUMNS} WHERE session_id = ?1"),
+                [session_id],
+                header_of,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(session_id.to_owned()))
+    }
+
+    /// The newest `limit` recordings' headers, newest first; with `owner`, only its own.
+    pub fn headers(
+        &self,
+        limit: usize,
+        owner: Option<&str>,
+    ) -> Result<Vec<SessionHeader>, StoreError> {
+        let conn = self.connect()?;
+        let mut stmt = conn.prepare(&format!(
+            "{HEADER_COLUMNS} WHERE (?2 IS NULL OR owner = ?2) ORDER BY started_at DESC, session_id LIMIT ?1"
+        ))?;
+        let rows = stmt
+            .query_map(rusqlite::params![limit as i64, owner], header_of)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Deletes a recording and everything in it; false when there was none.
     pub fn delete(&self, session_id: &str) -> Result<bool, StoreError> {
         let conn = self.connect()?;
         Ok(conn.execute("DELETE FROM sessions WHERE session_id = ?1", [session_id])? > 0)
     }
+}
+
+const HEADER_COLUMNS: &str = "SELECT session_id, participant, started_at, ended_at, end_reason, interrupted, owner FROM sessions";
+
+fn header_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionHeader> {
+    Ok(SessionHeader {
+        session_id: r.get(0)?,
+        participant: r.get(1)?,
+        started_at: r.get(2)?,
+        ended_at: r.get(3)?,
+        end_reason: r.get(4)?,
+        interrupted: r.get::<_, i64>(5)? != 0,
+        owner: r.get(6)?,
+    })
 }
 
 fn summary(conn: &Connection, session_id: &str) -> Result<SessionRow, StoreError> {
@@ -911,6 +976,29 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn headers_come_newest_first_and_by_owner_without_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        store.begin("old", "p1", Some("pc1"), 10.0, b"cfg").unwrap();
+        let mut new = store.begin("new", "p2", Some("pc2"), 20.0, b"cfg").unwrap();
+        new.end(25.0, "done").unwrap();
+        let all: Vec<_> = store.headers(10, None).unwrap();
+        assert_eq!(
+            all.iter().map(|h| h.session_id.as_str()).collect::<Vec<_>>(),
+            ["new", "old"]
+        );
+        assert_eq!(all[0].state(), RecordingState::Ended);
+        assert_eq!(all[1].state(), RecordingState::Live);
+        let own = store.headers(10, Some("pc1")).unwrap();
+        assert_eq!(own.len(), 1);
+        assert_eq!(own[0].participant, "p1");
+        assert_eq!(store.headers(1, None).unwrap()[0].session_id, "new");
+        let header = store.header("new").unwrap();
+        assert_eq!((header.started_at, header.ended_at), (20.0, Some(25.0)));
+        assert!(matches!(store.header("none"), Err(StoreError::NotFound(_))));
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub fn overview(
     to: Option<f64>,
     points: usize,
 ) -> Result<Overview, ExportError> {
-    let row = store.get(session_id)?;
+    let row = store.header(session_id)?;
     let conn = store.connect()?;
     let (start, end) = span(&conn, session_id)?;
     let from = from.or(start).unwrap_or(0.0);

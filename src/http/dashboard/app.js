@@ -437,11 +437,11 @@
             el("span", {}, s.streams.map((h) => el("span", { class: "health " + (h.warnings || (h.channels && h.usable_channels < h.channels) ? "warn" : "ok"),
               title: h.last_warning || "", text: `${h.stream_id} (${h.kind}): ${h.windows} windows, ${h.usable_channels}/${h.channels} usable, ${h.warnings} warnings` }))),
           ])));
-        fill(recorded, ["Participant", "Session", "Started", "Duration", "State", "Frames"],
+        fill(recorded, ["Participant", "Session", "Started", "Duration", "State"],
           data.recorded.map((r) => row(`/recordings/${encodeURIComponent(r.session_id)}`, [
             r.participant || "–", el("a", { href: `/recordings/${encodeURIComponent(r.session_id)}`, tabindex: -1, text: r.session_id }),
             new Date(r.started_at * 1000).toLocaleString(), r.ended_at ? duration(r.ended_at - r.started_at) : "live",
-            r.state, r.frames,
+            r.state,
           ])));
         if (data.recordings_unavailable) showError(`Recordings are unavailable: ${data.recordings_unavailable}`);
       } catch (e) {
