@@ -987,7 +987,9 @@ mod tests {
         new.end(25.0, "done").unwrap();
         let all: Vec<_> = store.headers(10, None).unwrap();
         assert_eq!(
-            all.iter().map(|h| h.session_id.as_str()).collect::<Vec<_>>(),
+            all.iter()
+                .map(|h| h.session_id.as_str())
+                .collect::<Vec<_>>(),
             ["new", "old"]
         );
         assert_eq!(all[0].state(), RecordingState::Ended);
