@@ -324,7 +324,7 @@ pub fn analysed_frame_at(
     }))
 }
 
-fn decode_row<M: Message + Default>(
+pub(crate) fn decode_row<M: Message + Default>(
     session_id: &str,
     what: &'static str,
     bytes: &[u8],

@@ -4,13 +4,12 @@
 //! estimates and face results, and the face series reads one analysed frame per display
 //! bucket (decoding every frame of an hour takes seconds; a frame per bucket, milliseconds).
 
-use prost::Message;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::Store;
-use super::export::{ExportError, expression_events};
+use super::export::{ExportError, decode_row as decode, expression_events};
 use crate::formats::timeline;
 use crate::proto;
 
@@ -52,18 +51,6 @@ fn span(conn: &Connection, session_id: &str) -> Result<(Option<f64>, Option<f64>
         [session_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
-}
-
-fn decode<M: Message + Default>(
-    session_id: &str,
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<M, ExportError> {
-    M::decode(bytes).map_err(|source| ExportError::Damaged {
-        session: session_id.to_owned(),
-        what,
-        source,
-    })
 }
 
 /// The recording's timelines over `[from, to]` (default: all of it), at most `points`
