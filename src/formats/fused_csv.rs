@@ -54,11 +54,9 @@ fn optional(v: Option<f64>) -> String {
 
 /// One row's cells, in `fixed_columns` order.
 pub fn row(source: &str, e: &proto::FusedEstimate) -> Vec<String> {
-    let top = e
-        .labels
-        .iter()
-        .max_by(|a, b| a.probability.total_cmp(&b.probability))
-        .map_or(String::new(), |l| l.label.clone());
+    let top = super::wire::most_likely(&e.labels)
+        .unwrap_or_default()
+        .to_string();
     let mut cells = vec![
         source.to_string(),
         format!("{:.6}", e.start_time),

@@ -39,24 +39,16 @@ pub fn face_item<'a>(t: f64, faces: impl Iterator<Item = FacePoint<'a>>) -> Valu
 /// A recorded face's point (None without an expression).
 pub fn face_point(face: &proto::Face) -> Option<FacePoint<'_>> {
     let e = face.expression.as_ref()?;
-    let best = e
-        .combined
-        .iter()
-        .max_by(|a, b| a.probability.total_cmp(&b.probability))?;
     Some(FacePoint {
         face_id: face.face_id,
         valence: e.valence,
         arousal: e.arousal,
-        label: &best.label,
+        label: super::wire::most_likely(&e.combined)?,
     })
 }
 
 pub fn fused_item(e: &proto::FusedEstimate) -> Value {
-    let label = e
-        .labels
-        .iter()
-        .max_by(|a, b| a.probability.total_cmp(&b.probability))
-        .map(|l| l.label.as_str());
+    let label = super::wire::most_likely(&e.labels);
     json!({
         "type": "fused", "start": e.start_time, "end": e.end_time,
         "valence": e.valence, "arousal": e.arousal, "label": label, "method": e.method,

@@ -13,6 +13,14 @@ use crate::vision::dynamics::{EpisodeEnd, ExpressionEvent};
 use crate::vision::expression::{Expression, LABELS as EXPRESSION_LABELS};
 use crate::vision::{FaceResult, FrameResult};
 
+/// The most likely label of a distribution (None when it is empty).
+pub fn most_likely(labels: &[proto::LabelProbability]) -> Option<&str> {
+    labels
+        .iter()
+        .max_by(|a, b| a.probability.total_cmp(&b.probability))
+        .map(|l| l.label.as_str())
+}
+
 /// A distribution over the expression labels.
 pub fn distribution(p: &[f32; 7]) -> Vec<proto::LabelProbability> {
     EXPRESSION_LABELS

@@ -1,8 +1,10 @@
 //! What a live session shows on the dashboard: its counters, each signal stream's health,
 //! and a bounded, numbered list of what it produced lately (the dashboard's timelines).
 //!
-//! The session's threads write here as they send their client the same events (see
-//! `Outbox`), with one short lock and no waiting on anyone: dashboard clients read at their
+//! The session's threads write here with one short lock and no waiting on anyone: what is
+//! recorded (windows, fused estimates, expression events, markers) from the form it is
+//! recorded in, when it is made; the rest (faces, acknowledgements, warnings) as the
+//! `Outbox` sends it to the client. Dashboard clients read at their
 //! own pace (`http::feed`), each with its own cursor, so a browser that stops reading
 //! cannot slow the session. A reader that falls more than [`MAX_ITEMS`] behind is told how
 //! many items it missed.
@@ -18,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::formats::{timeline, wire};
+use crate::formats::timeline;
+use crate::proto;
 
 use super::Event;
 use crate::signals::features::{FeatureWindow, SignalKind};
@@ -177,19 +180,53 @@ impl Board {
         }
     }
 
-    pub fn frame_received(&self) {
-        self.lock().counts.frames_received += 1;
+    /// The session worker's counts of the frames and chunks it accepted and the frames
+    /// analysed (it keeps them; the board shows them).
+    pub fn set_accepted(&self, frames: u64, chunks: u64, analysed: u64) {
+        let mut state = self.lock();
+        state.counts.frames_received = frames;
+        state.counts.chunks = chunks;
+        state.counts.frames_analysed = analysed;
     }
 
-    pub fn chunk_received(&self) {
-        self.lock().counts.chunks += 1;
-    }
-
+    /// An accepted marker: counted here, where every one arrives.
     pub fn marker(&self, timestamp: f64, label: &str, duration_s: f64) {
-        let item = timeline::marker_item(timestamp, label, duration_s);
+        let item = timeline::marker_item(timestamp, label, duration_s).to_string();
         let mut state = self.lock();
         state.counts.markers += 1;
-        push(&mut state, item);
+        state.keep(item);
+    }
+
+    /// A fused estimate, in the form it is recorded in.
+    pub fn fused(&self, estimate: &proto::FusedEstimate) {
+        self.push(timeline::fused_item(estimate));
+    }
+
+    /// An expression event, in the form it is recorded and sent in.
+    pub fn expression(&self, event: &proto::ExpressionEvent) {
+        self.push(timeline::expression_item("live", event));
+    }
+
+    /// A completed window: `wire` is its recorded form, which the item is made from.
+    pub fn window(&self, w: &FeatureWindow, wire: &proto::FeatureWindow) {
+        let item = timeline::window_item(wire).map(|item| item.to_string());
+        let mut state = self.lock();
+        if let Some(health) = state.streams.get_mut(&w.stream_id) {
+            health.windows += 1;
+            health.last_window_end = Some(w.end_time);
+            health.channels = w.quality.len();
+            health.usable_channels = w.quality.iter().filter(|q| q.usable).count();
+            health.quality = w.quality.clone();
+        }
+        if let Some(item) = item {
+            state.keep(item);
+        }
+    }
+
+    /// Adds an item, serialised before the lock is taken.
+    fn push(&self, item: Value) {
+        let text = item.to_string();
+        self.lock().keep(text);
     }
 
     /// Takes in what the session sends its client.
@@ -198,23 +235,30 @@ impl Board {
             Event::Faces {
                 timestamp, result, ..
             } => {
-                let mut state = self.lock();
-                state.counts.frames_analysed += 1;
-                let due = state.last_face_item.is_none_or(|last| {
-                    *timestamp < last || *timestamp - last >= 1.0 / FACE_ITEMS_PER_S
-                });
-                if due && !result.faces.is_empty() {
-                    state.last_face_item = Some(*timestamp);
+                // At most FACE_ITEMS_PER_S on the timeline: decided under the lock, the
+                // item made after it.
+                let due = {
+                    let mut state = self.lock();
+                    let due = !result.faces.is_empty()
+                        && state.last_face_item.is_none_or(|last| {
+                            *timestamp < last || *timestamp - last >= 1.0 / FACE_ITEMS_PER_S
+                        });
+                    if due {
+                        state.last_face_item = Some(*timestamp);
+                    }
+                    due
+                };
+                if due {
                     let faces = result.faces.iter().filter_map(|face| {
                         let e = face.expression.as_ref()?;
                         Some(timeline::FacePoint {
                             face_id: face.face_id,
                             valence: e.valence,
                             arousal: e.arousal,
-                            label: top_label(&e.combined),
+                            label: e.most_likely(),
                         })
                     });
-                    push(&mut state, timeline::face_item(*timestamp, faces));
+                    self.push(timeline::face_item(*timestamp, faces));
                 }
             }
             Event::Warning(w) if w.kind == super::SessionWarningKind::FrameSkipped => {
@@ -225,62 +269,33 @@ impl Board {
                 event: crate::explain::ExplainEvent::Result(_),
                 ..
             } => self.lock().counts.explanations += 1,
-            Event::Features(window) => self.window(window),
-            Event::Fused(e) => {
-                push(
-                    &mut self.lock(),
-                    timeline::fused_item(&wire::fused_estimate(e)),
-                );
-            }
-            Event::Expression(event) => {
-                let item = timeline::expression_item("live", &wire::expression_event(event));
-                push(&mut self.lock(), item);
-            }
             Event::SignalWarning { warning, .. } => {
                 let item = json!({
                     "type": "signal_warning", "stream_id": warning.stream_id,
                     "kind": format!("{:?}", warning.kind), "message": warning.message,
                     "t": warning.timestamp,
-                });
+                })
+                .to_string();
                 let mut state = self.lock();
                 if let Some(health) = state.streams.get_mut(&warning.stream_id) {
                     health.warnings += 1;
                     health.last_warning = Some(warning.message.clone());
                 }
-                push(&mut state, item);
+                state.keep(item);
             }
             _ => {}
         }
     }
-
-    fn window(&self, w: &FeatureWindow) {
-        let (end, id) = (w.end_time, &w.stream_id);
-        let item = timeline::window_item(&wire::feature_window(w));
-        let mut state = self.lock();
-        if let Some(health) = state.streams.get_mut(id) {
-            health.windows += 1;
-            health.last_window_end = Some(end);
-            health.channels = w.quality.len();
-            health.usable_channels = w.quality.iter().filter(|q| q.usable).count();
-            health.quality = w.quality.clone();
-        }
-        if let Some(item) = item {
-            push(&mut state, item);
-        }
-    }
 }
 
-fn push(state: &mut State, item: Value) {
-    if state.items.len() == MAX_ITEMS {
-        state.items.pop_front();
-        state.first += 1;
+impl State {
+    fn keep(&mut self, item: String) {
+        if self.items.len() == MAX_ITEMS {
+            self.items.pop_front();
+            self.first += 1;
+        }
+        self.items.push_back(item.into());
     }
-    state.items.push_back(item.to_string().into());
-}
-
-fn top_label(p: &[f32; 7]) -> &'static str {
-    let best = (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
-    crate::vision::expression::LABELS[best]
 }
 
 #[cfg(test)]

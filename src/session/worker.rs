@@ -479,6 +479,11 @@ impl Worker {
                     None,
                 ));
             }
+            self.live.board.set_accepted(
+                self.counts.frames,
+                self.counts.chunks,
+                self.counts.analysed,
+            );
             self.fuse(&mut records, false);
             for report in self.live.take_clock_reports() {
                 records.push(Record::ClockOffset {
@@ -551,7 +556,6 @@ impl Worker {
                     data,
                 });
                 self.counts.frames += 1;
-                self.live.board.frame_received();
                 self.accepted = seq;
                 match (&self.vision, &self.no_vision) {
                     (Some(vision), _) => {
@@ -593,7 +597,6 @@ impl Worker {
                     timestamps: chunk.timestamps,
                 });
                 self.counts.chunks += 1;
-                self.live.board.chunk_received();
                 self.accepted = seq;
                 for warning in pushed.warnings {
                     self.send(Event::SignalWarning {
@@ -731,10 +734,12 @@ impl Worker {
             self.timeline.advance()
         };
         for e in estimates {
+            let recorded = wire::fused_estimate(&e);
+            self.live.board.fused(&recorded);
             records.push(Record::FusedEstimate {
                 start_time: e.start_time,
                 end_time: e.end_time,
-                encoded: wire::fused_estimate(&e).encode_to_vec(),
+                encoded: recorded.encode_to_vec(),
             });
             self.send(Event::Fused(e.clone()));
             self.live.set_fused(e.clone());
@@ -745,11 +750,13 @@ impl Worker {
     /// A completed feature window: to the client, the live view and the recording.
     fn window(&mut self, w: FeatureWindow, records: &mut Vec<Record>) {
         self.timeline.window(&w);
+        let recorded = wire::feature_window(&w);
+        self.live.board.window(&w, &recorded);
         records.push(Record::FeatureWindow {
             stream_id: w.stream_id.clone(),
             start_time: w.start_time,
             end_time: w.end_time,
-            encoded: wire::feature_window(&w).encode_to_vec(),
+            encoded: recorded.encode_to_vec(),
         });
         self.send(Event::Features(w.clone()));
         self.live.set_window(w);
@@ -852,12 +859,14 @@ fn vision_worker(
     // recording; false when the session worker has gone.
     let report = |events: Vec<ExpressionEvent>| -> bool {
         for event in events {
+            let sent = wire::expression_event(&event);
+            live.board.expression(&sent);
             if let ExpressionEvent::Ended(episode) = &event {
                 let ended = Input::EpisodeEnded {
                     face_id: episode.face_id,
                     onset: episode.onset,
                     offset: episode.offset.unwrap_or(episode.onset),
-                    encoded: wire::expression_event(&event).encode_to_vec(),
+                    encoded: sent.encode_to_vec(),
                 };
                 if input.blocking_send(ended).is_err() {
                     return false;

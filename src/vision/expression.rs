@@ -61,6 +61,16 @@ pub struct Expression {
     pub arousal: f32,
 }
 
+impl Expression {
+    /// The combined distribution's most likely label.
+    pub fn most_likely(&self) -> &'static str {
+        let best = (0..LABELS.len())
+            .max_by(|&a, &b| self.combined[a].total_cmp(&self.combined[b]))
+            .unwrap_or(0);
+        LABELS[best]
+    }
+}
+
 /// Grayscale 64x64 crop of the padded box, scaled to `[-1, 1]`, [1, 64, 64, 1].
 pub fn preprocess(image: &RgbImage, x: f32, y: f32, w: f32, h: f32) -> Array4<f32> {
     let map = Affine::from_box(
