@@ -481,6 +481,36 @@ impl Engine {
         Ok(file)
     }
 
+    /// Reads an export file (`export_file`) a piece of `piece` bytes at a time and hands each
+    /// to `send` with whether it is the first; the first is sent even when the file is
+    /// empty. Stops at the end, after a read error (sent), or when `send` returns false (the
+    /// client left). Blocking.
+    pub fn send_export(
+        mut file: std::fs::File,
+        piece: usize,
+        mut send: impl FnMut(Result<Vec<u8>, Error>, bool) -> bool,
+    ) {
+        use std::io::Read;
+        let mut first = true;
+        loop {
+            let mut data = vec![0u8; piece];
+            let n = match file.read(&mut data) {
+                Ok(n) => n,
+                Err(e) => {
+                    send(Err(Error::Internal(format!("export: {e}"))), first);
+                    return;
+                }
+            };
+            if n == 0 && !first {
+                return;
+            }
+            data.truncate(n);
+            if !send(Ok(data), std::mem::take(&mut first)) || n == 0 {
+                return;
+            }
+        }
+    }
+
     /// The last analysed frame of a recording at or before `time` (client clock, s): its
     /// time, its image drawn with the SoVTP marks as JPEG, and its faces. None when no frame
     /// was analysed by then.

@@ -328,6 +328,8 @@ async fn login_page(State(http): State<Http>) -> Response {
 
 #[derive(serde::Deserialize)]
 struct LoginForm {
+    // Absent is empty: the page then says to give one (not axum's 422 for a missing field).
+    #[serde(default)]
     token: String,
 }
 
@@ -733,25 +735,11 @@ async fn export(
     // Read on a blocking thread a piece at a time; the turn is held to the last byte.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        use std::io::Read;
         let _turn = turn;
-        let mut file = file;
-        loop {
-            let mut piece = vec![0u8; DOWNLOAD_PIECE];
-            match file.read(&mut piece) {
-                Ok(0) => return,
-                Ok(n) => {
-                    piece.truncate(n);
-                    if tx.blocking_send(Ok(piece)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            }
-        }
+        crate::engine::Engine::send_export(file, DOWNLOAD_PIECE, |piece, _| {
+            tx.blocking_send(piece.map_err(std::io::Error::other))
+                .is_ok()
+        });
     });
     let content_type = if format == ExportFormat::Xdf {
         "application/octet-stream"

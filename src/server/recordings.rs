@@ -1,6 +1,5 @@
 //! The `affect.v1.Recordings` service: recorded sessions, through the engine.
 
-use std::io::Read;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -143,7 +142,7 @@ impl Recordings for RecordingsService {
         let engine = self.engine.clone();
         let id = request.session_id.clone();
         // Built in a temporary file, not in memory: a session's frames can be large.
-        let mut file = blocking(move || engine.export_file(&id, format)).await?;
+        let file = blocking(move || engine.export_file(&id, format)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let file_name = format!(
             "{}.{}",
@@ -156,33 +155,19 @@ impl Recordings for RecordingsService {
         );
         tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            let mut first = true;
-            loop {
-                let mut data = vec![0u8; EXPORT_CHUNK];
-                let n = match file.read(&mut data) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(Status::internal(format!("export: {e}"))));
-                        return;
-                    }
-                };
-                if n == 0 && !first {
-                    return;
-                }
-                data.truncate(n);
-                let chunk = ExportSessionResponse {
-                    file_name: if first {
-                        file_name.clone()
-                    } else {
-                        String::new()
-                    },
-                    data,
-                };
-                first = false;
-                if tx.blocking_send(Ok(chunk)).is_err() || n == 0 {
-                    return;
-                }
-            }
+            Engine::send_export(file, EXPORT_CHUNK, |piece, first| {
+                let chunk = piece
+                    .map_err(convert::status)
+                    .map(|data| ExportSessionResponse {
+                        file_name: if first {
+                            file_name.clone()
+                        } else {
+                            String::new()
+                        },
+                        data,
+                    });
+                tx.blocking_send(chunk).is_ok()
+            });
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),

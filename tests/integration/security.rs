@@ -1175,6 +1175,10 @@ async fn the_dashboard_is_behind_the_same_tokens() {
         let (code, _, cookie, _) = login("guess");
         assert_eq!(code, 401);
         assert!(cookie.is_none());
+        // A form without the field is a 400 page that says what to give, not a bare 422.
+        let (code, _, cookie, body) = status(agent.post(&format!("{base}/login")).send_form(&[]));
+        assert_eq!(code, 400);
+        assert!(cookie.is_none() && body.unwrap().contains("Give a token"));
         let (code, location, cookie, _) = login("token-pc1");
         assert_eq!((code, location.as_str()), (303, "/"));
         let cookie = cookie.expect("a cookie");

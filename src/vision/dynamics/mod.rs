@@ -271,6 +271,17 @@ fn recompute_prototypes(face: &mut FaceResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The episodes that ended, in order.
+    fn ended(events: &[ExpressionEvent]) -> Vec<&Episode> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ExpressionEvent::Ended(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
     use crate::vision::action_units::TABLE;
     use crate::vision::detector::Detection;
     use crate::vision::mesh::Mesh;
@@ -370,13 +381,7 @@ mod tests {
             }
         }
         assert_eq!(in_episode_frames, 30);
-        let ended: Vec<&Episode> = events
-            .iter()
-            .filter_map(|e| match e {
-                ExpressionEvent::Ended(e) => Some(e),
-                _ => None,
-            })
-            .collect();
+        let ended = ended(&events);
         assert_eq!(ended.len(), 1, "{events:?}");
         let e = ended[0];
         assert!((e.onset - 3.0).abs() < 1e-9 && (e.offset.unwrap() - 4.0).abs() < 1e-9);
@@ -404,13 +409,7 @@ mod tests {
                 "the baseline is kept"
             );
         }
-        let ended: Vec<&Episode> = events
-            .iter()
-            .filter_map(|e| match e {
-                ExpressionEvent::Ended(e) => Some(e),
-                _ => None,
-            })
-            .collect();
+        let ended = ended(&events);
         assert_eq!(ended.len(), 2, "{events:?}");
         assert_eq!(ended[0].end, Some(EpisodeEnd::FaceLost));
         assert!((ended[0].offset.unwrap() - 99.0 / 30.0).abs() < 1e-9);
