@@ -335,6 +335,13 @@ struct LoginForm {
 
 async fn login(State(http): State<Http>, axum::Form(form): axum::Form<LoginForm>) -> Response {
     let token = form.token.trim();
+    if token.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            page("login", "", "Sign in", "Give a token."),
+        )
+            .into_response();
+    }
     // A cookie's value cannot hold every character a configured token may have.
     if let Some(c) = token
         .chars()
@@ -358,7 +365,7 @@ async fn login(State(http): State<Http>, axum::Form(form): axum::Form<LoginForm>
         .tokens
         .authenticate(Some(&format!("Bearer {token}")))
     {
-        Ok(_) if !token.is_empty() => {
+        Ok(_) => {
             // The cookie is the token itself: HttpOnly (scripts cannot read it), sent only
             // to this server's own pages (SameSite=Strict), and only over TLS when TLS is on.
             let secure = if http.tls { "; Secure" } else { "" };
@@ -370,11 +377,6 @@ async fn login(State(http): State<Http>, axum::Form(form): axum::Form<LoginForm>
             }
             response
         }
-        Ok(_) => (
-            StatusCode::BAD_REQUEST,
-            page("login", "", "Sign in", "Give a token."),
-        )
-            .into_response(),
         Err(e) => (
             StatusCode::UNAUTHORIZED,
             page("login", "", "Sign in", &e.to_string()),
