@@ -405,6 +405,31 @@ fn the_python_reference_spots_the_same_episodes() {
     assert!(compared >= 8, "only {compared} episodes compared");
 }
 
+/// `affectd sessions explain smiles --at 505` on the recording [`record_smiles`] made at
+/// 500 s, with `backend` (its setting `env` given), 8 tokens: the CLI's JSON.
+pub fn explain_recorded_smiles(
+    cache: &Path,
+    database: &Path,
+    env: (&str, &std::ffi::OsStr),
+    backend: &str,
+) -> serde_json::Value {
+    json_output(
+        affectd(cache)
+            .env("AFFECTD_DATABASE", database)
+            .env(env.0, env.1)
+            .args([
+                "sessions",
+                "explain",
+                "smiles",
+                "--at",
+                "505",
+                "--backend",
+                backend,
+            ])
+            .args(["--quiet", "--max-tokens", "8"]),
+    )
+}
+
 /// Streams the constructed smile clip ([`smile_frames`], every other frame: 15 fps) as a
 /// recorded live session starting at `start` (client clock, s), each frame answered before
 /// the next is sent so that none is skipped, and ends it.

@@ -685,20 +685,11 @@ async fn a_recorded_moment_sends_the_episode_keyframes_read_back_from_the_record
     });
     let mut affect = AffectClient::new(server.channel().await);
     crate::expression_dynamics::record_smiles(&mut affect, "smiles", 500.0).await;
-    let result = json_output(
-        affectd(dir.path())
-            .env("AFFECTD_DATABASE", &database)
-            .env("AFFECTD_CANDLE_MODEL", &gguf)
-            .args([
-                "sessions",
-                "explain",
-                "smiles",
-                "--at",
-                "505",
-                "--backend",
-                "candle",
-            ])
-            .args(["--quiet", "--max-tokens", "8"]),
+    let result = crate::expression_dynamics::explain_recorded_smiles(
+        dir.path(),
+        &database,
+        ("AFFECTD_CANDLE_MODEL", gguf.as_ref()),
+        "candle",
     );
     assert_eq!(result["image_included"], true);
     let user = result["prompt"]["user"].as_str().unwrap();

@@ -105,20 +105,11 @@ async fn a_recorded_moment_is_explained_with_the_episodes_recorded_by_then() {
     let unknown = affect.explain(recorded(start, "nobody")).await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
 
-    let result = json_output(
-        affectd(dir.path())
-            .env("AFFECTD_DATABASE", &database)
-            .env("AFFECTD_OPENAI_URL", &llama.url)
-            .args([
-                "sessions",
-                "explain",
-                "smiles",
-                "--at",
-                "505",
-                "--backend",
-                "openai",
-            ])
-            .args(["--quiet", "--max-tokens", "8"]),
+    let result = crate::expression_dynamics::explain_recorded_smiles(
+        dir.path(),
+        &database,
+        ("AFFECTD_OPENAI_URL", llama.url.as_ref()),
+        "openai",
     );
     let user = result["prompt"]["user"].as_str().unwrap();
     println!("{user}");
