@@ -21,6 +21,9 @@ esac
 
 scripts/setup.sh --dev
 export AFFECTD_PYTHON="$PWD/.venv/bin/python"
+# A failing test's message stays in the last lines of the log (what CI reports) rather
+# than under a backtrace of tokio frames; set RUST_BACKTRACE=1 by hand to get one.
+export RUST_BACKTRACE=0
 mkdir -p target
 
 step() { printf '\n== %s\n' "$*"; }

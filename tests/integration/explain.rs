@@ -156,7 +156,7 @@ mod llm {
             "[limits]\nmax_concurrent_explanations = 1\nmax_queued_explanations = 1\nexplain_queue_timeout_s = 2.0\n",
         )
         .unwrap();
-        let server = TestServer::start(|cmd| {
+        let mut server = TestServer::start(|cmd| {
             cmd.env("AFFECTD_CANDLE_MODEL", &model)
                 .arg("--config")
                 .arg(&config);
@@ -213,7 +213,12 @@ mod llm {
         assert_eq!(result.backend, "candle");
         // Its turn is free again.
         let mut next = affect.explain(request()).await.unwrap().into_inner();
-        assert!(next.message().await.unwrap().is_some());
+        let first = next.message().await;
+        assert!(
+            matches!(first, Ok(Some(_))),
+            "the next explanation's first event: {first:?}; the server process: {:?}",
+            server.child.try_wait()
+        );
     }
 
     /// Explanations asked inside a live session take the same turn as Explain calls: while
