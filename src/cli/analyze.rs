@@ -208,24 +208,50 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
         Ok(())
     };
 
-    let mut failures = 0;
-    for path in &args.paths {
-        let source = path.display().to_string();
-        let stem = path
-            .file_stem()
+    let stem_of = |path: &Path| {
+        path.file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or("frame")
-            .to_owned();
-        let result = if is_image(path) {
-            (|| -> anyhow::Result<()> {
+            .to_owned()
+    };
+    let mut failures = 0;
+    let mut next = 0;
+    while next < args.paths.len() {
+        // A run of image files is decoded and analysed on every core at once; results are
+        // written in the order given.
+        let images = args.paths[next..]
+            .iter()
+            .take_while(|path| is_image(path))
+            .count();
+        if images > 0 {
+            let run = &args.paths[next..next + images];
+            next += images;
+            let analyze = |path: &PathBuf| -> anyhow::Result<(RgbImage, FrameResult)> {
+                let source = path.display().to_string();
                 let bytes = std::fs::read(path).with_context(|| format!("reading {source}"))?;
                 let image = affectd::vision::image::decode(&bytes, max_pixels)
                     .with_context(|| source.clone())?;
                 let result = models.analyze(&image, &options)?;
-                sink.write(&source, 0, 0.0, &result)?;
-                write_marks(&stem, None, &image, &result)
-            })()
-        } else {
+                Ok((image, result))
+            };
+            in_order_on_every_core(run, analyze, |path, analysed| {
+                let source = path.display().to_string();
+                let written = analysed.and_then(|(image, result)| {
+                    sink.write(&source, 0, 0.0, &result)?;
+                    write_marks(&stem_of(path), None, &image, &result)
+                });
+                if let Err(e) = written {
+                    failures += 1;
+                    eprintln!("affectd: {e:#}");
+                }
+            });
+            continue;
+        }
+        let path = &args.paths[next];
+        next += 1;
+        let source = path.display().to_string();
+        let stem = stem_of(path);
+        let result = {
             (|| -> anyhow::Result<()> {
                 let info = video::probe(path)?;
                 let mut frames = video::Frames::open(path, info.clone())?;
@@ -312,4 +338,47 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
         bail!("{failures} of {} input(s) failed", args.paths.len());
     }
     Ok(())
+}
+
+/// Runs `work` on each item with one thread per core and hands each result to `emit` in
+/// the items' order. Items go in chunks of four per core, so that at most that many
+/// results (decoded images) are held at once; within a chunk each thread takes the next
+/// item as it becomes free. Hand-written with scoped threads: the crate has no rayon
+/// (candle's own threads take the cores when it runs), and this is all it needs.
+fn in_order_on_every_core<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> R + Sync,
+    mut emit: impl FnMut(&T, R),
+) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for chunk in items.chunks(4 * threads) {
+        let taken = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Option<R>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads.min(chunk.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(item) = chunk.get(i) else {
+                                return done;
+                            };
+                            done.push((i, work(item)));
+                        }
+                    })
+                })
+                .collect();
+            let mut results: Vec<Option<R>> = (0..chunk.len()).map(|_| None).collect();
+            for worker in workers {
+                // A panic in `work` is a bug: it propagates, as on one thread.
+                for (i, result) in worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                    results[i] = Some(result);
+                }
+            }
+            results
+        });
+        for (item, result) in chunk.iter().zip(results.iter_mut()) {
+            emit(item, result.take().expect("every item of the chunk was taken"));
+        }
+    }
 }
