@@ -382,3 +382,31 @@ fn in_order_on_every_core<T: Sync, R: Send>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Items that take uneven times still come out once each, in order, and the work ran
+    /// on more than one thread where the machine has more than one core.
+    #[test]
+    fn results_come_out_in_the_items_order() {
+        let items: Vec<u64> = (0..37).collect();
+        let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+        let mut seen = Vec::new();
+        in_order_on_every_core(
+            &items,
+            |&i| {
+                threads.lock().unwrap().insert(std::thread::current().id());
+                std::thread::sleep(std::time::Duration::from_millis((37 - i) % 5));
+                i * 10
+            },
+            |&item, result| seen.push((item, result)),
+        );
+        assert_eq!(seen, items.iter().map(|&i| (i, i * 10)).collect::<Vec<_>>());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(threads.lock().unwrap().len() > 1, cores > 1);
+        // Nothing to do: nothing emitted, no thread started.
+        in_order_on_every_core(&[] as &[u64], |_| unreachable!(), |_, _: ()| unreachable!());
+    }
+}
