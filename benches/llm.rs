@@ -1,4 +1,4 @@
-//! The in-process LLM's weight products, ours ([`Q8x8`]) against candle's `QMatMul` on the
+//! The in-process LLM's weight products, ours ([`PackedQ8`]) against candle's `QMatMul` on the
 //! same Q8_0 weights: one token through Qwen2.5 0.5B's output matrix (151,936 x 896, the
 //! largest product of a generated token: memory-bound), one token through an FFN matrix
 //! (4,864 x 896), and a 512-token prompt through that FFN matrix (compute-bound). Threads:
@@ -11,7 +11,7 @@
 //! bound). Needs the default GGUF in `.testdata/llm-cache/` (the LLM tests fetch it);
 //! skipped without it.
 
-use affectd::llm::candle::q8x8::{Q8x8, QuantizedVector};
+use affectd::llm::candle::q8x8::{PackedQ8, QuantizedVector};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -39,7 +39,7 @@ fn bench_products(c: &mut Criterion) {
     ] {
         let q = weights(rows, cols);
         let bytes = q.data().unwrap().into_owned();
-        let ours = Q8x8::from_q8_0(&bytes, rows, cols);
+        let ours = PackedQ8::from_q8_0(&bytes, rows, cols);
         let candle = QMatMul::from_qtensor(q).unwrap();
         let x = activations(tokens, cols);
         let x_rows: Vec<Vec<f32>> = x.to_vec2().unwrap();

@@ -3,7 +3,7 @@
 //! to f32 summation order, checked by tests/llm_candle.rs), restructured where generating
 //! a token spent its time (profiled with `perf` on `affectd bench-llm`):
 //!
-//! - Q8_0 weights are interleaved 8 rows at a time at load ([`Q8x8`]; `cargo bench --bench
+//! - Q8_0 weights are interleaved 8 rows at a time at load ([`PackedQ8`]; `cargo bench --bench
 //!   llm`: a token through the output matrix 2.5x and a 512-token prompt 5.1x candle's
 //!   kernel), and q/k/v and gate/up, which read the same input, are one product each.
 //! - The KV cache grows in place (capacity doubling), instead of being concatenated anew
@@ -20,12 +20,12 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::q8x8::{Q8x8, QuantizedVector};
+use super::q8x8::{PackedQ8, QuantizedVector};
 
-/// A quantized linear layer: Q8_0 weights through [`Q8x8`] (tokens one at a time and
+/// A quantized linear layer: Q8_0 weights through [`PackedQ8`] (tokens one at a time and
 /// whole prompts alike), other formats through candle.
 enum Weight {
-    Interleaved(Q8x8),
+    Interleaved(PackedQ8),
     Candle(QMatMul),
 }
 
@@ -36,7 +36,7 @@ struct Linear {
     bias_values: Option<Vec<f32>>,
 }
 
-/// (rows, cols) of a weight [`Q8x8`] can take: Q8_0, two dimensions, whole blocks.
+/// (rows, cols) of a weight [`PackedQ8`] can take: Q8_0, two dimensions, whole blocks.
 fn interleavable(weight: &QTensor) -> Option<(usize, usize)> {
     match weight.shape().dims() {
         &[rows, cols] if weight.dtype() == GgmlDType::Q8_0 && cols.is_multiple_of(32) => {
@@ -49,7 +49,7 @@ fn interleavable(weight: &QTensor) -> Option<(usize, usize)> {
 impl Linear {
     fn new(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
         let weight = match interleavable(&weight) {
-            Some((rows, cols)) => Weight::Interleaved(Q8x8::from_q8_0(&weight.data()?, rows, cols)),
+            Some((rows, cols)) => Weight::Interleaved(PackedQ8::from_q8_0(&weight.data()?, rows, cols)),
             None => Weight::Candle(QMatMul::from_qtensor(weight)?),
         };
         let bias_values = bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
@@ -92,7 +92,7 @@ impl Linear {
 /// the worker pool instead of several.
 enum Projections {
     Fused {
-        weight: Q8x8,
+        weight: PackedQ8,
         /// Output widths, in order.
         sizes: Vec<usize>,
         biases: Vec<Option<Tensor>>,
@@ -134,7 +134,7 @@ impl Projections {
             .map(|b| b.as_ref().map(|b| b.to_vec1::<f32>()).transpose())
             .collect::<Result<_>>()?;
         Ok(Self::Fused {
-            weight: Q8x8::from_q8_0(&bytes, rows, cols),
+            weight: PackedQ8::from_q8_0(&bytes, rows, cols),
             sizes,
             biases,
             bias_values,
@@ -204,7 +204,7 @@ fn add_into(a: &mut [f32], b: &[f32]) {
 }
 
 /// One row times an interleaved matrix's transpose.
-fn interleaved_row(w: &Q8x8, x: &[f32]) -> Result<Vec<f32>> {
+fn interleaved_row(w: &PackedQ8, x: &[f32]) -> Result<Vec<f32>> {
     if x.len() != w.cols() {
         candle_core::bail!(
             "input width {} does not match the weight's {}",
@@ -218,7 +218,7 @@ fn interleaved_row(w: &Q8x8, x: &[f32]) -> Result<Vec<f32>> {
 }
 
 /// `x` (.., cols) times an interleaved matrix's transpose: (.., rows).
-fn interleaved_forward(w: &Q8x8, x: &Tensor) -> Result<Tensor> {
+fn interleaved_forward(w: &PackedQ8, x: &Tensor) -> Result<Tensor> {
     let width = x.dim(D::Minus1)?;
     if width != w.cols() {
         candle_core::bail!(
