@@ -42,23 +42,46 @@ pub struct QuantizedVector {
 impl QuantizedVector {
     /// `x.len()` must be a multiple of 32.
     pub fn new(x: &[f32]) -> Self {
-        let mut values = vec![0i8; x.len()];
-        let mut scales = Vec::with_capacity(x.len() / BLOCK);
-        let mut sums = Vec::with_capacity(x.len() / BLOCK);
-        for (block, out) in x.chunks_exact(BLOCK).zip(values.chunks_exact_mut(BLOCK)) {
+        let mut q = Self {
+            values: vec![0i8; x.len()],
+            scales: vec![0f32; x.len() / BLOCK],
+            sums: vec![0i32; x.len() / BLOCK],
+        };
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked at run time); SSE4.1 comes
+            // with AVX2.
+            unsafe { q.quantize_avx2(x) };
+            return q;
+        }
+        q.quantize(x);
+        q
+    }
+
+    /// The same code compiled for AVX2: `round` then inlines (SSE4.1's roundps, exactly
+    /// Rust's round-half-away-from-zero) instead of calling libm's roundf per value, and
+    /// the loops vectorize. Measured: 4% of a prompt's time went to roundf before.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c,sse4.1")]
+    unsafe fn quantize_avx2(&mut self, x: &[f32]) {
+        self.quantize(x)
+    }
+
+    #[inline(always)]
+    fn quantize(&mut self, x: &[f32]) {
+        let blocks = x
+            .chunks_exact(BLOCK)
+            .zip(self.values.chunks_exact_mut(BLOCK))
+            .zip(self.scales.iter_mut().zip(self.sums.iter_mut()));
+        for ((block, out), (scale, sum)) in blocks {
             let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
             let d = amax / 127.0;
             let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
             for (q, v) in out.iter_mut().zip(block) {
                 *q = (v * inverse).round() as i8;
             }
-            scales.push(f16::from_f32(d).to_f32());
-            sums.push(out.iter().map(|&q| q as i32).sum());
-        }
-        Self {
-            values,
-            scales,
-            sums,
+            *scale = f16::from_f32(d).to_f32();
+            *sum = out.iter().map(|&q| q as i32).sum();
         }
     }
 }
@@ -571,5 +594,22 @@ mod tests {
         assert_eq!(q.values[0], (-12.7f32 / d).round() as i8);
         let zeros = QuantizedVector::new(&[0.0; 32]);
         assert!(zeros.values.iter().all(|&v| v == 0) && zeros.scales[0] == 0.0);
+        // The CPU's compiled path (AVX2 here) rounds as the plain code does, halves away
+        // from zero included: 127 / 127 * k + 0.5 lands on exact ties.
+        let ties: Vec<f32> = (0..32).map(|k| if k == 31 { 127.0 } else { k as f32 - 15.5 }).collect();
+        for x in [ties, random_vector(4096, 5), random_vector(4096, 6)] {
+            let fast = QuantizedVector::new(&x);
+            let mut plain = QuantizedVector {
+                values: vec![0; x.len()],
+                scales: vec![0.0; x.len() / BLOCK],
+                sums: vec![0; x.len() / BLOCK],
+            };
+            plain.quantize(&x);
+            assert_eq!(fast.values, plain.values);
+            assert_eq!(fast.scales, plain.scales);
+            assert_eq!(fast.sums, plain.sums);
+        }
+        let q = QuantizedVector::new(&(0..32).map(|k| if k == 31 { 127.0 } else { k as f32 - 15.5 }).collect::<Vec<_>>());
+        assert_eq!((q.values[0], q.values[1], q.values[15], q.values[16]), (-16, -15, -1, 1));
     }
 }
