@@ -371,14 +371,20 @@ fn in_order_on_every_core<T: Sync, R: Send>(
             let mut results: Vec<Option<R>> = (0..chunk.len()).map(|_| None).collect();
             for worker in workers {
                 // A panic in `work` is a bug: it propagates, as on one thread.
-                for (i, result) in worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                for (i, result) in worker
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                {
                     results[i] = Some(result);
                 }
             }
             results
         });
         for (item, result) in chunk.iter().zip(results.iter_mut()) {
-            emit(item, result.take().expect("every item of the chunk was taken"));
+            emit(
+                item,
+                result.take().expect("every item of the chunk was taken"),
+            );
         }
     }
 }

@@ -70,12 +70,38 @@ const REFUSED: &str = "the server refused this response_format form";
 /// Alternatives per token asked for when labels are scored (OpenAI's maximum).
 const TOP_LOGPROBS: u32 = 20;
 
-/// The schema without llguidance's own options (`x-guidance`), which servers reject.
-fn without_guidance_options(schema: &Value) -> Value {
-    let mut schema = schema.clone();
-    if let Some(map) = schema.as_object_mut() {
-        map.remove("x-guidance");
+/// The schema in the subset that servers' schema-to-grammar converters take, meaning the
+/// same: without llguidance's own options (`x-guidance`), which servers reject, and with no
+/// boolean schema where a converter wants an object. Found with llama.cpp's own
+/// `llama-server`, which refused the whole request over `"items": false` after
+/// `prefixItems` ("schema must be an object"); `maxItems` = the number of `prefixItems`
+/// says the same (no further items), so that is what servers get.
+fn for_servers(schema: &Value) -> Value {
+    fn portable(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.remove("x-guidance");
+                if map.get("items") == Some(&Value::Bool(false))
+                    && let Some(count) = map
+                        .get("prefixItems")
+                        .and_then(Value::as_array)
+                        .map(Vec::len)
+                {
+                    map.remove("items");
+                    let most = map
+                        .get("maxItems")
+                        .and_then(Value::as_u64)
+                        .map_or(count as u64, |m| m.min(count as u64));
+                    map.insert("maxItems".into(), most.into());
+                }
+                map.values_mut().for_each(portable);
+            }
+            Value::Array(items) => items.iter_mut().for_each(portable),
+            _ => {}
+        }
     }
+    let mut schema = schema.clone();
+    portable(&mut schema);
     schema
 }
 
@@ -199,7 +225,7 @@ impl OpenAiBackend {
             body["stop"] = json!(request.stop);
         }
         if let Some(response) = &request.response {
-            let schema = without_guidance_options(&response.schema);
+            let schema = for_servers(&response.schema);
             match mode {
                 SchemaMode::JsonSchema => {
                     body["response_format"] = json!({
@@ -534,5 +560,58 @@ mod tests {
         let body = backend.body(&request, SchemaMode::JsonObject);
         assert_eq!(body["response_format"]["type"], "json_object");
         assert_eq!(body["response_format"]["schema"]["type"], "object");
+    }
+
+    /// The answer schema as servers get it: the same constraints in the subset their
+    /// converters take (llama-server refused `"items": false`): no boolean schema but
+    /// `additionalProperties`, no llguidance options, the judgements still exactly one
+    /// per face.
+    #[test]
+    fn servers_get_the_answer_schema_without_boolean_item_schemas() {
+        let labels = vec!["happy".to_string(), "sad".to_string()];
+        let au: &'static [&'static str] = &["present", "absent"];
+        let keys = vec![vec![(au, vec!["AU12".to_string()])], vec![]];
+        let schema = crate::explain::schema::answer_schema(&crate::explain::schema::AnswerShape {
+            face_ids: &[3, 7],
+            labels: &labels,
+            evidence_keys: &keys,
+        });
+        let sent = for_servers(&schema);
+        fn booleans_outside_additional_properties(
+            value: &Value,
+            key: &str,
+            found: &mut Vec<String>,
+        ) {
+            match value {
+                Value::Bool(_) if key != "additionalProperties" && key != "const" => {
+                    found.push(key.to_string())
+                }
+                Value::Object(map) => map
+                    .iter()
+                    .for_each(|(k, v)| booleans_outside_additional_properties(v, k, found)),
+                Value::Array(items) => items
+                    .iter()
+                    .for_each(|v| booleans_outside_additional_properties(v, key, found)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        booleans_outside_additional_properties(&sent, "", &mut found);
+        assert!(found.is_empty(), "boolean schemas under {found:?}");
+        assert!(sent.get("x-guidance").is_none());
+        let judgements = &sent["properties"]["judgements"];
+        assert_eq!(judgements["prefixItems"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            (
+                judgements["minItems"].as_u64(),
+                judgements["maxItems"].as_u64()
+            ),
+            (Some(2), Some(2))
+        );
+        // Everything else is as llguidance gets it.
+        let mut back = sent.clone();
+        back["properties"]["judgements"]["items"] = Value::Bool(false);
+        back["x-guidance"] = schema["x-guidance"].clone();
+        assert_eq!(back, schema);
     }
 }

@@ -235,7 +235,11 @@ impl PackedQ8 {
             xs.iter().all(|x| x.scales.len() == self.blocks),
             "activation width"
         );
-        assert!(self.layout.runs_here(), "{:?} does not run on this CPU", self.layout);
+        assert!(
+            self.layout.runs_here(),
+            "{:?} does not run on this CPU",
+            self.layout
+        );
         let group_rows = self.layout.group_rows();
         let groups = self.rows.div_ceil(group_rows);
         let group_bytes = self.blocks * self.layout.block_bytes();
@@ -365,9 +369,7 @@ fn vnni() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{
-        BLOCK, GROUP, GROUP_BLOCK_BYTES, QuantizedVector, VNNI_BLOCK_BYTES, VNNI_GROUP,
-    };
+    use super::{BLOCK, GROUP, GROUP_BLOCK_BYTES, QuantizedVector, VNNI_BLOCK_BYTES, VNNI_GROUP};
     use std::arch::x86_64::*;
 
     /// The 16 dot products of a [`super::Layout::Vnni16`] group with each of `T`
@@ -596,7 +598,9 @@ mod tests {
         assert!(zeros.values.iter().all(|&v| v == 0) && zeros.scales[0] == 0.0);
         // The CPU's compiled path (AVX2 here) rounds as the plain code does, halves away
         // from zero included: 127 / 127 * k + 0.5 lands on exact ties.
-        let ties: Vec<f32> = (0..32).map(|k| if k == 31 { 127.0 } else { k as f32 - 15.5 }).collect();
+        let ties: Vec<f32> = (0..32)
+            .map(|k| if k == 31 { 127.0 } else { k as f32 - 15.5 })
+            .collect();
         for x in [ties, random_vector(4096, 5), random_vector(4096, 6)] {
             let fast = QuantizedVector::new(&x);
             let mut plain = QuantizedVector {
@@ -609,7 +613,14 @@ mod tests {
             assert_eq!(fast.scales, plain.scales);
             assert_eq!(fast.sums, plain.sums);
         }
-        let q = QuantizedVector::new(&(0..32).map(|k| if k == 31 { 127.0 } else { k as f32 - 15.5 }).collect::<Vec<_>>());
-        assert_eq!((q.values[0], q.values[1], q.values[15], q.values[16]), (-16, -15, -1, 1));
+        let q = QuantizedVector::new(
+            &(0..32)
+                .map(|k| if k == 31 { 127.0 } else { k as f32 - 15.5 })
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            (q.values[0], q.values[1], q.values[15], q.values[16]),
+            (-16, -15, -1, 1)
+        );
     }
 }

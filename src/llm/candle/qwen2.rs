@@ -49,7 +49,9 @@ fn interleavable(weight: &QTensor) -> Option<(usize, usize)> {
 impl Linear {
     fn new(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
         let weight = match interleavable(&weight) {
-            Some((rows, cols)) => Weight::Interleaved(PackedQ8::from_q8_0(&weight.data()?, rows, cols)),
+            Some((rows, cols)) => {
+                Weight::Interleaved(PackedQ8::from_q8_0(&weight.data()?, rows, cols))
+            }
             None => Weight::Candle(QMatMul::from_qtensor(weight)?),
         };
         let bias_values = bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
