@@ -23,8 +23,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// Schema version, in SQLite's `user_version`. Version 2 added `sessions.interrupted`;
 /// version 3 the tables `fused_estimates` and `fusion_models` (created when absent);
 /// version 4 `sessions.owner`; version 5 the table `expression_events` (created when
-/// absent).
-const SCHEMA_VERSION: i64 = 5;
+/// absent); version 6 the running counts `sessions.frames`, `chunks`, `markers` and
+/// `stored_bytes` (NULL for sessions recorded before: counted once when first asked).
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
@@ -35,7 +36,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     end_reason   TEXT NOT NULL DEFAULT '',
     config       BLOB NOT NULL,          -- the encoded affect.v1.SessionConfig
     interrupted  INTEGER NOT NULL DEFAULT 0, -- 1: closed by a later start, not by its server
-    owner        TEXT                    -- the name of the token that opened it; NULL: no authentication
+    owner        TEXT,                   -- the name of the token that opened it; NULL: no authentication
+    -- Running counts, kept in the same transaction as the rows they count (so they stay
+    -- true across a crash); NULL: recorded before schema 6, counted when first asked.
+    frames       INTEGER,
+    chunks       INTEGER,
+    markers      INTEGER,
+    stored_bytes INTEGER                 -- frame bytes + chunk sample and time-stamp bytes
 );
 CREATE TABLE IF NOT EXISTS frames (
     session_id   TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
@@ -498,6 +505,14 @@ impl Store {
         if (1..4).contains(&found) {
             conn.execute_batch("ALTER TABLE sessions ADD COLUMN owner TEXT")?;
         }
+        if (1..6).contains(&found) {
+            conn.execute_batch(
+                "ALTER TABLE sessions ADD COLUMN frames INTEGER;
+                 ALTER TABLE sessions ADD COLUMN chunks INTEGER;
+                 ALTER TABLE sessions ADD COLUMN markers INTEGER;
+                 ALTER TABLE sessions ADD COLUMN stored_bytes INTEGER;",
+            )?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(store)
     }
@@ -576,7 +591,7 @@ impl Store {
     ) -> Result<Recorder, StoreError> {
         let conn = self.connect()?;
         let inserted = conn.execute(
-            "INSERT OR IGNORE INTO sessions (session_id, participant, owner, started_at, config) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO sessions (session_id, participant, owner, started_at, config, frames, chunks, markers, stored_bytes) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, 0)",
             params![session_id, participant, owner, started_at, config],
         )?;
         if inserted == 0 {
@@ -719,6 +734,44 @@ fn summary(conn: &Connection, session_id: &str) -> Result<SessionRow, StoreError
         )
         .optional()?;
     let mut row = row.ok_or_else(|| StoreError::NotFound(session_id.to_owned()))?;
+    let kept: (Option<i64>, Option<i64>, Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT frames, chunks, markers, stored_bytes FROM sessions WHERE session_id = ?1",
+        [session_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let (frames, chunks, markers, stored_bytes) = match kept {
+        (Some(f), Some(c), Some(m), Some(b)) => (f as u64, c as u64, m as u64, b as u64),
+        // Recorded before the running counts existed: counted from the rows (every frame
+        // row is read: seconds for an hour-long recording), and kept once the recording
+        // has ended (no row can follow). Keeping them is best effort: a read-only or busy
+        // database still gets its answer.
+        _ => {
+            let counted = count_rows(conn, session_id)?;
+            let kept = conn.execute(
+                "UPDATE sessions SET frames = ?2, chunks = ?3, markers = ?4, stored_bytes = ?5 WHERE session_id = ?1 AND ended_at IS NOT NULL",
+                params![
+                    session_id,
+                    counted.0 as i64,
+                    counted.1 as i64,
+                    counted.2 as i64,
+                    counted.3 as i64
+                ],
+            );
+            if let Err(e) = kept {
+                tracing::debug!(session_id, "recording's counts not kept: {e}");
+            }
+            counted
+        }
+    };
+    row.frames = frames;
+    row.chunks = chunks;
+    row.markers = markers;
+    row.stored_bytes = stored_bytes;
+    Ok(row)
+}
+
+/// A session's frames, chunks, markers and stored bytes, counted from its rows.
+fn count_rows(conn: &Connection, session_id: &str) -> Result<(u64, u64, u64, u64), StoreError> {
     let count = |sql: &str| -> Result<(u64, u64), rusqlite::Error> {
         conn.query_row(sql, [session_id], |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
@@ -730,11 +783,7 @@ fn summary(conn: &Connection, session_id: &str) -> Result<SessionRow, StoreError
         "SELECT COUNT(*), COALESCE(SUM(LENGTH(samples) + COALESCE(LENGTH(timestamps), 0)), 0) FROM chunks WHERE session_id = ?1",
     )?;
     let (markers, _) = count("SELECT COUNT(*), 0 FROM markers WHERE session_id = ?1")?;
-    row.frames = frames;
-    row.chunks = chunks;
-    row.markers = markers;
-    row.stored_bytes = frame_bytes + chunk_bytes;
-    Ok(row)
+    Ok((frames, chunks, markers, frame_bytes + chunk_bytes))
 }
 
 /// One live session's writer.
@@ -751,6 +800,8 @@ impl Recorder {
         }
         let id = self.session_id.as_str();
         let tx = self.conn.transaction()?;
+        // The session's running counts move in this same transaction.
+        let (mut frames, mut chunks, mut markers, mut bytes) = (0i64, 0i64, 0i64, 0i64);
         for record in records {
             match record {
                 Record::Frame {
@@ -761,10 +812,12 @@ impl Recorder {
                     height,
                     data,
                 } => {
-                    let (format, bytes) = match data {
+                    let (format, data) = match data {
                         FrameData::Encoded(b) => ("encoded", b),
                         FrameData::Rgb8(b) => ("rgb8", b),
                     };
+                    frames += 1;
+                    bytes += data.len() as i64;
                     tx.execute(
                         "INSERT INTO frames VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                         params![
@@ -775,7 +828,7 @@ impl Recorder {
                             format,
                             width,
                             height,
-                            bytes
+                            data
                         ],
                     )?;
                 }
@@ -788,6 +841,8 @@ impl Recorder {
                     samples,
                     timestamps,
                 } => {
+                    chunks += 1;
+                    bytes += (samples.len() * 4 + timestamps.len() * 8) as i64;
                     tx.execute(
                         "INSERT INTO chunks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                         params![
@@ -808,6 +863,7 @@ impl Recorder {
                     label,
                     duration_s,
                 } => {
+                    markers += 1;
                     tx.execute(
                         "INSERT INTO markers VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![id, *client_seq as i64, timestamp, label, duration_s],
@@ -881,6 +937,14 @@ impl Recorder {
                     )?;
                 }
             }
+        }
+        if frames + chunks + markers > 0 {
+            // NULL counts (a recording opened before schema 6, resumed) stay NULL: they
+            // are counted from the rows when asked.
+            tx.execute(
+                "UPDATE sessions SET frames = frames + ?2, chunks = chunks + ?3, markers = markers + ?4, stored_bytes = stored_bytes + ?5 WHERE session_id = ?1",
+                params![id, frames, chunks, markers, bytes],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -1012,6 +1076,90 @@ mod tests {
         // The second record repeats client_seq 1: the whole batch is rolled back.
         assert!(rec.write(&[chunk(2, 0.1), chunk(1, 0.2)]).is_err());
         assert_eq!(store.get("a").unwrap().chunks, 1);
+    }
+
+    /// The running counts equal what the rows say, batch after batch (time stamps with
+    /// and without, encoded and raw frames), without reading the rows; a rolled-back batch
+    /// (above) leaves them as they were.
+    #[test]
+    fn running_counts_equal_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let mut rec = store.begin("a", "", None, 0.0, b"").unwrap();
+        let stamped = Record::Chunk {
+            client_seq: 9,
+            stream_id: "ecg".into(),
+            first_timestamp: 1.0,
+            first_sample_index: Some(0),
+            sample_count: 2,
+            samples: vec![0.5, 0.25],
+            timestamps: vec![1.0, 1.001],
+        };
+        let frame = |seq: u64, data: FrameData| Record::Frame {
+            client_seq: seq,
+            timestamp: seq as f64,
+            received_at: 0.0,
+            width: 2,
+            height: 1,
+            data,
+        };
+        rec.write(&[chunk(1, 0.0), frame(2, FrameData::Encoded(vec![7; 100]))])
+            .unwrap();
+        rec.write(&[stamped, frame(3, FrameData::Rgb8(vec![0; 6]))])
+            .unwrap();
+        rec.write(&[Record::Marker {
+            client_seq: 4,
+            timestamp: 2.0,
+            label: "m".into(),
+            duration_s: 0.0,
+        }])
+        .unwrap();
+        let row = store.get("a").unwrap();
+        let counted = count_rows(&store.connect().unwrap(), "a").unwrap();
+        assert_eq!(
+            (row.frames, row.chunks, row.markers, row.stored_bytes),
+            counted
+        );
+        assert_eq!(counted, (2, 2, 1, 100 + 6 + 12 + (8 + 16)));
+    }
+
+    /// A recording made before schema 6 has no running counts: it is counted from its
+    /// rows, the counts are kept once it has ended, and a live one is counted each time.
+    #[test]
+    fn recordings_from_before_the_counts_are_counted_from_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = Store::open(&path).unwrap();
+        store
+            .begin("ended", "", None, 0.0, b"")
+            .and_then(|mut r| {
+                r.write(&[chunk(1, 0.0), chunk(2, 0.1)])?;
+                r.end(1.0, "ended by the client")
+            })
+            .unwrap();
+        let mut live = store.begin("live", "", None, 0.0, b"").unwrap();
+        live.write(&[chunk(1, 0.0)]).unwrap();
+        // As a schema-5 database that was opened by this version: the columns are NULL.
+        let conn = store.connect().unwrap();
+        conn.execute_batch(
+            "UPDATE sessions SET frames = NULL, chunks = NULL, markers = NULL, stored_bytes = NULL",
+        )
+        .unwrap();
+        let counts = |id: &str| -> Option<i64> {
+            conn.query_row(
+                "SELECT chunks FROM sessions WHERE session_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(store.get("ended").unwrap().chunks, 2);
+        assert_eq!(counts("ended"), Some(2), "kept once counted");
+        // The live one's writer leaves NULL as NULL, and it is counted from the rows.
+        live.write(&[chunk(2, 0.1)]).unwrap();
+        assert_eq!(store.get("live").unwrap().chunks, 2);
+        assert_eq!(counts("live"), None);
+        assert_eq!(store.list(None, 10, None).unwrap()[1].stored_bytes, 24);
     }
 
     #[test]
