@@ -265,7 +265,8 @@ impl PackedQ8 {
                     }
                     Layout::Vnni16 => {
                         for (t, tile) in xs.chunks(VNNI_TILE).enumerate() {
-                            for (k, sums) in vnni_tile(group, tile).iter().enumerate() {
+                            let sums = vnni_tile(group, tile);
+                            for (k, sums) in sums.iter().take(tile.len()).enumerate() {
                                 write(t * VNNI_TILE + k, sums);
                             }
                         }
@@ -276,24 +277,29 @@ impl PackedQ8 {
     }
 }
 
-/// The 16 dot products of a [`Layout::Vnni16`] group with each of up to 4 activation rows.
-fn vnni_tile(group: &[u8], tile: &[QuantizedVector]) -> Vec<[f32; VNNI_GROUP]> {
+/// The 16 dot products of a [`Layout::Vnni16`] group with each of up to 4 activation rows
+/// (rows past `tile.len()` are left zero). A fixed array, not a Vec: this runs once per
+/// group and tile, for every generated token too.
+fn vnni_tile(group: &[u8], tile: &[QuantizedVector]) -> [[f32; VNNI_GROUP]; VNNI_TILE] {
+    let mut out = [[0f32; VNNI_GROUP]; VNNI_TILE];
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: a Vnni16 matrix is only multiplied where the CPU has AVX-512 VNNI
         // (asserted in matmul).
         unsafe {
             match tile {
-                [a] => x86::vnni_tile::<1>(group, [a]).to_vec(),
-                [a, b] => x86::vnni_tile::<2>(group, [a, b]).to_vec(),
-                [a, b, c] => x86::vnni_tile::<3>(group, [a, b, c]).to_vec(),
-                [a, b, c, d] => x86::vnni_tile::<4>(group, [a, b, c, d]).to_vec(),
+                [a] => out[..1].copy_from_slice(&x86::vnni_tile::<1>(group, [a])),
+                [a, b] => out[..2].copy_from_slice(&x86::vnni_tile::<2>(group, [a, b])),
+                [a, b, c] => out[..3].copy_from_slice(&x86::vnni_tile::<3>(group, [a, b, c])),
+                [a, b, c, d] => out.copy_from_slice(&x86::vnni_tile::<4>(group, [a, b, c, d])),
                 _ => unreachable!("tiles hold 1 to {VNNI_TILE} rows"),
             }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("the VNNI layout is only chosen on x86_64 ({group:?}, {tile:?})")
+    unreachable!("the VNNI layout is only chosen on x86_64 ({group:?}, {tile:?})");
+    #[allow(unreachable_code)]
+    out
 }
 
 /// [`vnni_tile`]'s arithmetic in plain code: the check that the layout holds what the
