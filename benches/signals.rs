@@ -3,7 +3,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use affectd::signals::dsp::{
-    BandType, Detrend, SosFilter, Welch, WelchConfig, butter_sos, sosfiltfilt,
+    BandType, Detrend, SosFilter, SosFilterBank, Welch, WelchConfig, butter_sos, sosfiltfilt,
+    sosfiltfilt_channels,
 };
 use affectd::signals::eeg::{EegConfig, EegEncoder};
 use affectd::signals::features::SignalKind;
@@ -33,9 +34,20 @@ fn bench_dsp(c: &mut Criterion) {
     group.bench_function("design_butter_bandpass_order4", |b| {
         b.iter(|| butter_sos(4, BandType::Bandpass(1.0, 45.0), FS).unwrap())
     });
-    let mut filters: Vec<SosFilter> = (0..CHANNELS).map(|_| SosFilter::new(sos.clone())).collect();
+    // The 64 channels through the filter bank (eight channels side by side), and one
+    // channel at a time for comparison.
+    let mut bank = SosFilterBank::new(sos.clone(), CHANNELS);
     let mut scratch = one_second.clone();
     group.bench_function("stream_bandpass_1s", |b| {
+        b.iter(|| {
+            for (out, x) in scratch.iter_mut().zip(&one_second) {
+                out.copy_from_slice(x);
+            }
+            bank.process(&mut scratch);
+        })
+    });
+    let mut filters: Vec<SosFilter> = (0..CHANNELS).map(|_| SosFilter::new(sos.clone())).collect();
+    group.bench_function("stream_bandpass_1s_channel_by_channel", |b| {
         b.iter(|| {
             for ((f, x), out) in filters.iter_mut().zip(&one_second).zip(scratch.iter_mut()) {
                 out.copy_from_slice(x);
@@ -43,7 +55,11 @@ fn bench_dsp(c: &mut Criterion) {
             }
         })
     });
+    let rows: Vec<&[f64]> = four_seconds.iter().map(|x| x.as_slice()).collect();
     group.bench_function("zero_phase_bandpass_4s", |b| {
+        b.iter(|| sosfiltfilt_channels(&sos, &rows).unwrap())
+    });
+    group.bench_function("zero_phase_bandpass_4s_channel_by_channel", |b| {
         b.iter(|| {
             four_seconds
                 .iter()

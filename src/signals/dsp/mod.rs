@@ -11,7 +11,9 @@ pub mod welch;
 
 pub use butter::{BandType, DesignError, butter_sos, notch_sos};
 pub use resample::resample_poly;
-pub use sosfilt::{SosFilter, sosfilt, sosfilt_zi, sosfiltfilt};
+pub use sosfilt::{
+    SosFilter, SosFilterBank, sosfilt, sosfilt_zi, sosfiltfilt, sosfiltfilt_channels,
+};
 pub use welch::{
     Detrend, SegmentBuffers, Spectrum, Welch, WelchConfig, WelchError, band_power,
     differential_entropy, welch,
@@ -73,4 +75,13 @@ pub fn has_avx2() -> bool {
     *HAS.get_or_init(|| {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
     })
+}
+
+/// Whether this CPU has AVX-512F, checked once (the filter bank's eight f64 lanes fill one
+/// register).
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx512f() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
 }
