@@ -109,25 +109,8 @@ pub fn assess(channel: &str, x: &[f64], thresholds: QualityThresholds) -> Channe
     });
     let limit = artifact_limit.unwrap_or(f64::INFINITY);
     let centre = median.unwrap_or(0.0);
-    let mut squares = [0.0; 8];
-    let mut at_rails = 0usize;
-    let mut artifacts = 0usize;
-    let chunks = finite.chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for j in 0..8 {
-            let v = chunk[j];
-            squares[j] += (v - mean) * (v - mean);
-            at_rails += usize::from(v == max || v == min);
-            artifacts += usize::from((v - centre).abs() > limit);
-        }
-    }
-    let mut squares: f64 = squares.iter().sum();
-    for &v in tail {
-        squares += (v - mean) * (v - mean);
-        at_rails += usize::from(v == max || v == min);
-        artifacts += usize::from((v - centre).abs() > limit);
-    }
+    let (squares, at_rails, artifacts) =
+        spread_rails_artifacts(&finite, mean, (min, max), centre, limit);
     // Runs of MIN_CLIP_RUN equal samples at a rail need that many rail samples: most
     // windows have one maximum and one minimum, and skip the run scan.
     let mut clipped = 0usize;
@@ -163,9 +146,200 @@ pub fn assess(channel: &str, x: &[f64], thresholds: QualityThresholds) -> Channe
     quality
 }
 
+/// One pass over a channel: the sum of squared deviations from `mean`, how many samples
+/// sit at the rails (`min` or `max`), and how many are further than `limit` from `centre`;
+/// eight lanes, as the window's other passes.
+#[inline(always)]
+fn spread_rails_artifacts(
+    x: &[f64],
+    mean: f64,
+    (min, max): (f64, f64),
+    centre: f64,
+    limit: f64,
+) -> (f64, usize, usize) {
+    #[cfg(target_arch = "x86_64")]
+    if super::dsp::has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked at run time just above).
+        return unsafe { spread_rails_artifacts_avx2(x, mean, (min, max), centre, limit) };
+    }
+    let mut squares = [0.0; 8];
+    let mut at_rails = 0usize;
+    let mut artifacts = 0usize;
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for j in 0..8 {
+            let v = chunk[j];
+            squares[j] += (v - mean) * (v - mean);
+            at_rails += usize::from(v == max || v == min);
+            artifacts += usize::from((v - centre).abs() > limit);
+        }
+    }
+    finish_spread(
+        squares,
+        at_rails,
+        artifacts,
+        tail,
+        mean,
+        (min, max),
+        centre,
+        limit,
+    )
+}
+
+/// The lanes' squares summed in lane order, then the tail's samples.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn finish_spread(
+    squares: [f64; 8],
+    mut at_rails: usize,
+    mut artifacts: usize,
+    tail: &[f64],
+    mean: f64,
+    (min, max): (f64, f64),
+    centre: f64,
+    limit: f64,
+) -> (f64, usize, usize) {
+    let mut squares: f64 = squares.iter().sum();
+    for &v in tail {
+        squares += (v - mean) * (v - mean);
+        at_rails += usize::from(v == max || v == min);
+        artifacts += usize::from((v - centre).abs() > limit);
+    }
+    (squares, at_rails, artifacts)
+}
+
+/// `spread_rails_artifacts` in AVX2 registers, written out because the compiler counted
+/// the comparisons through mask bits and a software popcount (`perf annotate`). Lane j
+/// takes samples j, j + 8, ... as the plain loop, with the same subtraction, product and
+/// sum, so the squares are the same; the counts are exact either way. Comparisons are
+/// ordered (a NaN compares false), as Rust's `==` and `>`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn spread_rails_artifacts_avx2(
+    x: &[f64],
+    mean: f64,
+    (min, max): (f64, f64),
+    centre: f64,
+    limit: f64,
+) -> (f64, usize, usize) {
+    use std::arch::x86_64::*;
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    let (mean_v, min_v, max_v) = (
+        _mm256_set1_pd(mean),
+        _mm256_set1_pd(min),
+        _mm256_set1_pd(max),
+    );
+    let (centre_v, limit_v) = (_mm256_set1_pd(centre), _mm256_set1_pd(limit));
+    let magnitude = _mm256_castsi256_pd(_mm256_set1_epi64x(i64::MAX));
+    let mut squares = [_mm256_setzero_pd(); 2];
+    // Comparison masks are all ones (-1) where true: subtracting them counts.
+    let mut rails = [_mm256_setzero_si256(); 2];
+    let mut artifacts = [_mm256_setzero_si256(); 2];
+    for chunk in chunks {
+        for half in 0..2 {
+            // SAFETY: a chunk holds 8 samples; this loads 4 of them, unaligned.
+            let v = unsafe { _mm256_loadu_pd(chunk.as_ptr().add(4 * half)) };
+            let d = _mm256_sub_pd(v, mean_v);
+            squares[half] = _mm256_add_pd(squares[half], _mm256_mul_pd(d, d));
+            let at_rail = _mm256_or_pd(
+                _mm256_cmp_pd::<_CMP_EQ_OQ>(v, max_v),
+                _mm256_cmp_pd::<_CMP_EQ_OQ>(v, min_v),
+            );
+            rails[half] = _mm256_sub_epi64(rails[half], _mm256_castpd_si256(at_rail));
+            let far = _mm256_cmp_pd::<_CMP_GT_OQ>(
+                _mm256_and_pd(_mm256_sub_pd(v, centre_v), magnitude),
+                limit_v,
+            );
+            artifacts[half] = _mm256_sub_epi64(artifacts[half], _mm256_castpd_si256(far));
+        }
+    }
+    let mut square_lanes = [0.0; 8];
+    let (mut rail_lanes, mut artifact_lanes) = ([0i64; 8], [0i64; 8]);
+    // SAFETY: each array holds 8 values: two unaligned stores of 4.
+    unsafe {
+        for half in 0..2 {
+            _mm256_storeu_pd(square_lanes.as_mut_ptr().add(4 * half), squares[half]);
+            _mm256_storeu_si256(rail_lanes.as_mut_ptr().add(4 * half).cast(), rails[half]);
+            _mm256_storeu_si256(
+                artifact_lanes.as_mut_ptr().add(4 * half).cast(),
+                artifacts[half],
+            );
+        }
+    }
+    let count = |lanes: [i64; 8]| lanes.iter().sum::<i64>() as usize;
+    finish_spread(
+        square_lanes,
+        count(rail_lanes),
+        count(artifact_lanes),
+        tail,
+        mean,
+        (min, max),
+        centre,
+        limit,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_passes_equal_the_plain_loops() {
+        if !crate::signals::dsp::has_avx2() {
+            return;
+        }
+        // Rails hit several times, artefacts past the limit, and a tail of 5 samples.
+        let mut x = noise(4005, 80.0);
+        x[17] = 500.0;
+        x[18] = 500.0;
+        x[900] = -300.0;
+        let (sum, min, max) = crate::signals::dsp::lane_sum_min_max(&x);
+        let plain_sum = {
+            let mut lanes = [0.0; 8];
+            let chunks = x.chunks_exact(8);
+            let tail: f64 = chunks.remainder().iter().sum();
+            for c in chunks {
+                for j in 0..8 {
+                    lanes[j] += c[j];
+                }
+            }
+            lanes.iter().sum::<f64>() + tail
+        };
+        assert_eq!(sum.to_bits(), plain_sum.to_bits());
+        assert_eq!((min, max), (-300.0, 500.0));
+        let mean = sum / x.len() as f64;
+        for limit in [150.0, f64::INFINITY] {
+            // SAFETY: the CPU has AVX2 (checked above).
+            let fast = unsafe { spread_rails_artifacts_avx2(&x, mean, (min, max), 1.5, limit) };
+            let mut squares = [0.0; 8];
+            let (mut rails, mut artifacts) = (0, 0);
+            let chunks = x.chunks_exact(8);
+            let tail = chunks.remainder();
+            for c in chunks {
+                for j in 0..8 {
+                    squares[j] += (c[j] - mean) * (c[j] - mean);
+                    rails += usize::from(c[j] == max || c[j] == min);
+                    artifacts += usize::from((c[j] - 1.5).abs() > limit);
+                }
+            }
+            let plain = finish_spread(
+                squares,
+                rails,
+                artifacts,
+                tail,
+                mean,
+                (min, max),
+                1.5,
+                limit,
+            );
+            assert_eq!(fast.0.to_bits(), plain.0.to_bits(), "limit {limit}");
+            assert_eq!((fast.1, fast.2), (plain.1, plain.2), "limit {limit}");
+            assert_eq!(fast.1, 3);
+        }
+    }
 
     fn noise(n: usize, amplitude: f64) -> Vec<f64> {
         (0..n)
