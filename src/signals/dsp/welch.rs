@@ -53,6 +53,8 @@ pub struct Welch {
     scale: f64,
     /// Real-input FFT: half the work of a complex FFT of the same length.
     fft: Arc<dyn RealToComplex<f64>>,
+    /// For an even segment length, the same transform with only the kept bins finished.
+    first_bins: Option<FirstBins>,
     fs: f64,
     /// Bins computed and returned: all nperseg/2 + 1, or fewer after `up_to`.
     kept_bins: usize,
@@ -90,6 +92,7 @@ impl Welch {
             window,
             scale,
             fft: RealFftPlanner::new().plan_fft_forward(nperseg),
+            first_bins: nperseg.is_multiple_of(2).then(|| FirstBins::new(nperseg)),
             fs,
             kept_bins: nperseg / 2 + 1,
         })
@@ -142,10 +145,34 @@ impl Welch {
     }
 
     pub fn buffers(&self) -> SegmentBuffers {
+        let scratch = self.fft.get_scratch_len().max(
+            self.first_bins
+                .as_ref()
+                .map_or(0, |f| f.fft.get_outofplace_scratch_len()),
+        );
         SegmentBuffers {
             input: self.fft.make_input_vec(),
             output: self.fft.make_output_vec(),
-            scratch: self.fft.make_scratch_vec(),
+            scratch: vec![Complex::default(); scratch],
+        }
+    }
+
+    /// The real FFT of `input` into `output`, of which the first `kept_bins` are valid
+    /// (all of them when no `FirstBins` applies). `input` is used as scratch.
+    fn transform(
+        &self,
+        input: &mut [f64],
+        output: &mut [Complex<f64>],
+        scratch: &mut [Complex<f64>],
+    ) {
+        match &self.first_bins {
+            Some(first) if self.kept_bins <= first.twiddles.len() + 1 => {
+                first.transform(input, output, scratch, self.kept_bins)
+            }
+            _ => self
+                .fft
+                .process_with_scratch(input, output, scratch)
+                .expect("buffers sized by the plan"),
         }
     }
 
@@ -217,18 +244,8 @@ impl Welch {
             // before a periodic Hann window changes only bins 0 and 1 of the FFT, since
             // FFT(w) is n/2 at bin 0, -n/4 at bins 1 and n-1 and 0 elsewhere; so the
             // mean is taken off there afterwards instead of from every sample.
-            let mut lanes = [0.0; 8];
             let whole = n - n % 8;
-            for ((dst, v), w) in input[..whole]
-                .chunks_exact_mut(8)
-                .zip(seg[..whole].chunks_exact(8))
-                .zip(self.window[..whole].chunks_exact(8))
-            {
-                for j in 0..8 {
-                    dst[j] = v[j] * w[j];
-                    lanes[j] += v[j];
-                }
-            }
+            let lanes = window_and_sum(&mut input[..whole], &seg[..whole], &self.window[..whole]);
             let mut sum: f64 = lanes.iter().sum();
             for i in whole..n {
                 input[i] = seg[i] * self.window[i];
@@ -239,9 +256,7 @@ impl Welch {
             if skip_non_finite && !mean.is_finite() {
                 return false;
             }
-            self.fft
-                .process_with_scratch(input, output, scratch)
-                .expect("buffers sized by the plan");
+            self.transform(input, output, scratch);
             output[0].re -= mean * n as f64 / 2.0;
             output[1].re += mean * n as f64 / 4.0;
         } else {
@@ -256,9 +271,7 @@ impl Welch {
             for (i, ((b, v), w)) in input.iter_mut().zip(seg).zip(&self.window).enumerate() {
                 *b = (v - (intercept + slope * i as f64)) * w;
             }
-            self.fft
-                .process_with_scratch(input, output, scratch)
-                .expect("buffers sized by the plan");
+            self.transform(input, output, scratch);
         }
         for (p, c) in power.iter_mut().zip(output.iter()) {
             *p = c.norm_sqr();
@@ -282,6 +295,132 @@ impl Welch {
         let freqs = (0..psd.len()).map(|k| self.frequency(k)).collect();
         Spectrum { freqs, psd }
     }
+}
+
+/// realfft's even-length real FFT (a complex FFT of half the length, then a pass that
+/// untangles the even and odd samples' spectra) with that pass done for the first bins
+/// only. The live EEG path keeps 1-52 Hz of a 1 kHz signal: 105 of 1001 bins, and the full
+/// pass was 16% of an EEG window's time (`perf`), for bins that are thrown away.
+/// Hand-written because realfft has no partial form; the arithmetic is realfft 3.5's, term
+/// for term (same twiddles, same operations), so the kept bins are bit for bit its
+/// output, which a unit test checks.
+struct FirstBins {
+    fft: Arc<dyn rustfft::Fft<f64>>,
+    /// realfft's twiddles: exp(-2 pi i k / n) / 2 for k = 1..n/4 (rounded up).
+    twiddles: Vec<Complex<f64>>,
+}
+
+impl FirstBins {
+    fn new(n: usize) -> Self {
+        let count = if n.is_multiple_of(4) {
+            n / 4
+        } else {
+            n / 4 + 1
+        };
+        let twiddles = (1..count)
+            .map(|k| {
+                let angle = -2f64 * std::f64::consts::PI / n as f64 * k as f64;
+                Complex::new(angle.cos(), angle.sin()) * 0.5
+            })
+            .collect();
+        let fft = rustfft::FftPlanner::new().plan_fft_forward(n / 2);
+        Self { fft, twiddles }
+    }
+
+    /// Bins 0..kept (kept <= twiddles + 1) of the real FFT of `input` into `output`.
+    fn transform(
+        &self,
+        input: &mut [f64],
+        output: &mut [Complex<f64>],
+        scratch: &mut [Complex<f64>],
+        kept: usize,
+    ) {
+        let half = input.len() / 2;
+        // SAFETY: Complex<f64> is #[repr(C)] { re: f64, im: f64 } with f64's alignment, so
+        // 2 * half f64s are half complex values (realfft reads its input the same way).
+        let pairs = unsafe {
+            std::slice::from_raw_parts_mut(input.as_mut_ptr().cast::<Complex<f64>>(), half)
+        };
+        self.fft
+            .process_outofplace_with_scratch(pairs, &mut output[..half], scratch);
+        // kept <= half / 2, so every bin read below (half - k > half / 2) is one not yet
+        // written.
+        for k in 1..kept {
+            let (out, out_rev) = (output[k], output[half - k]);
+            let twiddle = self.twiddles[k - 1];
+            let sum = out + out_rev;
+            let diff = out - out_rev;
+            let twiddled_re_sum = sum * twiddle.re;
+            let twiddled_im_sum = sum * twiddle.im;
+            let twiddled_re_diff = diff * twiddle.re;
+            let twiddled_im_diff = diff * twiddle.im;
+            let half_sum_re = 0.5 * sum.re;
+            let half_diff_im = 0.5 * diff.im;
+            let output_twiddled_real = twiddled_re_sum.im + twiddled_im_diff.re;
+            let output_twiddled_im = twiddled_im_sum.im - twiddled_re_diff.re;
+            output[k] = Complex::new(
+                half_sum_re + output_twiddled_real,
+                half_diff_im + output_twiddled_im,
+            );
+        }
+        let first = output[0];
+        output[0] = Complex::new(first.re + first.im, 0.0);
+    }
+}
+
+/// `dst = samples * window` and the samples' sums in eight lanes (lane j takes samples
+/// j, j + 8, ...); lengths are multiples of 8.
+#[inline(always)]
+fn window_and_sum(dst: &mut [f64], samples: &[f64], window: &[f64]) -> [f64; 8] {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked at run time just above).
+        return unsafe { window_and_sum_avx2(dst, samples, window) };
+    }
+    let mut lanes = [0.0; 8];
+    for ((dst, v), w) in dst
+        .chunks_exact_mut(8)
+        .zip(samples.chunks_exact(8))
+        .zip(window.chunks_exact(8))
+    {
+        for j in 0..8 {
+            dst[j] = v[j] * w[j];
+            lanes[j] += v[j];
+        }
+    }
+    lanes
+}
+
+/// `window_and_sum` in AVX2 registers, written out because the compiler kept the loop
+/// scalar (`perf annotate`: one `vmulsd`, `vaddsd` and store per sample). The same
+/// products and the same lane sums, so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn window_and_sum_avx2(dst: &mut [f64], samples: &[f64], window: &[f64]) -> [f64; 8] {
+    use std::arch::x86_64::*;
+    let mut sums = [_mm256_setzero_pd(); 2];
+    for ((dst, v), w) in dst
+        .chunks_exact_mut(8)
+        .zip(samples.chunks_exact(8))
+        .zip(window.chunks_exact(8))
+    {
+        for (half, sum) in sums.iter_mut().enumerate() {
+            // SAFETY: each chunk holds 8 values; this reads or writes 4 of them, unaligned.
+            unsafe {
+                let x = _mm256_loadu_pd(v.as_ptr().add(4 * half));
+                let product = _mm256_mul_pd(x, _mm256_loadu_pd(w.as_ptr().add(4 * half)));
+                _mm256_storeu_pd(dst.as_mut_ptr().add(4 * half), product);
+                *sum = _mm256_add_pd(*sum, x);
+            }
+        }
+    }
+    let mut lanes = [0.0; 8];
+    // SAFETY: lanes holds 8 values: two unaligned stores of 4.
+    unsafe {
+        _mm256_storeu_pd(lanes.as_mut_ptr(), sums[0]);
+        _mm256_storeu_pd(lanes.as_mut_ptr().add(4), sums[1]);
+    }
+    lanes
 }
 
 /// (intercept, slope) to subtract from a segment.
@@ -369,6 +508,63 @@ pub fn differential_entropy(power: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_windowing_equals_the_plain_loop() {
+        if !crate::signals::dsp::has_avx2() {
+            return;
+        }
+        let samples: Vec<f64> = (0..2000)
+            .map(|i| ((i * 7919) % 997) as f64 / 7.0 - 60.0)
+            .collect();
+        let window: Vec<f64> = (0..2000).map(|i| (i as f64 * 0.01).sin()).collect();
+        let (mut fast, mut plain) = (vec![0.0; 2000], vec![0.0; 2000]);
+        // SAFETY: the CPU has AVX2 (checked above).
+        let fast_sums = unsafe { window_and_sum_avx2(&mut fast, &samples, &window) };
+        let mut plain_sums = [0.0; 8];
+        for i in 0..2000 {
+            plain[i] = samples[i] * window[i];
+            plain_sums[i % 8] += samples[i];
+        }
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fast), bits(&plain));
+        assert_eq!(bits(&fast_sums), bits(&plain_sums));
+    }
+
+    #[test]
+    fn the_first_bins_are_realffts_bins_bit_for_bit() {
+        // Even lengths with n % 4 == 0 and == 2, detrends that take both FFT call sites,
+        // and cuts at, below and past the partial pass's reach (n / 4 bins).
+        for n in [6, 250, 256, 1000, 2000] {
+            let x: Vec<f64> = (0..3 * n)
+                .map(|i| ((i * 7919) % 997) as f64 / 10.0 + (i as f64 * 0.37).sin() * 20.0)
+                .collect();
+            for detrend in [Detrend::Constant, Detrend::Linear, Detrend::None] {
+                let config = WelchConfig {
+                    nperseg: n,
+                    noverlap: None,
+                    detrend,
+                };
+                let full = Welch::new(config, 1000.0, x.len()).unwrap().spectrum(&x);
+                for hz in [0.0, 30.0, 52.0, 250.0, 260.0, 400.0] {
+                    let welch = Welch::new(config, 1000.0, x.len()).unwrap().up_to(hz);
+                    let cut = welch.spectrum(&x);
+                    assert!(cut.psd.len() <= full.psd.len());
+                    let same = cut
+                        .psd
+                        .iter()
+                        .zip(&full.psd)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "n {n}, {detrend:?}, up to {hz} Hz ({} bins)",
+                        cut.psd.len()
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_sine_peaks_at_its_frequency_with_its_power() {
