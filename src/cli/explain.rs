@@ -634,8 +634,8 @@ pub struct BenchLlmArgs {
     pub tokens: usize,
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// Prompt tokens per forward pass.
-    #[arg(long, default_value_t = 512)]
+    /// Prompt tokens per forward pass (the server's default).
+    #[arg(long, default_value_t = affectd::llm::candle::DEFAULT_PREFILL_CHUNK)]
     pub chunk: usize,
 }
 

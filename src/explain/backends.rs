@@ -52,11 +52,11 @@ pub fn candle_backend(
 
 #[cfg(feature = "candle")]
 fn in_process(model_path: PathBuf, model_name: String) -> Result<Arc<dyn ChatBackend>, String> {
-    use crate::llm::candle::{CandleBackend, CandleConfig};
+    use crate::llm::candle::{CandleBackend, CandleConfig, DEFAULT_PREFILL_CHUNK};
     Ok(Arc::new(CandleBackend::new(CandleConfig {
         model_path,
         model_name,
-        prefill_chunk: 256,
+        prefill_chunk: DEFAULT_PREFILL_CHUNK,
     })))
 }
 

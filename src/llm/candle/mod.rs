@@ -48,6 +48,13 @@ const BACKEND: &str = "candle";
 trait ReadSeek: std::io::Read + std::io::Seek {}
 impl<T: std::io::Read + std::io::Seek> ReadSeek for T {}
 
+/// Prompt tokens per forward pass by default. Smaller passes skip most of the causal
+/// mask's hidden half of the attention scores and keep a pass's activations in the
+/// cache; measured with `affectd bench-llm --chunk N` (Qwen2.5 0.5B Q4_K_M, 830 prompt
+/// tokens, 2 threads, 3 alternating rounds, warm runs): 128 tokens 241-257 tok/s, 256
+/// 217-236, 512 209-222 (64 and 32 were slower again: the weights pass more often).
+pub const DEFAULT_PREFILL_CHUNK: usize = 128;
+
 #[derive(Debug, Clone)]
 pub struct CandleConfig {
     /// The GGUF file.

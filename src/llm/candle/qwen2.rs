@@ -381,92 +381,217 @@ impl Cache {
         }
     }
 
-    /// Transposed keys of positions 0..seen, (kv_heads, head_dim, seen), and values,
-    /// (kv_heads, seen, head_dim), as tensors (copies), for a prompt's batched attention.
-    fn tensors(&self, heads: usize, seen: usize, head_dim: usize) -> Result<(Tensor, Tensor)> {
-        let mut keys_t = Vec::with_capacity(heads * head_dim * seen);
-        for row in 0..heads * head_dim {
-            keys_t.extend_from_slice(&self.keys_t[row * self.capacity..][..seen]);
-        }
-        let mut values = Vec::with_capacity(heads * seen * head_dim);
-        for h in 0..heads {
-            values
-                .extend_from_slice(&self.values[h * self.capacity * head_dim..][..seen * head_dim]);
-        }
-        Ok((
-            Tensor::from_vec(keys_t, (heads, head_dim, seen), &Device::Cpu)?,
-            Tensor::from_vec(values, (heads, seen, head_dim), &Device::Cpu)?,
-        ))
-    }
-
     /// One new token's attention, written out by hand: at one query position the matrix
     /// products are vector-matrix products, where candle's batched matmul spent more time
     /// dispatching than computing. `q` is (heads, head_dim) after RoPE; the result is
     /// (heads, head_dim). KV heads are shared among candle's worker threads.
     fn attend_one(&self, q: &[f32], shape: AttentionShape, seen: usize) -> Vec<f32> {
+        self.attend_rows(q, shape, seen - 1, 1)
+    }
+
+    /// The causal attention of `n` query positions `position..position + n`, each over
+    /// the positions up to itself: `q` is (n, heads, head_dim) after RoPE, the result the
+    /// same shape. Work items are (KV head, query position) pairs on candle's worker pool,
+    /// so the prompt's attention uses every core (candle's batched matmul and softmax ran
+    /// on rayon's threads while the pool's thread spun beside them: 8% of a prompt's
+    /// samples in `perf`), and the masked half of the scores is never computed.
+    fn attend_rows(&self, q: &[f32], shape: AttentionShape, position: usize, n: usize) -> Vec<f32> {
         let AttentionShape {
             kv_heads,
             group,
             head_dim,
-            scale,
+            ..
         } = shape;
-        let capacity = self.capacity;
-        let mut out = vec![0f32; kv_heads * group * head_dim];
+        let width = kv_heads * group * head_dim;
+        assert_eq!(q.len(), n * width, "queries of n positions");
+        let mut out = vec![0f32; n * width];
         let out_at = out.as_mut_ptr() as usize;
-        candle_core::utils::barrier_pool().execute_chunked(kv_heads, |range| {
-            // Scores of the group's query heads, head-major: group x seen.
-            let mut scores = vec![0f32; group * seen];
-            for kv in range {
-                let keys_t = &self.keys_t[kv * head_dim * capacity..][..head_dim * capacity];
-                let values = &self.values[kv * capacity * head_dim..][..seen * head_dim];
-                let queries = &q[kv * group * head_dim..][..group * head_dim];
-                scores.fill(0.0);
-                // Positions in tiles, so a tile of keys (head_dim x TILE) stays in L1 while
-                // every query head of the group reads it.
-                const TILE: usize = 64;
-                for start in (0..seen).step_by(TILE) {
-                    let len = TILE.min(seen - start);
-                    for (g, query) in queries.chunks_exact(head_dim).enumerate() {
-                        let tile = &mut scores[g * seen + start..][..len];
-                        for (d, &qd) in query.iter().enumerate() {
-                            let qd = qd * scale;
-                            let keys = &keys_t[d * capacity + start..][..len];
-                            for (s, k) in tile.iter_mut().zip(keys) {
-                                *s += qd * k;
-                            }
-                        }
-                    }
-                }
-                let mut inverse_totals = vec![0f32; group];
-                for (g, head_scores) in scores.chunks_exact_mut(seen).enumerate() {
-                    let max = head_scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                    let mut total = 0f32;
-                    for s in head_scores.iter_mut() {
-                        *s = (*s - max).exp();
-                        total += *s;
-                    }
-                    inverse_totals[g] = 1.0 / total;
-                }
-                // SAFETY: this KV head's group of output rows is written by this thread only.
+        candle_core::utils::barrier_pool().execute_chunked(kv_heads * n, |range| {
+            let mut scratch = AttentionScratch {
+                scores: vec![0f32; group * (position + n)],
+                inverse_totals: vec![0f32; group],
+            };
+            for item in range {
+                let (kv, row) = (item / n, item % n);
+                let at = row * width + kv * group * head_dim;
+                let queries = &q[at..][..group * head_dim];
+                // SAFETY: this (row, KV head) block of the output is written by this
+                // work item only.
                 let rows = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        (out_at as *mut f32).add(kv * group * head_dim),
-                        group * head_dim,
-                    )
+                    std::slice::from_raw_parts_mut((out_at as *mut f32).add(at), group * head_dim)
                 };
-                // Each value row is read once and added to every head of the group.
-                for (j, value) in values.chunks_exact(head_dim).enumerate() {
-                    for (g, row) in rows.chunks_exact_mut(head_dim).enumerate() {
-                        let w = scores[g * seen + j] * inverse_totals[g];
-                        for (o, x) in row.iter_mut().zip(value) {
-                            *o += w * x;
-                        }
-                    }
-                }
+                self.attend_group(kv, queries, shape, position + row + 1, &mut scratch, rows);
             }
         });
         out
     }
+
+    /// KV head `kv`'s group of query heads at one position, over positions 0..seen, into
+    /// `rows` (group x head_dim, zeroed). Compiled for AVX-512 and for AVX2 besides the
+    /// baseline and chosen at run time: the crate's baseline is SSE2, four lanes where the
+    /// CPU has sixteen (Rust never fuses the multiply-adds, so every form gives the same
+    /// numbers).
+    fn attend_group(
+        &self,
+        kv: usize,
+        queries: &[f32],
+        shape: AttentionShape,
+        seen: usize,
+        scratch: &mut AttentionScratch,
+        rows: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::signals::dsp::has_avx512f() {
+                // SAFETY: the CPU has AVX-512F (checked at run time just above).
+                return unsafe {
+                    self.attend_group_avx512(kv, queries, shape, seen, scratch, rows)
+                };
+            }
+            if crate::signals::dsp::has_avx2() {
+                // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
+                return unsafe { self.attend_group_avx2(kv, queries, shape, seen, scratch, rows) };
+            }
+        }
+        self.attend_group_impl(kv, queries, shape, seen, scratch, rows)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn attend_group_avx512(
+        &self,
+        kv: usize,
+        queries: &[f32],
+        shape: AttentionShape,
+        seen: usize,
+        scratch: &mut AttentionScratch,
+        rows: &mut [f32],
+    ) {
+        self.attend_group_impl(kv, queries, shape, seen, scratch, rows)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn attend_group_avx2(
+        &self,
+        kv: usize,
+        queries: &[f32],
+        shape: AttentionShape,
+        seen: usize,
+        scratch: &mut AttentionScratch,
+        rows: &mut [f32],
+    ) {
+        self.attend_group_impl(kv, queries, shape, seen, scratch, rows)
+    }
+
+    #[inline(always)]
+    fn attend_group_impl(
+        &self,
+        kv: usize,
+        queries: &[f32],
+        shape: AttentionShape,
+        seen: usize,
+        scratch: &mut AttentionScratch,
+        rows: &mut [f32],
+    ) {
+        let AttentionShape {
+            group,
+            head_dim,
+            scale,
+            ..
+        } = shape;
+        let capacity = self.capacity;
+        let keys_t = &self.keys_t[kv * head_dim * capacity..][..head_dim * capacity];
+        let values = &self.values[kv * capacity * head_dim..][..seen * head_dim];
+        // Scores of the group's query heads, head-major: group x seen.
+        let scores = &mut scratch.scores[..group * seen];
+        scores.fill(0.0);
+        // Positions in tiles, so a tile of keys (head_dim x TILE) stays in L1 while
+        // every query head of the group reads it.
+        const TILE: usize = 64;
+        for start in (0..seen).step_by(TILE) {
+            let len = TILE.min(seen - start);
+            for (g, query) in queries.chunks_exact(head_dim).enumerate() {
+                let tile = &mut scores[g * seen + start..][..len];
+                if start + TILE <= capacity {
+                    // A whole tile of sums in a local array, which the compiler keeps in
+                    // registers across the head dimension (the slice was loaded and
+                    // stored again for every d); positions past `seen` are computed from
+                    // the cache's spare room and dropped.
+                    let mut sums = [0f32; TILE];
+                    for (d, &qd) in query.iter().enumerate() {
+                        let qd = qd * scale;
+                        let keys: &[f32; TILE] = keys_t[d * capacity + start..][..TILE]
+                            .try_into()
+                            .expect("a tile of keys");
+                        for (s, k) in sums.iter_mut().zip(keys) {
+                            *s += qd * k;
+                        }
+                    }
+                    tile.copy_from_slice(&sums[..len]);
+                } else {
+                    for (d, &qd) in query.iter().enumerate() {
+                        let qd = qd * scale;
+                        let keys = &keys_t[d * capacity + start..][..len];
+                        for (s, k) in tile.iter_mut().zip(keys) {
+                            *s += qd * k;
+                        }
+                    }
+                }
+            }
+        }
+        let inverse_totals = &mut scratch.inverse_totals[..group];
+        for (g, head_scores) in scores.chunks_exact_mut(seen).enumerate() {
+            let max = head_scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+            let mut total = 0f32;
+            for s in head_scores.iter_mut() {
+                *s = (*s - max).exp();
+                total += *s;
+            }
+            inverse_totals[g] = 1.0 / total;
+        }
+        const LANES: usize = 64;
+        if head_dim.is_multiple_of(LANES) {
+            // Blocks of BLOCK value rows; for each head and 64 dimensions of its output row,
+            // the sums stay in a local array (registers) across the block, where they were
+            // loaded and stored again for every position. The same products added in the
+            // same order of positions, so the same numbers.
+            const BLOCK: usize = 8;
+            for (b, block) in values.chunks(BLOCK * head_dim).enumerate() {
+                for (g, row) in rows.chunks_exact_mut(head_dim).enumerate() {
+                    let weights = &scores[g * seen + b * BLOCK..];
+                    for (c, out) in row.chunks_exact_mut(LANES).enumerate() {
+                        let mut sums: [f32; LANES] = (&*out).try_into().expect("64 lanes");
+                        for (value, &weight) in block.chunks_exact(head_dim).zip(weights) {
+                            let w = weight * inverse_totals[g];
+                            let value: &[f32; LANES] =
+                                value[c * LANES..][..LANES].try_into().expect("64 lanes");
+                            for (o, x) in sums.iter_mut().zip(value) {
+                                *o += w * x;
+                            }
+                        }
+                        out.copy_from_slice(&sums);
+                    }
+                }
+            }
+            return;
+        }
+        // Each value row is read once and added to every head of the group.
+        for (j, value) in values.chunks_exact(head_dim).enumerate() {
+            for (g, row) in rows.chunks_exact_mut(head_dim).enumerate() {
+                let w = scores[g * seen + j] * inverse_totals[g];
+                for (o, x) in row.iter_mut().zip(value) {
+                    *o += w * x;
+                }
+            }
+        }
+    }
+}
+
+/// Per-thread work space of [`Cache::attend_group`].
+struct AttentionScratch {
+    scores: Vec<f32>,
+    inverse_totals: Vec<f32>,
 }
 
 #[derive(Clone, Copy)]
@@ -607,19 +732,16 @@ impl Qwen2 {
         if n == 1 {
             return self.step(tokens[0], position);
         }
-        // Several tokens from here on (one goes through `step`): they need the causal mask.
-        let mask = candle_transformers::utils::build_additive_causal_mask(
-            n,
-            position,
-            None,
-            &Device::Cpu,
-            DType::F32,
-        )?;
+        // Several tokens from here on (one goes through `step`).
         let cos = self.cos.narrow(0, position, n)?;
         let sin = self.sin.narrow(0, position, n)?;
         let (heads, kv_heads, head_dim) = (self.heads, self.kv_heads, self.head_dim);
-        let group = heads / kv_heads;
-        let scale = 1.0 / (head_dim as f64).sqrt();
+        let shape = AttentionShape {
+            kv_heads,
+            group: heads / kv_heads,
+            head_dim,
+            scale: (1.0 / (head_dim as f64).sqrt()) as f32,
+        };
         let mut x = self.embedding.forward(tokens)?;
         for layer in &mut self.layers {
             let h = layer.attention_norm.forward(&x)?;
@@ -639,21 +761,14 @@ impl Qwen2 {
             let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
             layer.cache.append(&k, &v, position)?;
-            let seen = position + n;
-            // Query heads h*group..(h+1)*group share KV head h: one batched product per KV
-            // head, (group * n, head_dim) x (head_dim, seen).
-            let (keys_t, values) = layer.cache.tensors(kv_heads, seen, head_dim)?;
-            let q = q.reshape((kv_heads, group * n, head_dim))?;
-            let scores = (q.matmul(&keys_t)? * scale)?;
-            let scores = scores
-                .reshape((kv_heads, group, n, seen))?
-                .broadcast_add(&mask)?
-                .reshape((kv_heads, group * n, seen))?;
-            let attended = candle_nn::ops::softmax_last_dim(&scores)?
-                .matmul(&values)?
-                .reshape((1, heads, n, head_dim))?
+            // Back to (n, heads, head_dim) rows for the hand-written causal attention.
+            let q = q
                 .transpose(1, 2)?
-                .reshape((1, n, heads * head_dim))?;
+                .contiguous()?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let attended = layer.cache.attend_rows(&q, shape, position, n);
+            let attended = Tensor::from_vec(attended, (1, n, heads * head_dim), &Device::Cpu)?;
             x = (layer.o.forward(&attended)? + &x)?;
             let h = layer.ffn_norm.forward(&x)?;
             let [gate, up]: [Tensor; 2] = layer
@@ -820,16 +935,21 @@ mod tests {
             }
         }
         assert!(cache.capacity >= 305);
-        // The prompt path's tensors hold the same numbers.
-        let (keys_t, vals_t) = cache.tensors(kv_heads, position, head_dim).unwrap();
-        let keys_t: Vec<Vec<Vec<f32>>> = keys_t.to_vec3().unwrap();
-        let vals_t: Vec<Vec<Vec<f32>>> = vals_t.to_vec3().unwrap();
-        for (p, (k, v)) in keys.iter().zip(&vals).enumerate() {
-            for h in 0..kv_heads {
-                for d in 0..head_dim {
-                    assert_eq!(keys_t[h][d][p], k[h * head_dim + d]);
-                    assert_eq!(vals_t[h][p][d], v[h * head_dim + d]);
-                }
+        // A prompt's rows: each of the last 7 positions attends causally, up to itself.
+        let rows = 7;
+        let q = values(rows * kv_heads * shape.group * head_dim, 4242);
+        let width = kv_heads * shape.group * head_dim;
+        let got = cache.attend_rows(&q, shape, position - rows, rows);
+        for row in 0..rows {
+            let seen = position - rows + row + 1;
+            let want = reference(
+                &keys[..seen],
+                &vals[..seen],
+                &q[row * width..][..width],
+                shape,
+            );
+            for (g, w) in got[row * width..][..width].iter().zip(&want) {
+                assert!((g - w).abs() < 1e-5, "row {row}: {g} vs {w}");
             }
         }
     }
