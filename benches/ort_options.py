@@ -21,6 +21,31 @@ Inputs are real: face crops made from frames of .testdata/WolfgangLanger_Pexels.
 clip the MediaPipe comparison uses) by the Python reference pipeline's cropping.
 
     .venv/bin/python benches/ort_options.py [--rounds 7] [--calls 40]
+
+Measured 2026-12-01 (`--rounds 5 --calls 30`, commit cacd2c2, the 2-core build machine with
+AVX-512), per call, medians; relative to affectd's settings:
+
+| variant                      | mesh          | detector 384 px | blendshapes  |
+|------------------------------|---------------|-----------------|--------------|
+| affectd (ALL, 1 thread)      | 4.77 ms       | 5.85 ms         | 0.91 ms      |
+| EXTENDED (no NCHWc layout)   | 10.83 (0.44x) | 10.42 (0.56x)   | 0.92 (0.98x) |
+| BASIC                        | 10.81 (0.44x) | 10.80 (0.54x)   | 0.93 (0.97x) |
+| 2 threads, no spinning       | 5.78 (0.82x)  | 5.08 (1.15x)    | 1.16 (0.78x) |
+| 2 threads, spinning          | 3.28 (1.45x)  | 3.61 (1.62x)    | 0.89 (1.02x) |
+| denormals as zero            | 4.76 (1.00x)  | 5.78 (1.01x)    | 0.90 (1.01x) |
+| no memory pattern, no arena  | 4.92 (0.97x)  | 6.26 (0.93x)    | 0.91 (1.00x) |
+| parallel execution mode      | 4.77 (1.00x)  | 5.82 (1.01x)    | 0.89 (1.02x) |
+
+Mesh batching, ms per face: 1 crop a call 4.84, 2 crops 5.61 (0.86x), 5 crops 6.06 (0.80x),
+8 crops 6.24 (0.78x): slower per face, so a frame's faces stay one call each, on every core.
+
+Only "2 threads, spinning" is faster, and only for one model alone on an idle machine; in
+the pipeline both cores already run a model each, and the spinning threads take them from
+each other. `affectd analyze` (release, same commit, two runs each, with
+AFFECTD_ONNX_THREADS / AFFECTD_ONNX_SPINNING): the 300-frame clip 2.64-2.68 s with 1 thread,
+2.89-2.97 s with 2 threads, 6.24-6.33 s with 2 spinning threads; the 60 images 0.74-0.84 s,
+0.87-0.92 s and 2.42-2.52 s. So affectd keeps 1 thread without spinning (the settings stay
+configurable, `[onnx] intra_threads` and `spinning`, for a machine with cores to spare).
 """
 
 import argparse
