@@ -82,6 +82,8 @@ def start_server(model, threads):
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"llama-server exited with status {server.returncode} before answering (run {binary} --model {model} by hand to see why)")
         try:
             urllib.request.urlopen(f"{url}/health", timeout=2)
             return server, url
@@ -106,6 +108,8 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if not args.model.is_file():
+        sys.exit(f"no model at {args.model}: `affectd models fetch` puts it there, or pass --model PATH")
     server, url = start_server(args.model, args.threads)
     env = dict(os.environ, AFFECTD_LOG_LEVEL="error", AFFECTD_CANDLE_MODEL=str(args.model),
                AFFECTD_OPENAI_URL=url, CANDLE_NUM_THREADS=str(args.threads))
