@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod auth;
 pub mod config;
+pub mod cpu;
 pub mod engine;
 pub mod error;
 pub mod explain;

@@ -442,13 +442,13 @@ impl Cache {
     ) {
         #[cfg(target_arch = "x86_64")]
         {
-            if crate::signals::dsp::has_avx512f() {
+            if crate::cpu::has_avx512f() {
                 // SAFETY: the CPU has AVX-512F (checked at run time just above).
                 return unsafe {
                     self.attend_group_avx512(kv, queries, shape, seen, scratch, rows)
                 };
             }
-            if crate::signals::dsp::has_avx2() {
+            if crate::cpu::has_avx2() {
                 // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
                 return unsafe { self.attend_group_avx2(kv, queries, shape, seen, scratch, rows) };
             }

@@ -9,6 +9,11 @@ pub mod resample;
 pub mod sosfilt;
 pub mod welch;
 
+/// The hot per-sample loops (Welch windowing, channel quality, the filter bank) are
+/// compiled for these feature sets too and pick one at run time.
+#[cfg(target_arch = "x86_64")]
+pub use crate::cpu::{has_avx2, has_avx512f};
+
 pub use butter::{BandType, DesignError, butter_sos, notch_sos};
 pub use resample::resample_poly;
 pub use sosfilt::{
@@ -122,25 +127,4 @@ unsafe fn lane_sum_min_max_avx2(x: &[f64]) -> (f64, f64, f64) {
         lanes(hi_a, hi_b),
         tail,
     )
-}
-
-/// Whether this CPU has AVX2 and FMA, checked once. The hot per-sample loops (Welch
-/// windowing, channel quality) are compiled twice, for the baseline x86-64 and for AVX2,
-/// and this picks one at run time, so the binary still runs on any x86-64.
-#[cfg(target_arch = "x86_64")]
-pub fn has_avx2() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    })
-}
-
-/// Whether this CPU has AVX-512F, checked once (the filter bank's eight f64 lanes fill one
-/// register).
-#[cfg(target_arch = "x86_64")]
-pub fn has_avx512f() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
 }
