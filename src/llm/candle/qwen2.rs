@@ -350,7 +350,11 @@ impl Cache {
     ) {
         let needed = position + n;
         if needed > self.capacity {
-            let grown = needed.max(self.capacity * 2).max(256);
+            // A whole number of attention tiles, so every tile of keys can be read whole.
+            let grown = needed
+                .max(self.capacity * 2)
+                .max(256)
+                .next_multiple_of(ATTENTION_TILE);
             let old = self.capacity;
             // Keys: each (head, dimension) row keeps its first `position` entries.
             let mut keys_t = vec![0f32; heads * head_dim * grown];
@@ -505,39 +509,28 @@ impl Cache {
         let values = &self.values[kv * capacity * head_dim..][..seen * head_dim];
         // Scores of the group's query heads, head-major: group x seen.
         let scores = &mut scratch.scores[..group * seen];
-        scores.fill(0.0);
         // Positions in tiles, so a tile of keys (head_dim x TILE) stays in L1 while
-        // every query head of the group reads it.
-        const TILE: usize = 64;
+        // every query head of the group reads it. The cache holds whole tiles.
+        const TILE: usize = ATTENTION_TILE;
+        debug_assert!(capacity.is_multiple_of(TILE), "the cache holds whole tiles");
         for start in (0..seen).step_by(TILE) {
             let len = TILE.min(seen - start);
             for (g, query) in queries.chunks_exact(head_dim).enumerate() {
-                let tile = &mut scores[g * seen + start..][..len];
-                if start + TILE <= capacity {
-                    // A whole tile of sums in a local array, which the compiler keeps in
-                    // registers across the head dimension (the slice was loaded and
-                    // stored again for every d); positions past `seen` are computed from
-                    // the cache's spare room and dropped.
-                    let mut sums = [0f32; TILE];
-                    for (d, &qd) in query.iter().enumerate() {
-                        let qd = qd * scale;
-                        let keys: &[f32; TILE] = keys_t[d * capacity + start..][..TILE]
-                            .try_into()
-                            .expect("a tile of keys");
-                        for (s, k) in sums.iter_mut().zip(keys) {
-                            *s += qd * k;
-                        }
-                    }
-                    tile.copy_from_slice(&sums[..len]);
-                } else {
-                    for (d, &qd) in query.iter().enumerate() {
-                        let qd = qd * scale;
-                        let keys = &keys_t[d * capacity + start..][..len];
-                        for (s, k) in tile.iter_mut().zip(keys) {
-                            *s += qd * k;
-                        }
+                // A whole tile of sums in a local array, which the compiler keeps in
+                // registers across the head dimension (a slice was loaded and stored again
+                // for every d); positions past `seen` come from the cache's spare room and
+                // are dropped.
+                let mut sums = [0f32; TILE];
+                for (d, &qd) in query.iter().enumerate() {
+                    let qd = qd * scale;
+                    let keys: &[f32; TILE] = keys_t[d * capacity + start..][..TILE]
+                        .try_into()
+                        .expect("a tile of keys");
+                    for (s, k) in sums.iter_mut().zip(keys) {
+                        *s += qd * k;
                     }
                 }
+                scores[g * seen + start..][..len].copy_from_slice(&sums[..len]);
             }
         }
         let inverse_totals = &mut scratch.inverse_totals[..group];
@@ -593,6 +586,10 @@ struct AttentionScratch {
     scores: Vec<f32>,
     inverse_totals: Vec<f32>,
 }
+
+/// Key positions per tile of the written-out attention; the KV cache's capacity is a
+/// multiple of it.
+const ATTENTION_TILE: usize = 64;
 
 #[derive(Clone, Copy)]
 struct AttentionShape {
